@@ -1,0 +1,17 @@
+/* gateway.h: applies a rendering to disk (and, in managed mode, to the running daemons). */
+#ifndef CONDUIT_GATEWAY_H
+#define CONDUIT_GATEWAY_H
+
+#include "core/registry.h"
+#include "core/render.h"
+
+/* Prepare the config directories under cfg->state_dir. 0 or -errno. */
+int gw_open(const struct reg_config *cfg);
+
+/* Write out, replacing the previous rendering prev (NULL at mount: write everything and remove
+ * stray hosts.d files). Only files that differ from prev are rewritten, each atomically.
+ * 0 or -errno. */
+int gw_apply(const struct reg_config *cfg, const struct render_out *next,
+             const struct render_out *prev);
+
+#endif

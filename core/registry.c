@@ -1,0 +1,758 @@
+/* registry.c: services.json, the single source of truth. Mutations are serialized by one lock,
+ * build the next registry beside the current one, render and apply it, commit it atomically, and
+ * only then publish it as the new snapshot that readers see. */
+#include "core/registry.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "audit/audit.h"
+#include "core/gateway.h"
+#include "core/render.h"
+#include "core/statefile.h"
+
+/* Ownership: mut_lock orders every mutation and guards g_rendered; snap_lock guards g_cur and
+ * every snapshot's refcount. A mutator takes mut_lock, then snap_lock only to publish. */
+static pthread_mutex_t mut_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t snap_lock = PTHREAD_MUTEX_INITIALIZER;
+static const struct reg_config *g_cfg;
+static struct reg_snapshot *g_cur;
+static struct render_out g_rendered;
+
+static const char *const attr_names[REG_NATTR] = {
+    "upstream", "domain", "health_check", "mode", "monitoring",
+};
+
+const char *reg_attr_name(enum reg_attr attr)
+{
+    return (unsigned)attr < REG_NATTR ? attr_names[attr] : NULL;
+}
+
+int reg_attr_from_name(const char *name)
+{
+    for (int i = 0; i < REG_NATTR; i++)
+        if (strcmp(name, attr_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *reg_status_name(enum reg_status st)
+{
+    switch (st) {
+    case REG_ACTIVE: return "active";
+    case REG_PENDING: return "pending";
+    default: return "inactive";
+    }
+}
+
+const char *reg_attr_value(const struct reg_service *svc, enum reg_attr attr)
+{
+    switch (attr) {
+    case REG_UPSTREAM: return svc->upstream;
+    case REG_DOMAIN: return svc->domain;
+    case REG_HEALTH_CHECK: return svc->health_check;
+    case REG_MODE: return svc->mode;
+    case REG_MONITORING: return svc->monitoring;
+    default: return "";
+    }
+}
+
+int reg_attr_default(const struct reg_config *cfg, const char *name, enum reg_attr attr,
+                     char *buf, size_t buflen)
+{
+    int n;
+
+    switch (attr) {
+    case REG_DOMAIN:
+        n = snprintf(buf, buflen, "%s.%s", name,
+                     cfg->nsuffixes ? cfg->suffixes[0] : "internal");
+        break;
+    case REG_HEALTH_CHECK: n = snprintf(buf, buflen, "/health"); break;
+    case REG_MODE: n = snprintf(buf, buflen, "proxy"); break;
+    case REG_MONITORING: n = snprintf(buf, buflen, "{}"); break;
+    default: n = snprintf(buf, buflen, "%s", ""); break;
+    }
+    return (n < 0 || (size_t)n >= buflen) ? -ENAMETOOLONG : 0;
+}
+
+/* Copy a validated string into a fixed field. -EINVAL when it does not fit. */
+static int set_field(char *dst, size_t dstlen, const char *src)
+{
+    size_t n = strlen(src);
+
+    if (n >= dstlen)
+        return -EINVAL;
+    memcpy(dst, src, n + 1);
+    return 0;
+}
+
+/* ---- snapshots ---- */
+
+static struct reg_snapshot *snap_new(size_t n)
+{
+    struct reg_snapshot *s = calloc(1, sizeof(*s));
+
+    if (!s)
+        return NULL;
+    s->refs = 1;
+    s->n = n;
+    s->svcs = n ? calloc(n, sizeof(*s->svcs)) : NULL;
+    if (n && !s->svcs) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void snap_free(struct reg_snapshot *s)
+{
+    if (!s)
+        return;
+    free(s->svcs);
+    free(s);
+}
+
+struct reg_snapshot *reg_snapshot_get(void)
+{
+    struct reg_snapshot *s;
+
+    pthread_mutex_lock(&snap_lock);
+    s = g_cur;
+    if (s)
+        s->refs++;
+    pthread_mutex_unlock(&snap_lock);
+    return s;
+}
+
+void reg_snapshot_put(struct reg_snapshot *snap)
+{
+    int left;
+
+    if (!snap)
+        return;
+    pthread_mutex_lock(&snap_lock);
+    left = --snap->refs;
+    pthread_mutex_unlock(&snap_lock);
+    if (left == 0)
+        snap_free(snap);
+}
+
+/* Publish next as the current registry; the registry's own reference moves to it. */
+static void snap_publish(struct reg_snapshot *next)
+{
+    struct reg_snapshot *old;
+
+    pthread_mutex_lock(&snap_lock);
+    old = g_cur;
+    g_cur = next;
+    pthread_mutex_unlock(&snap_lock);
+    reg_snapshot_put(old);
+}
+
+static ssize_t find_live(const struct reg_service *svcs, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (svcs[i].status != REG_INACTIVE && strcmp(svcs[i].name, name) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+const struct reg_service *reg_snapshot_find(const struct reg_snapshot *snap, const char *name)
+{
+    ssize_t i = snap ? find_live(snap->svcs, snap->n, name) : -1;
+
+    return i < 0 ? NULL : &snap->svcs[i];
+}
+
+/* True when another live record than skip already uses domain. */
+static bool domain_taken(const struct reg_service *svcs, size_t n, const char *domain,
+                         ssize_t skip)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((ssize_t)i != skip && svcs[i].status != REG_INACTIVE &&
+            strcmp(svcs[i].domain, domain) == 0)
+            return true;
+    return false;
+}
+
+/* ---- services.json ---- */
+
+static json_t *service_json(const struct reg_service *s)
+{
+    json_t *o = json_object();
+    json_t *mon = json_loads(s->monitoring, 0, NULL);
+
+    if (!o || !mon)
+        goto fail;
+    if (json_object_set_new(o, "name", json_string(s->name)) ||
+        json_object_set_new(o, "upstream", json_string(s->upstream)) ||
+        json_object_set_new(o, "domain", json_string(s->domain)) ||
+        json_object_set_new(o, "status", json_string(reg_status_name(s->status))) ||
+        json_object_set_new(o, "registered_at", json_string(s->registered_at)) ||
+        json_object_set_new(o, "health_check", json_string(s->health_check)) ||
+        json_object_set_new(o, "mode", json_string(s->mode)) ||
+        json_object_set_new(o, "monitoring", mon))
+        goto fail_nomon;
+    if (s->status == REG_INACTIVE &&
+        json_object_set_new(o, "deregistered_at", json_string(s->deregistered_at)))
+        goto fail_nomon;
+    return o;
+fail:
+    json_decref(mon);
+fail_nomon:
+    json_decref(o);
+    return NULL;
+}
+
+char *reg_serialize(const struct reg_service *svcs, size_t n)
+{
+    json_t *root = json_object(), *arr = json_array();
+    char *out = NULL;
+
+    if (!root || !arr)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = service_json(&svcs[i]);
+        if (!o || json_array_append_new(arr, o))
+            goto out;
+    }
+    if (json_object_set_new(root, "version", json_integer(1)) ||
+        json_object_set(root, "services", arr))
+        goto out;
+    out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+out:
+    json_decref(arr);
+    json_decref(root);
+    return out;
+}
+
+/* Fetch a required string member into dst. -EINVAL with a reason when absent or wrong. */
+static int get_str(json_t *o, const char *key, char *dst, size_t dstlen, size_t idx,
+                   char *err, size_t errlen)
+{
+    json_t *v = json_object_get(o, key);
+
+    if (!json_is_string(v) || json_string_length(v) >= dstlen ||
+        strlen(json_string_value(v)) != json_string_length(v)) {
+        snprintf(err, errlen, "service #%zu: \"%s\" missing or not a valid string", idx, key);
+        return -EINVAL;
+    }
+    memcpy(dst, json_string_value(v), json_string_length(v) + 1);
+    return 0;
+}
+
+/* Check one loaded record the way a write through the mount would have. */
+static int check_record(const struct reg_config *cfg, struct reg_service *s, size_t idx,
+                        char *err, size_t errlen)
+{
+    struct val_upstream up;
+    const char *what = NULL;
+
+    if (val_name(s->name))
+        what = "name";
+    else if (s->upstream[0] && val_upstream(s->upstream, &up))
+        what = "upstream";
+    else if (val_health_check(s->health_check))
+        what = "health_check";
+    else if (val_mode(s->mode))
+        what = "mode";
+    else if (s->status != REG_INACTIVE &&
+             val_domain(s->domain, cfg->suffixes_ptr, cfg->nsuffixes))
+        what = "domain (is its suffix in --domains?)";
+    else if (s->upstream[0] && strcmp(s->mode, "dns") == 0 && up.kind == VAL_HOST_NAME)
+        what = "upstream (a hostname in dns mode)";
+    if (what) {
+        snprintf(err, errlen, "service #%zu (%s): invalid %s", idx, s->name, what);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int reg_parse(const char *json, size_t len, const struct reg_config *cfg,
+              struct reg_service **out, size_t *n, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *arr, *v;
+    struct reg_service *svcs = NULL;
+    size_t cnt = 0, i;
+    int rc = -EINVAL;
+
+    *out = NULL;
+    *n = 0;
+    if (!root) {
+        snprintf(err, errlen, "line %d: %s", jerr.line, jerr.text);
+        goto out;
+    }
+    v = json_object_get(root, "version");
+    arr = json_object_get(root, "services");
+    if (!json_is_object(root) || !json_is_integer(v) || json_integer_value(v) != 1 ||
+        !json_is_array(arr)) {
+        snprintf(err, errlen, "not a version 1 registry (need {\"version\":1,\"services\":[]})");
+        goto out;
+    }
+    cnt = json_array_size(arr);
+    if (cnt && !(svcs = calloc(cnt, sizeof(*svcs)))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    json_array_foreach(arr, i, v) {
+        struct reg_service *s = &svcs[i];
+        char status[16], mon_raw[VAL_VALUE_MAX + 1];
+        json_t *mon = json_object_get(v, "monitoring");
+        char *mon_txt;
+
+        if (!json_is_object(v)) {
+            snprintf(err, errlen, "service #%zu is not an object", i);
+            goto out;
+        }
+        if (get_str(v, "name", s->name, sizeof(s->name), i, err, errlen) ||
+            get_str(v, "upstream", s->upstream, sizeof(s->upstream), i, err, errlen) ||
+            get_str(v, "domain", s->domain, sizeof(s->domain), i, err, errlen) ||
+            get_str(v, "status", status, sizeof(status), i, err, errlen) ||
+            get_str(v, "registered_at", s->registered_at, sizeof(s->registered_at), i,
+                    err, errlen) ||
+            get_str(v, "health_check", s->health_check, sizeof(s->health_check), i,
+                    err, errlen) ||
+            get_str(v, "mode", s->mode, sizeof(s->mode), i, err, errlen))
+            goto out;
+        if (strcmp(status, "active") == 0)
+            s->status = REG_ACTIVE;
+        else if (strcmp(status, "pending") == 0)
+            s->status = REG_PENDING;
+        else if (strcmp(status, "inactive") == 0)
+            s->status = REG_INACTIVE;
+        else {
+            snprintf(err, errlen, "service #%zu: unknown status \"%s\"", i, status);
+            goto out;
+        }
+        if (s->status != REG_INACTIVE && (s->status == REG_ACTIVE) != (s->upstream[0] != 0)) {
+            snprintf(err, errlen, "service #%zu: status does not match its upstream", i);
+            goto out;
+        }
+        if (s->status == REG_INACTIVE &&
+            get_str(v, "deregistered_at", s->deregistered_at, sizeof(s->deregistered_at), i,
+                    err, errlen))
+            goto out;
+        mon_txt = mon ? json_dumps(mon, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        if (!mon_txt || snprintf(mon_raw, sizeof(mon_raw), "%s", mon_txt) >= (int)sizeof(mon_raw)
+            || val_monitoring(mon_raw, s->monitoring, sizeof(s->monitoring))) {
+            free(mon_txt);
+            snprintf(err, errlen, "service #%zu: invalid monitoring", i);
+            goto out;
+        }
+        free(mon_txt);
+        if (check_record(cfg, s, i, err, errlen))
+            goto out;
+        if (s->status != REG_INACTIVE &&
+            (find_live(svcs, i, s->name) >= 0 || domain_taken(svcs, i, s->domain, -1))) {
+            snprintf(err, errlen, "service #%zu (%s): duplicate active name or domain", i,
+                     s->name);
+            goto out;
+        }
+    }
+    *out = svcs;
+    *n = cnt;
+    svcs = NULL;
+    rc = 0;
+out:
+    free(svcs);
+    json_decref(root);
+    return rc;
+}
+
+/* ---- committing ---- */
+
+static int services_path(char *buf, size_t len)
+{
+    return state_path(buf, len, g_cfg->state_dir, "services.json");
+}
+
+/* Render next, apply it, write services.json, and publish. Called with mut_lock held. On
+ * failure nothing is published and the previous configs are put back. 0 or -errno. */
+static int commit(struct reg_snapshot *next)
+{
+    struct render_out out = {0};
+    char path[PATH_MAX];
+    char *doc = NULL;
+    int rc;
+
+    rc = render_all(g_cfg, next->svcs, next->n, &out);
+    if (rc < 0) {
+        syslog(LOG_ERR, "registry: render refused the next registry: %s", strerror(-rc));
+        goto out;
+    }
+    doc = reg_serialize(next->svcs, next->n);
+    if (!doc) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    rc = services_path(path, sizeof(path));
+    if (rc < 0)
+        goto out;
+    rc = gw_apply(g_cfg, &out, &g_rendered);
+    if (rc < 0) {
+        syslog(LOG_ERR, "registry: applying configs failed: %s", strerror(-rc));
+        goto rollback;
+    }
+    rc = state_write_atomic(path, doc, strlen(doc), 0600);
+    if (rc < 0) {
+        syslog(LOG_ERR, "registry: writing services.json failed: %s", strerror(-rc));
+        goto rollback;
+    }
+    render_free(&g_rendered);
+    g_rendered = out;
+    memset(&out, 0, sizeof(out));
+    snap_publish(next);
+    goto out;
+rollback:
+    if (gw_apply(g_cfg, &g_rendered, &out) < 0)
+        syslog(LOG_ERR, "registry: configs could not be restored; remount re-renders them");
+out:
+    free(doc);
+    render_free(&out);
+    return rc;
+}
+
+/* A private copy of the current registry with room for extra more records. */
+static struct reg_snapshot *snap_copy(size_t extra)
+{
+    struct reg_snapshot *next = snap_new(g_cur->n + extra);
+
+    if (!next)
+        return NULL;
+    next->n = g_cur->n;
+    if (g_cur->n)
+        memcpy(next->svcs, g_cur->svcs, g_cur->n * sizeof(*next->svcs));
+    return next;
+}
+
+int reg_register(const char *name, const char *who)
+{
+    struct reg_snapshot *next = NULL;
+    struct reg_service *s;
+    char domain[sizeof(s->domain)];
+    int rc;
+
+    if (val_name(name))
+        return -EINVAL;
+    pthread_mutex_lock(&mut_lock);
+    if (find_live(g_cur->svcs, g_cur->n, name) >= 0) {
+        rc = -EEXIST;
+        goto out;
+    }
+    rc = reg_attr_default(g_cfg, name, REG_DOMAIN, domain, sizeof(domain));
+    if (rc < 0 || val_domain(domain, g_cfg->suffixes_ptr, g_cfg->nsuffixes)) {
+        rc = -EINVAL;
+        goto out;
+    }
+    if (domain_taken(g_cur->svcs, g_cur->n, domain, -1)) {
+        rc = -EEXIST;
+        goto out;
+    }
+    next = snap_copy(1);
+    if (!next) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    s = &next->svcs[next->n++];
+    memset(s, 0, sizeof(*s));
+    set_field(s->name, sizeof(s->name), name);
+    set_field(s->domain, sizeof(s->domain), domain);
+    reg_attr_default(g_cfg, name, REG_HEALTH_CHECK, s->health_check, sizeof(s->health_check));
+    reg_attr_default(g_cfg, name, REG_MODE, s->mode, sizeof(s->mode));
+    reg_attr_default(g_cfg, name, REG_MONITORING, s->monitoring, sizeof(s->monitoring));
+    s->status = REG_PENDING;
+    state_now_iso(s->registered_at, sizeof(s->registered_at));
+    rc = commit(next);
+    if (rc == 0)
+        next = NULL;
+out:
+    pthread_mutex_unlock(&mut_lock);
+    snap_free(next);
+    if (rc == 0) {
+        json_t *d = json_pack("{s:s,s:s}", "name", name, "domain", domain);
+        char msg[128];
+
+        snprintf(msg, sizeof(msg), "Registered service %s", name);
+        audit_log("service_register", "success", msg, who, d);
+        json_decref(d);
+    }
+    return rc;
+}
+
+int reg_deregister(const char *name, const char *who)
+{
+    struct reg_snapshot *next = NULL;
+    char domain[254] = "";
+    ssize_t i;
+    int rc;
+
+    pthread_mutex_lock(&mut_lock);
+    i = find_live(g_cur->svcs, g_cur->n, name);
+    if (i < 0) {
+        rc = -ENOENT;
+        goto out;
+    }
+    next = snap_copy(0);
+    if (!next) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    next->svcs[i].status = REG_INACTIVE;
+    state_now_iso(next->svcs[i].deregistered_at, sizeof(next->svcs[i].deregistered_at));
+    set_field(domain, sizeof(domain), next->svcs[i].domain);
+    rc = commit(next);
+    if (rc == 0)
+        next = NULL;
+out:
+    pthread_mutex_unlock(&mut_lock);
+    snap_free(next);
+    if (rc == 0) {
+        json_t *d = json_pack("{s:s,s:s}", "name", name, "domain", domain);
+        char msg[128];
+
+        snprintf(msg, sizeof(msg), "Deregistered service %s", name);
+        audit_log("service_deregister", "success", msg, who, d);
+        json_decref(d);
+    }
+    return rc;
+}
+
+/* Validate value for attr of record s (within svcs[0..n), at index idx) and write it into s.
+ * 0, -EINVAL or -EEXIST. */
+static int apply_attr(struct reg_service *svcs, size_t n, ssize_t idx, enum reg_attr attr,
+                      const char *value)
+{
+    struct reg_service *s = &svcs[idx];
+    struct val_upstream up;
+    char canon[VAL_MONITORING_MAX];
+
+    switch (attr) {
+    case REG_UPSTREAM:
+        if (value[0] == '\0') {
+            s->upstream[0] = '\0';
+            break;
+        }
+        if (val_upstream(value, &up))
+            return -EINVAL;
+        if (strcmp(s->mode, "dns") == 0 && up.kind == VAL_HOST_NAME)
+            return -EINVAL;
+        return set_field(s->upstream, sizeof(s->upstream), value);
+    case REG_DOMAIN:
+        if (val_domain(value, g_cfg->suffixes_ptr, g_cfg->nsuffixes))
+            return -EINVAL;
+        if (strcmp(value, s->domain) && domain_taken(svcs, n, value, idx))
+            return -EEXIST;
+        return set_field(s->domain, sizeof(s->domain), value);
+    case REG_HEALTH_CHECK:
+        if (val_health_check(value))
+            return -EINVAL;
+        return set_field(s->health_check, sizeof(s->health_check), value);
+    case REG_MODE:
+        if (val_mode(value))
+            return -EINVAL;
+        if (strcmp(value, "dns") == 0 && s->upstream[0] &&
+            (val_upstream(s->upstream, &up) || up.kind == VAL_HOST_NAME))
+            return -EINVAL;
+        return set_field(s->mode, sizeof(s->mode), value);
+    case REG_MONITORING:
+        if (val_monitoring(value, canon, sizeof(canon)))
+            return -EINVAL;
+        return set_field(s->monitoring, sizeof(s->monitoring), canon);
+    default:
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Set attr of name to the NUL-free, newline-stripped value. */
+static int set_value(const char *name, enum reg_attr attr, const char *value, const char *who)
+{
+    struct reg_snapshot *next = NULL;
+    struct reg_service *s;
+    char old[VAL_MONITORING_MAX], now[VAL_MONITORING_MAX];
+    ssize_t i;
+    int rc;
+
+    pthread_mutex_lock(&mut_lock);
+    i = find_live(g_cur->svcs, g_cur->n, name);
+    if (i < 0) {
+        rc = -ENOENT;
+        goto out;
+    }
+    next = snap_copy(0);
+    if (!next) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    s = &next->svcs[i];
+    snprintf(old, sizeof(old), "%s", reg_attr_value(s, attr));
+    rc = apply_attr(next->svcs, next->n, i, attr, value);
+    if (rc < 0)
+        goto out;
+    snprintf(now, sizeof(now), "%s", reg_attr_value(s, attr));
+    if (strcmp(old, now) == 0)
+        goto out;               /* writing the current value again is a no-op */
+    s->status = s->upstream[0] ? REG_ACTIVE : REG_PENDING;
+    rc = commit(next);
+    if (rc == 0) {
+        next = NULL;
+        rc = 1;
+    }
+out:
+    pthread_mutex_unlock(&mut_lock);
+    snap_free(next);
+    if (rc == 1) {
+        json_t *d = json_pack("{s:s,s:s,s:s,s:s}", "name", name, "attribute",
+                              reg_attr_name(attr), "old", old, "new", now);
+        char msg[128];
+
+        snprintf(msg, sizeof(msg), "Updated %s of service %s", reg_attr_name(attr), name);
+        audit_log("service_update", "success", msg, who, d);
+        json_decref(d);
+        rc = 0;
+    }
+    return rc;
+}
+
+int reg_set(const char *name, enum reg_attr attr, const char *buf, size_t len, const char *who)
+{
+    char value[VAL_VALUE_MAX + 1];
+
+    if ((unsigned)attr >= REG_NATTR)
+        return -EINVAL;
+    if (len > 0 && buf[len - 1] == '\n')
+        len--;
+    if (len > VAL_VALUE_MAX)
+        return -EFBIG;
+    if (memchr(buf, '\0', len))
+        return -EINVAL;
+    memcpy(value, buf, len);
+    value[len] = '\0';
+    return set_value(name, attr, value, who);
+}
+
+int reg_reset(const char *name, enum reg_attr attr, const char *who)
+{
+    char value[VAL_MONITORING_MAX];
+
+    if ((unsigned)attr >= REG_NATTR || reg_attr_default(g_cfg, name, attr, value, sizeof(value)))
+        return -EINVAL;
+    return set_value(name, attr, value, who);
+}
+
+int reg_rerender(void)
+{
+    struct render_out out = {0};
+    int rc;
+
+    pthread_mutex_lock(&mut_lock);
+    rc = render_all(g_cfg, g_cur->svcs, g_cur->n, &out);
+    if (rc == 0)
+        rc = gw_apply(g_cfg, &out, NULL);
+    if (rc == 0) {
+        render_free(&g_rendered);
+        g_rendered = out;
+        memset(&out, 0, sizeof(out));
+    }
+    pthread_mutex_unlock(&mut_lock);
+    render_free(&out);
+    return rc;
+}
+
+/* Keep a copy of a corrupt registry beside it, so the operator can inspect or restore it. */
+static void keep_corrupt_copy(const char *path, const char *doc, size_t len)
+{
+    char aside[PATH_MAX], ts[32];
+    int n;
+
+    state_now_iso(ts, sizeof(ts));
+    n = snprintf(aside, sizeof(aside), "%s.corrupt-%s", path, ts);
+    if (n > 0 && (size_t)n < sizeof(aside) && state_write_atomic(aside, doc, len, 0600) == 0)
+        syslog(LOG_ERR, "registry: copy of the corrupt registry kept at %s", aside);
+}
+
+int reg_open(const struct reg_config *cfg, char *err, size_t errlen)
+{
+    char path[PATH_MAX], why[256];
+    char *doc = NULL;
+    size_t len = 0;
+    struct reg_service *svcs = NULL;
+    size_t n = 0;
+    bool fresh = false;
+    int rc;
+
+    g_cfg = cfg;
+    rc = services_path(path, sizeof(path));
+    if (rc < 0) {
+        snprintf(err, errlen, "state directory path too long");
+        return rc;
+    }
+    rc = state_read_file(path, &doc, &len);
+    if (rc == -ENOENT) {
+        fresh = true;
+    } else if (rc < 0) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(-rc));
+        return rc;
+    } else {
+        rc = reg_parse(doc, len, cfg, &svcs, &n, why, sizeof(why));
+        if (rc < 0) {
+            keep_corrupt_copy(path, doc, len);
+            snprintf(err, errlen, "%s is corrupt (%s); refusing to mount. A copy is kept as "
+                     "services.json.corrupt-*; restore a backup or move it away", path, why);
+            goto out;
+        }
+    }
+    g_cur = snap_new(0);
+    if (!g_cur) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    g_cur->n = n;
+    g_cur->svcs = svcs;
+    svcs = NULL;
+    rc = gw_open(cfg);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot create config directories: %s", strerror(-rc));
+        goto out;
+    }
+    rc = reg_rerender();
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot render configs from %s: %s", path, strerror(-rc));
+        goto out;
+    }
+    if (fresh) {
+        char *empty = reg_serialize(NULL, 0);
+
+        rc = empty ? state_write_atomic(path, empty, strlen(empty), 0600) : -ENOMEM;
+        free(empty);
+        if (rc < 0) {
+            snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rc));
+            goto out;
+        }
+    }
+out:
+    free(doc);
+    free(svcs);
+    if (rc < 0 && g_cur) {
+        snap_free(g_cur);
+        g_cur = NULL;
+    }
+    return rc;
+}
+
+void reg_close(void)
+{
+    pthread_mutex_lock(&mut_lock);
+    render_free(&g_rendered);
+    pthread_mutex_unlock(&mut_lock);
+    snap_publish(NULL);
+}

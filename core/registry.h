@@ -1,0 +1,106 @@
+/* registry.h: the services.json model, the single source of truth for services/. */
+#ifndef CONDUIT_REGISTRY_H
+#define CONDUIT_REGISTRY_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/validate.h"
+
+#define REG_MAX_SUFFIXES 16
+
+/* Daemon-wide settings, filled by fs/main.c from the command line, read-only afterwards. */
+struct reg_config {
+    char state_dir[PATH_MAX];          /* absolute */
+    char suffixes[REG_MAX_SUFFIXES][254];
+    size_t nsuffixes;
+    const char *suffixes_ptr[REG_MAX_SUFFIXES];  /* suffixes[i], in the form val_domain takes */
+    char gateway_ip[64];               /* DNS answer for proxy-mode domains */
+    char dns_addr[64];                 /* dnsmasq listen address */
+    unsigned dns_port;
+    char https_addr[64];               /* Caddy listen address */
+    unsigned https_port;
+    bool manage;                       /* start and reload daemons */
+};
+
+enum reg_attr { REG_UPSTREAM, REG_DOMAIN, REG_HEALTH_CHECK, REG_MODE, REG_MONITORING, REG_NATTR };
+enum reg_status { REG_ACTIVE, REG_PENDING, REG_INACTIVE };
+
+/* One record of services.json. Strings are NUL-terminated and always validated. */
+struct reg_service {
+    char name[64];
+    char upstream[300];                /* "" while pending */
+    char domain[254];
+    char health_check[257];
+    char mode[8];
+    char monitoring[VAL_MONITORING_MAX];
+    enum reg_status status;
+    char registered_at[32];            /* YYYY-MM-DDTHH:MM:SSZ */
+    char deregistered_at[32];          /* "" unless inactive */
+};
+
+/* An immutable, reference-counted view of the registry. Readers never wait on a mutation. */
+struct reg_snapshot {
+    int refs;                          /* guarded by the registry's snapshot lock */
+    size_t n;
+    struct reg_service *svcs;          /* all records, inactive ones included, in file order */
+};
+
+/* Load (or create) services.json under cfg->state_dir and apply the rendered configs.
+ * cfg must outlive the registry. On failure returns -errno and writes a one-line reason to err.
+ * A corrupt services.json is moved aside to services.json.corrupt-<time> and refused. */
+int reg_open(const struct reg_config *cfg, char *err, size_t errlen);
+
+/* Release the registry. No operation may be running. */
+void reg_close(void);
+
+/* Register NAME with default attributes (status pending). 0, -EINVAL, -EEXIST, or an I/O -errno.
+ * who is the caller's user name, for the audit line. */
+int reg_register(const char *name, const char *who);
+
+/* Deregister NAME: it stays in services.json as inactive. 0, -ENOENT or -errno. */
+int reg_deregister(const char *name, const char *who);
+
+/* Set one attribute from a raw written buffer (one trailing newline is stripped).
+ * 0 (also when unchanged), -EINVAL, -EEXIST (domain taken), -EFBIG, -ENOENT, or -errno. */
+int reg_set(const char *name, enum reg_attr attr, const char *buf, size_t len, const char *who);
+
+/* Reset one attribute to its default. Same returns as reg_set. */
+int reg_reset(const char *name, enum reg_attr attr, const char *who);
+
+/* Re-render every config from the registry and apply it (SIGHUP, mount). 0 or -errno. */
+int reg_rerender(void);
+
+/* Take a reference to the current snapshot. Never NULL after reg_open. */
+struct reg_snapshot *reg_snapshot_get(void);
+
+/* Drop a reference taken with reg_snapshot_get. */
+void reg_snapshot_put(struct reg_snapshot *snap);
+
+/* The active or pending record called name in snap, or NULL. */
+const struct reg_service *reg_snapshot_find(const struct reg_snapshot *snap, const char *name);
+
+/* Attribute file name ("upstream", ...) and back; reg_attr_from_name returns -1 when unknown. */
+const char *reg_attr_name(enum reg_attr attr);
+int reg_attr_from_name(const char *name);
+
+/* The current value of attr in svc, as shown in the attribute file (without newline). */
+const char *reg_attr_value(const struct reg_service *svc, enum reg_attr attr);
+
+/* The default value of attr for a service called name into buf. 0 or -ENAMETOOLONG. */
+int reg_attr_default(const struct reg_config *cfg, const char *name, enum reg_attr attr,
+                     char *buf, size_t buflen);
+
+/* "active", "pending" or "inactive". */
+const char *reg_status_name(enum reg_status st);
+
+/* Parse a services.json document into records. 0 or -EINVAL with a reason in err.
+ * On success *out is malloc'd (free it) and *n set. Exposed for tests. */
+int reg_parse(const char *json, size_t len, const struct reg_config *cfg,
+              struct reg_service **out, size_t *n, char *err, size_t errlen);
+
+/* Serialize records into a services.json document (malloc'd, NUL-terminated), or NULL. */
+char *reg_serialize(const struct reg_service *svcs, size_t n);
+
+#endif

@@ -1,0 +1,41 @@
+/* render.h: registry -> dnsmasq.conf, hosts.d files and Caddyfile, as strings (pure). */
+#ifndef CONDUIT_RENDER_H
+#define CONDUIT_RENDER_H
+
+#include <stddef.h>
+
+#include "core/registry.h"
+
+/* One file of state/dns/hosts.d/. */
+struct render_file {
+    char name[72];             /* file name inside hosts.d: the service name */
+    char *data;                /* NUL-terminated */
+};
+
+/* Everything generated from one registry. */
+struct render_out {
+    char *dnsmasq_conf;        /* state/dns/dnsmasq.conf */
+    char *caddyfile;           /* state/routing/Caddyfile */
+    struct render_file *hosts; /* sorted by name, one per active or pending service */
+    size_t nhosts;
+};
+
+/* Render all configs from the records svcs[0..n) (inactive ones are skipped). Deterministic: the
+ * same input gives byte-identical output. Every value is re-validated; a value that fails gives
+ * -EINVAL and no output. 0, -EINVAL or -ENOMEM. On success free *out with render_free.
+ * Besides the validators, -EINVAL for: any rendered value (cfg included) with a byte < 0x21 or
+ * >= 0x7f or one of {}#"\` ; two live records with one name or domain; an active record without
+ * an upstream; a dns-mode active record whose upstream host is not an IP address. On any error
+ * *out is left zeroed. */
+int render_all(const struct reg_config *cfg, const struct reg_service *svcs, size_t n,
+               struct render_out *out);
+
+/* Free what render_all allocated; safe on a zeroed struct. */
+void render_free(struct render_out *out);
+
+/* Path of a domain's leaf certificate and key, as the Caddyfile names them. 0 or -ENAMETOOLONG
+ * (both buffers then empty). domain is not checked here: pass a validated one. */
+int render_cert_paths(const struct reg_config *cfg, const char *domain,
+                      char *cert, size_t certlen, char *key, size_t keylen);
+
+#endif

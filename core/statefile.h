@@ -1,0 +1,35 @@
+/* statefile.h: the state directory, file modes, and atomic writes. */
+#ifndef CONDUIT_STATEFILE_H
+#define CONDUIT_STATEFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Create dir (and parents) with mode 0700 if missing; check that it is a writable directory.
+ * *created is set when the directory was new or empty. 0 or -errno. */
+int state_dir_init(const char *dir, bool *created);
+
+/* Create a directory with mode if missing. 0 or -errno (-ENOTDIR when a non-directory is there). */
+int state_mkdir(const char *path, mode_t mode);
+
+/* Atomically replace path with data: temp file in the same directory, fsync, rename, fsync of the
+ * directory. The file gets mode. 0 or -errno; on failure path is untouched and no temp is left. */
+int state_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+
+/* Remove the temp files an interrupted state_write_atomic left in dir. 0 or -errno. */
+int state_clean_temps(const char *dir);
+
+/* Remove path and fsync its directory. Missing is success. 0 or -errno. */
+int state_unlink(const char *path);
+
+/* Read a whole file into a malloc'd NUL-terminated buffer. 0 or -errno. */
+int state_read_file(const char *path, char **data, size_t *len);
+
+/* Join dir and name into buf. 0 or -ENAMETOOLONG. */
+int state_path(char *buf, size_t len, const char *dir, const char *name);
+
+/* Current UTC time as YYYY-MM-DDTHH:MM:SSZ into buf (>= 21 bytes). */
+void state_now_iso(char *buf, size_t len);
+
+#endif

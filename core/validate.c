@@ -1,0 +1,424 @@
+/* validate.c: pure syntax checks for every value that may reach a generated config. */
+#include "core/validate.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#define NAME_LABEL_MAX 63
+#define HOSTNAME_MAX 253
+#define HEALTH_MAX 256
+#define CONTAINER_MAX 128
+#define SSH_USER_MAX 32
+#define PORT_MAX 65535u
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool is_lower(char c)
+{
+    return c >= 'a' && c <= 'z';
+}
+
+static bool is_alpha(char c)
+{
+    return is_lower(c) || (c >= 'A' && c <= 'Z');
+}
+
+static bool is_hex(char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* One DNS label of len bytes at s: 1..63 of [a-z0-9-] (plus A-Z when upper), no edge hyphen. */
+static bool label_ok(const char *s, size_t len, bool upper)
+{
+    if (len == 0 || len > NAME_LABEL_MAX || s[0] == '-' || s[len - 1] == '-')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!(is_lower(c) || is_digit(c) || c == '-' || (upper && is_alpha(c))))
+            return false;
+    }
+    return true;
+}
+
+/* Dot-separated labels, total 1..253 bytes, no empty label, no trailing dot. */
+static bool labels_ok(const char *s, bool upper)
+{
+    size_t len = strnlen(s, HOSTNAME_MAX + 1);
+
+    if (len == 0 || len > HOSTNAME_MAX)
+        return false;
+    const char *p = s;
+    for (;;) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        if (!label_ok(p, n, upper))
+            return false;
+        if (!dot)
+            return true;
+        p = dot + 1;
+    }
+}
+
+/* Bare IPv6 text accepted by inet_pton, without a zone id; s is len bytes, not terminated. */
+static bool ipv6_ok(const char *s, size_t len)
+{
+    char buf[INET6_ADDRSTRLEN];
+    struct in6_addr a;
+
+    if (len == 0 || len >= sizeof(buf))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (!(is_hex(s[i]) || s[i] == ':' || s[i] == '.'))
+            return false; /* also rules out '%' zone ids */
+    }
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    return inet_pton(AF_INET6, buf, &a) == 1;
+}
+
+/* Decimal port 1..65535 filling all of s (len bytes): no sign, no leading zero. */
+static bool port_parse(const char *s, size_t len, unsigned *port)
+{
+    unsigned v = 0;
+
+    if (len == 0 || len > 5 || s[0] == '0')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (!is_digit(s[i]))
+            return false;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    if (v > PORT_MAX)
+        return false;
+    *port = v;
+    return true;
+}
+
+/* s[0..len) matches [first][rest]{0,max-1} where the classes come from the two predicates. */
+static bool token_ok(const char *s, size_t max, bool (*first)(char), bool (*rest)(char))
+{
+    size_t len = strnlen(s, max + 1);
+
+    if (len == 0 || len > max || !first(s[0]))
+        return false;
+    for (size_t i = 1; i < len; i++) {
+        if (!rest(s[i]))
+            return false;
+    }
+    return true;
+}
+
+static bool container_first(char c)
+{
+    return is_alpha(c) || is_digit(c);
+}
+
+static bool container_rest(char c)
+{
+    return container_first(c) || c == '_' || c == '.' || c == '-';
+}
+
+static bool user_first(char c)
+{
+    return is_lower(c) || c == '_';
+}
+
+static bool user_rest(char c)
+{
+    return user_first(c) || is_digit(c) || c == '-';
+}
+
+/* RFC 3986 path/query character other than '%': unreserved, sub-delims, ':' '@' '/' '?'. */
+static bool path_char(char c)
+{
+    if (is_alpha(c) || is_digit(c))
+        return true;
+    return c != '\0' && strchr("-._~!$&'()*+,;=:@/?", c) != NULL;
+}
+
+/* Contract: s is a DNS label ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$. Returns 0 or -EINVAL. */
+int val_name(const char *s)
+{
+    if (!s)
+        return -EINVAL;
+    size_t len = strnlen(s, NAME_LABEL_MAX + 1);
+    return label_ok(s, len, false) && s[len] == '\0' ? 0 : -EINVAL;
+}
+
+/* Contract: s is a canonical dotted quad: four 0-255 octets, no leading zeros, nothing else. */
+bool val_is_ipv4(const char *s)
+{
+    if (!s)
+        return false;
+    for (int octet = 0; octet < 4; octet++) {
+        if (octet > 0 && *s++ != '.')
+            return false;
+        if (!is_digit(*s))
+            return false;
+        unsigned v = 0;
+        int n = 0;
+        while (is_digit(*s) && n < 4) {
+            v = v * 10 + (unsigned)(*s++ - '0');
+            n++;
+        }
+        if (n > 3 || v > 255 || (n > 1 && s[-n] == '0'))
+            return false;
+    }
+    return *s == '\0';
+}
+
+/* Contract: s is an RFC 1123 hostname (labels 1-63 of [A-Za-z0-9-], no edge hyphen, total
+ * <= 253, no trailing dot) that cannot be read as a number: the last label is not all digits
+ * and inet_aton does not accept it (so "10.0.0.1", "1.2.3" and "0x7f.1" are not hostnames). */
+bool val_is_hostname(const char *s)
+{
+    struct in_addr a;
+
+    if (!s || !labels_ok(s, true))
+        return false;
+    const char *last = strrchr(s, '.');
+    last = last ? last + 1 : s;
+    bool numeric = true;
+    for (const char *p = last; *p; p++) {
+        if (!is_digit(*p))
+            numeric = false;
+    }
+    if (numeric)
+        return false;
+    return inet_aton(s, &a) == 0;
+}
+
+/* Contract: s is "[http://|https://]HOST:PORT" with HOST an IPv4 quad, "[IPv6]" without zone id,
+ * or a hostname; PORT 1..65535 and nothing after it. Fills *out (if non-NULL) only on success.
+ * Returns 0 or -EINVAL. */
+int val_upstream(const char *s, struct val_upstream *out)
+{
+    struct val_upstream u;
+    const char *port;
+
+    if (!s)
+        return -EINVAL;
+    memset(&u, 0, sizeof(u));
+    if (strncmp(s, "https://", 8) == 0) {
+        u.tls = true;
+        s += 8;
+    } else if (strncmp(s, "http://", 7) == 0) {
+        s += 7;
+    }
+
+    if (s[0] == '[') {
+        const char *end = strchr(s + 1, ']');
+        if (!end || end[1] != ':')
+            return -EINVAL;
+        size_t hlen = (size_t)(end - (s + 1));
+        if (!ipv6_ok(s + 1, hlen))
+            return -EINVAL;
+        memcpy(u.host, s + 1, hlen);
+        u.host[hlen] = '\0';
+        u.kind = VAL_HOST_IPV6;
+        port = end + 2;
+    } else {
+        const char *colon = strchr(s, ':');
+        if (!colon)
+            return -EINVAL;
+        size_t hlen = (size_t)(colon - s);
+        if (hlen == 0 || hlen >= sizeof(u.host))
+            return -EINVAL;
+        memcpy(u.host, s, hlen);
+        u.host[hlen] = '\0';
+        if (val_is_ipv4(u.host))
+            u.kind = VAL_HOST_IPV4;
+        else if (val_is_hostname(u.host))
+            u.kind = VAL_HOST_NAME;
+        else
+            return -EINVAL;
+        port = colon + 1;
+    }
+
+    if (!port_parse(port, strnlen(port, 6), &u.port))
+        return -EINVAL;
+    if (out)
+        *out = u;
+    return 0;
+}
+
+/* Contract: s is a lowercase FQDN (<= 253 chars, val_name labels, no trailing dot) that ends,
+ * on a label boundary, with one of the nsuffixes suffixes and has at least one label before it.
+ * NULL entries in suffixes are skipped. Returns 0 or -EINVAL. */
+int val_domain(const char *s, const char *const *suffixes, size_t nsuffixes)
+{
+    if (!s || !suffixes || !labels_ok(s, false))
+        return -EINVAL;
+    size_t len = strlen(s);
+    for (size_t i = 0; i < nsuffixes; i++) {
+        const char *suf = suffixes[i];
+        if (!suf)
+            continue;
+        size_t slen = strlen(suf);
+        if (slen == 0 || slen + 2 > len)
+            continue;
+        if (s[len - slen - 1] == '.' && memcmp(s + len - slen, suf, slen) == 0)
+            return 0;
+    }
+    return -EINVAL;
+}
+
+/* Contract: s starts with '/' but not "//", is at most 256 chars, and holds only RFC 3986
+ * path/query characters, with '%' only as a full "%XX" hex escape. Returns 0 or -EINVAL. */
+int val_health_check(const char *s)
+{
+    if (!s || s[0] != '/' || s[1] == '/')
+        return -EINVAL;
+    size_t len = strnlen(s, HEALTH_MAX + 1);
+    if (len > HEALTH_MAX)
+        return -EINVAL;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '%') {
+            if (!is_hex(s[i + 1]) || !is_hex(s[i + 2]))
+                return -EINVAL;
+            i += 2;
+        } else if (!path_char(s[i])) {
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* Contract: s is exactly "proxy" or "dns". Returns 0 or -EINVAL. */
+int val_mode(const char *s)
+{
+    if (!s)
+        return -EINVAL;
+    return strcmp(s, "proxy") == 0 || strcmp(s, "dns") == 0 ? 0 : -EINVAL;
+}
+
+/* Append text at *pos in canon (nothing when canon is NULL); false once it no longer fits. */
+static bool canon_put(char *canon, size_t canon_len, size_t *pos, const char *text)
+{
+    if (!canon)
+        return true;
+    if (*pos >= canon_len)
+        return false;
+    int n = snprintf(canon + *pos, canon_len - *pos, "%s", text);
+    if (n < 0 || (size_t)n >= canon_len - *pos)
+        return false;
+    *pos += (size_t)n;
+    return true;
+}
+
+/* Every key of obj is one of the NULL-terminated names. */
+static bool keys_only(json_t *obj, const char *const *names)
+{
+    const char *key;
+    json_t *val;
+
+    json_object_foreach(obj, key, val) {
+        bool found = false;
+        for (size_t i = 0; names[i]; i++) {
+            if (strcmp(key, names[i]) == 0)
+                found = true;
+        }
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+/* Contract: s is a JSON object of one of the shapes in validate.h, at most VAL_VALUE_MAX bytes
+ * of printable ASCII and JSON whitespace (space, tab, CR, LF; raw control bytes inside strings
+ * are refused by the parser). On success writes the compact normalized form into canon
+ * (skipped when canon is NULL). Returns 0 or
+ * -EINVAL (canon is then left empty when canon_len > 0). */
+int val_monitoring(const char *s, char *canon, size_t canon_len)
+{
+    static const char *const container_keys[] = { "type", "container_name", NULL };
+    static const char *const ssh_keys[] = { "type", "ssh_host", "ssh_user", "ssh_port", NULL };
+    json_t *root = NULL;
+    json_error_t jerr;
+    size_t pos = 0;
+    int rc = -EINVAL;
+
+    if (canon && canon_len > 0)
+        canon[0] = '\0';
+    if (!s || (canon && canon_len == 0))
+        goto out;
+    size_t len = strnlen(s, VAL_VALUE_MAX + 1);
+    if (len > VAL_VALUE_MAX)
+        goto out;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c >= 0x7f)
+            goto out;
+    }
+
+    root = json_loads(s, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(root))
+        goto out;
+    if (json_object_size(root) == 0) {
+        if (canon_put(canon, canon_len, &pos, "{}"))
+            rc = 0;
+        goto out;
+    }
+
+    const char *type = json_string_value(json_object_get(root, "type"));
+    if (!type)
+        goto out;
+    if (strcmp(type, "container") == 0) {
+        const char *name = json_string_value(json_object_get(root, "container_name"));
+        if (!keys_only(root, container_keys) || !name
+            || !token_ok(name, CONTAINER_MAX, container_first, container_rest))
+            goto out;
+        if (canon_put(canon, canon_len, &pos, "{\"type\":\"container\",\"container_name\":\"")
+            && canon_put(canon, canon_len, &pos, name)
+            && canon_put(canon, canon_len, &pos, "\"}"))
+            rc = 0;
+        goto out;
+    }
+    if (strcmp(type, "gpu") != 0 && strcmp(type, "server") != 0)
+        goto out;
+    if (!keys_only(root, ssh_keys))
+        goto out;
+
+    const char *host = json_string_value(json_object_get(root, "ssh_host"));
+    if (!host || !(val_is_ipv4(host) || val_is_hostname(host) || ipv6_ok(host, strlen(host))))
+        goto out;
+    json_t *juser = json_object_get(root, "ssh_user");
+    const char *user = json_string_value(juser);
+    if (juser && (!user || !token_ok(user, SSH_USER_MAX, user_first, user_rest)))
+        goto out;
+    json_t *jport = json_object_get(root, "ssh_port");
+    json_int_t port = json_integer_value(jport);
+    if (jport && (!json_is_integer(jport) || port < 1 || port > (json_int_t)PORT_MAX))
+        goto out;
+    char portbuf[16];
+    snprintf(portbuf, sizeof(portbuf), "%u", (unsigned)port);
+
+    if (!canon_put(canon, canon_len, &pos, "{\"type\":\"")
+        || !canon_put(canon, canon_len, &pos, type)
+        || !canon_put(canon, canon_len, &pos, "\",\"ssh_host\":\"")
+        || !canon_put(canon, canon_len, &pos, host)
+        || !canon_put(canon, canon_len, &pos, "\""))
+        goto out;
+    if (user && (!canon_put(canon, canon_len, &pos, ",\"ssh_user\":\"")
+                 || !canon_put(canon, canon_len, &pos, user)
+                 || !canon_put(canon, canon_len, &pos, "\"")))
+        goto out;
+    if (jport && (!canon_put(canon, canon_len, &pos, ",\"ssh_port\":")
+                  || !canon_put(canon, canon_len, &pos, portbuf)))
+        goto out;
+    if (canon_put(canon, canon_len, &pos, "}"))
+        rc = 0;
+out:
+    if (rc != 0 && canon && canon_len > 0)
+        canon[0] = '\0';
+    json_decref(root);
+    return rc;
+}

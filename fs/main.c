@@ -1,0 +1,280 @@
+/* main.c: command line, start-up order (state dir -> registry -> audit -> mount), FUSE loop. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "audit/audit.h"
+#include "core/statefile.h"
+#include "core/validate.h"
+#include "fs/fs.h"
+
+#define EXIT_USAGE 2
+
+struct opts {
+    const char *state;
+    const char *mountpoint;
+    const char *domains;
+    const char *gateway_ip;
+    const char *dns_listen;
+    const char *https_listen;
+    int foreground, single, debug;
+    struct fuse_args fargs;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: conduitfs [options] MOUNTPOINT\n"
+        "\n"
+        "Mounts the conduit gateway: services/, ca/, monitor/, audit/.\n"
+        "\n"
+        "options:\n"
+        "  --state DIR          state directory (default ~/.config/$CONDUIT_APP_NAME,\n"
+        "                       CONDUIT_APP_NAME defaults to qp-conduit)\n"
+        "  --no-manage          write the configs only; start and reload no daemons (default)\n"
+        "  --domains LIST       allowed domain suffixes, comma-separated (default internal)\n"
+        "  --gateway-ip IP      DNS answer for proxy-mode services (default 127.0.0.1)\n"
+        "  --dns-listen A:P     dnsmasq listen address (default 127.0.0.1:5353)\n"
+        "  --https-listen A:P   Caddy listen address (default 127.0.0.1:8443)\n"
+        "  -f                   stay in the foreground\n"
+        "  -d                   debug: foreground, and log every FUSE request\n"
+        "  -s                   single-threaded FUSE loop\n"
+        "  -o OPT[,OPT...]      FUSE mount options (allow_other, default_permissions, ...)\n"
+        "  -h, --help           this text\n"
+        "  -V, --version        print the version\n");
+}
+
+/* One-line error on stderr and exit code 2, before anything is mounted. */
+static void die_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "conduitfs: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see --help)\n");
+    exit(EXIT_USAGE);
+}
+
+/* Parse "ADDR:PORT" (IPv6 as [ADDR]:PORT) into addr and port. 0 or -1. */
+static int parse_listen(const char *s, char *addr, size_t addrlen, unsigned *port)
+{
+    struct val_upstream up;
+
+    if (val_upstream(s, &up) < 0 || up.tls || strncmp(s, "http", 4) == 0 ||
+        up.kind == VAL_HOST_NAME || strlen(up.host) >= addrlen)
+        return -1;
+    snprintf(addr, addrlen, "%s", up.host);
+    *port = up.port;
+    return 0;
+}
+
+/* Value of an option given as "--opt VALUE" or "--opt=VALUE"; advances *i. */
+static const char *opt_value(int argc, char **argv, int *i, const char *name)
+{
+    size_t n = strlen(name);
+
+    if (strncmp(argv[*i], name, n) == 0 && argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (strcmp(argv[*i], name) != 0)
+        return NULL;
+    if (*i + 1 >= argc)
+        die_usage("option %s needs a value", name);
+    return argv[++*i];
+}
+
+static void parse_args(int argc, char **argv, struct opts *o)
+{
+    const char *v;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            exit(0);
+        } else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+            printf("conduitfs %s (libfuse %d)\n", CONDUIT_VERSION, fuse_version());
+            exit(0);
+        } else if ((v = opt_value(argc, argv, &i, "--state"))) {
+            o->state = v;
+        } else if ((v = opt_value(argc, argv, &i, "--domains"))) {
+            o->domains = v;
+        } else if ((v = opt_value(argc, argv, &i, "--gateway-ip"))) {
+            o->gateway_ip = v;
+        } else if ((v = opt_value(argc, argv, &i, "--dns-listen"))) {
+            o->dns_listen = v;
+        } else if ((v = opt_value(argc, argv, &i, "--https-listen"))) {
+            o->https_listen = v;
+        } else if (strcmp(a, "--no-manage") == 0) {
+            /* the only mode so far */
+        } else if (strcmp(a, "-f") == 0) {
+            o->foreground = 1;
+        } else if (strcmp(a, "-s") == 0) {
+            o->single = 1;
+        } else if (strcmp(a, "-d") == 0 || strcmp(a, "--debug") == 0) {
+            o->debug = o->foreground = 1;
+            fuse_opt_add_arg(&o->fargs, "-d");
+        } else if (strcmp(a, "-o") == 0) {
+            if (i + 1 >= argc)
+                die_usage("option %s needs a value", a);
+            fuse_opt_add_arg(&o->fargs, "-o");
+            fuse_opt_add_arg(&o->fargs, argv[++i]);
+        } else if (strncmp(a, "-o", 2) == 0) {
+            fuse_opt_add_arg(&o->fargs, a);
+        } else if (a[0] == '-') {
+            die_usage("unknown option %s", a);
+        } else if (!o->mountpoint) {
+            o->mountpoint = a;
+        } else {
+            die_usage("unexpected argument %s", a);
+        }
+    }
+    if (!o->mountpoint)
+        die_usage("%s", "missing MOUNTPOINT");
+}
+
+/* Fill fs_cfg from the options; exits 2 on a bad value. */
+static void build_config(const struct opts *o, struct reg_config *cfg)
+{
+    char state[PATH_MAX], list[1024];
+    const char *app = getenv("CONDUIT_APP_NAME");
+    const char *home = getenv("HOME");
+    char *save = NULL, *tok;
+    bool created;
+    int rc;
+
+    memset(cfg, 0, sizeof(*cfg));
+    if (o->state) {
+        snprintf(state, sizeof(state), "%s", o->state);
+    } else {
+        if (!app || !*app)
+            app = "qp-conduit";
+        if (val_name(app) < 0 && strcmp(app, "qp-conduit") != 0)
+            die_usage("CONDUIT_APP_NAME \"%s\" is not a plain name", app);
+        if (!home || !*home)
+            die_usage("%s", "HOME is not set; give --state DIR");
+        if (snprintf(state, sizeof(state), "%s/.config/%s", home, app) >= (int)sizeof(state))
+            die_usage("%s", "state directory path too long");
+    }
+    rc = state_dir_init(state, &created);
+    if (rc < 0) {
+        fprintf(stderr, "conduitfs: unusable state directory %s: %s\n", state, strerror(-rc));
+        exit(EXIT_USAGE);
+    }
+    if (!realpath(state, cfg->state_dir)) {
+        fprintf(stderr, "conduitfs: unusable state directory %s: %s\n", state, strerror(errno));
+        exit(EXIT_USAGE);
+    }
+    cfg->manage = false;
+
+    if (snprintf(list, sizeof(list), "%s", o->domains ? o->domains : "internal") >=
+        (int)sizeof(list))
+        die_usage("%s", "--domains list too long");
+    for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        const char *one[1];
+        char probe[300];
+
+        if (cfg->nsuffixes == REG_MAX_SUFFIXES)
+            die_usage("%s", "--domains: too many suffixes");
+        /* a suffix is valid when "x.<suffix>" is a valid domain under it */
+        one[0] = tok;
+        snprintf(probe, sizeof(probe), "x.%s", tok);
+        if (strlen(tok) > 200 || val_domain(probe, one, 1) < 0)
+            die_usage("--domains: invalid suffix \"%s\"", tok);
+        snprintf(cfg->suffixes[cfg->nsuffixes], sizeof(cfg->suffixes[0]), "%s", tok);
+        cfg->suffixes_ptr[cfg->nsuffixes] = cfg->suffixes[cfg->nsuffixes];
+        cfg->nsuffixes++;
+    }
+    if (cfg->nsuffixes == 0)
+        die_usage("%s", "--domains: no suffix given");
+
+    snprintf(cfg->gateway_ip, sizeof(cfg->gateway_ip), "%s",
+             o->gateway_ip ? o->gateway_ip : "127.0.0.1");
+    if (!val_is_ipv4(cfg->gateway_ip) && !strchr(cfg->gateway_ip, ':'))
+        die_usage("--gateway-ip: \"%s\" is not an IP address", cfg->gateway_ip);
+    if (strchr(cfg->gateway_ip, ':')) {
+        char probe[80];
+
+        snprintf(probe, sizeof(probe), "[%s]:1", cfg->gateway_ip);
+        if (val_upstream(probe, NULL) < 0)
+            die_usage("--gateway-ip: \"%s\" is not an IP address", cfg->gateway_ip);
+    }
+    if (parse_listen(o->dns_listen ? o->dns_listen : "127.0.0.1:5353", cfg->dns_addr,
+                     sizeof(cfg->dns_addr), &cfg->dns_port) < 0)
+        die_usage("--dns-listen: \"%s\" is not ADDR:PORT", o->dns_listen);
+    if (parse_listen(o->https_listen ? o->https_listen : "127.0.0.1:8443", cfg->https_addr,
+                     sizeof(cfg->https_addr), &cfg->https_port) < 0)
+        die_usage("--https-listen: \"%s\" is not ADDR:PORT", o->https_listen);
+    if (created)
+        setenv("CONDUIT_FIRST_INIT", "1", 1);
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = { .fargs = FUSE_ARGS_INIT(0, NULL) };
+    struct fuse *fuse = NULL;
+    struct fuse_loop_config lcfg = { .clone_fd = 0, .max_idle_threads = 16 };
+    char err[512], who[64];
+    int rc, status = 1;
+    bool first;
+
+    umask(077);
+    fuse_opt_add_arg(&o.fargs, argv[0]);
+    parse_args(argc, argv, &o);
+    build_config(&o, &fs_cfg);
+    first = getenv("CONDUIT_FIRST_INIT") != NULL;
+    unsetenv("CONDUIT_FIRST_INIT");
+    openlog("conduitfs", LOG_PID | (o.foreground ? LOG_PERROR : 0), LOG_DAEMON);
+
+    rc = audit_open(fs_cfg.state_dir);
+    if (rc < 0) {
+        fprintf(stderr, "conduitfs: cannot open audit log in %s: %s\n", fs_cfg.state_dir,
+                strerror(-rc));
+        return EXIT_USAGE;
+    }
+    rc = reg_open(&fs_cfg, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "conduitfs: %s\n", err);
+        return EXIT_USAGE;
+    }
+    if (first) {
+        json_t *d = json_pack("{s:s}", "state_dir", fs_cfg.state_dir);
+
+        snprintf(who, sizeof(who), "%s", getenv("USER") ? getenv("USER") : "root");
+        audit_log("conduit_setup", "success", "Initialized state directory", who, d);
+        json_decref(d);
+    }
+    fs_ops_start();
+
+    fuse = fuse_new(&o.fargs, &fs_ops, sizeof(fs_ops), NULL);
+    if (!fuse) {
+        fprintf(stderr, "conduitfs: bad FUSE options\n");
+        status = EXIT_USAGE;
+        goto out;
+    }
+    if (fuse_mount(fuse, o.mountpoint) != 0) {
+        fprintf(stderr, "conduitfs: cannot mount on %s\n", o.mountpoint);
+        goto out_destroy;
+    }
+    if (fuse_daemonize(o.foreground) != 0)
+        goto out_unmount;
+    if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
+        goto out_unmount;
+    syslog(LOG_INFO, "mounted %s (state %s)", o.mountpoint, fs_cfg.state_dir);
+    rc = o.single ? fuse_loop(fuse) : fuse_loop_mt(fuse, &lcfg);
+    status = rc == 0 ? 0 : 1;
+    fuse_remove_signal_handlers(fuse_get_session(fuse));
+out_unmount:
+    fuse_unmount(fuse);
+out_destroy:
+    fuse_destroy(fuse);
+out:
+    reg_close();
+    audit_close();
+    fuse_opt_free_args(&o.fargs);
+    syslog(LOG_INFO, "unmounted %s", o.mountpoint);
+    return status;
+}

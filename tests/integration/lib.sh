@@ -1,0 +1,88 @@
+# lib.sh: shared helpers for the integration tests: a fresh mount, checks, and cleanup.
+# Usage: source it, then `cfs_mount [extra conduitfs options]`. $1 of the test is the binary.
+
+set -u
+CONDUITFS=${CONDUITFS:-${1:?usage: test.sh path/to/conduitfs}}
+CONDUITFS=$(readlink -f "$CONDUITFS")
+T=$(mktemp -d /tmp/conduit-test.XXXXXX)
+MNT=$T/mnt
+STATE=$T/state
+S=$MNT/services
+PASS=0
+FAIL=0
+CFS_PID=
+
+cfs_cleanup() {
+    cfs_unmount
+    rm -rf "$T"
+}
+trap cfs_cleanup EXIT
+
+ok()   { PASS=$((PASS + 1)); }
+bad()  { FAIL=$((FAIL + 1)); echo "FAIL: $*" >&2; }
+
+# check DESCRIPTION COMMAND...: the command must succeed.
+check() {
+    local what=$1; shift
+    if "$@" >/dev/null 2>"$T/err"; then ok; else bad "$what: $(head -c 300 "$T/err")"; fi
+}
+
+# check_fails DESCRIPTION ERRNO-TEXT COMMAND...: the command must fail and say ERRNO-TEXT.
+check_fails() {
+    local what=$1 text=$2; shift 2
+    if "$@" >/dev/null 2>"$T/err"; then
+        bad "$what: succeeded, expected '$text'"
+    elif [[ -z "$text" ]] || grep -q -- "$text" "$T/err"; then
+        ok
+    else
+        bad "$what: expected '$text', got: $(head -c 300 "$T/err")"
+    fi
+}
+
+# Write the contents of file SRC to DST with one write(2) of up to 64 KiB.
+put_file() { dd if="$1" of="$2" bs=64k status=none; }
+
+# check_eq DESCRIPTION GOT WANT
+check_eq() {
+    if [[ "$2" == "$3" ]]; then ok; else bad "$1: got [$2] want [$3]"; fi
+}
+
+# Mount a filesystem in the foreground, in the background of this shell; wait until it is up.
+cfs_mount() {
+    mkdir -p "$MNT"
+    "$CONDUITFS" -f --state "$STATE" "$@" "$MNT" 2>>"$T/conduitfs.log" &
+    CFS_PID=$!
+    for _ in $(seq 100); do
+        mountpoint -q "$MNT" && return 0
+        kill -0 "$CFS_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "mount failed:" >&2
+    cat "$T/conduitfs.log" >&2
+    return 1
+}
+
+cfs_unmount() {
+    if mountpoint -q "$MNT" 2>/dev/null; then
+        fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null || true
+    fi
+    if [[ -n "$CFS_PID" ]]; then
+        wait "$CFS_PID" 2>/dev/null || true
+        CFS_PID=
+    fi
+}
+
+# Write VALUE into FILE with one write(2), as `echo` does.
+put() { printf '%s\n' "$2" > "$1"; }
+
+# A fingerprint of every generated config and the registry.
+configs_digest() {
+    (cd "$STATE" && find services.json dns routing -type f -print0 | sort -z |
+        xargs -0 sha256sum)
+}
+
+# Print the closing line and exit with the right status.
+finish() {
+    echo "$PASS passed, $FAIL failed"
+    [[ $FAIL -eq 0 ]]
+}
