@@ -668,21 +668,23 @@ int reg_rerender(void)
     return rc;
 }
 
-/* Keep a copy of a corrupt registry beside it, so the operator can inspect or restore it. */
-static void keep_corrupt_copy(const char *path, const char *doc, size_t len)
+/* Keep a copy of a corrupt registry beside it, so the operator can inspect or restore it.
+ * Writes the copy's path into aside ("" when it could not be written). */
+static void keep_corrupt_copy(const char *path, const char *doc, size_t len, char *aside,
+                              size_t asidelen)
 {
-    char aside[PATH_MAX], ts[32];
+    char ts[32];
     int n;
 
     state_now_iso(ts, sizeof(ts));
-    n = snprintf(aside, sizeof(aside), "%s.corrupt-%s", path, ts);
-    if (n > 0 && (size_t)n < sizeof(aside) && state_write_atomic(aside, doc, len, 0600) == 0)
-        syslog(LOG_ERR, "registry: copy of the corrupt registry kept at %s", aside);
+    n = snprintf(aside, asidelen, "%s.corrupt-%s", path, ts);
+    if (n < 0 || (size_t)n >= asidelen || state_write_atomic(aside, doc, len, 0600) < 0)
+        aside[0] = '\0';
 }
 
 int reg_open(const struct reg_config *cfg, char *err, size_t errlen)
 {
-    char path[PATH_MAX], why[256];
+    char path[PATH_MAX], aside[PATH_MAX], why[256];
     char *doc = NULL;
     size_t len = 0;
     struct reg_service *svcs = NULL;
@@ -705,9 +707,10 @@ int reg_open(const struct reg_config *cfg, char *err, size_t errlen)
     } else {
         rc = reg_parse(doc, len, cfg, &svcs, &n, why, sizeof(why));
         if (rc < 0) {
-            keep_corrupt_copy(path, doc, len);
-            snprintf(err, errlen, "%s is corrupt (%s); refusing to mount. A copy is kept as "
-                     "services.json.corrupt-*; restore a backup or move it away", path, why);
+            keep_corrupt_copy(path, doc, len, aside, sizeof(aside));
+            snprintf(err, errlen, "%s is corrupt (%s); refusing to mount. Copy kept at %s; "
+                     "restore a backup or move the file away", path, why,
+                     aside[0] ? aside : "(none: copy failed)");
             goto out;
         }
     }
