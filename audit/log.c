@@ -14,15 +14,34 @@
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static int log_fd = -1;
 
-int audit_open(const char *state_dir)
+int audit_open(const char *state_dir, char *err, size_t errlen)
 {
     char path[PATH_MAX];
     int n = snprintf(path, sizeof(path), "%s/audit.log", state_dir);
 
-    if (n < 0 || (size_t)n >= sizeof(path))
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        snprintf(err, errlen, "state directory path too long");
         return -ENAMETOOLONG;
+    }
     log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    return log_fd < 0 ? -errno : 0;
+    if (log_fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -errno;
+    }
+    return 0;
+}
+
+int audit_log_event(const char *action, const char *status, const char *message, json_t *details)
+{
+    return audit_log(action, status, message, "system", details);
+}
+
+int audit_verify_main(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "conduitfs verify: not available yet\n");
+    return 2;
 }
 
 /* Build the six-field entry in the seed's key order. NULL on allocation failure. */

@@ -22,6 +22,10 @@ struct reg_config {
     char https_addr[64];               /* Caddy listen address */
     unsigned https_port;
     bool manage;                       /* start and reload daemons */
+    char hostname[256];                /* this gateway host's name */
+    char key_type[16];                 /* --key-type: "ed25519" or "ecdsa-p256" */
+    int leaf_days;                     /* --leaf-days */
+    int renew_before_days;             /* --renew-before-days */
 };
 
 enum reg_attr { REG_UPSTREAM, REG_DOMAIN, REG_HEALTH_CHECK, REG_MODE, REG_MONITORING, REG_NATTR };

@@ -1,34 +1,59 @@
-/* fs.h: what the FUSE face shares between its files: path routing and the operations table. */
+/* fs.h: what the FUSE face shares between its files: the per-tree operation tables, the live
+ * file handle (snapshot at open, served with direct_io), and who is calling. */
 #ifndef CONDUIT_FS_H
 #define CONDUIT_FS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <fuse.h>
 
 #include "core/registry.h"
 
-/* What a path names. */
-enum fs_kind {
-    FS_NONE,        /* nothing: ENOENT */
-    FS_ROOT,        /* / */
-    FS_TOP,         /* /services, /ca, /monitor, /audit */
-    FS_SVC_DIR,     /* /services/NAME */
-    FS_SVC_ATTR,    /* /services/NAME/ATTR */
-    FS_SVC_OTHER,   /* /services/NAME/anything-else, or deeper */
+/* One top-level tree (services/, ca/, monitor/, audit/). Each operation gets the path below the
+ * tree: "" for the tree's own directory, "core" or "core/upstream" below it. A NULL operation
+ * means ENOENT for lookups and EPERM for changes. Every operation returns 0 (or a byte count)
+ * or -errno. The dispatcher fills st's owner and times before getattr is called. */
+struct fs_tree {
+    const char *name;
+    int (*getattr)(const char *rel, struct stat *st);
+    int (*readdir)(const char *rel, void *buf, fuse_fill_dir_t fill);
+    int (*open)(const char *rel, struct fuse_file_info *fi);
+    int (*create)(const char *rel, struct fuse_file_info *fi);
+    int (*write)(const char *rel, const char *buf, size_t size, off_t off,
+                 struct fuse_file_info *fi);
+    int (*truncate)(const char *rel, off_t size);
+    int (*unlink)(const char *rel);
+    int (*mkdir)(const char *rel);
+    int (*rmdir)(const char *rel);
 };
 
-struct fs_node {
-    enum fs_kind kind;
-    char top[16];       /* FS_TOP and below: "services", ... */
-    char name[256];     /* FS_SVC_*: the service name as written (not yet validated) */
-    int attr;           /* FS_SVC_ATTR: enum reg_attr */
-};
+extern const struct fs_tree fs_services_tree;
+extern const struct fs_tree fs_ca_tree;
+extern const struct fs_tree fs_monitor_tree;
+extern const struct fs_tree fs_audit_tree;
 
-/* Split path into a node. Never fails: unknown shapes give FS_NONE or FS_SVC_OTHER. */
-void fs_route(const char *path, struct fs_node *node);
+/* Attach a snapshot of len bytes of data to an open file (copied), with direct_io, so every read
+ * of this handle sees the same bytes. 0 or -ENOMEM. The dispatcher serves reads and frees it. */
+int fs_fh_set(struct fuse_file_info *fi, const char *data, size_t len);
+
+/* Serve a read from the handle's snapshot; free the snapshot (release). */
+int fs_fh_read(struct fuse_file_info *fi, char *buf, size_t size, off_t off);
+void fs_fh_free(struct fuse_file_info *fi);
+
+/* Fill st as a directory (0755) or a regular file of size bytes with mode perm. */
+void fs_stat_dir(struct stat *st);
+void fs_stat_file(struct stat *st, mode_t perm, size_t size);
 
 /* The caller's user name (from fuse_get_context), or its uid in decimal. */
 void fs_caller(char *buf, size_t len);
+
+/* The caller's pid, 0 outside a request. */
+pid_t fs_caller_pid(void);
+
+/* Split "a/b" into its first component (into buf) and the rest (returned, "" if none).
+ * NULL when the component does not fit buf or is empty. */
+const char *fs_split(const char *rel, char *buf, size_t len);
 
 /* Configuration shared with the operations (set by main before the loop). */
 extern struct reg_config fs_cfg;

@@ -9,9 +9,11 @@
 #include <unistd.h>
 
 #include "audit/audit.h"
+#include "core/casvc.h"
 #include "core/statefile.h"
 #include "core/validate.h"
 #include "fs/fs.h"
+#include "monitor/monitor.h"
 
 #define EXIT_USAGE 2
 
@@ -22,6 +24,9 @@ struct opts {
     const char *gateway_ip;
     const char *dns_listen;
     const char *https_listen;
+    const char *key_type;
+    const char *leaf_days;
+    const char *renew_before_days;
     int foreground, single, debug;
     struct fuse_args fargs;
 };
@@ -30,6 +35,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: conduitfs [options] MOUNTPOINT\n"
+        "       conduitfs verify [--state DIR]\n"
         "\n"
         "Mounts the conduit gateway: services/, ca/, monitor/, audit/.\n"
         "\n"
@@ -41,6 +47,9 @@ static void usage(FILE *f)
         "  --gateway-ip IP      DNS answer for proxy-mode services (default 127.0.0.1)\n"
         "  --dns-listen A:P     dnsmasq listen address (default 127.0.0.1:5353)\n"
         "  --https-listen A:P   Caddy listen address (default 127.0.0.1:8443)\n"
+        "  --key-type T         ed25519 (default) or ecdsa-p256, for a new CA and its leaves\n"
+        "  --leaf-days N        leaf certificate lifetime (default 365)\n"
+        "  --renew-before-days N  reissue leaves with fewer days left (default 120)\n"
         "  -f                   stay in the foreground\n"
         "  -d                   debug: foreground, and log every FUSE request\n"
         "  -s                   single-threaded FUSE loop\n"
@@ -108,6 +117,12 @@ static void parse_args(int argc, char **argv, struct opts *o)
             o->dns_listen = v;
         } else if ((v = opt_value(argc, argv, &i, "--https-listen"))) {
             o->https_listen = v;
+        } else if ((v = opt_value(argc, argv, &i, "--key-type"))) {
+            o->key_type = v;
+        } else if ((v = opt_value(argc, argv, &i, "--leaf-days"))) {
+            o->leaf_days = v;
+        } else if ((v = opt_value(argc, argv, &i, "--renew-before-days"))) {
+            o->renew_before_days = v;
         } else if (strcmp(a, "--no-manage") == 0) {
             /* the only mode so far */
         } else if (strcmp(a, "-f") == 0) {
@@ -134,6 +149,21 @@ static void parse_args(int argc, char **argv, struct opts *o)
     }
     if (!o->mountpoint)
         die_usage("%s", "missing MOUNTPOINT");
+}
+
+/* A day count option: 1..36500, or exit 2. */
+static int parse_days(const char *s, const char *name, int dflt)
+{
+    char *end;
+    long v;
+
+    if (!s)
+        return dflt;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 1 || v > 36500)
+        die_usage("%s: expected a number of days", name);
+    return (int)v;
 }
 
 /* Fill fs_cfg from the options; exits 2 on a bad value. */
@@ -208,6 +238,13 @@ static void build_config(const struct opts *o, struct reg_config *cfg)
     if (parse_listen(o->https_listen ? o->https_listen : "127.0.0.1:8443", cfg->https_addr,
                      sizeof(cfg->https_addr), &cfg->https_port) < 0)
         die_usage("--https-listen: \"%s\" is not ADDR:PORT", o->https_listen);
+    snprintf(cfg->key_type, sizeof(cfg->key_type), "%s", o->key_type ? o->key_type : "ed25519");
+    if (strcmp(cfg->key_type, "ed25519") && strcmp(cfg->key_type, "ecdsa-p256"))
+        die_usage("--key-type: \"%s\" is not ed25519 or ecdsa-p256", cfg->key_type);
+    cfg->leaf_days = parse_days(o->leaf_days, "--leaf-days", 365);
+    cfg->renew_before_days = parse_days(o->renew_before_days, "--renew-before-days", 120);
+    if (gethostname(cfg->hostname, sizeof(cfg->hostname) - 1) < 0)
+        snprintf(cfg->hostname, sizeof(cfg->hostname), "localhost");
     if (created)
         setenv("CONDUIT_FIRST_INIT", "1", 1);
 }
@@ -222,6 +259,8 @@ int main(int argc, char **argv)
     bool first;
 
     umask(077);
+    if (argc > 1 && strcmp(argv[1], "verify") == 0)
+        return audit_verify_main(argc - 1, argv + 1);
     fuse_opt_add_arg(&o.fargs, argv[0]);
     parse_args(argc, argv, &o);
     build_config(&o, &fs_cfg);
@@ -229,13 +268,14 @@ int main(int argc, char **argv)
     unsetenv("CONDUIT_FIRST_INIT");
     openlog("conduitfs", LOG_PID | (o.foreground ? LOG_PERROR : 0), LOG_DAEMON);
 
-    rc = audit_open(fs_cfg.state_dir);
-    if (rc < 0) {
-        fprintf(stderr, "conduitfs: cannot open audit log in %s: %s\n", fs_cfg.state_dir,
-                strerror(-rc));
-        return EXIT_USAGE;
-    }
-    rc = reg_open(&fs_cfg, err, sizeof(err));
+    /* Start-up order: state dir (above) -> audit -> CA -> registry -> monitor -> mount. */
+    rc = audit_open(fs_cfg.state_dir, err, sizeof(err));
+    if (rc == 0)
+        rc = ca_service_open(&fs_cfg, err, sizeof(err));
+    if (rc == 0)
+        rc = reg_open(&fs_cfg, err, sizeof(err));
+    if (rc == 0)
+        rc = mon_open(&fs_cfg, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "conduitfs: %s\n", err);
         return EXIT_USAGE;
@@ -263,6 +303,9 @@ int main(int argc, char **argv)
         goto out_unmount;
     if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
         goto out_unmount;
+    /* Threads start only now: fuse_daemonize forks, and threads do not survive a fork. */
+    if (ca_service_start() < 0)
+        goto out_unmount;
     syslog(LOG_INFO, "mounted %s (state %s)", o.mountpoint, fs_cfg.state_dir);
     rc = o.single ? fuse_loop(fuse) : fuse_loop_mt(fuse, &lcfg);
     status = rc == 0 ? 0 : 1;
@@ -272,6 +315,8 @@ out_unmount:
 out_destroy:
     fuse_destroy(fuse);
 out:
+    mon_close();
+    ca_service_close();
     reg_close();
     audit_close();
     fuse_opt_free_args(&o.fargs);

@@ -1,67 +1,38 @@
-/* node.c: path -> node routing, and who is calling. */
+/* node.c: small helpers every tree uses: stat filling, path splitting, the caller's identity,
+ * and the snapshot file handle. */
 #include "fs/fs.h"
 
+#include <errno.h>
 #include <pwd.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static const char *const tops[] = { "services", "ca", "monitor", "audit" };
-
-/* Copy the next component of *p into buf; advance *p. 0, or -1 when too long or empty. */
-static int next_comp(const char **p, char *buf, size_t len)
+void fs_stat_dir(struct stat *st)
 {
-    const char *s = *p, *e;
-    size_t n;
-
-    while (*s == '/')
-        s++;
-    e = strchr(s, '/');
-    n = e ? (size_t)(e - s) : strlen(s);
-    if (n == 0 || n >= len)
-        return -1;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    *p = s + n;
-    return 0;
+    st->st_mode = S_IFDIR | 0755;
+    st->st_nlink = 2;
 }
 
-void fs_route(const char *path, struct fs_node *node)
+void fs_stat_file(struct stat *st, mode_t perm, size_t size)
 {
-    const char *p = path;
-    char comp[256];
-    size_t i;
+    st->st_mode = S_IFREG | perm;
+    st->st_nlink = 1;
+    st->st_size = (off_t)size;
+}
 
-    memset(node, 0, sizeof(*node));
-    node->kind = FS_NONE;
-    if (strcmp(path, "/") == 0) {
-        node->kind = FS_ROOT;
-        return;
-    }
-    if (next_comp(&p, comp, sizeof(comp)) < 0)
-        return;
-    for (i = 0; i < sizeof(tops) / sizeof(tops[0]); i++)
-        if (strcmp(comp, tops[i]) == 0)
-            break;
-    if (i == sizeof(tops) / sizeof(tops[0]))
-        return;
-    snprintf(node->top, sizeof(node->top), "%s", tops[i]);
-    if (*p == '\0') {
-        node->kind = FS_TOP;
-        return;
-    }
-    if (i != 0 || next_comp(&p, node->name, sizeof(node->name)) < 0)
-        return;
-    if (*p == '\0') {
-        node->kind = FS_SVC_DIR;
-        return;
-    }
-    node->kind = FS_SVC_OTHER;
-    if (next_comp(&p, comp, sizeof(comp)) < 0 || *p != '\0')
-        return;
-    node->attr = reg_attr_from_name(comp);
-    if (node->attr >= 0)
-        node->kind = FS_SVC_ATTR;
+const char *fs_split(const char *rel, char *buf, size_t len)
+{
+    const char *slash = strchr(rel, '/');
+    size_t n = slash ? (size_t)(slash - rel) : strlen(rel);
+
+    if (n == 0 || n >= len)
+        return NULL;
+    memcpy(buf, rel, n);
+    buf[n] = '\0';
+    return slash ? slash + 1 : rel + n;
 }
 
 void fs_caller(char *buf, size_t len)
@@ -75,4 +46,52 @@ void fs_caller(char *buf, size_t len)
         snprintf(buf, len, "%s", res->pw_name);
     else
         snprintf(buf, len, "%u", (unsigned)uid);
+}
+
+pid_t fs_caller_pid(void)
+{
+    struct fuse_context *ctx = fuse_get_context();
+
+    return ctx ? ctx->pid : 0;
+}
+
+/* The snapshot behind a live file's handle. */
+struct fs_fh {
+    size_t len;
+    char data[];
+};
+
+int fs_fh_set(struct fuse_file_info *fi, const char *data, size_t len)
+{
+    struct fs_fh *fh = malloc(sizeof(*fh) + len);
+
+    if (!fh)
+        return -ENOMEM;
+    fh->len = len;
+    if (len)
+        memcpy(fh->data, data, len);
+    free((void *)(uintptr_t)fi->fh);
+    fi->fh = (uint64_t)(uintptr_t)fh;
+    fi->direct_io = 1;
+    return 0;
+}
+
+int fs_fh_read(struct fuse_file_info *fi, char *buf, size_t size, off_t off)
+{
+    struct fs_fh *fh = (struct fs_fh *)(uintptr_t)fi->fh;
+
+    if (!fh)
+        return -EBADF;
+    if (off < 0 || (size_t)off >= fh->len)
+        return 0;
+    if (size > fh->len - (size_t)off)
+        size = fh->len - (size_t)off;
+    memcpy(buf, fh->data + off, size);
+    return (int)size;
+}
+
+void fs_fh_free(struct fuse_file_info *fi)
+{
+    free((void *)(uintptr_t)fi->fh);
+    fi->fh = 0;
 }

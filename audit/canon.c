@@ -1,0 +1,414 @@
+/* canon.c: CPS 1.0 canonical JSON: sorted keys, no whitespace, literal UTF-8, Python-repr reals. */
+#include "audit/canon.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CANON_MAX_DEPTH 2048
+#define REPR_MAX_DIGITS 17
+
+/* Where a node sits in a capsule dict, for the float-typed fields. */
+enum role {
+    ROLE_PLAIN,     /* no special meaning */
+    ROLE_ROOT,      /* the capsule dict itself */
+    ROLE_REASONING, /* capsule["reasoning"] */
+    ROLE_OPTIONS,   /* capsule["reasoning"]["options"] */
+    ROLE_OPTION,    /* one element of options */
+    ROLE_FLOAT,     /* confidence or feasibility: an integer is written as a real */
+};
+
+/* A growing output buffer with a sticky error. */
+struct obuf {
+    char *p;
+    size_t len, cap;
+    int err;
+};
+
+/* One object member, for sorting. */
+struct member {
+    const char *key;
+    size_t keylen;
+    json_t *value;
+};
+
+static void put(struct obuf *b, const char *s, size_t n)
+{
+    if (b->err)
+        return;
+    if (n + 1 > b->cap - b->len) {
+        size_t cap = b->cap ? b->cap : 1024;
+        char *np;
+
+        while (n + 1 > cap - b->len) {
+            if (cap > SIZE_MAX / 2) {
+                b->err = -ENOMEM;
+                return;
+            }
+            cap *= 2;
+        }
+        np = realloc(b->p, cap);
+        if (!np) {
+            b->err = -ENOMEM;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void puts_(struct obuf *b, const char *s)
+{
+    put(b, s, strlen(s));
+}
+
+/* Write d rounded to prec significant digits as a digit string and a decimal exponent
+ * (d = D.DDD x 10^exp). d is finite and positive. */
+static void round_digits(double d, int prec, char *dig, int *exp)
+{
+    char tmp[64];
+    const char *s = tmp;
+    size_t n = 0;
+
+    snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, d);
+    while (*s && *s != 'e') {
+        if (*s >= '0' && *s <= '9')
+            dig[n++] = *s;
+        s++;
+    }
+    dig[n] = '\0';
+    *exp = (*s == 'e') ? atoi(s + 1) : 0;
+}
+
+/* Step a digit string by one unit in its last place (dir +1 or -1), renormalizing the
+ * exponent when the leading digit carries or borrows across a decade. */
+static void step_digits(char *dig, int *exp, int dir)
+{
+    size_t n = strlen(dig), i = n;
+
+    while (i > 0) {
+        i--;
+        if (dir > 0) {
+            if (dig[i] != '9') {
+                dig[i]++;
+                return;
+            }
+            dig[i] = '0';
+        } else {
+            if (dig[i] != '0') {
+                dig[i]--;
+                break;
+            }
+            dig[i] = '9';
+        }
+    }
+    if (dir > 0) {
+        /* 9.99 + 0.01 = 10.0: one digit more, keep the width. */
+        dig[0] = '1';
+        for (i = 1; i < n; i++)
+            dig[i] = '0';
+        (*exp)++;
+    } else if (dig[0] == '0') {
+        /* 1.00 - 0.01 = 0.99: the next lower value of this width is 9.99 x 10^(exp-1). */
+        for (i = 0; i < n; i++)
+            dig[i] = '9';
+        (*exp)--;
+    }
+}
+
+/* True when the decimal dig x 10^exp reads back as exactly d. */
+static int round_trips(const char *dig, int exp, double d)
+{
+    char tmp[64];
+
+    snprintf(tmp, sizeof(tmp), "%c.%se%d", dig[0], dig + 1, exp);
+    return strtod(tmp, NULL) == d;
+}
+
+/* Shortest digits that read back as d (David Gay's mode 0, as Python repr uses), trailing zeros
+ * removed. Candidates at each width are the correctly rounded value and its two neighbours: a
+ * neighbour wins only at a power of two, where the rounding interval is lopsided. */
+static void shortest_digits(double d, char *dig, int *exp)
+{
+    int prec;
+
+    for (prec = 1; prec <= REPR_MAX_DIGITS; prec++) {
+        char cand[3][REPR_MAX_DIGITS + 2];
+        int cexp[3], i;
+
+        round_digits(d, prec, cand[0], &cexp[0]);
+        for (i = 1; i < 3; i++) {
+            memcpy(cand[i], cand[0], sizeof(cand[0]));
+            cexp[i] = cexp[0];
+            step_digits(cand[i], &cexp[i], i == 1 ? 1 : -1);
+        }
+        for (i = 0; i < 3; i++) {
+            if (round_trips(cand[i], cexp[i], d)) {
+                size_t n = strlen(cand[i]);
+
+                while (n > 1 && cand[i][n - 1] == '0')
+                    n--;
+                memcpy(dig, cand[i], n);
+                dig[n] = '\0';
+                *exp = cexp[i];
+                return;
+            }
+        }
+    }
+    /* Unreachable: 17 significant digits always round-trip a double. */
+    round_digits(d, REPR_MAX_DIGITS, dig, exp);
+}
+
+int audit_canon_real(double d, char *buf, size_t buflen)
+{
+    char dig[REPR_MAX_DIGITS + 2], out[AUDIT_CANON_REAL_MAX];
+    size_t n = 0, nd, i;
+    int exp;
+
+    if (!isfinite(d))
+        return -EINVAL;
+    if (signbit(d))
+        out[n++] = '-';
+    d = fabs(d);
+    if (d == 0.0) {
+        memcpy(out + n, "0.0", 4);
+        n += 3;
+        goto done;
+    }
+    shortest_digits(d, dig, &exp);
+    nd = strlen(dig);
+    if (exp >= -4 && exp < 16) {
+        if (exp >= 0) {
+            for (i = 0; i <= (size_t)exp; i++)
+                out[n++] = i < nd ? dig[i] : '0';
+            out[n++] = '.';
+            if (nd > (size_t)exp + 1) {
+                memcpy(out + n, dig + exp + 1, nd - (size_t)exp - 1);
+                n += nd - (size_t)exp - 1;
+            } else {
+                out[n++] = '0';
+            }
+        } else {
+            out[n++] = '0';
+            out[n++] = '.';
+            for (i = 0; i < (size_t)(-exp - 1); i++)
+                out[n++] = '0';
+            memcpy(out + n, dig, nd);
+            n += nd;
+        }
+        out[n] = '\0';
+    } else {
+        int w;
+
+        out[n++] = dig[0];
+        if (nd > 1) {
+            out[n++] = '.';
+            memcpy(out + n, dig + 1, nd - 1);
+            n += nd - 1;
+        }
+        w = snprintf(out + n, sizeof(out) - n, "e%c%02d", exp < 0 ? '-' : '+',
+                     exp < 0 ? -exp : exp);
+        if (w < 0 || (size_t)w >= sizeof(out) - n)
+            return -EINVAL;
+        n += (size_t)w;
+    }
+done:
+    if (n + 1 > buflen)
+        return -ENOSPC;
+    memcpy(buf, out, n + 1);
+    return (int)n;
+}
+
+/* Write a JSON string: only '"', '\\' and C0 controls are escaped, the way Python does with
+ * ensure_ascii=False (short forms for \b \f \n \r \t, else \u00xx in lowercase hex). */
+static void put_string(struct obuf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i, run = 0;
+
+    put(b, "\"", 1);
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[7];
+        size_t elen = 2;
+
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        put(b, s + run, i - run);
+        run = i + 1;
+        esc[0] = '\\';
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 0xf];
+            elen = 6;
+            break;
+        }
+        put(b, esc, elen);
+    }
+    put(b, s + run, n - run);
+    put(b, "\"", 1);
+}
+
+static int member_cmp(const void *a, const void *b)
+{
+    const struct member *x = a, *y = b;
+    size_t n = x->keylen < y->keylen ? x->keylen : y->keylen;
+    int c = memcmp(x->key, y->key, n);
+
+    if (c)
+        return c;
+    return (x->keylen > y->keylen) - (x->keylen < y->keylen);
+}
+
+/* The role of an object member's value, given the object's role. */
+static enum role child_role(enum role parent, const char *key, size_t keylen)
+{
+    if (parent == ROLE_ROOT && keylen == 9 && memcmp(key, "reasoning", 9) == 0)
+        return ROLE_REASONING;
+    if (parent == ROLE_REASONING && keylen == 10 && memcmp(key, "confidence", 10) == 0)
+        return ROLE_FLOAT;
+    if (parent == ROLE_REASONING && keylen == 7 && memcmp(key, "options", 7) == 0)
+        return ROLE_OPTIONS;
+    if (parent == ROLE_OPTION && keylen == 11 && memcmp(key, "feasibility", 11) == 0)
+        return ROLE_FLOAT;
+    return ROLE_PLAIN;
+}
+
+static void emit(struct obuf *b, const json_t *v, enum role role, int depth);
+
+static void emit_object(struct obuf *b, const json_t *v, enum role role, int depth)
+{
+    struct member stackm[16], *m = stackm;
+    size_t n = json_object_size(v), i = 0;
+    void *it;
+
+    if (n > sizeof(stackm) / sizeof(stackm[0])) {
+        m = calloc(n, sizeof(*m));
+        if (!m) {
+            b->err = -ENOMEM;
+            return;
+        }
+    }
+    for (it = json_object_iter((json_t *)v); it && i < n;
+         it = json_object_iter_next((json_t *)v, it)) {
+        m[i].key = json_object_iter_key(it);
+        m[i].keylen = json_object_iter_key_len(it);
+        m[i].value = json_object_iter_value(it);
+        i++;
+    }
+    n = i;
+    qsort(m, n, sizeof(*m), member_cmp);
+    put(b, "{", 1);
+    for (i = 0; i < n && !b->err; i++) {
+        if (i)
+            put(b, ",", 1);
+        put_string(b, m[i].key, m[i].keylen);
+        put(b, ":", 1);
+        emit(b, m[i].value, child_role(role, m[i].key, m[i].keylen), depth + 1);
+    }
+    put(b, "}", 1);
+    if (m != stackm)
+        free(m);
+}
+
+static void emit_real(struct obuf *b, double d)
+{
+    char tmp[AUDIT_CANON_REAL_MAX];
+    int n = audit_canon_real(d, tmp, sizeof(tmp));
+
+    if (n < 0) {
+        if (!b->err)
+            b->err = n;
+        return;
+    }
+    put(b, tmp, (size_t)n);
+}
+
+static void emit(struct obuf *b, const json_t *v, enum role role, int depth)
+{
+    char tmp[32];
+    size_t i;
+
+    if (b->err)
+        return;
+    if (!v || depth > CANON_MAX_DEPTH) {
+        b->err = -EINVAL;
+        return;
+    }
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        emit_object(b, v, role, depth);
+        break;
+    case JSON_ARRAY:
+        put(b, "[", 1);
+        for (i = 0; i < json_array_size(v) && !b->err; i++) {
+            if (i)
+                put(b, ",", 1);
+            emit(b, json_array_get(v, i), role == ROLE_OPTIONS ? ROLE_OPTION : ROLE_PLAIN,
+                 depth + 1);
+        }
+        put(b, "]", 1);
+        break;
+    case JSON_STRING:
+        put_string(b, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        if (role == ROLE_FLOAT) {
+            emit_real(b, (double)json_integer_value(v));
+        } else {
+            snprintf(tmp, sizeof(tmp), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+            puts_(b, tmp);
+        }
+        break;
+    case JSON_REAL:
+        emit_real(b, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        put(b, "true", 4);
+        break;
+    case JSON_FALSE:
+        put(b, "false", 5);
+        break;
+    case JSON_NULL:
+        put(b, "null", 4);
+        break;
+    default:
+        b->err = -EINVAL;
+        break;
+    }
+}
+
+int audit_canon(const json_t *v, unsigned flags, char **out, size_t *len)
+{
+    struct obuf b = { 0 };
+
+    *out = NULL;
+    if (len)
+        *len = 0;
+    emit(&b, v, (flags & AUDIT_CANON_CAPSULE) ? ROLE_ROOT : ROLE_PLAIN, 0);
+    if (!b.err && !b.p)
+        put(&b, "", 0);
+    if (b.err) {
+        free(b.p);
+        return b.err;
+    }
+    *out = b.p;
+    if (len)
+        *len = b.len;
+    return 0;
+}

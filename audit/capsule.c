@@ -1,0 +1,823 @@
+/* capsule.c: map audit entries to CPS 1.0 capsules, hold the Ed25519 key, seal and verify. */
+#include "audit/capsule.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "audit/canon.h"
+
+#define SEED_LEN 32
+#define PUB_LEN 32
+#define SIG_LEN 64
+#define DIGEST_LEN 32
+
+struct audit_key {
+    EVP_PKEY *pkey;
+    int can_sign;
+    char pubhex[AUDIT_PUB_HEX];
+    char id[AUDIT_KEYID_HEX];
+};
+
+/* The six keys of an audit entry, in log order. */
+static const char *const entry_keys[] = {
+    "timestamp", "action", "status", "message", "user", "details",
+};
+
+/* Capsule types CPS 1.0 knows. */
+static const char *const capsule_types[] = {
+    "agent", "tool", "system", "kill", "workflow", "chat", "vault", "auth",
+};
+
+static const char *const top_keys[] = {
+    "id", "type", "domain", "parent_id", "sequence", "previous_hash", "spec_version",
+    "trigger", "context", "reasoning", "authority", "execution", "outcome",
+};
+static const char *const trigger_keys[] = {
+    "type", "source", "timestamp", "request", "correlation_id", "user_id",
+};
+static const char *const context_keys[] = { "agent_id", "session_id", "environment" };
+static const char *const reasoning_keys[] = {
+    "analysis", "options", "options_considered", "selected_option", "reasoning", "confidence",
+    "model", "prompt_hash",
+};
+static const char *const authority_keys[] = {
+    "type", "approver", "policy_reference", "chain", "escalation_reason",
+};
+static const char *const execution_keys[] = { "tool_calls", "duration_ms", "resources_used" };
+static const char *const outcome_keys[] = {
+    "status", "result", "summary", "error", "side_effects", "metrics",
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Fill buf with a formatted message (when there is a buffer) and return rc. */
+__attribute__((format(printf, 4, 5)))
+static int say(int rc, char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (buf && len) {
+        va_start(ap, fmt);
+        vsnprintf(buf, len, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+static void to_hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        out[2 * i] = hex[in[i] >> 4];
+        out[2 * i + 1] = hex[in[i] & 0xf];
+    }
+    out[2 * n] = '\0';
+}
+
+static int hex_val(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decode exactly 2*n hex chars (a string of that length) into out. 0 or -EINVAL. */
+static int from_hex(const char *s, unsigned char *out, size_t n)
+{
+    size_t i;
+
+    if (!s || strlen(s) != 2 * n)
+        return -EINVAL;
+    for (i = 0; i < n; i++) {
+        int hi = hex_val(s[2 * i]), lo = hex_val(s[2 * i + 1]);
+
+        if (hi < 0 || lo < 0)
+            return -EINVAL;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+/* True for exactly 64 lowercase hex chars. */
+static int is_hash_hex(const char *s)
+{
+    size_t i;
+
+    for (i = 0; i < 64; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return s[64] == '\0';
+}
+
+/* Finish a key object from its EVP_PKEY: public hex and id. 0 or -EIO. */
+static int key_finish(struct audit_key *k)
+{
+    unsigned char pub[PUB_LEN];
+    size_t publen = sizeof(pub);
+
+    if (EVP_PKEY_get_raw_public_key(k->pkey, pub, &publen) != 1 || publen != PUB_LEN)
+        return -EIO;
+    to_hex(pub, PUB_LEN, k->pubhex);
+    memcpy(k->id, k->pubhex, AUDIT_KEYID_HEX - 1);
+    k->id[AUDIT_KEYID_HEX - 1] = '\0';
+    return 0;
+}
+
+/* fsync the directory holding path. 0 or -errno. */
+static int sync_dir_of(const char *path)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    size_t n;
+    int fd, rc = 0;
+
+    if (!slash) {
+        snprintf(dir, sizeof(dir), ".");
+    } else {
+        n = slash == path ? 1 : (size_t)(slash - path);
+        if (n >= sizeof(dir))
+            return -ENAMETOOLONG;
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    }
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fsync(fd) < 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+/* Create path with a fresh random seed unless it exists. 0 (created or already there) or
+ * -errno. The seed goes to a temp file first and is linked in, so path never holds a partial
+ * key. */
+static int key_create(const char *path, char *err, size_t errlen)
+{
+    unsigned char seed[SEED_LEN];
+    char tmp[PATH_MAX];
+    int fd = -1, rc = 0, n;
+
+    n = snprintf(tmp, sizeof(tmp), "%s.new.%ld", path, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof(tmp))
+        return say(-ENAMETOOLONG, err, errlen, "key path %s is too long", path);
+    if (RAND_priv_bytes(seed, sizeof(seed)) != 1) {
+        rc = say(-EIO, err, errlen, "no randomness for a new key");
+        goto out;
+    }
+    (void)unlink(tmp);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = say(-errno, err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    errno = 0;
+    if (fchmod(fd, 0600) < 0 || write(fd, seed, sizeof(seed)) != (ssize_t)sizeof(seed) ||
+        fsync(fd) < 0) {
+        rc = errno ? -errno : -EIO;
+        say(rc, err, errlen, "cannot write %s: %s", tmp, strerror(-rc));
+        goto out;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        rc = say(-errno, err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    fd = -1;
+    if (link(tmp, path) < 0 && errno != EEXIST) {
+        rc = say(-errno, err, errlen, "cannot create %s: %s", path, strerror(errno));
+        goto out;
+    }
+    rc = sync_dir_of(path);
+    if (rc < 0)
+        say(rc, err, errlen, "cannot sync the directory of %s: %s", path, strerror(-rc));
+out:
+    OPENSSL_cleanse(seed, sizeof(seed));
+    if (fd >= 0)
+        close(fd);
+    (void)unlink(tmp);
+    return rc;
+}
+
+int audit_key_load(const char *path, struct audit_key **out, char *err, size_t errlen)
+{
+    unsigned char seed[SEED_LEN + 1];
+    struct audit_key *k = NULL;
+    struct stat st;
+    ssize_t got;
+    size_t have = 0;
+    int fd = -1, rc = 0;
+
+    *out = NULL;
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        rc = key_create(path, err, errlen);
+        if (rc < 0)
+            goto out;
+        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (fd < 0) {
+        rc = say(-errno, err, errlen, "cannot open key %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (fstat(fd, &st) < 0) {
+        rc = say(-errno, err, errlen, "cannot stat key %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = say(-EINVAL, err, errlen, "key %s is not a regular file", path);
+        goto out;
+    }
+    if (st.st_uid != geteuid()) {
+        rc = say(-EACCES, err, errlen, "key %s is owned by uid %ld, not by uid %ld", path,
+                 (long)st.st_uid, (long)geteuid());
+        goto out;
+    }
+    if (st.st_mode & 077) {
+        rc = say(-EACCES, err, errlen, "key %s has mode %04o; it must be 0600", path,
+                 (unsigned)(st.st_mode & 07777));
+        goto out;
+    }
+    while (have < sizeof(seed)) {
+        got = read(fd, seed + have, sizeof(seed) - have);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            rc = say(-errno, err, errlen, "cannot read key %s: %s", path, strerror(errno));
+            goto out;
+        }
+        if (got == 0)
+            break;
+        have += (size_t)got;
+    }
+    if (have != SEED_LEN) {
+        rc = say(-EINVAL, err, errlen, "key %s holds %s%zu bytes; an Ed25519 seed is %d", path,
+                 have > SEED_LEN ? "more than " : "", have > SEED_LEN ? (size_t)SEED_LEN : have,
+                 SEED_LEN);
+        goto out;
+    }
+    k = calloc(1, sizeof(*k));
+    if (!k) {
+        rc = say(-ENOMEM, err, errlen, "out of memory");
+        goto out;
+    }
+    k->pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, SEED_LEN);
+    if (!k->pkey) {
+        rc = say(-EIO, err, errlen, "OpenSSL refused the Ed25519 seed in %s", path);
+        goto out;
+    }
+    k->can_sign = 1;
+    rc = key_finish(k);
+    if (rc < 0) {
+        say(rc, err, errlen, "cannot derive the public key of %s", path);
+        goto out;
+    }
+    *out = k;
+    k = NULL;
+out:
+    OPENSSL_cleanse(seed, sizeof(seed));
+    if (fd >= 0)
+        close(fd);
+    audit_key_free(k);
+    return rc;
+}
+
+int audit_key_from_public(const char *pubhex, struct audit_key **out)
+{
+    unsigned char pub[PUB_LEN];
+    struct audit_key *k;
+    int rc;
+
+    *out = NULL;
+    if (from_hex(pubhex, pub, sizeof(pub)) < 0)
+        return -EINVAL;
+    k = calloc(1, sizeof(*k));
+    if (!k)
+        return -ENOMEM;
+    k->pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, sizeof(pub));
+    if (!k->pkey) {
+        rc = -EINVAL;
+        goto out;
+    }
+    rc = key_finish(k);
+    if (rc == 0) {
+        *out = k;
+        k = NULL;
+    }
+out:
+    audit_key_free(k);
+    return rc;
+}
+
+const char *audit_key_public_hex(const struct audit_key *k)
+{
+    return k->pubhex;
+}
+
+const char *audit_key_id(const struct audit_key *k)
+{
+    return k->id;
+}
+
+void audit_key_free(struct audit_key *k)
+{
+    if (!k)
+        return;
+    EVP_PKEY_free(k->pkey);
+    free(k);
+}
+
+int audit_time_iso(const struct timespec *ts, char *buf, size_t buflen)
+{
+    struct timespec now;
+    struct tm tm;
+    long usec;
+    int n;
+
+    if (!ts) {
+        clock_gettime(CLOCK_REALTIME, &now);
+        ts = &now;
+    }
+    if (!gmtime_r(&ts->tv_sec, &tm))
+        return -EINVAL;
+    usec = ts->tv_nsec / 1000;
+    if (usec)
+        n = snprintf(buf, buflen, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, usec);
+    else
+        n = snprintf(buf, buflen, "%04d-%02d-%02dT%02d:%02d:%02d+00:00", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    if (n < 0 || (size_t)n >= buflen)
+        return -ENOSPC;
+    return 0;
+}
+
+/* Read exactly n decimal digits at *s. -1 when they are not there. */
+static int digits(const char **s, int n)
+{
+    int v = 0;
+
+    while (n--) {
+        if (**s < '0' || **s > '9')
+            return -1;
+        v = v * 10 + (**s - '0');
+        (*s)++;
+    }
+    return v;
+}
+
+/* Expect the character c at *s. */
+static int expect(const char **s, char c)
+{
+    if (**s != c)
+        return -1;
+    (*s)++;
+    return 0;
+}
+
+int audit_time_normalize(const char *in, char *buf, size_t buflen)
+{
+    static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    const char *s = in;
+    struct timespec ts;
+    struct tm tm = { 0 };
+    long usec = 0;
+    int y, mo, d, h, mi, sec, dim, off = 0, fd = 0;
+
+    y = digits(&s, 4);
+    if (y < 1 || expect(&s, '-') < 0 || (mo = digits(&s, 2)) < 1 || mo > 12 ||
+        expect(&s, '-') < 0 || (d = digits(&s, 2)) < 1 || expect(&s, 'T') < 0 ||
+        (h = digits(&s, 2)) < 0 || h > 23 || expect(&s, ':') < 0 ||
+        (mi = digits(&s, 2)) < 0 || mi > 59 || expect(&s, ':') < 0 ||
+        (sec = digits(&s, 2)) < 0 || sec > 59)
+        return -EINVAL;
+    dim = mdays[mo - 1] + (mo == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0));
+    if (d > dim)
+        return -EINVAL;
+    if (*s == '.') {
+        s++;
+        if (*s < '0' || *s > '9')
+            return -EINVAL;
+        while (*s >= '0' && *s <= '9') {
+            if (fd < 6) {
+                usec = usec * 10 + (*s - '0');
+                fd++;
+            }
+            s++;
+        }
+        while (fd++ < 6)
+            usec *= 10;
+    }
+    if (*s == 'Z' || *s == 'z') {
+        s++;
+    } else if (*s == '+' || *s == '-') {
+        int sign = *s == '-' ? -1 : 1, oh, om;
+
+        s++;
+        oh = digits(&s, 2);
+        if (oh < 0 || oh > 23 || expect(&s, ':') < 0 || (om = digits(&s, 2)) < 0 || om > 59)
+            return -EINVAL;
+        off = sign * (oh * 3600 + om * 60);
+    } else {
+        return -EINVAL;
+    }
+    if (*s)
+        return -EINVAL;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    ts.tv_sec = timegm(&tm) - off;
+    ts.tv_nsec = usec * 1000;
+    if (!gmtime_r(&ts.tv_sec, &tm) || tm.tm_year + 1900 < 1 || tm.tm_year + 1900 > 9999)
+        return -EINVAL;
+    return audit_time_iso(&ts, buf, buflen);
+}
+
+/* A random UUID v4 in lowercase. 0 or -EIO. */
+static int uuid4(char out[37])
+{
+    unsigned char b[16];
+    char hex[33];
+
+    if (RAND_bytes(b, sizeof(b)) != 1)
+        return -EIO;
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    to_hex(b, sizeof(b), hex);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+    return 0;
+}
+
+/* The string member key of an entry, or NULL when it is missing or not a string. */
+static const json_t *entry_string(const json_t *entry, const char *key)
+{
+    const json_t *v = json_object_get(entry, key);
+
+    return json_is_string(v) ? v : NULL;
+}
+
+/* Check an audit entry's shape. 0 or -EINVAL with err filled. */
+static int entry_check(const json_t *entry, char *err, size_t errlen)
+{
+    const char *key;
+    const json_t *v;
+    size_t i;
+
+    if (!json_is_object(entry))
+        return say(-EINVAL, err, errlen, "audit entry is not a JSON object");
+    json_object_foreach((json_t *)entry, key, v) {
+        for (i = 0; i < NELEM(entry_keys); i++)
+            if (strcmp(key, entry_keys[i]) == 0)
+                break;
+        if (i == NELEM(entry_keys))
+            return say(-EINVAL, err, errlen, "audit entry has an unknown key \"%s\"", key);
+    }
+    for (i = 0; i + 1 < NELEM(entry_keys); i++)
+        if (!entry_string(entry, entry_keys[i]))
+            return say(-EINVAL, err, errlen, "audit entry lacks the string \"%s\"",
+                       entry_keys[i]);
+    if (!json_is_object(json_object_get(entry, "details")))
+        return say(-EINVAL, err, errlen, "audit entry lacks the object \"details\"");
+    if (json_string_length(json_object_get(entry, "action")) == 0)
+        return say(-EINVAL, err, errlen, "audit entry has an empty action");
+    key = json_string_value(json_object_get(entry, "status"));
+    if (strcmp(key, "success") != 0 && strcmp(key, "failure") != 0)
+        return say(-EINVAL, err, errlen, "audit entry status is \"%s\", not success or failure",
+                   key);
+    return 0;
+}
+
+int audit_capsule_from_entry(const json_t *entry, int system_event, const char *hostname,
+                             long long duration_ms, json_t **out, char *err, size_t errlen)
+{
+    const json_t *action, *message, *user;
+    json_t *cap = NULL, *user_id = NULL, *tool_error = NULL, *out_error = NULL;
+    char id[37], ts[AUDIT_TIME_MAX];
+    json_error_t jerr;
+    int rc, ok;
+
+    *out = NULL;
+    rc = entry_check(entry, err, errlen);
+    if (rc < 0)
+        goto out;
+    if (!hostname || duration_ms < 0) {
+        rc = say(-EINVAL, err, errlen, "no hostname or a negative duration");
+        goto out;
+    }
+    if (audit_time_normalize(json_string_value(json_object_get(entry, "timestamp")), ts,
+                             sizeof(ts)) < 0) {
+        rc = say(-EINVAL, err, errlen, "audit entry timestamp \"%s\" is not an RFC 3339 time",
+                 json_string_value(json_object_get(entry, "timestamp")));
+        goto out;
+    }
+    rc = uuid4(id);
+    if (rc < 0) {
+        say(rc, err, errlen, "no randomness for a capsule id");
+        goto out;
+    }
+    action = entry_string(entry, "action");
+    message = entry_string(entry, "message");
+    user = entry_string(entry, "user");
+    ok = strcmp(json_string_value(json_object_get(entry, "status")), "success") == 0;
+    user_id = system_event ? json_null()
+                           : json_stringn(json_string_value(user), json_string_length(user));
+    tool_error = ok ? json_null()
+                    : json_stringn(json_string_value(message), json_string_length(message));
+    out_error = json_copy(tool_error);
+    if (!user_id || !tool_error || !out_error) {
+        rc = say(-ENOMEM, err, errlen, "out of memory");
+        goto out;
+    }
+    /* "o" steals its reference even when packing fails. */
+    cap = json_pack_ex(&jerr, 0,
+        "{s:s, s:s, s:s, s:n, s:I, s:n, s:s,"
+        " s:{s:s, s:s%, s:s, s:s%, s:n, s:o},"
+        " s:{s:s, s:n, s:{s:s}},"
+        " s:{s:s, s:[], s:[], s:s, s:s, s:f, s:n, s:n},"
+        " s:{s:s, s:n, s:n, s:[], s:n},"
+        " s:{s:[{s:s%, s:o, s:n, s:b, s:I, s:o}], s:I, s:{}},"
+        " s:{s:s, s:o, s:s%, s:o, s:[], s:{}}}",
+        "id", id, "type", "system", "domain", "conduit", "parent_id", "sequence", 0LL,
+        "previous_hash", "spec_version", "1.0",
+        "trigger",
+            "type", system_event ? "system" : "user_request",
+            "source", json_string_value(user), json_string_length(user),
+            "timestamp", ts,
+            "request", json_string_value(message), json_string_length(message),
+            "correlation_id",
+            "user_id", user_id,
+        "context",
+            "agent_id", "qp-conduit", "session_id", "environment", "hostname", hostname,
+        "reasoning",
+            "analysis", "", "options", "options_considered", "selected_option", "",
+            "reasoning", "", "confidence", 0.0, "model", "prompt_hash",
+        "authority",
+            "type", "autonomous", "approver", "policy_reference", "chain",
+            "escalation_reason",
+        "execution",
+            "tool_calls",
+                "tool", json_string_value(action), json_string_length(action),
+                "arguments", json_deep_copy(json_object_get(entry, "details")),
+                "result", "success", ok, "duration_ms", duration_ms, "error", tool_error,
+            "duration_ms", duration_ms, "resources_used",
+        "outcome",
+            "status", ok ? "success" : "failure",
+            "result", json_deep_copy(entry),
+            "summary", json_string_value(message), json_string_length(message),
+            "error", out_error,
+            "side_effects", "metrics");
+    user_id = tool_error = out_error = NULL;
+    if (!cap) {
+        rc = say(-ENOMEM, err, errlen, "cannot build the capsule: %s", jerr.text);
+        goto out;
+    }
+    *out = cap;
+out:
+    json_decref(user_id);
+    json_decref(tool_error);
+    json_decref(out_error);
+    return rc;
+}
+
+int audit_capsule_link(json_t *capsule, long long sequence, const char *previous_hash)
+{
+    json_t *prev;
+
+    if (!json_is_object(capsule) || sequence < 0 || (sequence == 0) != (previous_hash == NULL))
+        return -EINVAL;
+    if (previous_hash && !is_hash_hex(previous_hash))
+        return -EINVAL;
+    prev = previous_hash ? json_string(previous_hash) : json_null();
+    if (!prev)
+        return -ENOMEM;
+    if (json_object_set_new(capsule, "previous_hash", prev) < 0 ||
+        json_object_set_new(capsule, "sequence", json_integer(sequence)) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+int audit_capsule_hash(const json_t *capsule, char hash[AUDIT_HASH_HEX])
+{
+    unsigned char md[DIGEST_LEN];
+    unsigned int mdlen = 0;
+    char *canon = NULL;
+    size_t len;
+    int rc;
+
+    rc = audit_canon(capsule, AUDIT_CANON_CAPSULE, &canon, &len);
+    if (rc < 0)
+        goto out;
+    if (EVP_Digest(canon, len, md, &mdlen, EVP_sha3_256(), NULL) != 1 || mdlen != DIGEST_LEN) {
+        rc = -EIO;
+        goto out;
+    }
+    to_hex(md, DIGEST_LEN, hash);
+out:
+    free(canon);
+    return rc;
+}
+
+int audit_capsule_seal(const struct audit_key *k, const json_t *capsule, struct audit_seal *out)
+{
+    unsigned char sig[SIG_LEN];
+    size_t siglen = sizeof(sig);
+    EVP_MD_CTX *ctx = NULL;
+    int rc;
+
+    if (!k->can_sign)
+        return -EINVAL;
+    rc = audit_capsule_hash(capsule, out->hash);
+    if (rc < 0)
+        goto out;
+    ctx = EVP_MD_CTX_new();
+    if (!ctx) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (EVP_DigestSignInit(ctx, NULL, NULL, NULL, k->pkey) != 1 ||
+        EVP_DigestSign(ctx, sig, &siglen, (const unsigned char *)out->hash,
+                       AUDIT_HASH_HEX - 1) != 1 || siglen != SIG_LEN) {
+        rc = -EIO;
+        goto out;
+    }
+    to_hex(sig, SIG_LEN, out->signature);
+    memcpy(out->signed_by, k->id, sizeof(out->signed_by));
+    rc = audit_time_iso(NULL, out->signed_at, sizeof(out->signed_at));
+out:
+    EVP_MD_CTX_free(ctx);
+    return rc;
+}
+
+/* True when s is a UUID in 8-4-4-4-12 hex form. */
+static int is_uuid(const char *s)
+{
+    size_t i;
+
+    for (i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return 0;
+        } else if (hex_val(s[i]) < 0) {
+            return 0;
+        }
+    }
+    return s[36] == '\0';
+}
+
+/* Check that section is an object holding every key in keys. */
+static int section_check(const json_t *cap, const char *name, const char *const *keys,
+                         size_t nkeys, char *why, size_t whylen)
+{
+    const json_t *sec = json_object_get(cap, name);
+    size_t i;
+
+    if (!json_is_object(sec))
+        return say(-EBADMSG, why, whylen, "%s is not an object", name);
+    for (i = 0; i < nkeys; i++)
+        if (!json_object_get(sec, keys[i]))
+            return say(-EBADMSG, why, whylen, "%s.%s is missing", name, keys[i]);
+    return 0;
+}
+
+int audit_capsule_check(const json_t *cap, char *why, size_t whylen)
+{
+    const json_t *v, *prev;
+    char ts[AUDIT_TIME_MAX];
+    json_int_t seq;
+    double conf;
+    size_t i;
+    int rc;
+
+    if (!json_is_object(cap))
+        return say(-EBADMSG, why, whylen, "capsule is not a JSON object");
+    for (i = 0; i < NELEM(top_keys); i++)
+        if (!json_object_get(cap, top_keys[i]))
+            return say(-EBADMSG, why, whylen, "capsule key %s is missing", top_keys[i]);
+    v = json_object_get(cap, "id");
+    if (!json_is_string(v) || !is_uuid(json_string_value(v)))
+        return say(-EBADMSG, why, whylen, "id is not a UUID string");
+    v = json_object_get(cap, "type");
+    if (!json_is_string(v))
+        return say(-EBADMSG, why, whylen, "type is not a string");
+    for (i = 0; i < NELEM(capsule_types); i++)
+        if (strcmp(json_string_value(v), capsule_types[i]) == 0)
+            break;
+    if (i == NELEM(capsule_types))
+        return say(-EBADMSG, why, whylen, "unknown capsule type \"%s\"", json_string_value(v));
+    if (!json_is_string(json_object_get(cap, "domain")))
+        return say(-EBADMSG, why, whylen, "domain is not a string");
+    v = json_object_get(cap, "parent_id");
+    if (!json_is_null(v) && !(json_is_string(v) && is_uuid(json_string_value(v))))
+        return say(-EBADMSG, why, whylen, "parent_id is neither null nor a UUID string");
+    v = json_object_get(cap, "sequence");
+    if (!json_is_integer(v))
+        return say(-EBADMSG, why, whylen, "sequence is not an integer");
+    seq = json_integer_value(v);
+    if (seq < 0)
+        return say(-EBADMSG, why, whylen, "sequence %" JSON_INTEGER_FORMAT " is negative", seq);
+    prev = json_object_get(cap, "previous_hash");
+    if (!json_is_null(prev) && !(json_is_string(prev) && is_hash_hex(json_string_value(prev))))
+        return say(-EBADMSG, why, whylen, "previous_hash is neither null nor 64 hex chars");
+    if (seq == 0 && !json_is_null(prev))
+        return say(-EBADMSG, why, whylen, "genesis capsule has a previous_hash");
+    if (seq != 0 && json_is_null(prev))
+        return say(-EBADMSG, why, whylen, "capsule after genesis has no previous_hash");
+    v = json_object_get(cap, "spec_version");
+    if (!json_is_string(v) || json_string_length(v) == 0)
+        return say(-EBADMSG, why, whylen, "spec_version is not a non-empty string");
+
+    rc = section_check(cap, "trigger", trigger_keys, NELEM(trigger_keys), why, whylen);
+    if (rc == 0)
+        rc = section_check(cap, "context", context_keys, NELEM(context_keys), why, whylen);
+    if (rc == 0)
+        rc = section_check(cap, "reasoning", reasoning_keys, NELEM(reasoning_keys), why, whylen);
+    if (rc == 0)
+        rc = section_check(cap, "authority", authority_keys, NELEM(authority_keys), why, whylen);
+    if (rc == 0)
+        rc = section_check(cap, "execution", execution_keys, NELEM(execution_keys), why, whylen);
+    if (rc == 0)
+        rc = section_check(cap, "outcome", outcome_keys, NELEM(outcome_keys), why, whylen);
+    if (rc < 0)
+        return rc;
+
+    v = json_object_get(cap, "trigger");
+    if (!json_is_string(json_object_get(v, "type")))
+        return say(-EBADMSG, why, whylen, "trigger.type is not a string");
+    v = json_object_get(v, "timestamp");
+    if (!json_is_string(v) || audit_time_normalize(json_string_value(v), ts, sizeof(ts)) < 0)
+        return say(-EBADMSG, why, whylen, "trigger.timestamp is not a time with a zone");
+    if (!json_is_object(json_object_get(json_object_get(cap, "context"), "environment")))
+        return say(-EBADMSG, why, whylen, "context.environment is not an object");
+    v = json_object_get(json_object_get(cap, "reasoning"), "confidence");
+    if (!json_is_number(v))
+        return say(-EBADMSG, why, whylen, "reasoning.confidence is not a number");
+    conf = json_number_value(v);
+    if (!(conf >= 0.0 && conf <= 1.0))
+        return say(-EBADMSG, why, whylen, "reasoning.confidence %g is outside [0, 1]", conf);
+    v = json_object_get(cap, "execution");
+    if (!json_is_array(json_object_get(v, "tool_calls")))
+        return say(-EBADMSG, why, whylen, "execution.tool_calls is not an array");
+    if (!json_is_integer(json_object_get(v, "duration_ms")))
+        return say(-EBADMSG, why, whylen, "execution.duration_ms is not an integer");
+    if (!json_is_object(json_object_get(v, "resources_used")))
+        return say(-EBADMSG, why, whylen, "execution.resources_used is not an object");
+    return 0;
+}
+
+int audit_capsule_verify(const struct audit_key *k, const json_t *capsule, const char *hash,
+                         const char *signature, char *why, size_t whylen)
+{
+    unsigned char sig[SIG_LEN];
+    char computed[AUDIT_HASH_HEX];
+    EVP_MD_CTX *ctx = NULL;
+    int rc;
+
+    rc = audit_capsule_check(capsule, why, whylen);
+    if (rc < 0)
+        return rc;
+    if (!hash || !is_hash_hex(hash))
+        return say(-EBADMSG, why, whylen, "stored hash is not 64 lowercase hex chars");
+    if (from_hex(signature, sig, sizeof(sig)) < 0)
+        return say(-EBADMSG, why, whylen, "stored signature is not 128 hex chars");
+    rc = audit_capsule_hash(capsule, computed);
+    if (rc < 0)
+        return say(rc, why, whylen, "cannot hash the capsule: %s", strerror(-rc));
+    if (strcmp(computed, hash) != 0)
+        return say(-EBADMSG, why, whylen,
+                   "content hash mismatch: stored %.16s..., computed %.16s...", hash, computed);
+    ctx = EVP_MD_CTX_new();
+    if (!ctx)
+        return say(-ENOMEM, why, whylen, "out of memory");
+    if (EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k->pkey) != 1) {
+        rc = say(-EIO, why, whylen, "OpenSSL cannot set up Ed25519 verification");
+        goto out;
+    }
+    if (EVP_DigestVerify(ctx, sig, sizeof(sig), (const unsigned char *)hash,
+                         AUDIT_HASH_HEX - 1) != 1) {
+        rc = say(-EBADMSG, why, whylen, "Ed25519 signature does not verify with key %s", k->id);
+        goto out;
+    }
+out:
+    EVP_MD_CTX_free(ctx);
+    return rc;
+}

@@ -1,0 +1,757 @@
+/* store.c: the capsule chain in SQLite: schema checks, leader/follower group commit, chain
+ * verification, and the single SQLite-to-errno mapping of the audit module. */
+#include "audit/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "audit/canon.h"
+
+#define DB_NAME "capsules.db"
+#define KEY_NAME "key"
+#define BUSY_TIMEOUT_MS 10000
+
+/* The CPS storage schema of the reference implementation. */
+#define SQL_CREATE \
+    "CREATE TABLE IF NOT EXISTS capsules (id TEXT PRIMARY KEY, type TEXT, " \
+    "sequence INTEGER UNIQUE, previous_hash TEXT, data TEXT, hash TEXT, signature TEXT, " \
+    "signature_pq TEXT DEFAULT '', signed_at TEXT, signed_by TEXT, session_id TEXT)"
+#define SQL_HEAD "SELECT sequence, hash FROM capsules ORDER BY sequence DESC LIMIT 1"
+#define SQL_HEAD_FULL \
+    "SELECT sequence, hash, signed_by, signed_at FROM capsules ORDER BY sequence DESC LIMIT 1"
+#define SQL_INSERT \
+    "INSERT INTO capsules (id, type, sequence, previous_hash, data, hash, signature, " \
+    "signature_pq, signed_at, signed_by, session_id) VALUES (?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?)"
+#define SQL_ALL \
+    "SELECT sequence, id, type, previous_hash, data, hash, signature, signed_by " \
+    "FROM capsules ORDER BY sequence"
+#define SQL_RESULTS "SELECT sequence, data FROM capsules ORDER BY sequence"
+
+static const char *const schema_columns[] = {
+    "id", "type", "sequence", "previous_hash", "data", "hash", "signature", "signature_pq",
+    "signed_at", "signed_by", "session_id",
+};
+
+/* One append waiting for its batch; lives on the appender's stack. */
+struct waiter {
+    json_t *capsule;            /* unsealed capsule, linked and sealed by the batch leader */
+    int rc;
+    int done;
+    long long seq;
+    char hash[AUDIT_HASH_HEX];
+    struct waiter *next;
+};
+
+struct audit_store {
+    sqlite3 *db;                /* the writer; used by one batch leader at a time */
+    sqlite3_stmt *head, *insert;
+    sqlite3 *rdb;               /* a reader for audit_store_head, under rlock */
+    pthread_mutex_t rlock;
+    pthread_mutex_t lock;       /* the queue, leading, stopping, the stats */
+    pthread_cond_t done;        /* followers wait here for their batch or their turn to lead */
+    struct waiter *qhead, *qtail;
+    int leading;                /* a batch is being committed (by its leader, unlocked) */
+    int stopping;
+    long long appends, batches;
+    struct audit_key *key;
+    char hostname[256];
+    char path[PATH_MAX];
+};
+
+/* The one place SQLite result codes become -errno. */
+static int sq_errno(sqlite3 *db, int rc)
+{
+    int sys;
+
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_ROW:
+    case SQLITE_DONE:
+        return 0;
+    case SQLITE_NOMEM:
+        return -ENOMEM;
+    case SQLITE_FULL:
+        return -ENOSPC;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return -EBUSY;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_FORMAT:
+        return -EUCLEAN;
+    case SQLITE_READONLY:
+        return -EROFS;
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+        return -EACCES;
+    case SQLITE_CONSTRAINT:
+        return -EEXIST;
+    case SQLITE_TOOBIG:
+    case SQLITE_NOLFS:
+        return -EFBIG;
+    case SQLITE_INTERRUPT:
+        return -EINTR;
+    case SQLITE_CANTOPEN:
+        sys = db ? sqlite3_system_errno(db) : 0;
+        return sys > 0 ? -sys : -EACCES;
+    case SQLITE_IOERR:
+    default:
+        return -EIO;
+    }
+}
+
+/* Fill buf with a formatted message (when there is a buffer) and return rc. */
+__attribute__((format(printf, 4, 5)))
+static int say(int rc, char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (buf && len) {
+        va_start(ap, fmt);
+        vsnprintf(buf, len, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+/* Run one SQL statement without results. 0 or -errno. */
+static int exec_sql(sqlite3 *db, const char *sql)
+{
+    return sq_errno(db, sqlite3_exec(db, sql, NULL, NULL, NULL));
+}
+
+/* A text column as a string ("" for NULL). */
+static const char *col_text(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+
+    return t ? (const char *)t : "";
+}
+
+/* Copy a text column into dst (dstlen >= 1), truncating. */
+static void col_copy(sqlite3_stmt *s, int i, char *dst, size_t dstlen)
+{
+    snprintf(dst, dstlen, "%s", col_text(s, i));
+}
+
+/* Open path read-only for a reader. 0 or -errno with err filled. */
+static int open_reader(const char *path, sqlite3 **out, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    int rc;
+
+    rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        rc = say(sq_errno(db, rc), err, errlen, "cannot open %s: %s", path,
+                 db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return rc;
+    }
+    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    *out = db;
+    return 0;
+}
+
+/* Describe a failure to read the schema. */
+static int schema_error(struct audit_store *st, int rc, char *err, size_t errlen)
+{
+    if ((rc & 0xff) == SQLITE_NOTADB)
+        return say(sq_errno(st->db, rc), err, errlen, "%s is not an SQLite database", st->path);
+    return say(sq_errno(st->db, rc), err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->db));
+}
+
+/* Make sure the database is ours: an SQLite file with a capsules table of the CPS shape, or an
+ * empty one (which gets the table). 0 or -errno with err filled. */
+static int check_schema(struct audit_store *st, char *err, size_t errlen)
+{
+    sqlite3_stmt *s = NULL;
+    int have[sizeof(schema_columns) / sizeof(schema_columns[0])] = { 0 };
+    int rc, ncols = 0;
+    size_t i;
+
+    rc = sqlite3_prepare_v2(st->db, "SELECT name FROM pragma_table_info('capsules')", -1, &s,
+                            NULL);
+    if (rc != SQLITE_OK) {
+        rc = schema_error(st, rc, err, errlen);
+        goto out;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        ncols++;
+        for (i = 0; i < sizeof(schema_columns) / sizeof(schema_columns[0]); i++)
+            if (strcmp(col_text(s, 0), schema_columns[i]) == 0)
+                have[i] = 1;
+    }
+    if (rc != SQLITE_DONE) {
+        rc = schema_error(st, rc, err, errlen);
+        goto out;
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    if (ncols > 0) {
+        for (i = 0; i < sizeof(schema_columns) / sizeof(schema_columns[0]); i++) {
+            if (!have[i]) {
+                rc = say(-EUCLEAN, err, errlen,
+                         "%s: table capsules has no column %s; not a CPS capsule store",
+                         st->path, schema_columns[i]);
+                goto out;
+            }
+        }
+        rc = 0;
+        goto out;
+    }
+    rc = sqlite3_prepare_v2(st->db, "SELECT name FROM sqlite_master WHERE type IN "
+                            "('table', 'view') AND name NOT LIKE 'sqlite_%' LIMIT 1", -1, &s,
+                            NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        rc = say(-EUCLEAN, err, errlen,
+                 "%s holds table %s but no capsules table; not a CPS capsule store", st->path,
+                 col_text(s, 0));
+        goto out;
+    }
+    if (rc != SQLITE_DONE) {
+        rc = say(sq_errno(st->db, rc), err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->db));
+        goto out;
+    }
+    rc = exec_sql(st->db, SQL_CREATE);
+    if (rc < 0)
+        say(rc, err, errlen, "%s: cannot create the capsules table: %s", st->path,
+            sqlite3_errmsg(st->db));
+out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Create path with mode 0600 when it is missing (SQLite would use 0644), so the WAL and shm
+ * files SQLite derives from it get 0600 too. Refuse anything but a regular file. */
+static int precreate(const char *path, char *err, size_t errlen)
+{
+    struct stat sb;
+    int fd;
+
+    if (lstat(path, &sb) == 0) {
+        if (!S_ISREG(sb.st_mode))
+            return say(-EUCLEAN, err, errlen, "%s is not a regular file", path);
+        return 0;
+    }
+    if (errno != ENOENT)
+        return say(-errno, err, errlen, "cannot stat %s: %s", path, strerror(errno));
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST)
+        return say(-errno, err, errlen, "cannot create %s: %s", path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return 0;
+}
+
+/* Open the writer connection: WAL, synchronous=FULL, schema, statements. */
+static int open_writer(struct audit_store *st, char *err, size_t errlen)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    rc = sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        rc = say(sq_errno(st->db, rc), err, errlen, "cannot open %s: %s", st->path,
+                 st->db ? sqlite3_errmsg(st->db) : "out of memory");
+        goto out;
+    }
+    if (sqlite3_db_readonly(st->db, "main") == 1) {
+        rc = say(-EROFS, err, errlen, "%s is not writable", st->path);
+        goto out;
+    }
+    sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+    rc = check_schema(st, err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode=WAL", -1, &s, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW || strcmp(col_text(s, 0), "wal") != 0) {
+        rc = say(rc == SQLITE_ROW ? -EIO : sq_errno(st->db, rc), err, errlen,
+                 "%s: cannot switch to WAL mode: %s", st->path,
+                 rc == SQLITE_ROW ? col_text(s, 0) : sqlite3_errmsg(st->db));
+        goto out;
+    }
+    rc = exec_sql(st->db, "PRAGMA synchronous=FULL");
+    if (rc == 0)
+        rc = sq_errno(st->db, sqlite3_prepare_v2(st->db, SQL_HEAD, -1, &st->head, NULL));
+    if (rc == 0)
+        rc = sq_errno(st->db, sqlite3_prepare_v2(st->db, SQL_INSERT, -1, &st->insert, NULL));
+    if (rc < 0)
+        say(rc, err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->db));
+out:
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Insert one sealed capsule with the insert statement. 0 or -errno. */
+static int insert_capsule(struct audit_store *st, const json_t *cap, long long seq,
+                          const char *prev, const struct audit_seal *seal)
+{
+    sqlite3_stmt *s = st->insert;
+    char *data = NULL;
+    size_t len;
+    int rc;
+
+    rc = audit_canon(cap, AUDIT_CANON_CAPSULE, &data, &len);
+    if (rc < 0)
+        return rc;
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    rc = sqlite3_bind_text(s, 1, json_string_value(json_object_get(cap, "id")), -1,
+                           SQLITE_TRANSIENT);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(s, 2, json_string_value(json_object_get(cap, "type")), -1,
+                               SQLITE_TRANSIENT);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(s, 3, seq);
+    if (rc == SQLITE_OK)
+        rc = prev ? sqlite3_bind_text(s, 4, prev, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, 4);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(s, 5, data, (int)len, SQLITE_TRANSIENT);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(s, 6, seal->hash, -1, SQLITE_TRANSIENT);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(s, 7, seal->signature, -1, SQLITE_TRANSIENT);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(s, 8, seal->signed_at, -1, SQLITE_TRANSIENT);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(s, 9, seal->signed_by, -1, SQLITE_TRANSIENT);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_null(s, 10);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_DONE)
+            rc = SQLITE_OK;
+    }
+    free(data);
+    rc = sq_errno(st->db, rc);
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* Append a whole batch in one transaction: read the head, link, seal and insert each capsule,
+ * commit (one fsync). On failure nothing of the batch is kept. 0 or -errno. */
+static int commit_batch(struct audit_store *st, struct waiter *batch)
+{
+    char prev[AUDIT_HASH_HEX] = "";
+    struct audit_seal seal;
+    struct waiter *w;
+    long long seq = -1;
+    int rc, n = 0;
+
+    for (w = batch; w; w = w->next)
+        n++;
+    rc = exec_sql(st->db, "BEGIN IMMEDIATE");
+    if (rc < 0)
+        goto out;
+    rc = sqlite3_step(st->head);
+    if (rc == SQLITE_ROW) {
+        seq = sqlite3_column_int64(st->head, 0);
+        col_copy(st->head, 1, prev, sizeof(prev));
+        rc = 0;
+    } else {
+        rc = sq_errno(st->db, rc);
+    }
+    sqlite3_reset(st->head);
+    if (rc < 0)
+        goto out;
+    for (w = batch; w; w = w->next) {
+        seq++;
+        rc = audit_capsule_link(w->capsule, seq, seq ? prev : NULL);
+        if (rc == -EINVAL) {
+            syslog(LOG_ERR, "audit: the chain head of %s has a malformed hash", st->path);
+            rc = -EUCLEAN;
+        }
+        if (rc == 0)
+            rc = audit_capsule_seal(st->key, w->capsule, &seal);
+        if (rc == 0)
+            rc = insert_capsule(st, w->capsule, seq, seq ? prev : NULL, &seal);
+        if (rc < 0)
+            goto out;
+        w->seq = seq;
+        memcpy(w->hash, seal.hash, sizeof(w->hash));
+        memcpy(prev, seal.hash, sizeof(prev));
+    }
+    rc = exec_sql(st->db, "COMMIT");
+out:
+    if (rc < 0) {
+        syslog(LOG_ERR, "audit: appending %d capsule(s) to %s failed: %s (%s)", n, st->path,
+               strerror(-rc), sqlite3_errmsg(st->db));
+        if (!sqlite3_get_autocommit(st->db))
+            exec_sql(st->db, "ROLLBACK");
+    }
+    return rc;
+}
+
+/* Lead one batch: take every append waiting now (the caller's among them), commit them in one
+ * transaction, and wake their writers. Called and returns with st->lock held. */
+static void lead_batch(struct audit_store *st)
+{
+    struct waiter *batch = st->qhead, *w, *next;
+    long long n;
+    int rc;
+
+    st->leading = 1;
+    st->qhead = st->qtail = NULL;
+    pthread_mutex_unlock(&st->lock);
+
+    rc = commit_batch(st, batch);
+
+    pthread_mutex_lock(&st->lock);
+    for (n = 0, w = batch; w; w = next, n++) {
+        next = w->next;
+        w->rc = rc;
+        w->done = 1;
+    }
+    if (rc == 0) {
+        st->appends += n;
+        st->batches++;
+    }
+    st->leading = 0;
+    pthread_cond_broadcast(&st->done);
+}
+
+int audit_store_open(const char *state_dir, const char *hostname, struct audit_store **out,
+                     char *err, size_t errlen)
+{
+    struct audit_store *st;
+    char keypath[PATH_MAX];
+    struct stat sb;
+    int rc, n;
+
+    *out = NULL;
+    if (stat(state_dir, &sb) < 0)
+        return say(-errno, err, errlen, "state dir %s: %s", state_dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return say(-ENOTDIR, err, errlen, "state dir %s is not a directory", state_dir);
+    st = calloc(1, sizeof(*st));
+    if (!st)
+        return say(-ENOMEM, err, errlen, "out of memory");
+    pthread_mutex_init(&st->lock, NULL);
+    pthread_mutex_init(&st->rlock, NULL);
+    pthread_cond_init(&st->done, NULL);
+    n = snprintf(st->path, sizeof(st->path), "%s/%s", state_dir, DB_NAME);
+    if (n < 0 || (size_t)n >= sizeof(st->path)) {
+        rc = say(-ENAMETOOLONG, err, errlen, "state dir %s: path too long", state_dir);
+        goto fail;
+    }
+    n = snprintf(keypath, sizeof(keypath), "%s/%s", state_dir, KEY_NAME);
+    if (n < 0 || (size_t)n >= sizeof(keypath)) {
+        rc = say(-ENAMETOOLONG, err, errlen, "state dir %s: path too long", state_dir);
+        goto fail;
+    }
+    if (hostname) {
+        n = snprintf(st->hostname, sizeof(st->hostname), "%s", hostname);
+        if (n < 0 || (size_t)n >= sizeof(st->hostname)) {
+            rc = say(-EINVAL, err, errlen, "hostname too long");
+            goto fail;
+        }
+    } else if (gethostname(st->hostname, sizeof(st->hostname) - 1) < 0) {
+        rc = say(-errno, err, errlen, "gethostname: %s", strerror(errno));
+        goto fail;
+    }
+    rc = precreate(st->path, err, errlen);
+    if (rc < 0)
+        goto fail;
+    rc = open_writer(st, err, errlen);
+    if (rc < 0)
+        goto fail;
+    rc = audit_key_load(keypath, &st->key, err, errlen);
+    if (rc < 0)
+        goto fail;
+    rc = open_reader(st->path, &st->rdb, err, errlen);
+    if (rc < 0)
+        goto fail;
+    *out = st;
+    return 0;
+fail:
+    audit_store_close(st);
+    return rc;
+}
+
+int audit_store_append(struct audit_store *st, const json_t *entry, int system_event,
+                       long long duration_ms, char *hash_out, long long *seq_out)
+{
+    struct waiter w = { 0 };
+    char err[256];
+    int rc;
+
+    rc = audit_capsule_from_entry(entry, system_event, st->hostname, duration_ms, &w.capsule,
+                                  err, sizeof(err));
+    if (rc < 0) {
+        syslog(LOG_ERR, "audit: entry refused: %s", err);
+        return rc;
+    }
+    pthread_mutex_lock(&st->lock);
+    if (st->stopping) {
+        pthread_mutex_unlock(&st->lock);
+        rc = -ESHUTDOWN;
+        goto out;
+    }
+    if (st->qtail)
+        st->qtail->next = &w;
+    else
+        st->qhead = &w;
+    st->qtail = &w;
+    /* Leader/follower: with no batch in flight this writer commits everything queued (its own
+     * entry first); otherwise it waits, and leads the next batch if its entry is still queued
+     * when the current one finishes. */
+    while (!w.done) {
+        if (!st->leading)
+            lead_batch(st);
+        else
+            pthread_cond_wait(&st->done, &st->lock);
+    }
+    pthread_mutex_unlock(&st->lock);
+    rc = w.rc;
+    if (rc == 0) {
+        if (hash_out)
+            memcpy(hash_out, w.hash, AUDIT_HASH_HEX);
+        if (seq_out)
+            *seq_out = w.seq;
+    }
+out:
+    json_decref(w.capsule);
+    return rc;
+}
+
+/* Check one row of the chain at position expected. 0 or -EBADMSG with why filled. */
+static int check_row(struct audit_store *st, sqlite3_stmt *s, long long expected,
+                     const char *prev, char *why, size_t whylen)
+{
+    const char *col_prev = sqlite3_column_type(s, 3) == SQLITE_NULL ? NULL : col_text(s, 3);
+    const char *data = col_text(s, 4);
+    const json_t *v;
+    json_t *cap = NULL;
+    json_error_t jerr;
+    long long seq;
+    int rc;
+
+    if (sqlite3_column_type(s, 0) != SQLITE_INTEGER) {
+        rc = say(-EBADMSG, why, whylen, "sequence column is not an integer");
+        goto out;
+    }
+    seq = sqlite3_column_int64(s, 0);
+    if (seq != expected) {
+        rc = say(-EBADMSG, why, whylen, "sequence gap: expected %lld, found %lld", expected, seq);
+        goto out;
+    }
+    cap = json_loadb(data, (size_t)sqlite3_column_bytes(s, 4), JSON_ALLOW_NUL, &jerr);
+    if (!cap) {
+        rc = say(-EBADMSG, why, whylen, "data is not JSON: %s", jerr.text);
+        goto out;
+    }
+    rc = audit_capsule_check(cap, why, whylen);
+    if (rc < 0)
+        goto out;
+    seq = json_integer_value(json_object_get(cap, "sequence"));
+    if (seq != expected) {
+        rc = say(-EBADMSG, why, whylen, "data holds sequence %lld in the row of sequence %lld",
+                 seq, expected);
+        goto out;
+    }
+    v = json_object_get(cap, "previous_hash");
+    if (expected > 0 && strcmp(json_string_value(v), prev) != 0) {
+        rc = say(-EBADMSG, why, whylen,
+                 "chain broken: previous_hash %.16s... is not the hash %.16s... of sequence %lld",
+                 json_string_value(v), prev, expected - 1);
+        goto out;
+    }
+    if (json_is_null(v) ? col_prev != NULL
+                        : (!col_prev || strcmp(col_prev, json_string_value(v)) != 0)) {
+        rc = say(-EBADMSG, why, whylen, "previous_hash column disagrees with the data");
+        goto out;
+    }
+    if (strcmp(col_text(s, 1), json_string_value(json_object_get(cap, "id"))) != 0 ||
+        strcmp(col_text(s, 2), json_string_value(json_object_get(cap, "type"))) != 0) {
+        rc = say(-EBADMSG, why, whylen, "id or type column disagrees with the data");
+        goto out;
+    }
+    if (strcmp(col_text(s, 7), audit_key_id(st->key)) != 0) {
+        rc = say(-EBADMSG, why, whylen, "signed by key %.16s, not by this store's key %s",
+                 col_text(s, 7), audit_key_id(st->key));
+        goto out;
+    }
+    rc = audit_capsule_verify(st->key, cap, col_text(s, 5), col_text(s, 6), why, whylen);
+out:
+    json_decref(cap);
+    return rc;
+}
+
+int audit_store_verify(struct audit_store *st, struct audit_verify_report *r)
+{
+    char prev[AUDIT_HASH_HEX] = "";
+    sqlite3_stmt *s = NULL;
+    sqlite3 *db = NULL;
+    long long i = 0;
+    int rc;
+
+    memset(r, 0, sizeof(*r));
+    r->failed_seq = -1;
+    rc = open_reader(st->path, &db, r->reason, sizeof(r->reason));
+    if (rc < 0)
+        goto out;
+    rc = exec_sql(db, "BEGIN");
+    if (rc == 0)
+        rc = sq_errno(db, sqlite3_prepare_v2(db, SQL_ALL, -1, &s, NULL));
+    if (rc < 0) {
+        say(rc, r->reason, sizeof(r->reason), "%s: %s", st->path, sqlite3_errmsg(db));
+        goto out;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        rc = check_row(st, s, i, prev, r->reason, sizeof(r->reason));
+        if (rc < 0) {
+            r->failed_seq = i;
+            goto out;
+        }
+        col_copy(s, 5, prev, sizeof(prev));
+        r->checked = ++i;
+    }
+    rc = sq_errno(db, rc);
+    if (rc < 0)
+        say(rc, r->reason, sizeof(r->reason), "%s: %s", st->path, sqlite3_errmsg(db));
+out:
+    sqlite3_finalize(s);
+    if (db && !sqlite3_get_autocommit(db))
+        exec_sql(db, "COMMIT");
+    sqlite3_close(db);
+    return rc;
+}
+
+int audit_store_head(struct audit_store *st, long long *seq, char hash[AUDIT_HASH_HEX],
+                     char signed_by[AUDIT_KEYID_HEX], char signed_at[AUDIT_TIME_MAX])
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    pthread_mutex_lock(&st->rlock);
+    rc = sq_errno(st->rdb, sqlite3_prepare_v2(st->rdb, SQL_HEAD_FULL, -1, &s, NULL));
+    if (rc < 0)
+        goto out;
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        if (seq)
+            *seq = sqlite3_column_int64(s, 0);
+        if (hash)
+            col_copy(s, 1, hash, AUDIT_HASH_HEX);
+        if (signed_by)
+            col_copy(s, 2, signed_by, AUDIT_KEYID_HEX);
+        if (signed_at)
+            col_copy(s, 3, signed_at, AUDIT_TIME_MAX);
+        rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        if (seq)
+            *seq = -1;
+        if (hash)
+            hash[0] = '\0';
+        if (signed_by)
+            signed_by[0] = '\0';
+        if (signed_at)
+            signed_at[0] = '\0';
+        rc = 0;
+    } else {
+        rc = sq_errno(st->rdb, rc);
+    }
+out:
+    if (rc < 0)
+        syslog(LOG_ERR, "audit: reading the head of %s: %s", st->path, sqlite3_errmsg(st->rdb));
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->rlock);
+    return rc;
+}
+
+int audit_store_foreach_result(struct audit_store *st,
+                               int (*cb)(long long seq, const json_t *result, void *arg),
+                               void *arg)
+{
+    char err[256] = "";
+    sqlite3_stmt *s = NULL;
+    sqlite3 *db = NULL;
+    int rc;
+
+    rc = open_reader(st->path, &db, err, sizeof(err));
+    if (rc < 0)
+        goto out;
+    rc = exec_sql(db, "BEGIN");
+    if (rc == 0)
+        rc = sq_errno(db, sqlite3_prepare_v2(db, SQL_RESULTS, -1, &s, NULL));
+    if (rc < 0) {
+        snprintf(err, sizeof(err), "%s", sqlite3_errmsg(db));
+        goto out;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        json_t *cap = json_loadb(col_text(s, 1), (size_t)sqlite3_column_bytes(s, 1),
+                                 JSON_ALLOW_NUL, NULL);
+        const json_t *result = NULL;
+
+        if (cap) {
+            result = json_object_get(json_object_get(cap, "outcome"), "result");
+            if (!result)
+                result = json_null();
+        }
+        rc = cb(sqlite3_column_int64(s, 0), result, arg);
+        json_decref(cap);
+        if (rc)
+            goto out;
+    }
+    rc = sq_errno(db, rc);
+    if (rc < 0)
+        snprintf(err, sizeof(err), "%s", sqlite3_errmsg(db));
+out:
+    if (rc < 0)
+        syslog(LOG_ERR, "audit: reading %s: %s", st->path, err);
+    sqlite3_finalize(s);
+    if (db && !sqlite3_get_autocommit(db))
+        exec_sql(db, "COMMIT");
+    sqlite3_close(db);
+    return rc;
+}
+
+const char *audit_store_pubkey_hex(struct audit_store *st)
+{
+    return audit_key_public_hex(st->key);
+}
+
+void audit_store_stats(struct audit_store *st, long long *appends, long long *batches)
+{
+    pthread_mutex_lock(&st->lock);
+    if (appends)
+        *appends = st->appends;
+    if (batches)
+        *batches = st->batches;
+    pthread_mutex_unlock(&st->lock);
+}
+
+void audit_store_close(struct audit_store *st)
+{
+    if (!st)
+        return;
+    pthread_mutex_lock(&st->lock);
+    st->stopping = 1;
+    while (st->leading || st->qhead)
+        pthread_cond_wait(&st->done, &st->lock);
+    pthread_mutex_unlock(&st->lock);
+    sqlite3_finalize(st->head);
+    sqlite3_finalize(st->insert);
+    sqlite3_close(st->rdb);
+    sqlite3_close(st->db);
+    audit_key_free(st->key);
+    pthread_cond_destroy(&st->done);
+    pthread_mutex_destroy(&st->rlock);
+    pthread_mutex_destroy(&st->lock);
+    free(st);
+}

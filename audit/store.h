@@ -1,0 +1,75 @@
+/* store.h: the sealed audit chain in state/capsules.db (SQLite, WAL, group commit), and its
+ * verification. */
+#ifndef CONDUIT_AUDIT_STORE_H
+#define CONDUIT_AUDIT_STORE_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "audit/capsule.h"
+
+/* An open chain store: the database connections, the signing key, the append queue. Opaque. */
+struct audit_store;
+
+/* The first break verify found, if any. */
+struct audit_verify_report {
+    long long checked;    /* capsules that passed every check before the first failure */
+    long long failed_seq; /* sequence of the first capsule that failed; -1 when intact */
+    char reason[256];     /* why it failed, or why verification could not run */
+};
+
+/* Open state_dir/capsules.db (created 0600 with the capsules table if missing) and the signing
+ * key state_dir/key (a raw 32-byte Ed25519 seed, created 0600 if missing). hostname goes into
+ * every capsule's context.environment (NULL: gethostname()).
+ * A file that is not an SQLite database, or a database whose capsules table lacks a column of
+ * the CPS storage schema, or that holds other tables but no capsules table, is refused. On
+ * failure err says why. 0 or -errno (-EUCLEAN for a foreign or corrupt database). */
+int audit_store_open(const char *state_dir, const char *hostname, struct audit_store **out,
+                     char *err, size_t errlen);
+
+/* Seal a six-field audit entry (see audit_capsule_from_entry) as the next capsule of the chain
+ * and return once it is durable. Concurrent callers are batched (leader/follower): a caller that
+ * finds no batch in flight commits every entry waiting at that moment, its own included, in one
+ * BEGIN IMMEDIATE transaction (the chain head is read inside it) with one fsync, while later
+ * callers wait for the next batch. system_event: the daemon's own event rather than a user's
+ * request. duration_ms: how long the operation took (>= 0). hash_out (AUDIT_HASH_HEX bytes) and
+ * seq_out may be NULL. Thread-safe. 0, -EINVAL (bad entry), -ESHUTDOWN (store closing) or the
+ * errno the database error maps to (-ENOSPC, -EIO, -EBUSY, -EROFS, ...); on error nothing was
+ * appended. */
+int audit_store_append(struct audit_store *st, const json_t *entry, int system_event,
+                       long long duration_ms, char *hash_out, long long *seq_out);
+
+/* Verify the whole chain in sequence order, in one read snapshot: each row's data parses and
+ * has the capsule structure; its sequence is the next one (0, 1, 2, ... with no gap) in both the
+ * column and the data; previous_hash is null at 0 and the previous row's hash after; id and type
+ * match their columns; the recomputed hash matches; signed_by is this store's key id and the
+ * Ed25519 signature verifies. Thread-safe and concurrent with appends. 0 when intact,
+ * -EBADMSG when a capsule failed (r->failed_seq, r->reason), or -errno when the database could
+ * not be read (r->reason says why). */
+int audit_store_verify(struct audit_store *st, struct audit_verify_report *r);
+
+/* The chain head: its sequence (-1 for an empty chain, with the strings set to ""), hash,
+ * signed_by and signed_at. Any output may be NULL. 0 or -errno. */
+int audit_store_head(struct audit_store *st, long long *seq, char hash[AUDIT_HASH_HEX],
+                     char signed_by[AUDIT_KEYID_HEX], char signed_at[AUDIT_TIME_MAX]);
+
+/* Call cb for every capsule in sequence order with its outcome.result (the audit entry it
+ * sealed; borrowed, valid during the call; JSON null when a row lacks it) in one read snapshot.
+ * A nonzero return from cb stops the walk and is returned. Rows whose data does not parse are
+ * passed with result NULL. 0, cb's value, or -errno. */
+int audit_store_foreach_result(struct audit_store *st,
+                               int (*cb)(long long seq, const json_t *result, void *arg),
+                               void *arg);
+
+/* The store's public key as 64 hex chars (its first 16 are the signed_by of every capsule). */
+const char *audit_store_pubkey_hex(struct audit_store *st);
+
+/* Appends and batches (one transaction each) committed since open. Either may be NULL. */
+void audit_store_stats(struct audit_store *st, long long *appends, long long *batches);
+
+/* Wait for the appends already queued, close the database and free the key. NULL is fine.
+ * Appends that start after close began get -ESHUTDOWN; no call may start after it returned. */
+void audit_store_close(struct audit_store *st);
+
+#endif

@@ -1,0 +1,1108 @@
+/* ca.c: the internal CA: root generation and loading, leaf issuance, archive, renewal, info. */
+#include "core/ca.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/buffer.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "core/statefile.h"
+
+#define CA_SERIAL_BYTES 16          /* random serial length; the top byte is 0x40..0x7f */
+#define CA_BACKDATE_SECS 300        /* notBefore = now - 5 min, for peers with a slow clock */
+#define CA_ROOT_YEARS 10
+#define CA_CN_MAX 64                /* ub-common-name */
+#define CA_FILE_MAX (1 << 20)       /* largest PEM file read */
+#define CA_DAY_SECS 86400
+#define CA_CN_PREFIX "QP Conduit Internal CA ("
+
+struct ca {
+    pthread_mutex_t lock;           /* guards the leaf files and the OpenSSL objects */
+    enum ca_key_type type;          /* immutable after ca_open */
+    EVP_PKEY *key;
+    X509 *cert;
+    char tls_dir[PATH_MAX];
+    char archive_dir[PATH_MAX];
+};
+
+struct ext_spec {
+    int nid;
+    const char *value;              /* OpenSSL v3 extension config syntax */
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Write a one-line reason into err when the caller gave a buffer. */
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* The one mapping of OpenSSL errors to -errno: takes the first queued error as the reason
+ * (written to err after what), then clears the queue. */
+static int ossl_errno(char *err, size_t errlen, const char *what)
+{
+    unsigned long e = ERR_get_error();
+    char text[256] = "unknown OpenSSL error";
+    int rc = -EIO;
+
+    if (e != 0) {
+        ERR_error_string_n(e, text, sizeof(text));
+        if (ERR_SYSTEM_ERROR(e) && ERR_GET_REASON(e) > 0)
+            rc = -(int)ERR_GET_REASON(e);
+        else if (ERR_GET_REASON(e) == ERR_R_MALLOC_FAILURE)
+            rc = -ENOMEM;
+        else if (ERR_GET_LIB(e) == ERR_LIB_PEM || ERR_GET_LIB(e) == ERR_LIB_ASN1 ||
+                 ERR_GET_LIB(e) == ERR_LIB_OSSL_DECODER)
+            rc = -EINVAL;               /* unparseable or unsupported input */
+    }
+    ERR_clear_error();
+    set_err(err, errlen, "%s: %s", what, text);
+    return rc;
+}
+
+/* Clear and free a buffer that held key material. */
+static void free_secret(char *buf, size_t len)
+{
+    if (!buf)
+        return;
+    OPENSSL_cleanse(buf, len);
+    free(buf);
+}
+
+/* PEM password callback: keys here are never encrypted, and nothing may prompt on a terminal. */
+static int no_password(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
+/* A lowercase LDH DNS name of at most 253 chars that is safe as a file name under state/tls. */
+static bool domain_ok(const char *d)
+{
+    size_t len, label = 0;
+
+    if (!d)
+        return false;
+    len = strlen(d);
+    if (len == 0 || len > 253 || !strcmp(d, "archive") || !strcmp(d, "ca.key") ||
+        !strcmp(d, "ca.crt"))
+        return false;
+    for (size_t i = 0; i <= len; i++) {
+        char c = d[i];
+
+        if (c == '.' || c == '\0') {
+            if (label == 0 || label > 63 || d[i - label] == '-' || d[i - 1] == '-')
+                return false;
+            label = 0;
+        } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-') {
+            label++;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Read a regular file of at most CA_FILE_MAX bytes into a NUL-terminated malloc'd buffer.
+ * With secret, refuse (-EPERM) a file that group or others may access; free the result with
+ * free_secret. 0 or -errno. */
+static int read_file(const char *path, bool secret, char **data, size_t *len)
+{
+    struct stat st;
+    char *buf = NULL;
+    size_t cap = 0, got = 0;
+    int fd, rc = 0;
+
+    *data = NULL;
+    *len = 0;
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = -EINVAL;
+        goto out;
+    }
+    if (secret && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+        rc = -EPERM;
+        goto out;
+    }
+    if (st.st_size > CA_FILE_MAX) {
+        rc = -EFBIG;
+        goto out;
+    }
+    cap = (size_t)st.st_size + 1;
+    buf = malloc(cap);
+    if (!buf) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    while (got < cap - 1) {
+        ssize_t n = read(fd, buf + got, cap - 1 - got);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            goto out;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    *data = buf;
+    *len = got;
+    buf = NULL;
+out:
+    free_secret(buf, cap);
+    close(fd);
+    return rc;
+}
+
+/* Load a private key from PEM. With secret, a key accessible by group or others is refused.
+ * 0 or -errno with a reason in err (which may be NULL). */
+static int load_key(const char *path, bool secret, EVP_PKEY **out, char *err, size_t errlen)
+{
+    char *data = NULL;
+    size_t len = 0;
+    BIO *bio = NULL;
+    int rc;
+
+    *out = NULL;
+    rc = read_file(path, secret, &data, &len);
+    if (rc == -EPERM) {
+        set_err(err, errlen, "%s is accessible by group or others; refusing it (chmod 600)",
+                path);
+        goto out;
+    }
+    if (rc < 0) {
+        set_err(err, errlen, "reading %s: %s", path, strerror(-rc));
+        goto out;
+    }
+    bio = BIO_new_mem_buf(data, (int)len);
+    if (!bio) {
+        rc = ossl_errno(err, errlen, path);
+        goto out;
+    }
+    *out = PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL);
+    if (!*out)
+        rc = ossl_errno(err, errlen, path);
+out:
+    BIO_free(bio);
+    free_secret(data, len);
+    return rc;
+}
+
+/* Load a certificate from PEM. 0 or -errno with a reason in err (which may be NULL). */
+static int load_cert(const char *path, X509 **out, char *err, size_t errlen)
+{
+    char *data = NULL;
+    size_t len = 0;
+    BIO *bio = NULL;
+    int rc;
+
+    *out = NULL;
+    rc = read_file(path, false, &data, &len);
+    if (rc < 0) {
+        set_err(err, errlen, "reading %s: %s", path, strerror(-rc));
+        goto out;
+    }
+    bio = BIO_new_mem_buf(data, (int)len);
+    if (!bio) {
+        rc = ossl_errno(err, errlen, path);
+        goto out;
+    }
+    *out = PEM_read_bio_X509(bio, NULL, no_password, NULL);
+    if (!*out)
+        rc = ossl_errno(err, errlen, path);
+out:
+    BIO_free(bio);
+    free(data);
+    return rc;
+}
+
+/* Copy the contents of a memory BIO into a malloc'd NUL-terminated string. 0 or -ENOMEM. */
+static int bio_string(BIO *bio, char **out)
+{
+    BUF_MEM *bm = NULL;
+
+    *out = NULL;
+    BIO_get_mem_ptr(bio, &bm);
+    if (!bm)
+        return -ENOMEM;
+    *out = malloc(bm->length + 1);
+    if (!*out)
+        return -ENOMEM;
+    memcpy(*out, bm->data, bm->length);
+    (*out)[bm->length] = '\0';
+    return 0;
+}
+
+/* Certificate as PEM into a malloc'd string. 0 or -errno. */
+static int cert_pem(X509 *crt, char **out)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    int rc;
+
+    *out = NULL;
+    if (!bio || PEM_write_bio_X509(bio, crt) != 1) {
+        rc = ossl_errno(NULL, 0, "encoding certificate");
+        goto out;
+    }
+    rc = bio_string(bio, out);
+out:
+    BIO_free(bio);
+    return rc;
+}
+
+/* Write key as unencrypted PKCS#8 PEM to path, mode 0600 from creation, atomically; the
+ * encoding is cleansed afterwards. 0 or -errno with a reason in err. */
+static int write_key(const char *path, EVP_PKEY *key, char *err, size_t errlen)
+{
+    BIO *bio = BIO_new(BIO_s_secmem());
+    BUF_MEM *bm = NULL;
+    int rc;
+
+    if (!bio || PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) != 1) {
+        rc = ossl_errno(err, errlen, "encoding key");
+        goto out;
+    }
+    BIO_get_mem_ptr(bio, &bm);
+    if (!bm) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    rc = state_write_atomic(path, bm->data, bm->length, 0600);
+    if (rc < 0)
+        set_err(err, errlen, "writing %s: %s", path, strerror(-rc));
+out:
+    if (bm)
+        OPENSSL_cleanse(bm->data, bm->max);
+    BIO_free(bio);
+    return rc;
+}
+
+/* Write crt as PEM to path, mode 0644, atomically. 0 or -errno with a reason in err. */
+static int write_cert(const char *path, X509 *crt, char *err, size_t errlen)
+{
+    char *pem = NULL;
+    int rc = cert_pem(crt, &pem);
+
+    if (rc < 0) {
+        set_err(err, errlen, "encoding %s: %s", path, strerror(-rc));
+        goto out;
+    }
+    rc = state_write_atomic(path, pem, strlen(pem), 0644);
+    if (rc < 0)
+        set_err(err, errlen, "writing %s: %s", path, strerror(-rc));
+out:
+    free(pem);
+    return rc;
+}
+
+/* Create path as a 0700 directory if missing; tighten an existing one to 0700. 0 or -errno. */
+static int ensure_dir(const char *path)
+{
+    struct stat st;
+    int rc = state_mkdir(path, 0700);
+
+    if (rc < 0)
+        return rc;
+    if (lstat(path, &st) < 0)
+        return -errno;
+    if (!S_ISDIR(st.st_mode))
+        return -ENOTDIR;
+    if ((st.st_mode & 077) && chmod(path, 0700) < 0)
+        return -errno;
+    return 0;
+}
+
+/* fsync a directory. 0 or -errno. */
+static int fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = 0;
+
+    if (fd < 0)
+        return -errno;
+    if (fsync(fd) < 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+/* The supported type of key, or -EINVAL. */
+static int key_type_of(EVP_PKEY *key, enum ca_key_type *type)
+{
+    char group[64];
+    int rc = -EINVAL;
+
+    if (!key)
+        return -EINVAL;
+    if (EVP_PKEY_is_a(key, "ED25519")) {
+        *type = CA_KEY_ED25519;
+        rc = 0;
+    } else if (EVP_PKEY_is_a(key, "EC") &&
+               EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group,
+                                              sizeof(group), NULL) == 1 &&
+               (!strcmp(group, "prime256v1") || !strcmp(group, "P-256"))) {
+        *type = CA_KEY_ECDSA_P256;
+        rc = 0;
+    }
+    ERR_clear_error();
+    return rc;
+}
+
+/* A fresh key of type, or NULL with the OpenSSL error queued. */
+static EVP_PKEY *gen_key(enum ca_key_type type)
+{
+    if (type == CA_KEY_ED25519)
+        return EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+}
+
+/* A random positive serial of exactly CA_SERIAL_BYTES bytes. 1 or 0 (error queued). */
+static int set_random_serial(X509 *crt)
+{
+    unsigned char b[CA_SERIAL_BYTES];
+    BIGNUM *bn = NULL;
+    int ok = 0;
+
+    if (RAND_bytes(b, sizeof(b)) != 1)
+        goto out;
+    b[0] = (unsigned char)((b[0] & 0x7f) | 0x40);
+    bn = BN_bin2bn(b, sizeof(b), NULL);
+    if (bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(crt)))
+        ok = 1;
+out:
+    BN_free(bn);
+    return ok;
+}
+
+/* Serial of crt as lowercase hex. 0, -EINVAL (too long for len) or -ENOMEM. */
+static int serial_hex_of(const X509 *crt, char *buf, size_t len)
+{
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(crt), NULL);
+    char *hex = bn ? BN_bn2hex(bn) : NULL;
+    int rc = 0;
+
+    if (!hex) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (strlen(hex) >= len) {
+        rc = -EINVAL;
+        goto out;
+    }
+    for (size_t i = 0; hex[i]; i++)
+        buf[i] = (hex[i] >= 'A' && hex[i] <= 'F') ? (char)(hex[i] - 'A' + 'a') : hex[i];
+    buf[strlen(hex)] = '\0';
+out:
+    OPENSSL_free(hex);
+    BN_free(bn);
+    ERR_clear_error();
+    return rc;
+}
+
+/* t as YYYY-MM-DDTHH:MM:SSZ. 0 or -EINVAL. */
+static int format_time(const ASN1_TIME *t, char *buf, size_t len)
+{
+    struct tm tm;
+
+    if (ASN1_TIME_to_tm(t, &tm) != 1 || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+        ERR_clear_error();
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Seconds from now until t, negative when t is past. 0 or -EINVAL. */
+static int secs_until(const ASN1_TIME *t, int64_t *secs)
+{
+    int day, sec;
+
+    if (ASN1_TIME_diff(&day, &sec, NULL, t) != 1) {
+        ERR_clear_error();
+        return -EINVAL;
+    }
+    *secs = (int64_t)day * CA_DAY_SECS + sec;
+    return 0;
+}
+
+/* Lowercase hex SHA-256 of the DER of crt, 64 digits, no colons. 0 or -ENOMEM. */
+static int fingerprint(const X509 *crt, char out[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+
+    if (X509_digest(crt, EVP_sha256(), md, &n) != 1 || n != 32) {
+        ERR_clear_error();
+        return -ENOMEM;
+    }
+    for (unsigned int i = 0; i < n; i++) {
+        out[2 * i] = digits[md[i] >> 4];
+        out[2 * i + 1] = digits[md[i] & 0xf];
+    }
+    out[2 * n] = '\0';
+    return 0;
+}
+
+/* Build and sign a v3 certificate for pub: random serial, valid from now - CA_BACKDATE_SECS to
+ * not_after, issued by issuer (NULL: self-signed by sign_key), with the extensions exts.
+ * NULL with the OpenSSL error queued. */
+static X509 *build_cert(EVP_PKEY *pub, const X509_NAME *subject, X509 *issuer, EVP_PKEY *sign_key,
+                        enum ca_key_type type, time_t not_after, const struct ext_spec *exts,
+                        size_t nexts)
+{
+    X509 *crt = X509_new();
+    X509V3_CTX ctx;
+    bool ok = false;
+
+    if (!crt || !X509_set_version(crt, X509_VERSION_3) || !set_random_serial(crt) ||
+        !X509_gmtime_adj(X509_getm_notBefore(crt), -CA_BACKDATE_SECS) ||
+        !ASN1_TIME_set(X509_getm_notAfter(crt), not_after) ||
+        !X509_set_subject_name(crt, subject) ||
+        !X509_set_issuer_name(crt, issuer ? X509_get_subject_name(issuer) : subject) ||
+        !X509_set_pubkey(crt, pub))
+        goto out;
+    memset(&ctx, 0, sizeof(ctx));          /* no config database: db stays NULL */
+    X509V3_set_ctx(&ctx, issuer ? issuer : crt, crt, NULL, NULL, 0);
+    if (!X509V3_set_issuer_pkey(&ctx, sign_key))
+        goto out;
+    for (size_t i = 0; i < nexts; i++) {
+        X509_EXTENSION *ext = X509V3_EXT_nconf_nid(NULL, &ctx, exts[i].nid, exts[i].value);
+        int added = ext && X509_add_ext(crt, ext, -1);
+
+        X509_EXTENSION_free(ext);
+        if (!added)
+            goto out;
+    }
+    if (X509_sign(crt, sign_key, type == CA_KEY_ED25519 ? NULL : EVP_sha256()) <= 0)
+        goto out;
+    ok = true;
+out:
+    if (!ok) {
+        X509_free(crt);
+        crt = NULL;
+    }
+    return crt;
+}
+
+/* The root's subject: CN "QP Conduit Internal CA (<host>)", host sanitized to printable ASCII
+ * and cut to fit the 64-char CN limit. NULL with the OpenSSL error queued. */
+static X509_NAME *root_name(const char *hostname)
+{
+    char host[256], cn[CA_CN_MAX + 1];
+    int room = CA_CN_MAX - (int)strlen(CA_CN_PREFIX ")");
+    X509_NAME *name = NULL;
+    int n;
+
+    if (hostname && *hostname)
+        n = snprintf(host, sizeof(host), "%s", hostname);
+    else
+        n = gethostname(host, sizeof(host)) == 0 ? 0 : -1;
+    host[sizeof(host) - 1] = '\0';
+    if (n < 0 || !host[0])
+        snprintf(host, sizeof(host), "%s", "localhost");
+    for (char *p = host; *p; p++) {
+        if (*p < 0x20 || *p > 0x7e)
+            *p = '?';
+    }
+    n = snprintf(cn, sizeof(cn), CA_CN_PREFIX "%.*s)", room, host);
+    if (n < 0 || (size_t)n >= sizeof(cn))
+        return NULL;
+    name = X509_NAME_new();
+    if (name && !X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8,
+                                            (const unsigned char *)cn, -1, -1, 0)) {
+        X509_NAME_free(name);
+        name = NULL;
+    }
+    return name;
+}
+
+/* Generate, write (key first) and install a new root of type. 0 or -errno with a reason. */
+static int generate_root(struct ca *ca, enum ca_key_type type, const char *hostname,
+                         const char *key_path, const char *crt_path, char *err, size_t errlen)
+{
+    static const struct ext_spec exts[] = {
+        { NID_basic_constraints, "critical,CA:TRUE" },
+        { NID_key_usage, "critical,keyCertSign,cRLSign" },
+        { NID_subject_key_identifier, "hash" },
+        { NID_authority_key_identifier, "keyid:always" },
+    };
+    X509_NAME *name = NULL;
+    EVP_PKEY *key = NULL;
+    X509 *crt = NULL;
+    time_t now = time(NULL), not_after;
+    struct tm tm;
+    int rc = 0;
+
+    gmtime_r(&now, &tm);
+    tm.tm_year += CA_ROOT_YEARS;
+    not_after = timegm(&tm);
+    name = root_name(hostname);
+    key = name ? gen_key(type) : NULL;
+    crt = key ? build_cert(key, name, NULL, key, type, not_after, exts,
+                           sizeof(exts) / sizeof(exts[0])) : NULL;
+    if (!crt) {
+        rc = ossl_errno(err, errlen, "generating the CA");
+        goto out;
+    }
+    rc = write_key(key_path, key, err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = write_cert(crt_path, crt, err, errlen);
+    if (rc < 0) {
+        /* The key was created just now and certifies nothing: keep "both or neither". */
+        state_unlink(key_path);
+        goto out;
+    }
+    ca->type = type;
+    ca->key = key;
+    ca->cert = crt;
+    key = NULL;
+    crt = NULL;
+out:
+    X509_NAME_free(name);
+    EVP_PKEY_free(key);
+    X509_free(crt);
+    return rc;
+}
+
+/* Load an existing root and check it: key and certificate match, supported key type, a CA
+ * certificate self-signed by that key. 0 or -errno with a reason. */
+static int load_root(struct ca *ca, const char *key_path, const char *crt_path, char *err,
+                     size_t errlen)
+{
+    EVP_PKEY *key = NULL;
+    X509 *crt = NULL;
+    EVP_PKEY *pub;
+    int rc;
+
+    rc = load_key(key_path, true, &key, err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = load_cert(crt_path, &crt, err, errlen);
+    if (rc < 0)
+        goto out;
+    pub = X509_get0_pubkey(crt);
+    if (!pub || EVP_PKEY_eq(pub, key) != 1) {
+        rc = -EINVAL;
+        set_err(err, errlen, "CA key %s does not match certificate %s; refusing to use or "
+                "replace them (restore the matching pair)", key_path, crt_path);
+        goto out;
+    }
+    if (key_type_of(key, &ca->type) < 0) {
+        rc = -EINVAL;
+        set_err(err, errlen, "CA key %s is neither ed25519 nor ecdsa-p256", key_path);
+        goto out;
+    }
+    if (X509_check_ca(crt) != 1 || X509_verify(crt, pub) != 1) {
+        rc = -EINVAL;
+        set_err(err, errlen, "%s is not a self-signed CA certificate", crt_path);
+        goto out;
+    }
+    ca->key = key;
+    ca->cert = crt;
+    key = NULL;
+    crt = NULL;
+out:
+    ERR_clear_error();
+    EVP_PKEY_free(key);
+    X509_free(crt);
+    return rc;
+}
+
+/* lstat path: 1 exists (anything, even a dangling link), 0 missing, or -errno. */
+static int exists(const char *path)
+{
+    struct stat st;
+
+    if (lstat(path, &st) == 0)
+        return 1;
+    return errno == ENOENT ? 0 : -errno;
+}
+
+int ca_open(const char *state_dir, enum ca_key_type want, const char *hostname, struct ca **out,
+            bool *created, char *err, size_t errlen)
+{
+    char key_path[PATH_MAX], crt_path[PATH_MAX];
+    struct ca *ca = NULL;
+    bool made = false;
+    int rc, have_key, have_crt;
+
+    set_err(err, errlen, "%s", "");
+    if (created)
+        *created = false;
+    if (!state_dir || !out || (want != CA_KEY_ED25519 && want != CA_KEY_ECDSA_P256)) {
+        set_err(err, errlen, "ca_open: invalid argument");
+        return -EINVAL;
+    }
+    *out = NULL;
+    ca = calloc(1, sizeof(*ca));
+    if (!ca) {
+        rc = -ENOMEM;
+        set_err(err, errlen, "out of memory");
+        goto out;
+    }
+    if (state_path(ca->tls_dir, sizeof(ca->tls_dir), state_dir, "tls") < 0 ||
+        state_path(ca->archive_dir, sizeof(ca->archive_dir), ca->tls_dir, "archive") < 0 ||
+        state_path(key_path, sizeof(key_path), ca->tls_dir, "ca.key") < 0 ||
+        state_path(crt_path, sizeof(crt_path), ca->tls_dir, "ca.crt") < 0) {
+        rc = -ENAMETOOLONG;
+        set_err(err, errlen, "state directory path too long");
+        goto out;
+    }
+    rc = ensure_dir(ca->tls_dir);
+    if (rc < 0) {
+        set_err(err, errlen, "creating %s: %s", ca->tls_dir, strerror(-rc));
+        goto out;
+    }
+    have_key = exists(key_path);
+    have_crt = exists(crt_path);
+    if (have_key < 0 || have_crt < 0) {
+        rc = have_key < 0 ? have_key : have_crt;
+        set_err(err, errlen, "checking %s: %s", have_key < 0 ? key_path : crt_path,
+                strerror(-rc));
+        goto out;
+    }
+    if (!have_key && !have_crt) {
+        rc = generate_root(ca, want, hostname, key_path, crt_path, err, errlen);
+        made = rc == 0;
+    } else if (!have_crt || !have_key) {
+        rc = -EINVAL;
+        set_err(err, errlen, "%s exists without %s; refusing to regenerate the CA over it "
+                "(restore the missing file or remove both)", have_key ? key_path : crt_path,
+                have_key ? crt_path : key_path);
+    } else {
+        rc = load_root(ca, key_path, crt_path, err, errlen);
+    }
+    if (rc < 0)
+        goto out;
+    rc = -pthread_mutex_init(&ca->lock, NULL);
+    if (rc < 0) {
+        set_err(err, errlen, "pthread_mutex_init: %s", strerror(-rc));
+        goto out;
+    }
+    if (ca->type != want)
+        set_err(err, errlen, "keeping the existing %s CA (requested %s); its leaves are %s",
+                ca_key_type_name(ca->type), ca_key_type_name(want), ca_key_type_name(ca->type));
+    if (created)
+        *created = made;
+    *out = ca;
+    ca = NULL;
+out:
+    if (ca) {
+        EVP_PKEY_free(ca->key);
+        X509_free(ca->cert);
+        free(ca);
+    }
+    return rc;
+}
+
+void ca_close(struct ca *ca)
+{
+    if (!ca)
+        return;
+    pthread_mutex_destroy(&ca->lock);
+    EVP_PKEY_free(ca->key);
+    X509_free(ca->cert);
+    free(ca);
+}
+
+enum ca_key_type ca_key_type_get(const struct ca *ca)
+{
+    return ca->type;
+}
+
+/* state/tls/<domain> and its two files (each buffer PATH_MAX). 0 or -EINVAL/-ENAMETOOLONG. */
+static int leaf_paths(const struct ca *ca, const char *domain, char *dir, char *key_path,
+                      char *crt_path)
+{
+    if (!domain_ok(domain))
+        return -EINVAL;
+    if (state_path(dir, PATH_MAX, ca->tls_dir, domain) < 0 ||
+        state_path(key_path, PATH_MAX, dir, "key.pem") < 0 ||
+        state_path(crt_path, PATH_MAX, dir, "cert.pem") < 0)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+/* ca_archive with the lock held. */
+static int archive_locked(struct ca *ca, const char *domain)
+{
+    char dir[PATH_MAX], key_path[PATH_MAX], crt_path[PATH_MAX], dest[PATH_MAX];
+    char serial[CA_SERIAL_HEX_MAX], name[NAME_MAX + 1];
+    struct stat st;
+    X509 *crt = NULL;
+    int rc, room, n = -1;
+
+    rc = leaf_paths(ca, domain, dir, key_path, crt_path);
+    if (rc < 0)
+        return rc;
+    if (lstat(dir, &st) < 0)
+        return -errno;
+    if (!S_ISDIR(st.st_mode))
+        return -ENOTDIR;
+    if (load_cert(crt_path, &crt, NULL, 0) < 0 || serial_hex_of(crt, serial, sizeof(serial)) < 0)
+        snprintf(serial, sizeof(serial), "%s", "unknown");
+    X509_free(crt);
+    rc = ensure_dir(ca->archive_dir);
+    if (rc < 0)
+        return rc;
+    /* Room for the domain in a file name; only a domain near 253 chars is ever cut. */
+    room = NAME_MAX - (int)strlen(serial) - (int)strlen(".-999");
+    for (int i = 1; i < 1000; i++) {
+        if (i == 1)
+            n = snprintf(name, sizeof(name), "%.*s.%s", room, domain, serial);
+        else
+            n = snprintf(name, sizeof(name), "%.*s.%s-%d", room, domain, serial, i);
+        if (n < 0 || (size_t)n >= sizeof(name) ||
+            state_path(dest, sizeof(dest), ca->archive_dir, name) < 0)
+            return -ENAMETOOLONG;
+        rc = exists(dest);
+        if (rc <= 0)
+            break;
+    }
+    if (rc != 0)
+        return rc < 0 ? rc : -EEXIST;
+    if (rename(dir, dest) < 0)
+        return -errno;
+    rc = fsync_dir(ca->tls_dir);
+    if (rc == 0)
+        rc = fsync_dir(ca->archive_dir);
+    return rc;
+}
+
+int ca_archive(struct ca *ca, const char *domain)
+{
+    int rc;
+
+    if (!ca)
+        return -EINVAL;
+    pthread_mutex_lock(&ca->lock);
+    rc = archive_locked(ca, domain);
+    pthread_mutex_unlock(&ca->lock);
+    return rc;
+}
+
+int ca_issue(struct ca *ca, const char *domain, int leaf_days, char serial_hex[CA_SERIAL_HEX_MAX],
+             char *err, size_t errlen)
+{
+    char dir[PATH_MAX], key_path[PATH_MAX], crt_path[PATH_MAX], serial[CA_SERIAL_HEX_MAX];
+    char san[300], until[32];
+    struct ext_spec exts[] = {
+        { NID_basic_constraints, "critical,CA:FALSE" },
+        { NID_key_usage, "critical,digitalSignature" },
+        { NID_ext_key_usage, "serverAuth" },
+        { NID_subject_key_identifier, "hash" },
+        { NID_authority_key_identifier, "keyid:always" },
+        { NID_subject_alt_name, san },
+    };
+    X509_NAME *name = NULL;
+    EVP_PKEY *key = NULL;
+    X509 *crt = NULL;
+    bool locked = false, cn;
+    int64_t ca_left;
+    time_t now, not_after;
+    int rc, n;
+
+    set_err(err, errlen, "%s", "");
+    if (serial_hex)
+        serial_hex[0] = '\0';
+    if (leaf_days == 0)
+        leaf_days = CA_LEAF_DAYS_DEFAULT;
+    if (!ca)
+        return -EINVAL;
+    if (leaf_days < 0 || leaf_days > CA_LEAF_DAYS_MAX) {
+        set_err(err, errlen, "leaf validity must be 1..%d days", CA_LEAF_DAYS_MAX);
+        return -EINVAL;
+    }
+    rc = leaf_paths(ca, domain, dir, key_path, crt_path);
+    if (rc < 0) {
+        set_err(err, errlen, "invalid domain for a certificate");
+        return rc;
+    }
+    /* CN for old clients when it fits; otherwise an empty subject and a critical SAN. */
+    cn = strlen(domain) <= CA_CN_MAX;
+    n = snprintf(san, sizeof(san), "%sDNS:%s", cn ? "" : "critical,", domain);
+    if (n < 0 || (size_t)n >= sizeof(san))
+        return -EINVAL;
+    pthread_mutex_lock(&ca->lock);
+    locked = true;
+    if (secs_until(X509_get0_notAfter(ca->cert), &ca_left) < 0 || ca_left <= 0) {
+        rc = -EKEYEXPIRED;
+        if (format_time(X509_get0_notAfter(ca->cert), until, sizeof(until)) < 0)
+            snprintf(until, sizeof(until), "%s", "?");
+        set_err(err, errlen, "the CA certificate expired (%s); no leaf can be issued", until);
+        goto out;
+    }
+    now = time(NULL);
+    not_after = now + (time_t)leaf_days * CA_DAY_SECS;
+    if ((int64_t)leaf_days * CA_DAY_SECS > ca_left)
+        not_after = now + (time_t)ca_left;
+    name = X509_NAME_new();
+    if (name && cn && !X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8,
+                                                  (const unsigned char *)domain, -1, -1, 0)) {
+        X509_NAME_free(name);
+        name = NULL;
+    }
+    key = name ? gen_key(ca->type) : NULL;
+    crt = key ? build_cert(key, name, ca->cert, ca->key, ca->type, not_after, exts,
+                           sizeof(exts) / sizeof(exts[0])) : NULL;
+    if (!crt) {
+        rc = ossl_errno(err, errlen, "issuing the certificate");
+        goto out;
+    }
+    rc = serial_hex_of(crt, serial, sizeof(serial));
+    if (rc < 0)
+        goto out;
+    rc = archive_locked(ca, domain);
+    if (rc < 0 && rc != -ENOENT) {
+        set_err(err, errlen, "archiving the previous pair of %s: %s", domain, strerror(-rc));
+        goto out;
+    }
+    rc = ensure_dir(dir);
+    if (rc < 0) {
+        set_err(err, errlen, "creating %s: %s", dir, strerror(-rc));
+        goto out;
+    }
+    rc = write_key(key_path, key, err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = write_cert(crt_path, crt, err, errlen);
+    if (rc < 0)
+        goto out;
+    if (serial_hex)
+        snprintf(serial_hex, CA_SERIAL_HEX_MAX, "%s", serial);
+out:
+    if (locked)
+        pthread_mutex_unlock(&ca->lock);
+    X509_NAME_free(name);
+    EVP_PKEY_free(key);
+    X509_free(crt);
+    return rc;
+}
+
+int ca_needs_renewal(struct ca *ca, const char *domain, int renew_before_days)
+{
+    char dir[PATH_MAX], key_path[PATH_MAX], crt_path[PATH_MAX];
+    EVP_PKEY *key = NULL, *ca_pub;
+    X509 *crt = NULL;
+    int64_t left;
+    int rc;
+
+    if (!ca || renew_before_days < 0)
+        return -EINVAL;
+    rc = leaf_paths(ca, domain, dir, key_path, crt_path);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&ca->lock);
+    ca_pub = X509_get0_pubkey(ca->cert);
+    rc = load_cert(crt_path, &crt, NULL, 0);
+    if (rc < 0) {
+        rc = rc == -ENOMEM ? -ENOMEM : 1;
+        goto out;
+    }
+    rc = 1;
+    if (X509_check_issued(ca->cert, crt) != X509_V_OK || X509_verify(crt, ca_pub) != 1 ||
+        X509_check_host(crt, domain, 0, 0, NULL) != 1)
+        goto out;
+    if (load_key(key_path, false, &key, NULL, 0) < 0 ||
+        EVP_PKEY_eq(X509_get0_pubkey(crt), key) != 1)
+        goto out;
+    if (secs_until(X509_get0_notAfter(crt), &left) < 0)
+        goto out;
+    rc = left < (int64_t)renew_before_days * CA_DAY_SECS ? 1 : 0;
+out:
+    ERR_clear_error();
+    pthread_mutex_unlock(&ca->lock);
+    EVP_PKEY_free(key);
+    X509_free(crt);
+    return rc;
+}
+
+/* Set key to a new value in obj; v NULL or a failed set is -ENOMEM (v is always consumed). */
+static int jset(json_t *obj, const char *key, json_t *v)
+{
+    return (v && json_object_set_new(obj, key, v) == 0) ? 0 : -ENOMEM;
+}
+
+/* The fields common to the CA and leaf objects: serial, validity, fingerprint. 0 or -errno. */
+static int cert_fields(const X509 *crt, json_t *obj)
+{
+    char serial[CA_SERIAL_HEX_MAX], from[32], until[32], fp[65];
+    int rc;
+
+    if ((rc = serial_hex_of(crt, serial, sizeof(serial))) < 0 ||
+        (rc = format_time(X509_get0_notBefore(crt), from, sizeof(from))) < 0 ||
+        (rc = format_time(X509_get0_notAfter(crt), until, sizeof(until))) < 0 ||
+        (rc = fingerprint(crt, fp)) < 0)
+        return rc;
+    if (jset(obj, "serial", json_string(serial)) < 0 ||
+        jset(obj, "not_before", json_string(from)) < 0 ||
+        jset(obj, "not_after", json_string(until)) < 0 ||
+        jset(obj, "sha256_fingerprint", json_string(fp)) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+int ca_info_json(struct ca *ca, json_t **out)
+{
+    json_t *obj = json_object();
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *subject = NULL;
+    int rc = -ENOMEM;
+
+    *out = NULL;
+    pthread_mutex_lock(&ca->lock);
+    if (!obj || !bio)
+        goto out;
+    /* RFC 2253 with non-ASCII escaped: always valid UTF-8 for jansson. */
+    if (X509_NAME_print_ex(bio, X509_get_subject_name(ca->cert), 0, XN_FLAG_RFC2253) < 0 ||
+        bio_string(bio, &subject) < 0)
+        goto out;
+    if (jset(obj, "subject", json_string(subject)) < 0 ||
+        jset(obj, "key_type", json_string(ca_key_type_name(ca->type))) < 0)
+        goto out;
+    rc = cert_fields(ca->cert, obj);
+    if (rc < 0)
+        goto out;
+    *out = obj;
+    obj = NULL;
+out:
+    pthread_mutex_unlock(&ca->lock);
+    ERR_clear_error();
+    json_decref(obj);
+    BIO_free(bio);
+    free(subject);
+    return rc;
+}
+
+int ca_leaf_json(struct ca *ca, const char *domain, json_t **out)
+{
+    char dir[PATH_MAX], key_path[PATH_MAX], crt_path[PATH_MAX];
+    enum ca_key_type type;
+    json_t *obj = NULL;
+    X509 *crt = NULL;
+    int64_t left;
+    int rc;
+
+    *out = NULL;
+    rc = leaf_paths(ca, domain, dir, key_path, crt_path);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&ca->lock);
+    rc = load_cert(crt_path, &crt, NULL, 0);
+    if (rc < 0)
+        goto out;
+    rc = secs_until(X509_get0_notAfter(crt), &left);
+    if (rc < 0)
+        goto out;
+    rc = -ENOMEM;
+    obj = json_object();
+    if (!obj || jset(obj, "domain", json_string(domain)) < 0)
+        goto out;
+    rc = cert_fields(crt, obj);
+    if (rc < 0)
+        goto out;
+    /* Whole days, rounded down (so -1 as soon as it expired). */
+    left = left >= 0 ? left / CA_DAY_SECS : -((-left + CA_DAY_SECS - 1) / CA_DAY_SECS);
+    rc = -ENOMEM;
+    if (jset(obj, "days_left", json_integer(left)) < 0 ||
+        jset(obj, "key_type", json_string(key_type_of(X509_get0_pubkey(crt), &type) == 0 ?
+                                          ca_key_type_name(type) : "unknown")) < 0)
+        goto out;
+    rc = 0;
+    *out = obj;
+    obj = NULL;
+out:
+    pthread_mutex_unlock(&ca->lock);
+    ERR_clear_error();
+    json_decref(obj);
+    X509_free(crt);
+    return rc;
+}
+
+int ca_cert_pem(struct ca *ca, char **pem)
+{
+    int rc;
+
+    pthread_mutex_lock(&ca->lock);
+    rc = cert_pem(ca->cert, pem);
+    pthread_mutex_unlock(&ca->lock);
+    return rc;
+}
+
+int ca_leaf_pem(struct ca *ca, const char *domain, char **pem)
+{
+    char dir[PATH_MAX], key_path[PATH_MAX], crt_path[PATH_MAX];
+    X509 *crt = NULL;
+    int rc;
+
+    *pem = NULL;
+    rc = leaf_paths(ca, domain, dir, key_path, crt_path);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&ca->lock);
+    rc = load_cert(crt_path, &crt, NULL, 0);
+    if (rc == 0)
+        rc = cert_pem(crt, pem);
+    pthread_mutex_unlock(&ca->lock);
+    X509_free(crt);
+    return rc;
+}
+
+const char *ca_key_type_name(enum ca_key_type type)
+{
+    return type == CA_KEY_ECDSA_P256 ? "ecdsa-p256" : "ed25519";
+}
+
+int ca_key_type_parse(const char *s, enum ca_key_type *out)
+{
+    if (s && !strcmp(s, "ed25519")) {
+        *out = CA_KEY_ED25519;
+        return 0;
+    }
+    if (s && !strcmp(s, "ecdsa-p256")) {
+        *out = CA_KEY_ECDSA_P256;
+        return 0;
+    }
+    return -EINVAL;
+}

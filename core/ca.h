@@ -1,0 +1,81 @@
+/* ca.h: the internal certificate authority: the root under state/tls and per-domain leaves. */
+#ifndef CONDUIT_CA_H
+#define CONDUIT_CA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+/* Leaf validity when ca_issue is given 0 days, and the longest accepted. */
+#define CA_LEAF_DAYS_DEFAULT 365
+#define CA_LEAF_DAYS_MAX 3650
+/* Room for a serial as lowercase hex with its NUL (serials here are 16 bytes: 32 digits). */
+#define CA_SERIAL_HEX_MAX 80
+
+enum ca_key_type { CA_KEY_ED25519, CA_KEY_ECDSA_P256 };
+
+/* An open CA: its key and certificate held in memory. Every function below is thread-safe. */
+struct ca;
+
+/* Open the CA of state_dir (which must exist): state/tls/ca.key (0600) and ca.crt. When neither
+ * exists, generate a new root of type want, CN "QP Conduit Internal CA (<hostname>)" (hostname
+ * NULL or "": gethostname), and set *created (created may be NULL). An existing CA is never
+ * regenerated: a key without certificate, a certificate without key, a key that does not match
+ * its certificate, a key readable by group or others, or a certificate that is not a CA fail with
+ * -EINVAL/-EPERM and leave the files untouched. An existing CA of another type than want is kept
+ * (see ca_key_type_get). On failure returns -errno and a one-line reason in err; on success err
+ * (when given) is "" or a one-line notice for the log, e.g. that the existing key type wins. */
+int ca_open(const char *state_dir, enum ca_key_type want, const char *hostname, struct ca **out,
+            bool *created, char *err, size_t errlen);
+
+/* Release the CA (the key is freed by OpenSSL, which clears it). NULL is ignored. */
+void ca_close(struct ca *ca);
+
+/* The key type of the open CA, which is also the type of every leaf it issues. */
+enum ca_key_type ca_key_type_get(const struct ca *ca);
+
+/* Issue a fresh key and certificate for domain (lowercase DNS name) valid leaf_days days from now
+ * (0: CA_LEAF_DAYS_DEFAULT; never past the CA's own expiry), into state/tls/<domain>/key.pem
+ * (0600, written first) and cert.pem, in a 0700 directory. Any existing pair is archived first
+ * (ca_archive), only once the new pair has been built. Writes the new serial into serial_hex
+ * (may be NULL). 0, -EINVAL (bad domain or days), -EKEYEXPIRED (CA expired) or -errno, with a
+ * reason in err. */
+int ca_issue(struct ca *ca, const char *domain, int leaf_days, char serial_hex[CA_SERIAL_HEX_MAX],
+             char *err, size_t errlen);
+
+/* Move state/tls/<domain>/ to state/tls/archive/<domain>.<serial-hex>/ (".unknown" when the
+ * certificate cannot be read; "-2", "-3"... appended on a name clash) and fsync both parents.
+ * 0, -ENOENT when there is no pair, -EINVAL or -errno. */
+int ca_archive(struct ca *ca, const char *domain);
+
+/* 1 when the leaf of domain needs (re)issuing: less than renew_before_days left, or missing,
+ * unreadable, not issued by this CA, not for domain, or its key missing or not matching. A
+ * renew_before_days at least the leaf lifetime therefore always gives 1: the caller must pace its
+ * renewals. 0 when it is fine; -EINVAL (bad domain, negative days) or -ENOMEM. */
+int ca_needs_renewal(struct ca *ca, const char *domain, int renew_before_days);
+
+/* New JSON object describing the CA: {"subject","key_type","not_before","not_after","serial",
+ * "sha256_fingerprint"}. Times are YYYY-MM-DDTHH:MM:SSZ (UTC), the serial lowercase hex, the
+ * fingerprint 64 lowercase hex digits without colons (SHA-256 of the DER). 0 or -ENOMEM. */
+int ca_info_json(struct ca *ca, json_t **out);
+
+/* New JSON object for the leaf of domain: {"domain","serial","not_before","not_after","days_left",
+ * "sha256_fingerprint","key_type"} in the formats of ca_info_json; days_left is rounded down and
+ * negative once expired. 0, -ENOENT (no readable certificate), -EINVAL or -ENOMEM. */
+int ca_leaf_json(struct ca *ca, const char *domain, json_t **out);
+
+/* The CA certificate as a malloc'd NUL-terminated PEM string. 0 or -ENOMEM. */
+int ca_cert_pem(struct ca *ca, char **pem);
+
+/* The leaf certificate of domain, re-encoded from its parsed form (so never anything else from
+ * the file), as a malloc'd NUL-terminated PEM string. 0, -ENOENT, -EINVAL or -ENOMEM. */
+int ca_leaf_pem(struct ca *ca, const char *domain, char **pem);
+
+/* "ed25519" or "ecdsa-p256". */
+const char *ca_key_type_name(enum ca_key_type type);
+
+/* Parse a key type name as written by ca_key_type_name. 0 or -EINVAL. */
+int ca_key_type_parse(const char *s, enum ca_key_type *out);
+
+#endif

@@ -1,0 +1,228 @@
+/* test_canon.c: CPS canonical JSON against the 16 golden vectors, Python's escapes and reprs. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "audit/canon.h"
+#include "audit/capsule.h"
+#include "testlib.h"
+
+#define VECTORS TEST_SHARED_DIR "/fixtures/cps-golden-vectors.json"
+
+/* Canonical form of v (with flags) compared to want. */
+static void check_canon(const json_t *v, unsigned flags, const char *want, const char *what)
+{
+    char *out = NULL;
+    size_t len = 0;
+    int rc = audit_canon(v, flags, &out, &len);
+
+    CHECKF(rc == 0, "%s: rc %d", what, rc);
+    if (rc == 0) {
+        CHECKF(strcmp(out, want) == 0, "%s:\n got  %s\n want %s", what, out, want);
+        CHECKF(len == strlen(want), "%s: len %zu", what, len);
+    }
+    free(out);
+}
+
+/* Parse text (NUL allowed) and check its canonical form. */
+static void check_text(const char *text, unsigned flags, const char *want)
+{
+    json_error_t jerr;
+    json_t *v = json_loads(text, JSON_ALLOW_NUL, &jerr);
+
+    CHECKF(v != NULL, "parse %s: %s", text, jerr.text);
+    if (v)
+        check_canon(v, flags, want, text);
+    json_decref(v);
+}
+
+static void sha3_hex(const char *s, size_t len, char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    int i;
+
+    EVP_Digest(s, len, md, &mdlen, EVP_sha3_256(), NULL);
+    for (i = 0; i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 0xf];
+    }
+    out[64] = '\0';
+}
+
+/* Every golden vector: canonical bytes and SHA3-256, byte for byte. */
+static void test_golden_vectors(void)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(VECTORS, 0, &jerr), *fixtures, *f;
+    size_t i;
+
+    CHECKF(root != NULL, "cannot load %s: %s", VECTORS, jerr.text);
+    if (!root)
+        return;
+    fixtures = json_object_get(root, "fixtures");
+    CHECK_INT(json_array_size(fixtures), 16);
+    json_array_foreach(fixtures, i, f) {
+        const char *name = json_string_value(json_object_get(f, "name"));
+        const char *want = json_string_value(json_object_get(f, "canonical_json"));
+        const char *want_hash = json_string_value(json_object_get(f, "sha3_256_hash"));
+        const json_t *dict = json_object_get(f, "capsule_dict");
+        char hash[65], hash2[AUDIT_HASH_HEX];
+        char *out = NULL;
+        size_t len = 0;
+
+        CHECKF(name && want && want_hash && dict, "fixture %zu is incomplete", i);
+        if (!name || !want || !want_hash || !dict)
+            continue;
+        CHECK_INT(audit_canon(dict, AUDIT_CANON_CAPSULE, &out, &len), 0);
+        if (!out)
+            continue;
+        CHECKF(len == strlen(want) && memcmp(out, want, len) == 0,
+               "vector %s:\n got  %s\n want %s", name, out, want);
+        sha3_hex(out, len, hash);
+        CHECKF(strcmp(hash, want_hash) == 0, "vector %s: hash %s want %s", name, hash,
+               want_hash);
+        CHECK_INT(audit_capsule_hash(dict, hash2), 0);
+        CHECKF(strcmp(hash2, want_hash) == 0, "vector %s: capsule hash %s", name, hash2);
+        free(out);
+    }
+    json_decref(root);
+}
+
+/* Python's json.dumps(ensure_ascii=False) escapes: only '"', '\\' and C0 controls. */
+static void test_strings(void)
+{
+    json_t *o;
+
+    check_text("{\"s\":\"q\\\"b\\\\s\\/n\\nr\\rt\\tb\\bf\\f\\u0001\\u001f\\u007f "
+               "\\u00e9\\u20ac\\ud83d\\ude00\\u2028\"}", 0,
+               "{\"s\":\"q\\\"b\\\\s/n\\nr\\rt\\tb\\bf\\f\\u0001\\u001f\x7f "
+               "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xe2\x80\xa8\"}");
+    check_text("[\"a\\u0000b\"]", 0, "[\"a\\u0000b\"]");
+    /* Keys sort bytewise on UTF-8, which is code point order; a prefix sorts first. */
+    o = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i}", "b", 1, "a", 2, "ab", 3,
+                  "\xc3\xa9", 4, "z", 5, "A", 6, "", 7);
+    json_object_setn_new(o, "a\0b", 3, json_integer(8));
+    check_canon(o, 0, "{\"\":7,\"A\":6,\"a\":2,\"a\\u0000b\":8,\"ab\":3,\"b\":1,\"z\":5,"
+                "\"\xc3\xa9\":4}", "key order");
+    json_decref(o);
+    /* Keys above U+FFFF sort after U+FFFF by code point (UTF-16 order would differ). */
+    check_text("{\"\\ud83d\\ude00\":1,\"\\uffff\":2}", 0,
+               "{\"\xef\xbf\xbf\":2,\"\xf0\x9f\x98\x80\":1}");
+}
+
+static void test_scalars(void)
+{
+    check_text("{\"e\":{},\"a\":[],\"n\":[null,true,false,0,-1,9223372036854775807,"
+               "-9223372036854775808]}", 0,
+               "{\"a\":[],\"e\":{},\"n\":[null,true,false,0,-1,9223372036854775807,"
+               "-9223372036854775808]}");
+    check_text(" [ 1 , { \"b\" : [ ] , \"a\" : { } } ] ", 0, "[1,{\"a\":{},\"b\":[]}]");
+    check_text("{\"deep\":{\"z\":{\"y\":1,\"x\":2},\"a\":[{\"d\":1,\"c\":2}]}}", 0,
+               "{\"deep\":{\"a\":[{\"c\":2,\"d\":1}],\"z\":{\"x\":2,\"y\":1}}}");
+}
+
+/* Reals in Python repr form; the expected strings come from CPython's repr(). */
+static void test_reals(void)
+{
+    static const struct { double d; const char *want; } cases[] = {
+        { 1.0, "1.0" }, { 100.0, "100.0" }, { 0.1, "0.1" }, { 1e-05, "1e-05" },
+        { 0.0001, "0.0001" }, { 1e16, "1e+16" }, { 1.5e16, "1.5e+16" },
+        { 1e15, "1000000000000000.0" }, { 123456789012345678.0, "1.2345678901234568e+17" },
+        { -0.0, "-0.0" }, { 0.0, "0.0" }, { 0.0042, "0.0042" }, { 2.5, "2.5" },
+        { 5e-324, "5e-324" }, { 1.7976931348623157e308, "1.7976931348623157e+308" },
+        { 1e22, "1e+22" }, { 1.0 / 3.0, "0.3333333333333333" }, { 0.95, "0.95" },
+        { -1.5e-7, "-1.5e-07" }, { 9999999999999998.0, "9999999999999998.0" },
+        /* Powers of two, where the shortest digits are not the correctly rounded ones. */
+        { 0x1p-1017, "7.120236347223045e-307" }, { 0x1p-1007, "7.291122019556398e-304" },
+        { 0x1p-957, "8.209073602596753e-289" },
+    };
+    char buf[AUDIT_CANON_REAL_MAX];
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int n = audit_canon_real(cases[i].d, buf, sizeof(buf));
+
+        CHECKF(n > 0 && strcmp(buf, cases[i].want) == 0, "repr of %.17g: got %s want %s",
+               cases[i].d, n > 0 ? buf : "(error)", cases[i].want);
+    }
+    CHECK_INT(audit_canon_real(NAN, buf, sizeof(buf)), -EINVAL);
+    CHECK_INT(audit_canon_real(INFINITY, buf, sizeof(buf)), -EINVAL);
+    CHECK_INT(audit_canon_real(-INFINITY, buf, sizeof(buf)), -EINVAL);
+    CHECK_INT(audit_canon_real(0.1, buf, 3), -ENOSPC);
+    check_text("[1.0,1e5,2.50,-0.0,1E-7]", 0, "[1.0,100000.0,2.5,-0.0,1e-07]");
+}
+
+/* confidence and feasibility are float-typed in a capsule: an integer gets ".0". */
+static void test_float_typed(void)
+{
+    const char *in = "{\"reasoning\":{\"confidence\":1,\"options\":[{\"feasibility\":0,"
+                     "\"n\":1},{\"feasibility\":0.5}],\"x\":1},\"confidence\":1,"
+                     "\"other\":{\"reasoning\":{\"confidence\":1}}}";
+
+    check_text(in, AUDIT_CANON_CAPSULE,
+               "{\"confidence\":1,\"other\":{\"reasoning\":{\"confidence\":1}},"
+               "\"reasoning\":{\"confidence\":1.0,\"options\":[{\"feasibility\":0.0,\"n\":1},"
+               "{\"feasibility\":0.5}],\"x\":1}}");
+    check_text(in, 0,
+               "{\"confidence\":1,\"other\":{\"reasoning\":{\"confidence\":1}},"
+               "\"reasoning\":{\"confidence\":1,\"options\":[{\"feasibility\":0,\"n\":1},"
+               "{\"feasibility\":0.5}],\"x\":1}}");
+}
+
+/* Canonical output parses back to a tree with the same canonical output. */
+static void test_idempotent(void)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(VECTORS, 0, &jerr), *f;
+    size_t i;
+
+    if (!root)
+        return;
+    json_array_foreach(json_object_get(root, "fixtures"), i, f) {
+        const char *want = json_string_value(json_object_get(f, "canonical_json"));
+        json_t *again = want ? json_loads(want, 0, &jerr) : NULL;
+
+        CHECK(again != NULL);
+        if (again)
+            check_canon(again, AUDIT_CANON_CAPSULE, want, "reparsed vector");
+        json_decref(again);
+    }
+    json_decref(root);
+}
+
+static void test_errors(void)
+{
+    json_t *deep = json_array(), *cur = deep;
+    char *out = (char *)1;
+    size_t len;
+    int i;
+
+    for (i = 0; i < 3000; i++) {
+        json_t *next = json_array();
+
+        json_array_append_new(cur, next);
+        cur = next;
+    }
+    CHECK_INT(audit_canon(deep, 0, &out, &len), -EINVAL);
+    CHECK(out == NULL);
+    json_decref(deep);
+    CHECK_INT(audit_canon(NULL, 0, &out, &len), -EINVAL);
+}
+
+int main(void)
+{
+    test_golden_vectors();
+    test_strings();
+    test_scalars();
+    test_reals();
+    test_float_typed();
+    test_idempotent();
+    test_errors();
+    return tl_finish();
+}
