@@ -2,6 +2,8 @@
 #ifndef CONDUIT_GATEWAY_H
 #define CONDUIT_GATEWAY_H
 
+#include <stdbool.h>
+
 #include "core/registry.h"
 #include "core/render.h"
 
@@ -13,5 +15,9 @@ int gw_open(const struct reg_config *cfg);
  * 0 or -errno. */
 int gw_apply(const struct reg_config *cfg, const struct render_out *next,
              const struct render_out *prev);
+
+/* Ask the proxy to reload the current configuration, re-reading certificate files (renewal,
+ * rotation). In --no-manage mode a no-op. 0 or -errno (-EIO when the proxy refused). */
+int gw_reload(bool force);
 
 #endif
