@@ -29,8 +29,11 @@ static pthread_mutex_t fresh_lock = PTHREAD_MUTEX_INITIALIZER;
 static void fresh_note(const char *name, pid_t pid)
 {
     time_t now = time(NULL);
+    size_t len = strlen(name);
     int slot = 0;
 
+    if (len >= sizeof(fresh[0].name))
+        return;
     pthread_mutex_lock(&fresh_lock);
     for (int i = 0; i < FRESH_SLOTS; i++) {
         if (fresh[i].until < fresh[slot].until)
@@ -40,7 +43,7 @@ static void fresh_note(const char *name, pid_t pid)
             break;
         }
     }
-    snprintf(fresh[slot].name, sizeof(fresh[slot].name), "%s", name);
+    memcpy(fresh[slot].name, name, len + 1);
     fresh[slot].pid = pid;
     fresh[slot].until = now + FRESH_SECONDS;
     fresh[slot].created = 0;

@@ -1,0 +1,200 @@
+/* test_registry.c: services.json load/save, corrupt-file handling, and the mutation rules. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <glob.h>
+
+#include "audit/audit.h"
+#include "core/registry.h"
+#include "core/statefile.h"
+#include "testlib.h"
+
+static struct reg_config cfg;
+
+static void make_cfg(const char *dir)
+{
+    memset(&cfg, 0, sizeof(cfg));
+    snprintf(cfg.state_dir, sizeof(cfg.state_dir), "%s", dir);
+    snprintf(cfg.suffixes[0], sizeof(cfg.suffixes[0]), "internal");
+    snprintf(cfg.suffixes[1], sizeof(cfg.suffixes[1]), "test");
+    cfg.suffixes_ptr[0] = cfg.suffixes[0];
+    cfg.suffixes_ptr[1] = cfg.suffixes[1];
+    cfg.nsuffixes = 2;
+    snprintf(cfg.gateway_ip, sizeof(cfg.gateway_ip), "127.0.0.1");
+    snprintf(cfg.dns_addr, sizeof(cfg.dns_addr), "127.0.0.1");
+    cfg.dns_port = 5353;
+    snprintf(cfg.https_addr, sizeof(cfg.https_addr), "127.0.0.1");
+    cfg.https_port = 8443;
+}
+
+static void test_parse(void)
+{
+    char err[256];
+    struct reg_service *svcs = NULL;
+    size_t n = 0;
+    const char *good =
+        "{\"version\":1,\"services\":[{\"name\":\"core\",\"upstream\":\"10.0.0.1:80\","
+        "\"domain\":\"core.internal\",\"status\":\"active\",\"registered_at\":\"2026-01-01T00:00:00Z\","
+        "\"health_check\":\"/health\",\"mode\":\"proxy\",\"monitoring\":{}},"
+        "{\"name\":\"core\",\"upstream\":\"\",\"domain\":\"core.internal\",\"status\":\"inactive\","
+        "\"registered_at\":\"2025-01-01T00:00:00Z\",\"deregistered_at\":\"2025-02-01T00:00:00Z\","
+        "\"health_check\":\"/health\",\"mode\":\"proxy\",\"monitoring\":{}}]}";
+    static const char *const bad[] = {
+        "", "{", "[]", "{\"version\":2,\"services\":[]}", "{\"version\":1}",
+        "{\"version\":1,\"services\":[1]}",
+        "{\"version\":1,\"services\":[{\"name\":\"x\"}]}",
+        /* a value that would not validate through the mount */
+        "{\"version\":1,\"services\":[{\"name\":\"core\",\"upstream\":\"10.0.0.1:80\\n\","
+        "\"domain\":\"core.internal\",\"status\":\"active\",\"registered_at\":\"t\","
+        "\"health_check\":\"/health\",\"mode\":\"proxy\",\"monitoring\":{}}]}",
+        /* status that does not match the upstream */
+        "{\"version\":1,\"services\":[{\"name\":\"core\",\"upstream\":\"\","
+        "\"domain\":\"core.internal\",\"status\":\"active\",\"registered_at\":\"t\","
+        "\"health_check\":\"/health\",\"mode\":\"proxy\",\"monitoring\":{}}]}",
+        /* domain outside the allowed suffixes */
+        "{\"version\":1,\"services\":[{\"name\":\"core\",\"upstream\":\"\","
+        "\"domain\":\"core.example\",\"status\":\"pending\",\"registered_at\":\"t\","
+        "\"health_check\":\"/health\",\"mode\":\"proxy\",\"monitoring\":{}}]}",
+        /* duplicate keys */
+        "{\"version\":1,\"version\":1,\"services\":[]}",
+    };
+    char *doc;
+
+    CHECK_INT(reg_parse(good, strlen(good), &cfg, &svcs, &n, err, sizeof(err)), 0);
+    CHECK_INT(n, 2);
+    if (n == 2) {
+        CHECK_STR(svcs[0].upstream, "10.0.0.1:80");
+        CHECK_INT(svcs[0].status, REG_ACTIVE);
+        CHECK_INT(svcs[1].status, REG_INACTIVE);
+        CHECK_STR(svcs[1].deregistered_at, "2025-02-01T00:00:00Z");
+        doc = reg_serialize(svcs, n);
+        CHECK(doc != NULL);
+        free(svcs);
+        svcs = NULL;
+        /* round trip: what we write we read back identically */
+        CHECK_INT(reg_parse(doc, strlen(doc), &cfg, &svcs, &n, err, sizeof(err)), 0);
+        if (svcs) {
+            char *again = reg_serialize(svcs, n);
+            CHECK(again && strcmp(again, doc) == 0);
+            free(again);
+        }
+        free(doc);
+    }
+    free(svcs);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        svcs = NULL;
+        err[0] = '\0';
+        CHECKF(reg_parse(bad[i], strlen(bad[i]), &cfg, &svcs, &n, err, sizeof(err)) == -EINVAL,
+               "bad[%zu] accepted", i);
+        CHECKF(err[0] != '\0', "bad[%zu] without a reason", i);
+        free(svcs);
+    }
+}
+
+static int count_glob(const char *pattern)
+{
+    glob_t g;
+    int n = glob(pattern, 0, NULL, &g) == 0 ? (int)g.gl_pathc : 0;
+
+    globfree(&g);
+    return n;
+}
+
+static void test_corrupt(const char *dir)
+{
+    char path[4096], pat[4096], err[512];
+    char *doc = NULL;
+    size_t len = 0;
+    const char *junk = "{\"version\":1,\"servi";
+
+    make_cfg(dir);
+    snprintf(path, sizeof(path), "%s/services.json", dir);
+    CHECK_INT(state_write_atomic(path, junk, strlen(junk), 0600), 0);
+    CHECK_INT(reg_open(&cfg, err, sizeof(err)), -EINVAL);
+    CHECK(strstr(err, "corrupt") != NULL);
+    CHECK_INT(state_read_file(path, &doc, &len), 0);
+    CHECK(doc && strcmp(doc, junk) == 0);   /* never overwritten */
+    free(doc);
+    snprintf(pat, sizeof(pat), "%s/services.json.corrupt-*", dir);
+    CHECK_INT(count_glob(pat), 1);
+}
+
+static void test_mutations(const char *dir)
+{
+    char err[512], path[4096];
+    struct reg_snapshot *snap, *old;
+    const struct reg_service *s;
+    char *doc = NULL;
+    size_t len;
+
+    make_cfg(dir);
+    CHECK_INT(audit_open(dir, err, sizeof(err)), 0);
+    CHECK_INT(reg_open(&cfg, err, sizeof(err)), 0);
+    CHECK_INT(reg_register("core", "tester"), 0);
+    CHECK_INT(reg_register("core", "tester"), -EEXIST);
+    CHECK_INT(reg_register("Core", "tester"), -EINVAL);
+    old = reg_snapshot_get();
+    CHECK_INT(reg_set("core", REG_UPSTREAM, "10.0.0.1:80\n", 12, "tester"), 0);
+    /* the old snapshot is immutable */
+    s = reg_snapshot_find(old, "core");
+    CHECK(s && s->upstream[0] == '\0' && s->status == REG_PENDING);
+    reg_snapshot_put(old);
+    snap = reg_snapshot_get();
+    s = reg_snapshot_find(snap, "core");
+    CHECK(s && strcmp(s->upstream, "10.0.0.1:80") == 0 && s->status == REG_ACTIVE);
+    reg_snapshot_put(snap);
+    CHECK_INT(reg_set("core", REG_UPSTREAM, "bad", 3, "tester"), -EINVAL);
+    CHECK_INT(reg_set("nope", REG_UPSTREAM, "10.0.0.1:80", 11, "tester"), -ENOENT);
+    CHECK_INT(reg_set("core", REG_UPSTREAM, "1\0:2", 4, "tester"), -EINVAL);
+    {
+        char big[5000];
+        memset(big, 'a', sizeof(big));
+        CHECK_INT(reg_set("core", REG_DOMAIN, big, sizeof(big), "tester"), -EFBIG);
+    }
+    CHECK_INT(reg_register("web", "tester"), 0);
+    CHECK_INT(reg_set("web", REG_DOMAIN, "core.internal", 13, "tester"), -EEXIST);
+    CHECK_INT(reg_set("core", REG_MODE, "dns", 3, "tester"), 0);
+    CHECK_INT(reg_set("core", REG_UPSTREAM, "host.example:80", 15, "tester"), -EINVAL);
+    CHECK_INT(reg_reset("core", REG_MODE, "tester"), 0);
+    CHECK_INT(reg_set("core", REG_UPSTREAM, "host.example:80", 15, "tester"), 0);
+    CHECK_INT(reg_set("core", REG_MODE, "dns", 3, "tester"), -EINVAL);
+    CHECK_INT(reg_deregister("web", "tester"), 0);
+    CHECK_INT(reg_deregister("web", "tester"), -ENOENT);
+    CHECK_INT(reg_register("web", "tester"), 0);
+    snprintf(path, sizeof(path), "%s/services.json", dir);
+    CHECK_INT(state_read_file(path, &doc, &len), 0);
+    CHECK(doc && strstr(doc, "\"deregistered_at\"") != NULL);
+    free(doc);
+    reg_close();
+
+    /* reopen: the same registry comes back */
+    CHECK_INT(reg_open(&cfg, err, sizeof(err)), 0);
+    snap = reg_snapshot_get();
+    CHECK_INT(snap->n, 3);
+    s = reg_snapshot_find(snap, "core");
+    CHECK(s && strcmp(s->upstream, "host.example:80") == 0);
+    CHECK(reg_snapshot_find(snap, "web") != NULL);
+    reg_snapshot_put(snap);
+    reg_close();
+    audit_close();
+}
+
+int main(void)
+{
+    char a[] = "/tmp/test_registry.XXXXXX", b[] = "/tmp/test_registry.XXXXXX";
+    char cmd[128];
+
+    make_cfg("/nonexistent");
+    test_parse();
+    if (!mkdtemp(a) || !mkdtemp(b))
+        return 1;
+    test_corrupt(a);
+    test_mutations(b);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s %s", a, b);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed\n");
+    return tl_finish();
+}
