@@ -1,14 +1,133 @@
 /* gateway.c: writes a rendering to the state directory, file by file and atomically, touching
- * only what changed. (Managed mode adds the Caddy admin reload here.) */
+ * only what changed, and in managed mode loads the new Caddyfile into the running Caddy through
+ * its admin unix socket (libcurl). curl and Caddy errors map to errno here, in caddy_errno. */
 #include "core/gateway.h"
 
+#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 
+#include <jansson.h>
+
+#include "audit/audit.h"
 #include "core/statefile.h"
+#include "core/supervisor.h"
+
+/* Set once the supervisor runs Caddy; before that (at mount) Caddy reads the file itself. */
+static const struct reg_config *live_cfg;
+/* Serializes admin requests (renewal reloads race with registry commits otherwise). */
+static pthread_mutex_t admin_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void gw_set_live(const struct reg_config *cfg)
+{
+    live_cfg = cfg;
+}
+
+/* Response body collected from the admin API, bounded. */
+struct body {
+    char buf[1024];
+    size_t len;
+};
+
+static size_t collect(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    struct body *b = arg;
+    size_t n = size * nmemb, room = sizeof(b->buf) - 1 - b->len;
+
+    memcpy(b->buf + b->len, ptr, n < room ? n : room);
+    b->len += n < room ? n : room;
+    b->buf[b->len] = '\0';
+    return n;
+}
+
+/* The one place where curl and Caddy outcomes become errno: 0 when Caddy took the config,
+ * -EIO when it refused it or could not be reached (the operation fails, the old config stays),
+ * -ENOMEM when curl could not even start. why gets a one-line reason. */
+static int caddy_errno(CURLcode cc, long http, const struct body *b, char *why, size_t whylen)
+{
+    json_t *j;
+
+    if (cc == CURLE_OUT_OF_MEMORY || cc == CURLE_FAILED_INIT) {
+        snprintf(why, whylen, "curl: %s", curl_easy_strerror(cc));
+        return -ENOMEM;
+    }
+    if (cc != CURLE_OK) {
+        snprintf(why, whylen, "caddy admin socket: %s", curl_easy_strerror(cc));
+        return -EIO;
+    }
+    if (http == 200)
+        return 0;
+    j = json_loads(b->buf, 0, NULL);
+    snprintf(why, whylen, "caddy refused the config (HTTP %ld): %s", http,
+             json_is_string(json_object_get(j, "error")) ?
+             json_string_value(json_object_get(j, "error")) : b->buf);
+    json_decref(j);
+    return -EIO;
+}
+
+/* POST caddyfile to /load. force adds Cache-Control: must-revalidate, so Caddy reloads even an
+ * identical config (new certificate files behind the same paths). 0 or -errno. */
+static int caddy_load(const struct reg_config *cfg, const char *caddyfile, bool force,
+                      char *why, size_t whylen)
+{
+    char sock[PATH_MAX];
+    struct curl_slist *hdr = NULL;
+    struct body b = { .len = 0 };
+    CURL *h = NULL;
+    CURLcode cc = CURLE_FAILED_INIT;
+    long http = 0;
+    int rc;
+
+    why[0] = '\0';
+    if (state_path(sock, sizeof(sock), cfg->state_dir, "caddy/admin.sock") < 0) {
+        snprintf(why, whylen, "admin socket path too long");
+        return -ENAMETOOLONG;
+    }
+    if (!sup_caddy_wait_ready(10000)) {
+        snprintf(why, whylen, "caddy is not answering on its admin socket");
+        return -EIO;
+    }
+    pthread_mutex_lock(&admin_lock);
+    h = curl_easy_init();
+    hdr = curl_slist_append(hdr, "Content-Type: text/caddyfile");
+    hdr = curl_slist_append(hdr, "Host;");   /* Caddy 2.6 refuses any non-empty Host */
+    if (force)
+        hdr = curl_slist_append(hdr, "Cache-Control: must-revalidate");
+    if (h && hdr) {
+        curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, sock);
+        curl_easy_setopt(h, CURLOPT_URL, "http://localhost/load");
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, caddyfile);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(caddyfile));
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 15000L);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        cc = curl_easy_perform(h);
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &http);
+    }
+    rc = caddy_errno(cc, http, &b, why, whylen);
+    curl_slist_free_all(hdr);
+    curl_easy_cleanup(h);
+    pthread_mutex_unlock(&admin_lock);
+    return rc;
+}
+
+/* Audit a failed reload with Caddy's own message. */
+static void audit_reload_failure(const char *why)
+{
+    json_t *d = json_pack("{s:s}", "error", why);
+
+    syslog(LOG_ERR, "gateway: %s", why);
+    audit_log_event("proxy_reload", "failure", why, d);
+    json_decref(d);
+}
 
 int gw_open(const struct reg_config *cfg)
 {
@@ -115,11 +234,44 @@ int gw_apply(const struct reg_config *cfg, const struct render_out *next,
     rc = prune_hosts(cfg, next, prev);
     if (rc < 0)
         return rc;
+    if (live_cfg && (!prev || strcmp(prev->caddyfile, next->caddyfile) != 0)) {
+        char why[1200];
+
+        /* Caddy first: if it refuses, the file on disk still holds what it runs. */
+        rc = caddy_load(cfg, next->caddyfile, false, why, sizeof(why));
+        if (rc < 0) {
+            audit_reload_failure(why);
+            return rc;
+        }
+    }
     return put_file(cfg, "routing/Caddyfile", next->caddyfile, prev ? prev->caddyfile : NULL);
 }
 
 int gw_reload(bool force)
 {
-    (void)force;
-    return 0;
+    char path[PATH_MAX], why[1200];
+    char *doc = NULL;
+    size_t len;
+    int rc;
+
+    if (!live_cfg)
+        return 0;
+    rc = state_path(path, sizeof(path), live_cfg->state_dir, "routing/Caddyfile");
+    if (rc == 0)
+        rc = state_read_file(path, &doc, &len);
+    if (rc == 0)
+        rc = caddy_load(live_cfg, doc, force, why, sizeof(why));
+    else
+        snprintf(why, sizeof(why), "cannot read the Caddyfile: %s", strerror(-rc));
+    if (rc < 0) {
+        audit_reload_failure(why);
+    } else if (force) {
+        json_t *d = json_pack("{s:b}", "forced", 1);
+
+        audit_log_event("proxy_reload", "success", "Reloaded the proxy (certificates changed)",
+                        d);
+        json_decref(d);
+    }
+    free(doc);
+    return rc;
 }

@@ -1,7 +1,16 @@
-/* health.h: the health prober: one thread that probes every active proxy-mode service and
- * keeps its state (unknown, healthy, unhealthy). */
+/* health.h: the health prober: one thread that probes every active proxy-mode service at
+ * upstream + health_check and keeps its state (unknown, healthy, unhealthy). */
 #ifndef CONDUIT_HEALTH_H
 #define CONDUIT_HEALTH_H
+
+#include "core/registry.h"
+
+/* Start the prober thread (after daemonizing). It probes at once, then every
+ * cfg->health_interval_s seconds. 0 or -errno. */
+int health_start(const struct reg_config *cfg);
+
+/* Stop the prober thread; it wakes at once. */
+void health_stop(void);
 
 /* The state of every live service as monitor/health.json shows it, malloc'd and NUL-terminated:
  * {"timestamp","services":[{"name","domain","upstream","state","since","consecutive_failures",

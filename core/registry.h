@@ -26,6 +26,9 @@ struct reg_config {
     char key_type[16];                 /* --key-type: "ed25519" or "ecdsa-p256" */
     int leaf_days;                     /* --leaf-days */
     int renew_before_days;             /* --renew-before-days */
+    int health_interval_s;             /* --health-interval */
+    int health_timeout_s;              /* --health-timeout */
+    int health_threshold;              /* --health-threshold: failures before unhealthy */
 };
 
 enum reg_attr { REG_UPSTREAM, REG_DOMAIN, REG_HEALTH_CHECK, REG_MODE, REG_MONITORING, REG_NATTR };
@@ -75,6 +78,10 @@ int reg_reset(const char *name, enum reg_attr attr, const char *who);
 
 /* Re-render every config from the registry and apply it (SIGHUP, mount). 0 or -errno. */
 int reg_rerender(void);
+
+/* Run fn(arg) with the mutation lock held, ordered with every mutation (certificate rotation and
+ * renewal). fn must not call the registry's mutators. Returns what fn returns. */
+int reg_with_lock(int (*fn)(void *arg), void *arg);
 
 /* Take a reference to the current snapshot. Never NULL after reg_open. */
 struct reg_snapshot *reg_snapshot_get(void);

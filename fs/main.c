@@ -9,7 +9,12 @@
 #include <unistd.h>
 
 #include "audit/audit.h"
+#include <curl/curl.h>
+
 #include "core/casvc.h"
+#include "core/gateway.h"
+#include "core/health.h"
+#include "core/supervisor.h"
 #include "core/statefile.h"
 #include "core/validate.h"
 #include "fs/fs.h"
@@ -27,6 +32,10 @@ struct opts {
     const char *key_type;
     const char *leaf_days;
     const char *renew_before_days;
+    const char *health_interval;
+    const char *health_timeout;
+    const char *health_threshold;
+    int no_manage;
     int foreground, single, debug;
     struct fuse_args fargs;
 };
@@ -42,7 +51,8 @@ static void usage(FILE *f)
         "options:\n"
         "  --state DIR          state directory (default ~/.config/$CONDUIT_APP_NAME,\n"
         "                       CONDUIT_APP_NAME defaults to qp-conduit)\n"
-        "  --no-manage          write the configs only; start and reload no daemons (default)\n"
+        "  --no-manage          write the configs only; start and reload no daemons\n"
+        "                       (default: start and supervise dnsmasq and Caddy)\n"
         "  --domains LIST       allowed domain suffixes, comma-separated (default internal)\n"
         "  --gateway-ip IP      DNS answer for proxy-mode services (default 127.0.0.1)\n"
         "  --dns-listen A:P     dnsmasq listen address (default 127.0.0.1:5353)\n"
@@ -50,6 +60,9 @@ static void usage(FILE *f)
         "  --key-type T         ed25519 (default) or ecdsa-p256, for a new CA and its leaves\n"
         "  --leaf-days N        leaf certificate lifetime (default 365)\n"
         "  --renew-before-days N  reissue leaves with fewer days left (default 120)\n"
+        "  --health-interval S  seconds between health probes (default 30)\n"
+        "  --health-timeout S   seconds before a probe fails (default 5)\n"
+        "  --health-threshold N failures in a row before unhealthy (default 2)\n"
         "  -f                   stay in the foreground\n"
         "  -d                   debug: foreground, and log every FUSE request\n"
         "  -s                   single-threaded FUSE loop\n"
@@ -123,8 +136,16 @@ static void parse_args(int argc, char **argv, struct opts *o)
             o->leaf_days = v;
         } else if ((v = opt_value(argc, argv, &i, "--renew-before-days"))) {
             o->renew_before_days = v;
+        } else if ((v = opt_value(argc, argv, &i, "--health-interval"))) {
+            o->health_interval = v;
+        } else if ((v = opt_value(argc, argv, &i, "--health-timeout"))) {
+            o->health_timeout = v;
+        } else if ((v = opt_value(argc, argv, &i, "--health-threshold"))) {
+            o->health_threshold = v;
         } else if (strcmp(a, "--no-manage") == 0) {
-            /* the only mode so far */
+            o->no_manage = 1;
+        } else if (strcmp(a, "--manage") == 0) {
+            o->no_manage = 0;
         } else if (strcmp(a, "-f") == 0) {
             o->foreground = 1;
         } else if (strcmp(a, "-s") == 0) {
@@ -151,8 +172,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
         die_usage("%s", "missing MOUNTPOINT");
 }
 
-/* A day count option: 1..36500, or exit 2. */
-static int parse_days(const char *s, const char *name, int dflt)
+/* A positive count option: 1..max, or exit 2. */
+static int parse_count(const char *s, const char *name, int dflt, long max)
 {
     char *end;
     long v;
@@ -161,8 +182,8 @@ static int parse_days(const char *s, const char *name, int dflt)
         return dflt;
     errno = 0;
     v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < 1 || v > 36500)
-        die_usage("%s: expected a number of days", name);
+    if (errno || end == s || *end || v < 1 || v > max)
+        die_usage("%s: expected a positive number", name);
     return (int)v;
 }
 
@@ -198,7 +219,7 @@ static void build_config(const struct opts *o, struct reg_config *cfg)
         fprintf(stderr, "conduitfs: unusable state directory %s: %s\n", state, strerror(errno));
         exit(EXIT_USAGE);
     }
-    cfg->manage = false;
+    cfg->manage = !o->no_manage;
 
     if (snprintf(list, sizeof(list), "%s", o->domains ? o->domains : "internal") >=
         (int)sizeof(list))
@@ -241,8 +262,11 @@ static void build_config(const struct opts *o, struct reg_config *cfg)
     snprintf(cfg->key_type, sizeof(cfg->key_type), "%s", o->key_type ? o->key_type : "ed25519");
     if (strcmp(cfg->key_type, "ed25519") && strcmp(cfg->key_type, "ecdsa-p256"))
         die_usage("--key-type: \"%s\" is not ed25519 or ecdsa-p256", cfg->key_type);
-    cfg->leaf_days = parse_days(o->leaf_days, "--leaf-days", 365);
-    cfg->renew_before_days = parse_days(o->renew_before_days, "--renew-before-days", 120);
+    cfg->leaf_days = parse_count(o->leaf_days, "--leaf-days", 365, 36500);
+    cfg->renew_before_days = parse_count(o->renew_before_days, "--renew-before-days", 120, 36500);
+    cfg->health_interval_s = parse_count(o->health_interval, "--health-interval", 30, 86400);
+    cfg->health_timeout_s = parse_count(o->health_timeout, "--health-timeout", 5, 3600);
+    cfg->health_threshold = parse_count(o->health_threshold, "--health-threshold", 2, 1000);
     if (gethostname(cfg->hostname, sizeof(cfg->hostname) - 1) < 0)
         snprintf(cfg->hostname, sizeof(cfg->hostname), "localhost");
     if (created)
@@ -268,8 +292,12 @@ int main(int argc, char **argv)
     unsetenv("CONDUIT_FIRST_INIT");
     openlog("conduitfs", LOG_PID | (o.foreground ? LOG_PERROR : 0), LOG_DAEMON);
 
-    /* Start-up order: state dir (above) -> audit -> CA -> registry -> monitor -> mount. */
-    rc = audit_open(fs_cfg.state_dir, err, sizeof(err));
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    /* Start-up order: state dir (above) -> daemons present -> audit -> CA -> registry ->
+     * monitor -> mount -> daemonize -> threads. */
+    rc = fs_cfg.manage ? sup_check(&fs_cfg, err, sizeof(err)) : 0;
+    if (rc == 0)
+        rc = audit_open(fs_cfg.state_dir, err, sizeof(err));
     if (rc == 0)
         rc = ca_service_open(&fs_cfg, err, sizeof(err));
     if (rc == 0)
@@ -304,6 +332,13 @@ int main(int argc, char **argv)
     if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
         goto out_unmount;
     /* Threads start only now: fuse_daemonize forks, and threads do not survive a fork. */
+    if (fs_cfg.manage) {
+        if (sup_start(&fs_cfg) < 0)
+            goto out_unmount;
+        gw_set_live(&fs_cfg);
+        if (health_start(&fs_cfg) < 0)
+            goto out_unmount;
+    }
     if (ca_service_start() < 0)
         goto out_unmount;
     syslog(LOG_INFO, "mounted %s (state %s)", o.mountpoint, fs_cfg.state_dir);
@@ -315,6 +350,9 @@ out_unmount:
 out_destroy:
     fuse_destroy(fuse);
 out:
+    health_stop();
+    gw_set_live(NULL);
+    sup_stop();
     mon_close();
     ca_service_close();
     reg_close();

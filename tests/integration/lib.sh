@@ -50,7 +50,10 @@ check_eq() {
 # Mount a filesystem in the foreground, in the background of this shell; wait until it is up.
 cfs_mount() {
     mkdir -p "$MNT"
-    "$CONDUITFS" -f --state "$STATE" "$@" "$MNT" 2>>"$T/conduitfs.log" &
+    # config-only unless the test asked for the live gateway (cfs_mount_managed)
+    local mode=--no-manage
+    [[ -n "${CFS_MANAGED:-}" ]] && mode=--manage
+    "$CONDUITFS" -f "$mode" --state "$STATE" "$@" "$MNT" 2>>"$T/conduitfs.log" &
     CFS_PID=$!
     for _ in $(seq 100); do
         mountpoint -q "$MNT" && return 0
@@ -60,6 +63,21 @@ cfs_mount() {
     echo "mount failed:" >&2
     cat "$T/conduitfs.log" >&2
     return 1
+}
+
+# A free TCP (and UDP) port on 127.0.0.1.
+free_port() {
+    python3 -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); u = socket.socket(type=socket.SOCK_DGRAM)
+p = s.getsockname()[1]; u.bind(("127.0.0.1", p)); print(p)'
+}
+
+# Mount with dnsmasq and Caddy supervised on free loopback ports: sets DNS_PORT and HTTPS_PORT.
+cfs_mount_managed() {
+    DNS_PORT=$(free_port)
+    HTTPS_PORT=$(free_port)
+    CFS_MANAGED=1 cfs_mount --dns-listen "127.0.0.1:$DNS_PORT" \
+        --https-listen "127.0.0.1:$HTTPS_PORT" "$@"
 }
 
 cfs_unmount() {

@@ -70,7 +70,7 @@ check "--version" sh -c "'$CONDUITFS' --version | grep -q conduitfs"
 
 # default state dir follows CONDUIT_APP_NAME under HOME
 mkdir -p "$T/home"
-HOME="$T/home" CONDUIT_APP_NAME=lab-conduit "$CONDUITFS" "$MNT"
+HOME="$T/home" CONDUIT_APP_NAME=lab-conduit "$CONDUITFS" --no-manage "$MNT"
 check_eq "daemonizes and mounts" "$?" "0"
 check "mounted" mountpoint -q "$MNT"
 check "default state dir" test -f "$T/home/.config/lab-conduit/services.json"

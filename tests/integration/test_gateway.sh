@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# test_gateway.sh: the live gateway. Real dnsmasq and Caddy supervised by conduitfs on loopback
+# ports; a python upstream; DNS answers, TLS 1.3 routes with our CA, dns mode, a rejected reload
+# rolled back, health transitions, zero-downtime reloads, restarts, and no orphans.
+source "$(dirname "$0")/lib.sh"
+HERE=$(cd "$(dirname "$0")" && pwd)
+for tool in caddy dnsmasq dig curl python3; do
+    command -v "$tool" >/dev/null || { echo "missing $tool"; exit 1; }
+done
+
+UP_PORT=$(free_port)
+python3 "$HERE/upstream.py" "$UP_PORT" core >/dev/null 2>&1 &
+UP_PID=$!
+cleanup_up() { kill "$UP_PID" 2>/dev/null; kill "${FAKE_PID:-}" 2>/dev/null; cfs_cleanup; }
+trap cleanup_up EXIT
+
+cfs_mount_managed --health-interval 1 --health-timeout 1 --health-threshold 2
+check "caddy started" pgrep -f "caddy run --config $STATE/routing/Caddyfile"
+check "dnsmasq started" pgrep -f "dnsmasq --keep-in-foreground --conf-file=$STATE/dns"
+check_eq "admin socket is 0600" "$(stat -c %a "$STATE/caddy/admin.sock" 2>/dev/null)" "600"
+check_fails "no TCP admin port" "" grep -q "2019" "$STATE/routing/Caddyfile"
+dnsmasq_pid=$(pgrep -f "dnsmasq --keep-in-foreground --conf-file=$STATE/dns")
+
+q() { dig @127.0.0.1 -p "$DNS_PORT" +time=2 +tries=1 "$@"; }
+get() {
+    curl -sS --max-time 5 --cacert "$MNT/ca/ca.crt" \
+        --resolve "$1:$HTTPS_PORT:127.0.0.1" "https://$1:$HTTPS_PORT${2:-/}"
+}
+
+check "register core" mkdir "$S/core"
+check_eq "pending answers DNS" "$(q core.internal +short)" "127.0.0.1"
+check_eq "pending route answers 503" "$(curl -s -o /dev/null -w '%{http_code}' --cacert \
+    "$MNT/ca/ca.crt" --resolve "core.internal:$HTTPS_PORT:127.0.0.1" \
+    "https://core.internal:$HTTPS_PORT/")" "503"
+check "set upstream" put "$S/core/upstream" "127.0.0.1:$UP_PORT"
+check_eq "dig gives the gateway IP" "$(q core.internal +short)" "127.0.0.1"
+check "unknown name is NXDOMAIN" sh -c "dig @127.0.0.1 -p $DNS_PORT nope.internal |
+    grep -q 'status: NXDOMAIN'"
+check_eq "HTTPS through Caddy reaches the upstream" "$(get core.internal)" "hello from core"
+check "TLS 1.3 is used" sh -c "curl -sS -v --max-time 5 --cacert '$MNT/ca/ca.crt' --resolve \
+    core.internal:$HTTPS_PORT:127.0.0.1 https://core.internal:$HTTPS_PORT/ 2>&1 >/dev/null |
+    grep -q 'TLSv1.3'"
+check_fails "TLS 1.2 is refused" "" curl -sS --max-time 5 --tls-max 1.2 --cacert \
+    "$MNT/ca/ca.crt" --resolve "core.internal:$HTTPS_PORT:127.0.0.1" \
+    "https://core.internal:$HTTPS_PORT/"
+
+# dns mode: DNS answers the upstream's address, and hosts.d is picked up without a restart
+check "register db" mkdir "$S/db"
+check "db upstream" put "$S/db/upstream" "127.0.0.2:5432"
+check "db dns mode" put "$S/db/mode" "dns"
+check_eq "dns mode answers the upstream" "$(q db.internal +short)" "127.0.0.2"
+check "rename the domain" put "$S/db/domain" "pg.internal"
+check_eq "new name answers" "$(q pg.internal +short)" "127.0.0.2"
+check "old name is gone" sh -c "dig @127.0.0.1 -p $DNS_PORT db.internal | grep -q NXDOMAIN"
+check_eq "dnsmasq was never restarted (inotify)" \
+    "$(pgrep -f "dnsmasq --keep-in-foreground --conf-file=$STATE/dns")" "$dnsmasq_pid"
+
+# a reload that Caddy rejects rolls the change back with EIO; the old config stays live
+echo "STAND-IN: fake_caddy_admin.py answers /load with HTTP 400 for the rejection case"
+mv "$STATE/caddy/admin.sock" "$STATE/caddy/admin.sock.real"
+python3 "$HERE/fake_caddy_admin.py" "$STATE/caddy/admin.sock" &
+FAKE_PID=$!
+for _ in $(seq 50); do [[ -S "$STATE/caddy/admin.sock" ]] && break; sleep 0.1; done
+before=$(configs_digest)
+check_fails "rejected reload gives EIO" "Input/output error" put "$S/core/health_check" "/h2"
+check_eq "registry and configs unchanged" "$(configs_digest)" "$before"
+check_eq "value unchanged" "$(cat "$S/core/health_check")" "/health"
+check "failure line carries Caddy's message" grep -q \
+    '"action":"proxy_reload","status":"failure","message":"[^"]*simulated rejection' \
+    "$STATE/audit.log"
+kill "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null; FAKE_PID=
+mv "$STATE/caddy/admin.sock.real" "$STATE/caddy/admin.sock"
+check_eq "old config still live" "$(get core.internal)" "hello from core"
+
+# health: kill the upstream, it turns unhealthy; restart it, it recovers
+hstate() { jq -r '.services[] | select(.name=="core") | .state' "$MNT/monitor/health.json"; }
+for _ in $(seq 50); do [[ "$(hstate)" == healthy ]] && break; sleep 0.1; done
+check_eq "healthy" "$(hstate)" "healthy"
+kill "$UP_PID"; wait "$UP_PID" 2>/dev/null
+for _ in $(seq 60); do [[ "$(hstate)" == unhealthy ]] && break; sleep 0.1; done
+check_eq "unhealthy after the upstream died" "$(hstate)" "unhealthy"
+check "health_check_fail line" grep -q '"action":"health_check_fail"' "$STATE/audit.log"
+python3 "$HERE/upstream.py" "$UP_PORT" core >/dev/null 2>&1 &
+UP_PID=$!
+for _ in $(seq 60); do [[ "$(hstate)" == healthy ]] && break; sleep 0.1; done
+check_eq "healthy again" "$(hstate)" "healthy"
+check "health_check_recover line" grep -q '"action":"health_check_recover"' "$STATE/audit.log"
+check "health.json has every field" sh -c "jq -e '.timestamp and (.services[0] | has(\"name\")
+    and has(\"domain\") and has(\"upstream\") and has(\"state\") and has(\"since\") and
+    has(\"consecutive_failures\") and has(\"last_status\") and has(\"last_latency_ms\") and
+    has(\"last_error\"))' '$MNT/monitor/health.json'"
+
+# zero downtime: 300 sequential requests while 30 other services come and go
+( for i in $(seq 1 30); do mkdir "$S/churn$i"; put "$S/churn$i/upstream" "127.0.0.1:$UP_PORT"
+  done; for i in $(seq 1 30); do rmdir "$S/churn$i"; done ) &
+CHURN=$!
+okc=0; failc=0
+for i in $(seq 1 300); do
+    if [[ "$(get core.internal)" == "hello from core" ]]; then okc=$((okc + 1));
+    else failc=$((failc + 1)); fi
+done
+wait "$CHURN"
+echo "zero-downtime: $okc of 300 requests succeeded during 60 registry changes"
+check_eq "every request succeeded during reloads" "$failc" "0"
+
+# kill -9 Caddy: back and serving within 5 s, with an audit line
+pkill -9 -f "caddy run --config $STATE/routing/Caddyfile"
+served=no
+for _ in $(seq 50); do
+    [[ "$(get core.internal 2>/dev/null)" == "hello from core" ]] && { served=yes; break; }
+    sleep 0.1
+done
+check_eq "caddy back within 5 s" "$served" "yes"
+check "supervisor_restart line" grep -q '"action":"supervisor_restart"' "$STATE/audit.log"
+
+# kill -9 conduitfs: no dnsmasq or caddy is left behind
+kill -9 "$CFS_PID"; wait "$CFS_PID" 2>/dev/null; CFS_PID=
+for _ in $(seq 30); do
+    pgrep -f "$STATE/(routing|dns)" >/dev/null || break
+    sleep 0.1
+done
+check_fails "no orphan daemons after kill -9" "" pgrep -f "$STATE/(routing|dns)"
+fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
+
+# a clean unmount stops both children
+cfs_mount_managed
+check "daemons up again" pgrep -f "caddy run --config $STATE/routing/Caddyfile"
+cfs_unmount
+check_fails "unmount stopped the daemons" "" pgrep -f "$STATE/(routing|dns)"
+finish
