@@ -317,7 +317,9 @@ out:
     return rc;
 }
 
-/* Write crt as PEM to path, mode 0644, atomically. 0 or -errno with a reason in err. */
+/* Write crt as PEM to path, mode 0600 like every state file (the daemon and the proxy it runs
+ * read it; others get the CA certificate from the mount), atomically. 0 or -errno with a reason
+ * in err. */
 static int write_cert(const char *path, X509 *crt, char *err, size_t errlen)
 {
     char *pem = NULL;
@@ -327,7 +329,7 @@ static int write_cert(const char *path, X509 *crt, char *err, size_t errlen)
         set_err(err, errlen, "encoding %s: %s", path, strerror(-rc));
         goto out;
     }
-    rc = state_write_atomic(path, pem, strlen(pem), 0644);
+    rc = state_write_atomic(path, pem, strlen(pem), 0600);
     if (rc < 0)
         set_err(err, errlen, "writing %s: %s", path, strerror(-rc));
 out:

@@ -18,9 +18,10 @@ enum ca_key_type { CA_KEY_ED25519, CA_KEY_ECDSA_P256 };
 /* An open CA: its key and certificate held in memory. Every function below is thread-safe. */
 struct ca;
 
-/* Open the CA of state_dir (which must exist): state/tls/ca.key (0600) and ca.crt. When neither
- * exists, generate a new root of type want, CN "QP Conduit Internal CA (<hostname>)" (hostname
- * NULL or "": gethostname), and set *created (created may be NULL). An existing CA is never
+/* Open the CA of state_dir (which must exist): state/tls/ca.key and ca.crt, both 0600 in a 0700
+ * directory (the mount shows the certificate to everyone). When neither exists, generate a new
+ * root of type want, CN "QP Conduit Internal CA (<hostname>)" (hostname NULL or "":
+ * gethostname), and set *created (created may be NULL). An existing CA is never
  * regenerated: a key without certificate, a certificate without key, a key that does not match
  * its certificate, a key readable by group or others, or a certificate that is not a CA fail with
  * -EINVAL/-EPERM and leave the files untouched. An existing CA of another type than want is kept
@@ -37,7 +38,7 @@ enum ca_key_type ca_key_type_get(const struct ca *ca);
 
 /* Issue a fresh key and certificate for domain (lowercase DNS name) valid leaf_days days from now
  * (0: CA_LEAF_DAYS_DEFAULT; never past the CA's own expiry), into state/tls/<domain>/key.pem
- * (0600, written first) and cert.pem, in a 0700 directory. Any existing pair is archived first
+ * (written first) and cert.pem, both 0600, in a 0700 directory. Any existing pair is archived first
  * (ca_archive), only once the new pair has been built. Writes the new serial into serial_hex
  * (may be NULL). 0, -EINVAL (bad domain or days), -EKEYEXPIRED (CA expired) or -errno, with a
  * reason in err. */

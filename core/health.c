@@ -212,6 +212,7 @@ static void run_round(struct probe *p, size_t n)
     CURLM *m = curl_multi_init();
     int still = 0;
     CURLMsg *msg;
+    bool stop;
     int left;
 
     if (!m)
@@ -253,12 +254,15 @@ static void run_round(struct probe *p, size_t n)
         curl_easy_getinfo(msg->easy_handle, CURLINFO_TOTAL_TIME_T, &us);
         pr->latency_ms = (long)(us / 1000);
     }
+    pthread_mutex_lock(&run_lock);
+    stop = stopping;
+    pthread_mutex_unlock(&run_lock);
     for (size_t i = 0; i < n; i++) {
         if (!p[i].h)
             continue;
         curl_multi_remove_handle(m, p[i].h);
         curl_easy_cleanup(p[i].h);
-        if (!stopping)
+        if (!stop)
             record(&p[i]);
     }
     curl_multi_cleanup(m);

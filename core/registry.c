@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "audit/audit.h"
+#include "core/casvc.h"
 #include "core/gateway.h"
 #include "core/render.h"
 #include "core/statefile.h"
@@ -376,8 +377,10 @@ static int services_path(char *buf, size_t len)
 }
 
 /* Render next, apply it, write services.json, and publish. Called with mut_lock held. On
- * failure nothing is published and the previous configs are put back. 0 or -errno. */
-static int commit(struct reg_snapshot *next)
+ * failure nothing is published and the previous configs are put back. Certificates follow the
+ * live domains (see casvc.h); their audit lines are written by ca_service_flush after unlock.
+ * who is the caller, for those lines. 0 or -errno. */
+static int commit(struct reg_snapshot *next, const char *who)
 {
     struct render_out out = {0};
     char path[PATH_MAX];
@@ -397,6 +400,8 @@ static int commit(struct reg_snapshot *next)
     rc = services_path(path, sizeof(path));
     if (rc < 0)
         goto out;
+    /* Leaves first: in managed mode the proxy loads them while the configs are applied. */
+    ca_service_sync(g_cur->svcs, g_cur->n, next->svcs, next->n, who);
     rc = gw_apply(g_cfg, &out, &g_rendered);
     if (rc < 0) {
         syslog(LOG_ERR, "registry: applying configs failed: %s", strerror(-rc));
@@ -410,11 +415,15 @@ static int commit(struct reg_snapshot *next)
     render_free(&g_rendered);
     g_rendered = out;
     memset(&out, 0, sizeof(out));
+    /* Archive the pairs of domains that are no longer live (deregistered, domain changed). */
+    ca_service_retire(g_cur->svcs, g_cur->n, next->svcs, next->n, who);
     snap_publish(next);
     goto out;
 rollback:
     if (gw_apply(g_cfg, &g_rendered, &out) < 0)
         syslog(LOG_ERR, "registry: configs could not be restored; remount re-renders them");
+    /* Undo this commit's issuances: archive the pairs of domains only next made live. */
+    ca_service_retire(next->svcs, next->n, g_cur->svcs, g_cur->n, who);
 out:
     free(doc);
     render_free(&out);
@@ -471,7 +480,7 @@ int reg_register(const char *name, const char *who)
     reg_attr_default(g_cfg, name, REG_MONITORING, s->monitoring, sizeof(s->monitoring));
     s->status = REG_PENDING;
     state_now_iso(s->registered_at, sizeof(s->registered_at));
-    rc = commit(next);
+    rc = commit(next, who);
     if (rc == 0)
         next = NULL;
 out:
@@ -485,6 +494,7 @@ out:
         audit_log("service_register", "success", msg, who, d);
         json_decref(d);
     }
+    ca_service_flush();
     return rc;
 }
 
@@ -509,7 +519,7 @@ int reg_deregister(const char *name, const char *who)
     next->svcs[i].status = REG_INACTIVE;
     state_now_iso(next->svcs[i].deregistered_at, sizeof(next->svcs[i].deregistered_at));
     set_field(domain, sizeof(domain), next->svcs[i].domain);
-    rc = commit(next);
+    rc = commit(next, who);
     if (rc == 0)
         next = NULL;
 out:
@@ -523,6 +533,7 @@ out:
         audit_log("service_deregister", "success", msg, who, d);
         json_decref(d);
     }
+    ca_service_flush();
     return rc;
 }
 
@@ -602,7 +613,7 @@ static int set_value(const char *name, enum reg_attr attr, const char *value, co
     if (strcmp(old, now) == 0)
         goto out;               /* writing the current value again is a no-op */
     s->status = s->upstream[0] ? REG_ACTIVE : REG_PENDING;
-    rc = commit(next);
+    rc = commit(next, who);
     if (rc == 0) {
         next = NULL;
         rc = 1;
@@ -620,6 +631,7 @@ out:
         json_decref(d);
         rc = 0;
     }
+    ca_service_flush();
     return rc;
 }
 
@@ -656,8 +668,11 @@ int reg_rerender(void)
 
     pthread_mutex_lock(&mut_lock);
     rc = render_all(g_cfg, g_cur->svcs, g_cur->n, &out);
-    if (rc == 0)
+    if (rc == 0) {
+        /* Every live domain must have a valid leaf before the proxy loads the configs. */
+        ca_service_check(g_cur->svcs, g_cur->n);
         rc = gw_apply(g_cfg, &out, NULL);
+    }
     if (rc == 0) {
         render_free(&g_rendered);
         g_rendered = out;
@@ -665,6 +680,17 @@ int reg_rerender(void)
     }
     pthread_mutex_unlock(&mut_lock);
     render_free(&out);
+    ca_service_flush();
+    return rc;
+}
+
+int reg_with_lock(int (*fn)(void *arg), void *arg)
+{
+    int rc;
+
+    pthread_mutex_lock(&mut_lock);
+    rc = fn(arg);
+    pthread_mutex_unlock(&mut_lock);
     return rc;
 }
 

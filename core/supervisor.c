@@ -83,7 +83,30 @@ static void admin_socket_path(char *buf, size_t len)
         buf[0] = '\0';
 }
 
-/* Fork and exec child c. Runs in the supervisor thread only. */
+/* In the daemon's own process: stdio, environment, exec. Returns only if exec failed. */
+static void run_daemon(int c, const char *exe, const char *conf, const char *conf_arg,
+                       const char *user, char *xdg_data, char *xdg_conf, int logfd)
+{
+    int nullfd = open("/dev/null", O_RDONLY);
+
+    if (nullfd >= 0)
+        dup2(nullfd, STDIN_FILENO);
+    if (logfd >= 0) {
+        dup2(logfd, STDOUT_FILENO);
+        dup2(logfd, STDERR_FILENO);
+    }
+    if (c == CH_CADDY) {
+        putenv(xdg_data);
+        putenv(xdg_conf);
+        execl(exe, "caddy", "run", "--config", conf, "--adapter", "caddyfile", (char *)NULL);
+    } else {
+        execl(exe, "dnsmasq", "--keep-in-foreground", conf_arg, user, "--pid-file",
+              (char *)NULL);
+    }
+}
+
+/* Fork the watchdog of child c, which forks and execs the daemon. Runs in the supervisor
+ * thread only. */
 static pid_t spawn(int c)
 {
     char exe[PATH_MAX], conf[PATH_MAX], logpath[PATH_MAX], caddydir[PATH_MAX];
@@ -124,32 +147,51 @@ static pid_t spawn(int c)
             close(logfd);
         return pid;
     }
-    /* child: die with the supervisor thread's process; no orphan survives kill -9 */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-        _exit(127);
-    setpgid(0, 0);
-    if (logfd >= 0) {
-        dup2(logfd, STDOUT_FILENO);
-        dup2(logfd, STDERR_FILENO);
-    }
+    /* Child: a small watchdog that dies with the daemon (PR_SET_PDEATHSIG) and takes the daemon
+     * it runs along. The daemon cannot carry the death signal itself: the kernel clears it when
+     * a process changes credentials, which dnsmasq does as it drops capabilities. Only
+     * async-signal-safe calls from here on. */
     {
-        int nullfd = open("/dev/null", O_RDONLY);
-        if (nullfd >= 0)
-            dup2(nullfd, STDIN_FILENO);
-    }
-    {
-        sigset_t all;
-        sigemptyset(&all);
-        sigprocmask(SIG_SETMASK, &all, NULL);
-    }
-    if (c == CH_CADDY) {
-        putenv(xdg_data);
-        putenv(xdg_conf);
-        execl(exe, "caddy", "run", "--config", conf, "--adapter", "caddyfile", (char *)NULL);
-    } else {
-        execl(exe, "dnsmasq", "--keep-in-foreground", conf_arg, user, "--pid-file",
-              (char *)NULL);
+        sigset_t set;
+        pid_t gc;
+        int sig, st;
+
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(127);
+        setpgid(0, 0);
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGCHLD);
+        sigprocmask(SIG_SETMASK, &set, NULL);
+        gc = fork();
+        if (gc == 0) {
+            sigemptyset(&set);
+            sigprocmask(SIG_SETMASK, &set, NULL);
+            run_daemon(c, exe, conf, conf_arg, user, xdg_data, xdg_conf, logfd);
+            _exit(127);
+        }
+        if (gc < 0)
+            _exit(127);
+        for (;;) {
+            if (sigwait(&set, &sig) != 0)
+                continue;
+            if (sig == SIGTERM) {
+                kill(gc, SIGTERM);
+                waitpid(gc, &st, 0);
+                _exit(0);
+            }
+            if (waitpid(gc, &st, WNOHANG) == gc)
+                break;
+        }
+        /* mirror the daemon's end, so the supervisor logs the real cause */
+        if (WIFSIGNALED(st)) {
+            sigemptyset(&set);
+            sigprocmask(SIG_SETMASK, &set, NULL);
+            signal(WTERMSIG(st), SIG_DFL);
+            kill(getpid(), WTERMSIG(st));
+        }
+        _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 127);
     }
     _exit(127);
 }

@@ -350,11 +350,11 @@ out_unmount:
 out_destroy:
     fuse_destroy(fuse);
 out:
+    ca_service_close();     /* first: the renewal thread may still ask for a proxy reload */
     health_stop();
     gw_set_live(NULL);
     sup_stop();
     mon_close();
-    ca_service_close();
     reg_close();
     audit_close();
     fuse_opt_free_args(&o.fargs);

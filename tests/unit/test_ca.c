@@ -1,7 +1,8 @@
 /* test_ca.c: the internal CA in temporary state directories: root generation and reloading for
  * both key types, leaf extensions parsed back with OpenSSL and verified as a chain, refusal of
- * broken CAs without touching their files, archive, renewal, modes, JSON, threads, and (when the
- * tool is installed) `openssl verify` on the issued files. */
+ * broken CAs without touching their files, archive, renewal, modes, JSON, threads, (when the
+ * tool is installed) `openssl verify` on the issued files; and the CA service over a real
+ * registry: issuance, archive, rotation and the renewal thread. */
 #include <errno.h>
 #include <ftw.h>
 #include <limits.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/bn.h>
@@ -20,7 +22,10 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "audit/audit.h"
 #include "core/ca.h"
+#include "core/casvc.h"
+#include "core/registry.h"
 #include "core/statefile.h"
 #include "testlib.h"
 
@@ -224,7 +229,7 @@ static void check_root(const char *state, const char *cn, const char *type)
     tls_path(path, sizeof(path), state, "ca.key");
     CHECK_INT(mode_of(path), 0600);
     tls_path(path, sizeof(path), state, "ca.crt");
-    CHECK_INT(mode_of(path), 0644);
+    CHECK_INT(mode_of(path), 0600);
     crt = load_x509(path);
     CHECK(crt != NULL);
     if (!crt)
@@ -328,7 +333,7 @@ static void check_leaf(struct ca *ca, const char *state, const char *domain, con
     append(key_path, sizeof(key_path), "/key.pem");
     CHECK_INT(mode_of(key_path), 0600);
     append(path, sizeof(path), "/cert.pem");
-    CHECK_INT(mode_of(path), 0644);
+    CHECK_INT(mode_of(path), 0600);
     tls_path(ca_path, sizeof(ca_path), state, "ca.crt");
     crt = load_x509(path);
     ca_crt = load_x509(ca_path);
@@ -663,7 +668,7 @@ static void test_archive(void)
     CHECK_INT(ca_archive(ca, d), 0);
     snprintf(rel, sizeof(rel), "archive/%s.%s/cert.pem", d, s2);
     tls_path(path, sizeof(path), state, rel);
-    CHECK(mode_of(path) == 0644);
+    CHECK(mode_of(path) == 0600);
     tls_path(path, sizeof(path), state, d);
     CHECK_INT(mode_of(path), -1);
     CHECK_INT(ca_archive(ca, d), -ENOENT);
@@ -677,7 +682,7 @@ static void test_archive(void)
     CHECK_INT(mkdir(path, 0700), 0);
     CHECK_INT(ca_archive(ca, d), 0);
     append(path, sizeof(path), "-2/cert.pem");
-    CHECK_INT(mode_of(path), 0644);
+    CHECK_INT(mode_of(path), 0600);
     CHECK_INT(ca_issue(ca, d, 0, s3, err, sizeof(err)), 0);
     tls_path(path, sizeof(path), state, d);
     append(path, sizeof(path), "/cert.pem");
@@ -836,6 +841,139 @@ static void test_threads(void)
     ca_close(ca);
 }
 
+/* Lines of state/audit.log with action (and user, unless NULL). */
+static int count_action(const char *state, const char *action, const char *user)
+{
+    char path[PATH_MAX], want_a[64], want_u[96];
+    char *log, *line, *save = NULL;
+    int n = 0;
+
+    snprintf(path, sizeof(path), "%s/audit.log", state);
+    snprintf(want_a, sizeof(want_a), "\"action\":\"%s\"", action);
+    snprintf(want_u, sizeof(want_u), "\"user\":\"%s\"", user ? user : "");
+    log = slurp(path);
+    for (line = log ? strtok_r(log, "\n", &save) : NULL; line;
+         line = strtok_r(NULL, "\n", &save))
+        n += strstr(line, want_a) && (!user || strstr(line, want_u));
+    free(log);
+    return n;
+}
+
+/* The serial of the live leaf of domain as ca/certs/<domain>.json shows it ("" if none). */
+static void service_serial(const char *domain, char *buf, size_t len)
+{
+    char *text = NULL;
+    size_t n = 0;
+    json_t *obj;
+
+    buf[0] = '\0';
+    if (ca_service_leaf_json(domain, &text, &n) != 0)
+        return;
+    obj = json_loads(text, 0, NULL);
+    snprintf(buf, len, "%s", obj ? jstr(obj, "serial") : "");
+    json_decref(obj);
+    free(text);
+}
+
+/* True when state/tls/archive/<domain>.<serial>/cert.pem exists. */
+static bool archived(const char *state, const char *domain, const char *serial)
+{
+    char rel[PATH_MAX], path[PATH_MAX];
+
+    snprintf(rel, sizeof(rel), "archive/%s.%s/cert.pem", domain, serial);
+    tls_path(path, sizeof(path), state, rel);
+    return mode_of(path) == 0600;
+}
+
+/* Seconds on the monotonic clock. */
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The CA service over a real registry: a leaf at registration (in the caller's name), rotation
+ * archives the old pair, a domain change archives and reissues, and the renewal thread, with a
+ * renewal window longer than the leaf lifetime, renews once at start and then waits (no busy
+ * loop) until close wakes it at once. */
+static void test_service(void)
+{
+    static struct reg_config cfg;   /* outlives the registry */
+    char state[PATH_MAX], path[PATH_MAX], err[512];
+    char s1[CA_SERIAL_HEX_MAX], s2[CA_SERIAL_HEX_MAX], s3[CA_SERIAL_HEX_MAX];
+    char s4[CA_SERIAL_HEX_MAX];
+    char *text = NULL;
+    size_t len = 0;
+    double t0;
+
+    new_state(state, sizeof(state));
+    snprintf(cfg.state_dir, sizeof(cfg.state_dir), "%s", state);
+    snprintf(cfg.suffixes[0], sizeof(cfg.suffixes[0]), "internal");
+    cfg.suffixes_ptr[0] = cfg.suffixes[0];
+    cfg.nsuffixes = 1;
+    snprintf(cfg.gateway_ip, sizeof(cfg.gateway_ip), "127.0.0.1");
+    snprintf(cfg.dns_addr, sizeof(cfg.dns_addr), "127.0.0.1");
+    cfg.dns_port = 5353;
+    snprintf(cfg.https_addr, sizeof(cfg.https_addr), "127.0.0.1");
+    cfg.https_port = 8443;
+    snprintf(cfg.hostname, sizeof(cfg.hostname), "unit");
+    snprintf(cfg.key_type, sizeof(cfg.key_type), "ecdsa-p256");
+    cfg.leaf_days = 30;
+    cfg.renew_before_days = 120;
+    CHECK_INT(audit_open(state, err, sizeof(err)), 0);
+    CHECK_INT(ca_service_open(&cfg, err, sizeof(err)), 0);
+    CHECK_INT(reg_open(&cfg, err, sizeof(err)), 0);
+
+    CHECK_INT(reg_register("core", "alice"), 0);
+    service_serial("core.internal", s1, sizeof(s1));
+    CHECK_INT(strlen(s1), 32);
+    CHECK_INT(count_action(state, "tls_issue", "alice"), 1);
+    tls_path(path, sizeof(path), state, "core.internal/key.pem");
+    CHECK_INT(mode_of(path), 0600);
+    CHECK_INT(ca_service_leaf_pem("core.internal", &text, &len), 0);
+    CHECK(text && len == strlen(text) && !strstr(text, "PRIVATE"));
+    free(text);
+
+    /* Rotation: new serial, old pair archived, a line in the caller's name. */
+    CHECK_INT(ca_service_rotate("core.internal", "bob"), 0);
+    service_serial("core.internal", s2, sizeof(s2));
+    CHECK(s2[0] && strcmp(s1, s2) != 0);
+    CHECK(archived(state, "core.internal", s1));
+    CHECK_INT(count_action(state, "cert_rotate", "bob"), 1);
+    CHECK_INT(ca_service_rotate("nothing.internal", "bob"), -ENOENT);
+    CHECK_INT(ca_service_rotate("../ca.key", "bob"), -ENOENT);
+
+    /* Domain change: the old pair is archived, the new domain gets its own. */
+    CHECK_INT(reg_set("core", REG_DOMAIN, "api.internal\n", 13, "carol"), 0);
+    CHECK(archived(state, "core.internal", s2));
+    CHECK_INT(ca_service_leaf_pem("core.internal", &text, &len), -ENOENT);
+    service_serial("api.internal", s3, sizeof(s3));
+    CHECK_INT(strlen(s3), 32);
+    CHECK_INT(count_action(state, "tls_issue", "carol"), 1);
+    CHECK_INT(count_action(state, "tls_archive", "carol"), 1);
+
+    /* Renewal: 30-day leaves renewed 120 days before they expire: once at start, then idle. */
+    CHECK_INT(ca_service_start(), 0);
+    for (t0 = now_s(); now_s() - t0 < 10 && count_action(state, "tls_renew", NULL) == 0;)
+        usleep(20000);
+    usleep(1000000);
+    CHECK_INT(count_action(state, "tls_renew", "system"), 1);
+    service_serial("api.internal", s4, sizeof(s4));
+    CHECK(s4[0] && strcmp(s3, s4) != 0);
+    CHECK(archived(state, "api.internal", s3));
+    t0 = now_s();
+    ca_service_close();
+    CHECKF(now_s() - t0 < 1.0, "close took %.2f s", now_s() - t0);
+
+    /* Deregistration after close: the CA is gone, the registry goes on without it. */
+    CHECK_INT(reg_deregister("core", "dave"), 0);
+    CHECK_INT(ca_service_leaf_pem("api.internal", &text, &len), -ENOENT);
+    reg_close();
+    audit_close();
+}
+
 int main(void)
 {
     const char *tmp = getenv("TMPDIR");
@@ -853,6 +991,7 @@ int main(void)
     test_args();
     test_hostname();
     test_threads();
+    test_service();
     if (!have_openssl())
         printf("openssl not on PATH: `openssl verify` checks skipped\n");
     if (getenv("CA_TEST_KEEP"))
