@@ -35,8 +35,9 @@ static int g_nstate;
 /* A fresh empty state directory under g_root. */
 static void new_state(char *buf, size_t len)
 {
-    snprintf(buf, len, "%s/state%d", g_root, ++g_nstate);
-    if (mkdir(buf, 0700) < 0) {
+    int n = snprintf(buf, len, "%s/state%d", g_root, ++g_nstate);
+
+    if (n < 0 || (size_t)n >= len || mkdir(buf, 0700) < 0) {
         perror(buf);
         exit(2);
     }

@@ -30,7 +30,8 @@ static void long_name(char *buf, size_t len, size_t nx, const char *tail)
 
     fill(lab, 'a', 63);
     fill(xs, 'x', nx);
-    snprintf(buf, len, "%s.%s.%s.%s%s", lab, lab, lab, xs, tail);
+    if (snprintf(buf, len, "%s.%s.%s.%s%s", lab, lab, lab, xs, tail) >= (int)len)
+        buf[0] = '\0';   /* too long for buf: the caller's case then fails loudly */
 }
 
 static void test_name(void)
