@@ -443,100 +443,6 @@ static struct reg_snapshot *snap_copy(size_t extra)
     return next;
 }
 
-int reg_register(const char *name, const char *who)
-{
-    struct reg_snapshot *next = NULL;
-    struct reg_service *s;
-    char domain[sizeof(s->domain)];
-    int rc;
-
-    if (val_name(name))
-        return -EINVAL;
-    pthread_mutex_lock(&mut_lock);
-    if (find_live(g_cur->svcs, g_cur->n, name) >= 0) {
-        rc = -EEXIST;
-        goto out;
-    }
-    rc = reg_attr_default(g_cfg, name, REG_DOMAIN, domain, sizeof(domain));
-    if (rc < 0 || val_domain(domain, g_cfg->suffixes_ptr, g_cfg->nsuffixes)) {
-        rc = -EINVAL;
-        goto out;
-    }
-    if (domain_taken(g_cur->svcs, g_cur->n, domain, -1)) {
-        rc = -EEXIST;
-        goto out;
-    }
-    next = snap_copy(1);
-    if (!next) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    s = &next->svcs[next->n++];
-    memset(s, 0, sizeof(*s));
-    set_field(s->name, sizeof(s->name), name);
-    set_field(s->domain, sizeof(s->domain), domain);
-    reg_attr_default(g_cfg, name, REG_HEALTH_CHECK, s->health_check, sizeof(s->health_check));
-    reg_attr_default(g_cfg, name, REG_MODE, s->mode, sizeof(s->mode));
-    reg_attr_default(g_cfg, name, REG_MONITORING, s->monitoring, sizeof(s->monitoring));
-    s->status = REG_PENDING;
-    state_now_iso(s->registered_at, sizeof(s->registered_at));
-    rc = commit(next, who);
-    if (rc == 0)
-        next = NULL;
-out:
-    pthread_mutex_unlock(&mut_lock);
-    snap_free(next);
-    if (rc == 0) {
-        json_t *d = json_pack("{s:s,s:s}", "name", name, "domain", domain);
-        char msg[128];
-
-        snprintf(msg, sizeof(msg), "Registered service %s", name);
-        audit_log("service_register", "success", msg, who, d);
-        json_decref(d);
-    }
-    ca_service_flush();
-    return rc;
-}
-
-int reg_deregister(const char *name, const char *who)
-{
-    struct reg_snapshot *next = NULL;
-    char domain[254] = "";
-    ssize_t i;
-    int rc;
-
-    pthread_mutex_lock(&mut_lock);
-    i = find_live(g_cur->svcs, g_cur->n, name);
-    if (i < 0) {
-        rc = -ENOENT;
-        goto out;
-    }
-    next = snap_copy(0);
-    if (!next) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    next->svcs[i].status = REG_INACTIVE;
-    state_now_iso(next->svcs[i].deregistered_at, sizeof(next->svcs[i].deregistered_at));
-    set_field(domain, sizeof(domain), next->svcs[i].domain);
-    rc = commit(next, who);
-    if (rc == 0)
-        next = NULL;
-out:
-    pthread_mutex_unlock(&mut_lock);
-    snap_free(next);
-    if (rc == 0) {
-        json_t *d = json_pack("{s:s,s:s}", "name", name, "domain", domain);
-        char msg[128];
-
-        snprintf(msg, sizeof(msg), "Deregistered service %s", name);
-        audit_log("service_deregister", "success", msg, who, d);
-        json_decref(d);
-    }
-    ca_service_flush();
-    return rc;
-}
-
 /* Validate value for attr of record s (within svcs[0..n), at index idx) and write it into s.
  * 0, -EINVAL or -EEXIST. */
 static int apply_attr(struct reg_service *svcs, size_t n, ssize_t idx, enum reg_attr attr,
@@ -584,46 +490,217 @@ static int apply_attr(struct reg_service *svcs, size_t n, ssize_t idx, enum reg_
     return 0;
 }
 
+/* ---- group commit ----
+ * A mutation is queued as an op. The first caller that finds no batch in flight becomes the
+ * leader: it takes the registry lock, applies every queued op in order to one next registry
+ * (each op validated against the ops before it), and commits them with one render, one proxy
+ * reload and one services.json write. Callers that queue while a batch commits form the next
+ * batch. Each caller returns once the commit that covers its op is durable, and writes its own
+ * audit line. If a batch of several ops fails to commit, its ops are retried one by one, so only
+ * the op that breaks the commit fails. */
+enum op_kind { OP_REGISTER, OP_DEREGISTER, OP_SET };
+
+struct op {
+    enum op_kind kind;
+    const char *name;
+    enum reg_attr attr;
+    const char *value;          /* OP_SET */
+    const char *who;
+    char domain[254];           /* for the audit line */
+    char old[VAL_MONITORING_MAX], now[VAL_MONITORING_MAX];
+    int rc;                     /* 0, 1 (changed something) or -errno */
+    bool done;
+    struct op *next;
+};
+
+static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER;
+static struct op *q_head, **q_tail = &q_head;
+static bool q_leader;
+
+/* Apply op to next (which has room for one more record). 1 when it changed next, 0 for a no-op,
+ * or -errno (next unchanged). */
+static int apply_op(struct reg_snapshot *next, struct op *o)
+{
+    ssize_t i = find_live(next->svcs, next->n, o->name);
+    struct reg_service *s;
+
+    switch (o->kind) {
+    case OP_REGISTER:
+        if (i >= 0)
+            return -EEXIST;
+        if (reg_attr_default(g_cfg, o->name, REG_DOMAIN, o->domain, sizeof(o->domain)) < 0 ||
+            val_domain(o->domain, g_cfg->suffixes_ptr, g_cfg->nsuffixes))
+            return -EINVAL;
+        if (domain_taken(next->svcs, next->n, o->domain, -1))
+            return -EEXIST;
+        s = &next->svcs[next->n++];
+        memset(s, 0, sizeof(*s));
+        set_field(s->name, sizeof(s->name), o->name);
+        set_field(s->domain, sizeof(s->domain), o->domain);
+        reg_attr_default(g_cfg, o->name, REG_HEALTH_CHECK, s->health_check,
+                         sizeof(s->health_check));
+        reg_attr_default(g_cfg, o->name, REG_MODE, s->mode, sizeof(s->mode));
+        reg_attr_default(g_cfg, o->name, REG_MONITORING, s->monitoring, sizeof(s->monitoring));
+        s->status = REG_PENDING;
+        state_now_iso(s->registered_at, sizeof(s->registered_at));
+        return 1;
+    case OP_DEREGISTER:
+        if (i < 0)
+            return -ENOENT;
+        s = &next->svcs[i];
+        s->status = REG_INACTIVE;
+        state_now_iso(s->deregistered_at, sizeof(s->deregistered_at));
+        set_field(o->domain, sizeof(o->domain), s->domain);
+        return 1;
+    case OP_SET: {
+        int rc;
+
+        if (i < 0)
+            return -ENOENT;
+        s = &next->svcs[i];
+        snprintf(o->old, sizeof(o->old), "%s", reg_attr_value(s, o->attr));
+        rc = apply_attr(next->svcs, next->n, i, o->attr, o->value);
+        if (rc < 0)
+            return rc;
+        snprintf(o->now, sizeof(o->now), "%s", reg_attr_value(s, o->attr));
+        if (strcmp(o->old, o->now) == 0)
+            return 0;           /* writing the current value again is a no-op */
+        s->status = s->upstream[0] ? REG_ACTIVE : REG_PENDING;
+        return 1;
+    }
+    }
+    return -EINVAL;
+}
+
+/* Apply ops[0..n) to a copy of the current registry and commit the ones that changed it.
+ * Sets each op's rc. Called with mut_lock held. */
+static void commit_batch(struct op **ops, size_t n)
+{
+    struct reg_snapshot *next = snap_copy(n);
+    const char *who = NULL;
+    size_t changed = 0;
+    int rc;
+
+    if (!next) {
+        for (size_t i = 0; i < n; i++)
+            ops[i]->rc = -ENOMEM;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ops[i]->rc = apply_op(next, ops[i]);
+        if (ops[i]->rc == 1) {
+            changed++;
+            who = who ? who : ops[i]->who;
+        }
+    }
+    if (changed == 0) {
+        snap_free(next);
+        return;
+    }
+    rc = commit(next, who);
+    if (rc == 0)
+        return;                 /* next is published */
+    snap_free(next);
+    if (changed == 1) {
+        for (size_t i = 0; i < n; i++)
+            if (ops[i]->rc == 1)
+                ops[i]->rc = rc;
+        return;
+    }
+    /* find the culprit: commit the changing ops one at a time */
+    for (size_t i = 0; i < n; i++)
+        if (ops[i]->rc == 1)
+            commit_batch(&ops[i], 1);
+}
+
+/* Queue op, and return once a commit has settled it. */
+static int run_op(struct op *o)
+{
+    struct op *batch[64];
+    size_t n;
+
+    o->done = false;
+    o->next = NULL;
+    pthread_mutex_lock(&q_lock);
+    *q_tail = o;
+    q_tail = &o->next;
+    while (!o->done && q_leader)
+        pthread_cond_wait(&q_cond, &q_lock);
+    while (!o->done) {
+        /* lead: take up to 64 queued ops as one batch */
+        q_leader = true;
+        for (n = 0; q_head && n < sizeof(batch) / sizeof(batch[0]); n++) {
+            batch[n] = q_head;
+            q_head = q_head->next;
+        }
+        if (!q_head)
+            q_tail = &q_head;
+        pthread_mutex_unlock(&q_lock);
+        pthread_mutex_lock(&mut_lock);
+        commit_batch(batch, n);
+        pthread_mutex_unlock(&mut_lock);
+        pthread_mutex_lock(&q_lock);
+        for (size_t i = 0; i < n; i++)
+            batch[i]->done = true;
+        q_leader = false;
+        pthread_cond_broadcast(&q_cond);
+        /* our op may still be queued behind a full batch: lead again, or wait for a leader */
+        while (!o->done && q_leader)
+            pthread_cond_wait(&q_cond, &q_lock);
+    }
+    pthread_mutex_unlock(&q_lock);
+    return o->rc;
+}
+
+int reg_register(const char *name, const char *who)
+{
+    struct op o = { .kind = OP_REGISTER, .name = name, .who = who };
+    int rc;
+
+    if (val_name(name))
+        return -EINVAL;
+    rc = run_op(&o);
+    if (rc == 1) {
+        json_t *d = json_pack("{s:s,s:s}", "name", name, "domain", o.domain);
+        char msg[128];
+
+        snprintf(msg, sizeof(msg), "Registered service %s", name);
+        audit_log("service_register", "success", msg, who, d);
+        json_decref(d);
+        rc = 0;
+    }
+    ca_service_flush();
+    return rc;
+}
+
+int reg_deregister(const char *name, const char *who)
+{
+    struct op o = { .kind = OP_DEREGISTER, .name = name, .who = who };
+    int rc = run_op(&o);
+
+    if (rc == 1) {
+        json_t *d = json_pack("{s:s,s:s}", "name", name, "domain", o.domain);
+        char msg[128];
+
+        snprintf(msg, sizeof(msg), "Deregistered service %s", name);
+        audit_log("service_deregister", "success", msg, who, d);
+        json_decref(d);
+        rc = 0;
+    }
+    ca_service_flush();
+    return rc;
+}
+
 /* Set attr of name to the NUL-free, newline-stripped value. */
 static int set_value(const char *name, enum reg_attr attr, const char *value, const char *who)
 {
-    struct reg_snapshot *next = NULL;
-    struct reg_service *s;
-    char old[VAL_MONITORING_MAX], now[VAL_MONITORING_MAX];
-    ssize_t i;
-    int rc;
+    struct op o = { .kind = OP_SET, .name = name, .attr = attr, .value = value, .who = who };
+    int rc = run_op(&o);
 
-    pthread_mutex_lock(&mut_lock);
-    i = find_live(g_cur->svcs, g_cur->n, name);
-    if (i < 0) {
-        rc = -ENOENT;
-        goto out;
-    }
-    next = snap_copy(0);
-    if (!next) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    s = &next->svcs[i];
-    snprintf(old, sizeof(old), "%s", reg_attr_value(s, attr));
-    rc = apply_attr(next->svcs, next->n, i, attr, value);
-    if (rc < 0)
-        goto out;
-    snprintf(now, sizeof(now), "%s", reg_attr_value(s, attr));
-    if (strcmp(old, now) == 0)
-        goto out;               /* writing the current value again is a no-op */
-    s->status = s->upstream[0] ? REG_ACTIVE : REG_PENDING;
-    rc = commit(next, who);
-    if (rc == 0) {
-        next = NULL;
-        rc = 1;
-    }
-out:
-    pthread_mutex_unlock(&mut_lock);
-    snap_free(next);
     if (rc == 1) {
         json_t *d = json_pack("{s:s,s:s,s:s,s:s}", "name", name, "attribute",
-                              reg_attr_name(attr), "old", old, "new", now);
+                              reg_attr_name(attr), "old", o.old, "new", o.now);
         char msg[128];
 
         snprintf(msg, sizeof(msg), "Updated %s of service %s", reg_attr_name(attr), name);
