@@ -29,6 +29,8 @@ struct reg_config {
     int health_interval_s;             /* --health-interval */
     int health_timeout_s;              /* --health-timeout */
     int health_threshold;              /* --health-threshold: failures before unhealthy */
+    bool has_admin_group;              /* --admin-group given */
+    unsigned admin_gid;                /* its gid: members may write */
 };
 
 enum reg_attr { REG_UPSTREAM, REG_DOMAIN, REG_HEALTH_CHECK, REG_MODE, REG_MONITORING, REG_NATTR };

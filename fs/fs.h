@@ -26,6 +26,8 @@ struct fs_tree {
     int (*unlink)(const char *rel);
     int (*mkdir)(const char *rel);
     int (*rmdir)(const char *rel);
+    /* Serve a read itself (a file that grows while open); NULL: from the handle's snapshot. */
+    int (*read)(const char *rel, char *buf, size_t size, off_t off, struct fuse_file_info *fi);
 };
 
 extern const struct fs_tree fs_services_tree;

@@ -1,6 +1,10 @@
 /* main.c: command line, start-up order (state dir -> registry -> audit -> mount), FUSE loop. */
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +28,9 @@
 
 struct opts {
     const char *state;
+    const char *source;
     const char *mountpoint;
+    const char *admin_group;
     const char *domains;
     const char *gateway_ip;
     const char *dns_listen;
@@ -43,7 +49,7 @@ struct opts {
 static void usage(FILE *f)
 {
     fprintf(f,
-        "usage: conduitfs [options] MOUNTPOINT\n"
+        "usage: conduitfs [options] [SOURCE] MOUNTPOINT\n"
         "       conduitfs verify [--state DIR]\n"
         "\n"
         "Mounts the conduit gateway: services/, ca/, monitor/, audit/.\n"
@@ -66,7 +72,13 @@ static void usage(FILE *f)
         "  -f                   stay in the foreground\n"
         "  -d                   debug: foreground, and log every FUSE request\n"
         "  -s                   single-threaded FUSE loop\n"
-        "  -o OPT[,OPT...]      FUSE mount options (allow_other, default_permissions, ...)\n"
+        "  --admin-group GROUP  members of GROUP may write (with -o allow_other,\n"
+        "                       default_permissions); others may only read\n"
+        "  -o OPT[,OPT...]      FUSE mount options (allow_other, default_permissions, ...);\n"
+        "                       also state=, domains=, gateway_ip=, dns_listen=, https_listen=,\n"
+        "                       key_type=, admin_group=, manage, no_manage, as in fstab:\n"
+        "                       conduitfs /run/conduit fuse.conduitfs state=/var/lib/qp-conduit,\n"
+        "                       allow_other,default_permissions,admin_group=conduit 0 0\n"
         "  -h, --help           this text\n"
         "  -V, --version        print the version\n");
 }
@@ -107,6 +119,46 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name)
     return argv[++*i];
 }
 
+/* Split a -o list: our own keys (the fstab spelling of the long options) are taken out, the
+ * rest go to FUSE. The values point into a copy that lives as long as the process. */
+static void parse_mount_opts(struct opts *o, const char *list)
+{
+    static const struct { const char *key; size_t off; } keys[] = {
+        { "state", offsetof(struct opts, state) },
+        { "domains", offsetof(struct opts, domains) },
+        { "gateway_ip", offsetof(struct opts, gateway_ip) },
+        { "dns_listen", offsetof(struct opts, dns_listen) },
+        { "https_listen", offsetof(struct opts, https_listen) },
+        { "key_type", offsetof(struct opts, key_type) },
+        { "admin_group", offsetof(struct opts, admin_group) },
+    };
+    char *copy = strdup(list), *save = NULL, *tok;
+
+    if (!copy)
+        die_usage("%s", "out of memory");
+    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        size_t klen = eq ? (size_t)(eq - tok) : strlen(tok);
+        bool ours = false;
+
+        for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]) && eq; k++) {
+            if (strlen(keys[k].key) == klen && strncmp(tok, keys[k].key, klen) == 0) {
+                *(const char **)((char *)o + keys[k].off) = eq + 1;
+                ours = true;
+            }
+        }
+        if (strcmp(tok, "no_manage") == 0 || strcmp(tok, "manage") == 0) {
+            o->no_manage = tok[0] == 'n';
+            ours = true;
+        }
+        if (!ours) {
+            fuse_opt_add_arg(&o->fargs, "-o");
+            fuse_opt_add_arg(&o->fargs, tok);
+        }
+    }
+    /* copy stays allocated: the taken values point into it */
+}
+
 static void parse_args(int argc, char **argv, struct opts *o)
 {
     const char *v;
@@ -130,6 +182,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
             o->dns_listen = v;
         } else if ((v = opt_value(argc, argv, &i, "--https-listen"))) {
             o->https_listen = v;
+        } else if ((v = opt_value(argc, argv, &i, "--admin-group"))) {
+            o->admin_group = v;
         } else if ((v = opt_value(argc, argv, &i, "--key-type"))) {
             o->key_type = v;
         } else if ((v = opt_value(argc, argv, &i, "--leaf-days"))) {
@@ -156,17 +210,23 @@ static void parse_args(int argc, char **argv, struct opts *o)
         } else if (strcmp(a, "-o") == 0) {
             if (i + 1 >= argc)
                 die_usage("option %s needs a value", a);
-            fuse_opt_add_arg(&o->fargs, "-o");
-            fuse_opt_add_arg(&o->fargs, argv[++i]);
+            parse_mount_opts(o, argv[++i]);
         } else if (strncmp(a, "-o", 2) == 0) {
-            fuse_opt_add_arg(&o->fargs, a);
+            parse_mount_opts(o, a + 2);
         } else if (a[0] == '-') {
             die_usage("unknown option %s", a);
+        } else if (!o->source) {
+            o->source = a;
         } else if (!o->mountpoint) {
             o->mountpoint = a;
         } else {
             die_usage("unexpected argument %s", a);
         }
+    }
+    /* `conduitfs MOUNTPOINT`, or `conduitfs SOURCE MOUNTPOINT` as mount.fuse3 calls it */
+    if (!o->mountpoint) {
+        o->mountpoint = o->source;
+        o->source = NULL;
     }
     if (!o->mountpoint)
         die_usage("%s", "missing MOUNTPOINT");
@@ -269,8 +329,43 @@ static void build_config(const struct opts *o, struct reg_config *cfg)
     cfg->health_threshold = parse_count(o->health_threshold, "--health-threshold", 2, 1000);
     if (gethostname(cfg->hostname, sizeof(cfg->hostname) - 1) < 0)
         snprintf(cfg->hostname, sizeof(cfg->hostname), "localhost");
+    if (o->admin_group) {
+        struct group gr, *res = NULL;
+        char buf[4096];
+
+        if (getgrnam_r(o->admin_group, &gr, buf, sizeof(buf), &res) != 0 || !res)
+            die_usage("--admin-group: no group \"%s\"", o->admin_group);
+        cfg->admin_gid = res->gr_gid;
+        cfg->has_admin_group = true;
+    }
     if (created)
         setenv("CONDUIT_FIRST_INIT", "1", 1);
+}
+
+/* SIGHUP: re-render every config from the registry and reload the proxy. The signal is blocked
+ * in every thread (the mask is set before any thread starts) and taken here with sigwait. */
+static void *sighup_main(void *arg)
+{
+    sigset_t set;
+    int sig;
+
+    (void)arg;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    for (;;) {
+        int rc;
+
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        rc = reg_rerender();
+        if (rc == 0)
+            rc = gw_reload(false);
+        syslog(rc ? LOG_ERR : LOG_INFO, "SIGHUP: configs re-rendered from the registry%s%s",
+               rc ? ": " : "", rc ? strerror(-rc) : "");
+        audit_log_event("config_reload", rc ? "failure" : "success",
+                        "Re-rendered every config from the registry (SIGHUP)", NULL);
+    }
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -331,7 +426,20 @@ int main(int argc, char **argv)
         goto out_unmount;
     if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
         goto out_unmount;
-    /* Threads start only now: fuse_daemonize forks, and threads do not survive a fork. */
+    /* Threads start only now: fuse_daemonize forks, and threads do not survive a fork.
+     * SIGHUP is blocked first, so that every thread inherits the mask and only sighup_main
+     * takes it (fuse_set_signal_handlers would otherwise treat it as an exit). */
+    {
+        sigset_t hup;
+        pthread_t tid;
+
+        sigemptyset(&hup);
+        sigaddset(&hup, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &hup, NULL);
+        if (pthread_create(&tid, NULL, sighup_main, NULL) != 0)
+            goto out_unmount;
+        pthread_detach(tid);
+    }
     if (fs_cfg.manage) {
         if (sup_start(&fs_cfg) < 0)
             goto out_unmount;

@@ -4,6 +4,7 @@
 #include "fs/fs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -39,6 +40,28 @@ static const struct fs_tree *route(const char *path, const char **rel)
     return NULL;
 }
 
+/* Whether the caller may change anything: root, the daemon's own user, or (with
+ * --admin-group) a member of that group. Everyone else may only read. With
+ * -o default_permissions the kernel enforces the same through the modes getattr reports. */
+static bool may_write(void)
+{
+    struct fuse_context *ctx = fuse_get_context();
+    gid_t groups[64];
+    int n;
+
+    if (!ctx || ctx->uid == 0 || ctx->uid == getuid())
+        return true;
+    if (!fs_cfg.has_admin_group)
+        return false;
+    if (ctx->gid == (gid_t)fs_cfg.admin_gid)
+        return true;
+    n = fuse_getgroups((int)(sizeof(groups) / sizeof(groups[0])), groups);
+    for (int i = 0; i < n && i < (int)(sizeof(groups) / sizeof(groups[0])); i++)
+        if (groups[i] == (gid_t)fs_cfg.admin_gid)
+            return true;
+    return false;
+}
+
 static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
     (void)conn;
@@ -53,6 +76,7 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
 {
     const char *rel;
     const struct fs_tree *t = route(path, &rel);
+    int rc;
 
     (void)fi;
     memset(st, 0, sizeof(*st));
@@ -62,15 +86,25 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
     if (!t && !rel) {
         fs_stat_dir(st);
         st->st_nlink = 2 + NTREES;
+        if (fs_cfg.has_admin_group)
+            st->st_gid = (gid_t)fs_cfg.admin_gid;
         return 0;
     }
     if (!t)
         return -ENOENT;
     if (*rel == '\0' && !t->getattr) {
         fs_stat_dir(st);
-        return 0;
+        rc = 0;
+    } else {
+        rc = t->getattr ? t->getattr(rel, st) : -ENOENT;
     }
-    return t->getattr ? t->getattr(rel, st) : -ENOENT;
+    /* With --admin-group, what the owner may write the group may write too. */
+    if (rc == 0 && fs_cfg.has_admin_group) {
+        st->st_gid = (gid_t)fs_cfg.admin_gid;
+        if (st->st_mode & S_IWUSR)
+            st->st_mode |= S_IWGRP;
+    }
+    return rc;
 }
 
 static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
@@ -101,6 +135,9 @@ static int fs_mkdir(const char *path, mode_t mode)
     const char *rel;
     const struct fs_tree *t = route(path, &rel);
 
+    if (!may_write())
+        return -EACCES;
+
     (void)mode;
     if (!t)
         return rel ? -EPERM : -EEXIST;
@@ -114,6 +151,9 @@ static int fs_rmdir(const char *path)
     const char *rel;
     const struct fs_tree *t = route(path, &rel);
 
+    if (!may_write())
+        return -EACCES;
+
     if (!t || *rel == '\0')
         return rel && !t ? -ENOENT : -EPERM;
     return t->rmdir ? t->rmdir(rel) : -EPERM;
@@ -124,6 +164,9 @@ static int fs_unlink(const char *path)
     const char *rel;
     const struct fs_tree *t = route(path, &rel);
 
+    if (!may_write())
+        return -EACCES;
+
     if (!t)
         return rel ? -ENOENT : -EPERM;
     return t->unlink ? t->unlink(rel) : -EPERM;
@@ -133,6 +176,9 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 {
     const char *rel;
     const struct fs_tree *t = route(path, &rel);
+
+    if ((fi->flags & O_ACCMODE) != O_RDONLY && !may_write())
+        return -EACCES;
 
     fi->fh = 0;
     if (!t)
@@ -145,6 +191,9 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
     const char *rel;
     const struct fs_tree *t = route(path, &rel);
 
+    if (!may_write())
+        return -EACCES;
+
     (void)mode;
     fi->fh = 0;
     if (!t || !t->create)
@@ -155,7 +204,11 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 static int fs_read(const char *path, char *buf, size_t size, off_t off,
                    struct fuse_file_info *fi)
 {
-    (void)path;
+    const char *rel;
+    const struct fs_tree *t = route(path, &rel);
+
+    if (t && t->read)
+        return t->read(rel, buf, size, off, fi);
     return fs_fh_read(fi, buf, size, off);
 }
 
@@ -164,6 +217,9 @@ static int fs_write(const char *path, const char *buf, size_t size, off_t off,
 {
     const char *rel;
     const struct fs_tree *t = route(path, &rel);
+
+    if (!may_write())
+        return -EACCES;
 
     if (!t || !t->write)
         return -EPERM;
@@ -174,6 +230,9 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
     const char *rel;
     const struct fs_tree *t = route(path, &rel);
+
+    if (!may_write())
+        return -EACCES;
 
     (void)fi;
     if (!t)
