@@ -60,7 +60,8 @@ static void usage(FILE *f)
         "  --no-manage          write the configs only; start and reload no daemons\n"
         "                       (default: start and supervise dnsmasq and Caddy)\n"
         "  --domains LIST       allowed domain suffixes, comma-separated (default internal)\n"
-        "  --gateway-ip IP      DNS answer for proxy-mode services (default 127.0.0.1)\n"
+        "  --gateway-ip IP      DNS answer for proxy-mode services (default: the HTTPS\n"
+        "                       listen address, or 127.0.0.1 when that is a wildcard)\n"
         "  --dns-listen A:P     dnsmasq listen address (default 127.0.0.1:5353)\n"
         "  --https-listen A:P   Caddy listen address (default 127.0.0.1:8443)\n"
         "  --key-type T         ed25519 (default) or ecdsa-p256, for a new CA and its leaves\n"
@@ -302,8 +303,20 @@ static void build_config(const struct opts *o, struct reg_config *cfg)
     if (cfg->nsuffixes == 0)
         die_usage("%s", "--domains: no suffix given");
 
-    snprintf(cfg->gateway_ip, sizeof(cfg->gateway_ip), "%s",
-             o->gateway_ip ? o->gateway_ip : "127.0.0.1");
+    if (parse_listen(o->dns_listen ? o->dns_listen : "127.0.0.1:5353", cfg->dns_addr,
+                     sizeof(cfg->dns_addr), &cfg->dns_port) < 0)
+        die_usage("--dns-listen: \"%s\" is not ADDR:PORT", o->dns_listen);
+    if (parse_listen(o->https_listen ? o->https_listen : "127.0.0.1:8443", cfg->https_addr,
+                     sizeof(cfg->https_addr), &cfg->https_port) < 0)
+        die_usage("--https-listen: \"%s\" is not ADDR:PORT", o->https_listen);
+    /* The gateway address defaults to the HTTPS listen address; a wildcard listen address is
+     * no answer a client can use, so it falls back to loopback. */
+    if (o->gateway_ip)
+        snprintf(cfg->gateway_ip, sizeof(cfg->gateway_ip), "%s", o->gateway_ip);
+    else if (strcmp(cfg->https_addr, "0.0.0.0") == 0 || strcmp(cfg->https_addr, "::") == 0)
+        snprintf(cfg->gateway_ip, sizeof(cfg->gateway_ip), "127.0.0.1");
+    else
+        snprintf(cfg->gateway_ip, sizeof(cfg->gateway_ip), "%s", cfg->https_addr);
     if (!val_is_ipv4(cfg->gateway_ip) && !strchr(cfg->gateway_ip, ':'))
         die_usage("--gateway-ip: \"%s\" is not an IP address", cfg->gateway_ip);
     if (strchr(cfg->gateway_ip, ':')) {
@@ -313,12 +326,6 @@ static void build_config(const struct opts *o, struct reg_config *cfg)
         if (val_upstream(probe, NULL) < 0)
             die_usage("--gateway-ip: \"%s\" is not an IP address", cfg->gateway_ip);
     }
-    if (parse_listen(o->dns_listen ? o->dns_listen : "127.0.0.1:5353", cfg->dns_addr,
-                     sizeof(cfg->dns_addr), &cfg->dns_port) < 0)
-        die_usage("--dns-listen: \"%s\" is not ADDR:PORT", o->dns_listen);
-    if (parse_listen(o->https_listen ? o->https_listen : "127.0.0.1:8443", cfg->https_addr,
-                     sizeof(cfg->https_addr), &cfg->https_port) < 0)
-        die_usage("--https-listen: \"%s\" is not ADDR:PORT", o->https_listen);
     snprintf(cfg->key_type, sizeof(cfg->key_type), "%s", o->key_type ? o->key_type : "ed25519");
     if (strcmp(cfg->key_type, "ed25519") && strcmp(cfg->key_type, "ecdsa-p256"))
         die_usage("--key-type: \"%s\" is not ed25519 or ecdsa-p256", cfg->key_type);

@@ -136,4 +136,19 @@ cfs_mount_managed
 check "daemons up again" pgrep -f "caddy run --config $STATE/routing/Caddyfile"
 cfs_unmount
 check_fails "unmount stopped the daemons" "" pgrep -f "$STATE/(routing|dns)"
+
+# a missing daemon binary is a clear start-up error in managed mode; nothing is mounted
+mkdir -p "$T/bin"
+ln -sf "$(command -v dnsmasq)" "$T/bin/dnsmasq"
+PATH="$T/bin" "$CONDUITFS" -f --state "$STATE" "$MNT" 2>"$T/out"
+check_eq "no caddy: exit 2" "$?" "2"
+check "no caddy: says so" grep -q "needs caddy" "$T/out"
+check "no caddy: not mounted" sh -c "! mountpoint -q '$MNT'"
+
+# the gateway address defaults to the HTTPS listen address
+DNS_PORT=$(free_port)
+CFS_MANAGED=1 cfs_mount --dns-listen "127.0.0.1:$DNS_PORT" --https-listen "127.0.0.3:$(free_port)"
+mkdir "$S/gw"
+check_eq "gateway IP follows --https-listen" "$(q gw.internal +short)" "127.0.0.3"
+cfs_unmount
 finish
