@@ -323,8 +323,11 @@ static int render_caddy(const struct reg_config *cfg, const struct item *items, 
         } else {
             sb_addf(b, "\treverse_proxy %s {\n", it->target);
             sb_addf(b, "\t\thealth_uri %s\n", it->svc->health_check);
-            sb_addf(b, "\t\thealth_interval 30s\n");
-            sb_addf(b, "\t\thealth_timeout 5s\n");
+            /* Caddy's own checks keep the prober's pace (--health-interval/-timeout) */
+            sb_addf(b, "\t\thealth_interval %ds\n",
+                    cfg->health_interval_s > 0 ? cfg->health_interval_s : 30);
+            sb_addf(b, "\t\thealth_timeout %ds\n",
+                    cfg->health_timeout_s > 0 ? cfg->health_timeout_s : 5);
             sb_addf(b, "\t\theader_up X-Forwarded-Proto https\n");
             sb_addf(b, "\t}\n");
         }
