@@ -392,7 +392,9 @@ int main(int argc, char **argv)
     build_config(&o, &fs_cfg);
     first = getenv("CONDUIT_FIRST_INIT") != NULL;
     unsetenv("CONDUIT_FIRST_INIT");
-    openlog("conduitfs", LOG_PID | (o.foreground ? LOG_PERROR : 0), LOG_DAEMON);
+    /* Foreground: stderr too, unless stderr already goes to the journal (systemd). */
+    openlog("conduitfs", LOG_PID | (o.foreground && !getenv("JOURNAL_STREAM") ? LOG_PERROR : 0),
+            LOG_DAEMON);
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
     /* Start-up order: state dir (above) -> daemons present -> audit -> CA -> registry ->
