@@ -1,27 +1,65 @@
-/* audit.h: the audit trail. Every mutation of the daemon ends here as one JSONL line. */
+/* audit.h: the audit trail. Every mutation of the daemon ends here as one entry, sealed as the
+ * next capsule of a signed hash chain (state/capsules.db) and then appended, as one JSONL line, to
+ * state/audit.log: line N is capsule N. */
 #ifndef CONDUIT_AUDIT_H
 #define CONDUIT_AUDIT_H
 
+#include <stddef.h>
+#include <sys/types.h>
+
 #include <jansson.h>
 
-/* Open the audit trail of state_dir: audit.log (created if missing). 0 or -errno with a
- * one-line reason in err. */
+/* Open the audit trail of state_dir: the capsule chain (capsules.db and the signing key, both
+ * created when missing; a missing key is never replaced while the chain holds capsules) and
+ * audit.log (created if missing). The whole chain is verified against the log: trailing lines
+ * whose capsules exist (a crash between seal and append) are rebuilt from the capsules; a log
+ * written before the chain existed (no key, no capsules) is sealed as it stands; anything else
+ * that disagrees is refused. 0 or -errno with a one-line reason in err. */
 int audit_open(const char *state_dir, char *err, size_t errlen);
 
-/* Append one six-field entry {"timestamp","action","status","message","user","details"} and make
- * it durable before returning. status is "success" or "failure"; details is borrowed and may be
- * NULL ({}). Thread-safe. 0 or -errno. */
+/* Seal one six-field entry {"timestamp","action","status","message","user","details"} and
+ * append its line; on return the capsule is durable and the line is in audit.log (a crash can
+ * only cost lines at its end, which the next audit_open rebuilds). status is "success" or
+ * "failure"; details is borrowed and may be NULL ({}). Thread-safe. 0 or -errno. */
 int audit_log(const char *action, const char *status, const char *message, const char *user,
               json_t *details);
 
 /* Append one entry for the daemon's own event (health, renewal, supervisor, ...): like
- * audit_log with the user "system". */
+ * audit_log with the user "system", sealed with trigger type "system". */
 int audit_log_event(const char *action, const char *status, const char *message, json_t *details);
 
-/* `conduitfs verify [--state DIR]`: argv[0] is "verify". Returns the process exit status. */
+/* Append what a user wrote to audit/audit.log: len bytes of one or more complete lines, each a
+ * JSON object {"action","status"[,"message","details","timestamp","user"]} (see
+ * audit/entry.h); timestamp and user are replaced by the current time and user (the caller).
+ * All lines are sealed in one transaction with consecutive sequences, or none. 0, -EINVAL for
+ * any bad line (nothing sealed), or -errno. */
+int audit_append_lines(const char *buf, size_t len, const char *user);
+
+/* Read up to size bytes of audit.log at off, as it is now. Bytes read or -errno. */
+int audit_log_read(char *buf, size_t size, off_t off);
+
+/* The current size of audit.log. 0 or -errno. */
+int audit_log_size(off_t *size);
+
+/* Verify the whole chain and audit.log now, cryptographically, and report as JSON with a
+ * newline: {"ok","entries","head_sequence","head_hash","checked":"cryptographic",
+ * "first_error":{"sequence","reason"}|null}. *out is malloc'd. 0 or -errno. */
+int audit_verify_json(char **out, size_t *len);
+
+/* The chain head as JSON with a newline: {"sequence","hash","signed_by","signed_at"} (nulls for
+ * an empty chain). *out is malloc'd. 0 or -errno. */
+int audit_head_json(char **out, size_t *len);
+
+/* The signing key's Ed25519 public key as 64 hex chars and a newline, into buf. The length or
+ * -errno. */
+int audit_pubkey_text(char *buf, size_t len);
+
+/* `conduitfs verify [--state DIR] [--pubkey HEX]`: argv[0] is "verify". Verifies a state
+ * directory read-only, without mounting. Returns the process exit status: 0 intact, 1 not (a
+ * one-line reason on stderr), 2 usage. */
 int audit_verify_main(int argc, char **argv);
 
-/* Close the log. */
+/* Close the trail; no call may start after it. */
 void audit_close(void);
 
 #endif

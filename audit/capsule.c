@@ -216,7 +216,10 @@ out:
     return rc;
 }
 
-int audit_key_load(const char *path, struct audit_key **out, char *err, size_t errlen)
+/* Load the key at path. signer: create it when missing, insist on owner and mode 0600, and keep
+ * the signing half; otherwise only the public half of an existing seed file is kept. */
+static int key_load(const char *path, int signer, struct audit_key **out, char *err,
+                    size_t errlen)
 {
     unsigned char seed[SEED_LEN + 1];
     struct audit_key *k = NULL;
@@ -227,7 +230,7 @@ int audit_key_load(const char *path, struct audit_key **out, char *err, size_t e
 
     *out = NULL;
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT) {
+    if (fd < 0 && errno == ENOENT && signer) {
         rc = key_create(path, err, errlen);
         if (rc < 0)
             goto out;
@@ -245,12 +248,12 @@ int audit_key_load(const char *path, struct audit_key **out, char *err, size_t e
         rc = say(-EINVAL, err, errlen, "key %s is not a regular file", path);
         goto out;
     }
-    if (st.st_uid != geteuid()) {
+    if (signer && st.st_uid != geteuid()) {
         rc = say(-EACCES, err, errlen, "key %s is owned by uid %ld, not by uid %ld", path,
                  (long)st.st_uid, (long)geteuid());
         goto out;
     }
-    if (st.st_mode & 077) {
+    if (signer && (st.st_mode & 077)) {
         rc = say(-EACCES, err, errlen, "key %s has mode %04o; it must be 0600", path,
                  (unsigned)(st.st_mode & 07777));
         goto out;
@@ -289,6 +292,12 @@ int audit_key_load(const char *path, struct audit_key **out, char *err, size_t e
         say(rc, err, errlen, "cannot derive the public key of %s", path);
         goto out;
     }
+    if (!signer) {
+        rc = audit_key_from_public(k->pubhex, out);
+        if (rc < 0)
+            say(rc, err, errlen, "cannot derive the public key of %s", path);
+        goto out;
+    }
     *out = k;
     k = NULL;
 out:
@@ -297,6 +306,16 @@ out:
         close(fd);
     audit_key_free(k);
     return rc;
+}
+
+int audit_key_load(const char *path, struct audit_key **out, char *err, size_t errlen)
+{
+    return key_load(path, 1, out, err, errlen);
+}
+
+int audit_key_load_public(const char *path, struct audit_key **out, char *err, size_t errlen)
+{
+    return key_load(path, 0, out, err, errlen);
 }
 
 int audit_key_from_public(const char *pubhex, struct audit_key **out)

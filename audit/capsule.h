@@ -31,6 +31,11 @@ struct audit_seal {
  * key bytes). 0 or -errno (-EACCES for a loose mode or another owner, -EINVAL for a bad size). */
 int audit_key_load(const char *path, struct audit_key **out, char *err, size_t errlen);
 
+/* A verify-only key from an existing seed file at path, as audit_key_load reads it, but never
+ * created and without the owner and mode checks (a copy of a state directory may belong to
+ * anyone). Only the public half is kept. 0 or -errno with err filled (-ENOENT when missing). */
+int audit_key_load_public(const char *path, struct audit_key **out, char *err, size_t errlen);
+
 /* A verify-only key from the 64 hex chars of a raw Ed25519 public key. 0, -EINVAL or -ENOMEM. */
 int audit_key_from_public(const char *pubhex, struct audit_key **out);
 

@@ -1,4 +1,6 @@
-/* log.c: the plain JSONL audit writer (state/audit.log), one fsync'd line per entry. */
+/* log.c: the audit trail of a running daemon: every entry is sealed into the capsule chain first
+ * and then appended to state/audit.log by the batch leader, in sequence order; repair and checks
+ * at mount; what the audit/ tree reads. */
 #include "audit/audit.h"
 
 #include <errno.h>
@@ -8,115 +10,527 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
 
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+#include "audit/entry.h"
+#include "audit/store.h"
+#include "audit/trail.h"
+
+#define LOG_NAME "audit.log"
+
+/* What one append hands the batch leader: its lines, ready to write. */
+struct pending {
+    const char *text;
+    size_t len;
+    long long lines;
+};
+
+/* life guards store, store_pid, log_fd and state_dir. log_lines, log_size and log_dirty belong
+ * to the commit hook, which only the batch leader runs (and audit_open before anyone else). */
+static pthread_mutex_t life = PTHREAD_MUTEX_INITIALIZER;
+static struct audit_store *store;
+static pid_t store_pid;
 static int log_fd = -1;
+static char state_dir[PATH_MAX];
+static long long log_lines;     /* complete lines in audit.log: the next line's sequence */
+static off_t log_size;          /* their bytes */
+static int log_dirty;           /* a failed append may have left bytes after log_size */
 
-int audit_open(const char *state_dir, char *err, size_t errlen)
+/* Write all of buf at the end of the log. 0 or -errno. */
+static int write_all(const char *buf, size_t len)
 {
-    char path[PATH_MAX];
-    int n = snprintf(path, sizeof(path), "%s/audit.log", state_dir);
+    ssize_t w;
 
-    if (n < 0 || (size_t)n >= sizeof(path)) {
-        snprintf(err, errlen, "state directory path too long");
-        return -ENAMETOOLONG;
-    }
-    log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (log_fd < 0) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-        return -errno;
+    while (len > 0) {
+        w = write(log_fd, buf, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        buf += w;
+        len -= (size_t)w;
     }
     return 0;
 }
 
-int audit_log_event(const char *action, const char *status, const char *message, json_t *details)
+/* Append whole lines and account for them; on failure cut the log back to its last good line.
+ * 0 or -errno. */
+static int append_text(const char *text, size_t len, long long lines)
 {
-    return audit_log(action, status, message, "system", details);
-}
+    int rc = write_all(text, len);
 
-int audit_verify_main(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "conduitfs verify: not available yet\n");
-    return 2;
-}
-
-/* Build the six-field entry in the seed's key order. NULL on allocation failure. */
-static json_t *build_entry(const char *action, const char *status, const char *message,
-                           const char *user, json_t *details)
-{
-    char ts[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    json_t *e = json_object();
-
-    gmtime_r(&now, &tm);
-    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    if (!e)
-        return NULL;
-    if (json_object_set_new(e, "timestamp", json_string(ts)) ||
-        json_object_set_new(e, "action", json_string(action)) ||
-        json_object_set_new(e, "status", json_string(status)) ||
-        json_object_set_new(e, "message", json_string(message ? message : "")) ||
-        json_object_set_new(e, "user", json_string(user ? user : "system")) ||
-        json_object_set(e, "details", details ? details : json_object())) {
-        json_decref(e);
-        return NULL;
+    if (rc < 0) {
+        log_dirty = 1;
+        if (ftruncate(log_fd, log_size) == 0)
+            log_dirty = 0;
+        return rc;
     }
-    if (!details)
-        json_decref(json_object_get(e, "details"));
-    return e;
+    log_size += (off_t)len;
+    log_lines += lines;
+    return 0;
 }
 
-int audit_log(const char *action, const char *status, const char *message, const char *user,
-              json_t *details)
+/* A line rebuilt from a capsule's outcome.result. */
+static int rebuild_one(long long seq, const json_t *result, void *arg)
 {
-    json_t *entry = build_entry(action, status, message, user, details);
-    char *line = NULL;
-    size_t len, off = 0;
+    long long until = *(long long *)arg;
+    size_t len;
+    char *line;
+    int rc;
+
+    if (seq >= until)
+        return 1;
+    if (seq != log_lines) {
+        syslog(LOG_ERR, "audit: rebuilding audit.log line %lld, got capsule %lld",
+               log_lines + 1, seq);
+        return -EIO;
+    }
+    line = result ? audit_entry_line(result, &len) : NULL;
+    if (!line) {
+        syslog(LOG_ERR, "audit: capsule %lld holds no audit entry to rebuild its line", seq);
+        return -EIO;
+    }
+    rc = append_text(line, len, 1);
+    free(line);
+    return rc;
+}
+
+/* Append the lines of the capsules from log_lines up to (not including) until, rebuilt from
+ * their outcome.result, and make them durable. 0 or -errno. */
+static int rebuild_lines(struct audit_store *st, long long until)
+{
+    long long from = log_lines;
+    int rc;
+
+    rc = audit_store_foreach_result_from(st, from, rebuild_one, &until);
+    if (rc > 0)
+        rc = 0;
+    if (rc == 0 && log_lines > from && fdatasync(log_fd) < 0)
+        rc = -errno;
+    if (log_lines > from)
+        syslog(LOG_WARNING, "audit: rebuilt audit.log lines %lld to %lld from their capsules",
+               from + 1, log_lines);
+    return rc;
+}
+
+/* The commit hook: the batch's capsules are committed; append their lines in sequence order
+ * (after any a failed append left out) before the writers return. No fdatasync: the capsules
+ * are the durable record, and lines a crash takes from the end of the log are rebuilt from
+ * them at the next mount (a file system keeps a prefix of what was appended); this halves the
+ * fsyncs per append. The log is synced after a rebuild and at close. */
+static int on_commit(void *arg, long long first_seq, void *const *tags, size_t ntags)
+{
+    struct audit_store *st = arg;
+    size_t i;
     int rc = 0;
 
-    if (!entry)
-        return -ENOMEM;
-    line = json_dumps(entry, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
-    if (!line) {
-        rc = -ENOMEM;
+    if (log_dirty) {
+        if (ftruncate(log_fd, log_size) < 0)
+            return -errno;
+        log_dirty = 0;
+    }
+    if (log_lines < first_seq)
+        rc = rebuild_lines(st, first_seq);
+    if (rc == 0 && log_lines != first_seq) {
+        syslog(LOG_ERR, "audit: audit.log holds %lld lines, the batch starts at sequence %lld",
+               log_lines, first_seq);
+        rc = -EIO;
+    }
+    for (i = 0; rc == 0 && i < ntags; i++) {
+        const struct pending *p = tags[i];
+
+        rc = append_text(p->text, p->len, p->lines);
+    }
+    if (rc < 0)
+        syslog(LOG_ERR, "audit: appending to audit.log failed: %s; the sealed entries will be "
+               "appended later", strerror(-rc));
+    return rc;
+}
+
+/* ---- adopting a log written before the chain existed ---- */
+
+struct adopt {
+    struct audit_lines rd;
+    long long lineno;
+    char why[256];
+};
+
+static int adopt_next(void *arg, json_t **entry, int *system_event)
+{
+    struct adopt *a = arg;
+    const char *line, *user;
+    json_error_t jerr;
+    size_t len;
+    int rc;
+
+    rc = audit_lines_next(&a->rd, &line, &len);
+    if (rc <= 0)
+        return rc;
+    a->lineno++;
+    *entry = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(*entry)) {
+        json_decref(*entry);
+        *entry = NULL;
+        snprintf(a->why, sizeof(a->why), "audit.log line %lld is not a JSON object",
+                 a->lineno);
+        return -EINVAL;
+    }
+    user = json_string_value(json_object_get(*entry, "user"));
+    *system_event = user && strcmp(user, "system") == 0;
+    return 1;
+}
+
+/* Seal the lines of an audit.log that predates the chain, in one transaction; a torn last line
+ * (no newline) was never acknowledged and is cut. 0 or -errno with err filled. */
+static int adopt_log(struct audit_store *st, off_t size, char *err, size_t errlen)
+{
+    struct adopt a = { .lineno = 0 };
+    long long n = 0;
+    int rc;
+
+    audit_lines_init(&a.rd, log_fd, size);
+    rc = audit_store_import(st, adopt_next, &a, &n);
+    if (rc < 0) {
+        if (!a.why[0])
+            snprintf(a.why, sizeof(a.why), "audit.log line %lld cannot be sealed: %s",
+                     a.lineno, strerror(-rc));
+        snprintf(err, errlen, "cannot seal the existing %s/%s: %s", state_dir, LOG_NAME, a.why);
         goto out;
     }
-    len = strlen(line);
-    line[len] = '\n';   /* json_dumps leaves room for NUL; we replace it and write len+1 */
-    pthread_mutex_lock(&log_lock);
-    if (log_fd < 0) {
-        rc = -EBADF;
-    } else {
-        while (off < len + 1) {
-            ssize_t w = write(log_fd, line + off, len + 1 - off);
-            if (w < 0) {
-                if (errno == EINTR)
-                    continue;
-                rc = -errno;
-                break;
-            }
-            off += (size_t)w;
-        }
-        if (rc == 0 && fdatasync(log_fd) < 0)
+    log_lines = n;
+    log_size = a.rd.good;
+    if (a.rd.good < size) {
+        syslog(LOG_WARNING, "audit: cut a torn last line from audit.log (%lld bytes)",
+               (long long)(size - a.rd.good));
+        if (ftruncate(log_fd, a.rd.good) < 0 || fdatasync(log_fd) < 0) {
             rc = -errno;
+            snprintf(err, errlen, "cannot cut the torn last line of %s/%s: %s", state_dir,
+                     LOG_NAME, strerror(errno));
+            goto out;
+        }
     }
-    pthread_mutex_unlock(&log_lock);
+    syslog(LOG_NOTICE, "audit: sealed the %lld lines of an existing audit.log", n);
 out:
+    audit_lines_free(&a.rd);
+    return rc;
+}
+
+/* Check audit.log against the chain at mount; rebuild trailing lines whose capsules exist.
+ * 0 or -errno with err filled. */
+static int recover(struct audit_store *st, char *err, size_t errlen)
+{
+    struct audit_check c;
+    char why[600];
+    long long head = -1;
+    struct stat sb;
+    int rc;
+
+    if (fstat(log_fd, &sb) < 0)
+        return -errno;
+    rc = audit_store_head(st, &head, NULL, NULL, NULL);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot read the chain head of %s/capsules.db: %s", state_dir,
+                 strerror(-rc));
+        return rc;
+    }
+    if (head < 0 && sb.st_size > 0 && audit_store_fresh_key(st))
+        return adopt_log(st, sb.st_size, err, errlen);
+    rc = audit_check_run(st, log_fd, AUDIT_CHECK_REPAIR, &c);
+    if (rc < 0) {
+        audit_check_reason(&c, why, sizeof(why));
+        snprintf(err, errlen, "audit trail in %s does not verify: %s", state_dir, why);
+        return rc;
+    }
+    log_lines = c.log_lines;
+    log_size = c.log_good;
+    if (!c.log_short)
+        return 0;
+    if (c.log_good < sb.st_size && ftruncate(log_fd, c.log_good) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot cut the torn last line of %s/%s: %s", state_dir, LOG_NAME,
+                 strerror(errno));
+        return rc;
+    }
+    rc = rebuild_lines(st, LLONG_MAX);
+    if (rc == 0 && log_lines != c.r.entries)
+        rc = -EIO;
+    if (rc < 0)
+        snprintf(err, errlen, "cannot rebuild the last lines of %s/%s: %s", state_dir, LOG_NAME,
+                 strerror(-rc));
+    return rc;
+}
+
+int audit_open(const char *dir, char *err, size_t errlen)
+{
+    struct audit_store *st = NULL;
+    char path[PATH_MAX];
+    int n, rc;
+
+    pthread_mutex_lock(&life);
+    if (store || log_fd >= 0) {
+        snprintf(err, errlen, "the audit trail is already open");
+        pthread_mutex_unlock(&life);
+        return -EBUSY;
+    }
+    n = snprintf(path, sizeof(path), "%s/%s", dir, LOG_NAME);
+    if (n < 0 || (size_t)n >= sizeof(path) ||
+        snprintf(state_dir, sizeof(state_dir), "%s", dir) >= (int)sizeof(state_dir)) {
+        snprintf(err, errlen, "state directory path too long");
+        rc = -ENAMETOOLONG;
+        goto out;
+    }
+    rc = audit_store_open_ex(dir, NULL, AUDIT_STORE_KEEP_KEY, &st, err, errlen);
+    if (rc < 0)
+        goto out;
+    log_fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (log_fd < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        goto out;
+    }
+    log_lines = 0;
+    log_size = 0;
+    log_dirty = 0;
+    rc = recover(st, err, errlen);
+    if (rc < 0)
+        goto out;
+    audit_store_set_hook(st, on_commit, st);
+    store = st;
+    store_pid = getpid();
+    st = NULL;
+out:
+    if (rc < 0 && log_fd >= 0) {
+        close(log_fd);
+        log_fd = -1;
+    }
+    audit_store_close(st);
+    pthread_mutex_unlock(&life);
+    return rc;
+}
+
+/* The store of this process. A child forked after audit_open (the daemon after
+ * fuse_daemonize) must not use the parent's SQLite connections: it closes them and opens its
+ * own. NULL when the trail is closed or cannot be reopened. */
+static struct audit_store *trail(void)
+{
+    struct audit_store *st;
+    char err[512];
+
+    pthread_mutex_lock(&life);
+    if (store && store_pid != getpid()) {
+        audit_store_close(store);
+        store = NULL;
+        if (audit_store_open_ex(state_dir, NULL, AUDIT_STORE_KEEP_KEY, &store, err,
+                                sizeof(err)) < 0)
+            syslog(LOG_ERR, "audit: cannot reopen the capsule store: %s", err);
+        else
+            audit_store_set_hook(store, on_commit, store);
+        store_pid = getpid();
+    }
+    st = store;
+    pthread_mutex_unlock(&life);
+    return st;
+}
+
+/* Seal entries and append their lines (text, lines of them) as one append. 0 or -errno. */
+static int seal(json_t *const *entries, size_t n, const char *text, size_t len,
+                int system_event)
+{
+    struct audit_store *st = trail();
+    struct pending p = { .text = text, .len = len, .lines = (long long)n };
+
+    if (!st)
+        return -EBADF;
+    return audit_store_append_many(st, (const json_t *const *)entries, n, system_event, 0, &p,
+                                   NULL);
+}
+
+/* Build, seal and append one entry. */
+static int log_one(const char *action, const char *status, const char *message,
+                   const char *user, json_t *details, int system_event)
+{
+    json_t *entry = audit_entry_new(action, status, message, user, details);
+    char *line = NULL;
+    size_t len = 0;
+    int rc = -ENOMEM;
+
+    if (entry)
+        line = audit_entry_line(entry, &len);
+    if (line)
+        rc = seal(&entry, 1, line, len, system_event);
+    if (rc < 0)
+        syslog(LOG_ERR, "audit: %s by %s not recorded: %s", action, user ? user : "system",
+               strerror(-rc));
     free(line);
     json_decref(entry);
     return rc;
 }
 
+int audit_log(const char *action, const char *status, const char *message, const char *user,
+              json_t *details)
+{
+    return log_one(action, status, message, user, details, 0);
+}
+
+int audit_log_event(const char *action, const char *status, const char *message, json_t *details)
+{
+    return log_one(action, status, message, "system", details, 1);
+}
+
+int audit_append_lines(const char *buf, size_t len, const char *user)
+{
+    json_t **entries = NULL;
+    char why[256], *text = NULL, *line;
+    size_t n = 0, i, total = 0, cap = 0, l;
+    int rc;
+
+    rc = audit_entry_parse_lines(buf, len, user, &entries, &n, why, sizeof(why));
+    if (rc < 0) {
+        syslog(LOG_NOTICE, "audit: append by %s refused: %s", user, why);
+        return rc;
+    }
+    for (i = 0; i < n; i++) {
+        line = audit_entry_line(entries[i], &l);
+        if (!line) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        if (total + l + 1 > cap) {
+            char *nt = realloc(text, 2 * (total + l + 1));
+
+            if (!nt) {
+                free(line);
+                rc = -ENOMEM;
+                goto out;
+            }
+            text = nt;
+            cap = 2 * (total + l + 1);
+        }
+        memcpy(text + total, line, l);
+        total += l;
+        free(line);
+    }
+    rc = seal(entries, n, text, total, 0);
+out:
+    free(text);
+    audit_entry_free_all(entries, n);
+    return rc;
+}
+
+int audit_log_read(char *buf, size_t size, off_t off)
+{
+    ssize_t n;
+
+    if (log_fd < 0)
+        return -EBADF;
+    if (size > INT_MAX)
+        size = INT_MAX;
+    do {
+        n = pread(log_fd, buf, size, off);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : (int)n;
+}
+
+int audit_log_size(off_t *size)
+{
+    struct stat sb;
+
+    if (log_fd < 0)
+        return -EBADF;
+    if (fstat(log_fd, &sb) < 0)
+        return -errno;
+    *size = sb.st_size;
+    return 0;
+}
+
+int audit_verify_json(char **out, size_t *len)
+{
+    struct audit_store *st = trail();
+    struct audit_check c;
+    int rc;
+
+    *out = NULL;
+    if (!st)
+        return -EBADF;
+    rc = audit_check_run(st, log_fd, 0, &c);
+    if (rc < 0) {
+        char why[600];
+
+        audit_check_reason(&c, why, sizeof(why));
+        syslog(LOG_ERR, "audit: verification failed: %s", why);
+    }
+    *out = audit_check_json(&c, rc, len);
+    return *out ? 0 : -ENOMEM;
+}
+
+int audit_head_json(char **out, size_t *len)
+{
+    struct audit_store *st = trail();
+    char hash[AUDIT_HASH_HEX], by[AUDIT_KEYID_HEX], at[AUDIT_TIME_MAX], *text = NULL;
+    long long seq = -1;
+    json_t *o = NULL;
+    size_t n;
+    int rc;
+
+    *out = NULL;
+    if (!st)
+        return -EBADF;
+    rc = audit_store_head(st, &seq, hash, by, at);
+    if (rc < 0)
+        return rc;
+    if (seq < 0)
+        o = json_pack("{s:n, s:n, s:n, s:n}", "sequence", "hash", "signed_by", "signed_at");
+    else
+        o = json_pack("{s:I, s:s, s:s, s:s}", "sequence", (json_int_t)seq, "hash", hash,
+                      "signed_by", by, "signed_at", at);
+    if (o)
+        text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (!text)
+        return -ENOMEM;
+    n = strlen(text);
+    *out = malloc(n + 2);
+    if (*out) {
+        memcpy(*out, text, n);
+        (*out)[n] = '\n';
+        (*out)[n + 1] = '\0';
+        *len = n + 1;
+    }
+    free(text);
+    return *out ? 0 : -ENOMEM;
+}
+
+int audit_pubkey_text(char *buf, size_t len)
+{
+    struct audit_store *st = trail();
+    int n;
+
+    if (!st)
+        return -EBADF;
+    n = snprintf(buf, len, "%s\n", audit_store_pubkey_hex(st));
+    return n < 0 || (size_t)n >= len ? -ENOSPC : n;
+}
+
 void audit_close(void)
 {
-    pthread_mutex_lock(&log_lock);
-    if (log_fd >= 0)
+    long long appends = 0, batches = 0;
+
+    pthread_mutex_lock(&life);
+    if (store && store_pid == getpid()) {
+        audit_store_stats(store, &appends, &batches);
+        if (appends)
+            syslog(LOG_INFO, "audit: sealed %lld entries in %lld transactions", appends,
+                   batches);
+    }
+    audit_store_close(store);
+    store = NULL;
+    if (log_fd >= 0) {
+        if (fdatasync(log_fd) < 0)
+            syslog(LOG_ERR, "audit: syncing audit.log: %s", strerror(errno));
         close(log_fd);
+    }
     log_fd = -1;
-    pthread_mutex_unlock(&log_lock);
+    pthread_mutex_unlock(&life);
 }

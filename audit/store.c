@@ -36,20 +36,26 @@
 #define SQL_ALL \
     "SELECT sequence, id, type, previous_hash, data, hash, signature, signed_by " \
     "FROM capsules ORDER BY sequence"
-#define SQL_RESULTS "SELECT sequence, data FROM capsules ORDER BY sequence"
+#define SQL_RESULTS \
+    "SELECT sequence, data FROM capsules WHERE sequence >= ? ORDER BY sequence"
+#define SQL_COUNT "SELECT count(*) FROM capsules"
+#define SQL_ANY "SELECT 1 FROM capsules LIMIT 1"
+#define SMALL_BATCH 64
 
 static const char *const schema_columns[] = {
     "id", "type", "sequence", "previous_hash", "data", "hash", "signature", "signature_pq",
     "signed_at", "signed_by", "session_id",
 };
 
-/* One append waiting for its batch; lives on the appender's stack. */
+/* One append (one or more capsules) waiting for its batch; lives on the appender's stack. */
 struct waiter {
-    json_t *capsule;            /* unsealed capsule, linked and sealed by the batch leader */
+    json_t **caps;              /* n unsealed capsules, linked and sealed by the batch leader */
+    size_t n;
+    void *tag;                  /* handed to the commit hook */
     int rc;
     int done;
-    long long seq;
-    char hash[AUDIT_HASH_HEX];
+    long long seq;              /* sequence of caps[0] */
+    char hash[AUDIT_HASH_HEX];  /* hash of caps[n - 1] */
     struct waiter *next;
 };
 
@@ -58,6 +64,9 @@ struct audit_store {
     sqlite3_stmt *head, *insert;
     sqlite3 *rdb;               /* a reader for audit_store_head, under rlock */
     pthread_mutex_t rlock;
+    pthread_mutex_t order;      /* a leader's COMMIT and hook; verify fixing its snapshot */
+    audit_store_hook hook;
+    void *hook_arg;
     pthread_mutex_t lock;       /* the queue, leading, stopping, the stats */
     pthread_cond_t done;        /* followers wait here for their batch or their turn to lead */
     struct waiter *qhead, *qtail;
@@ -65,6 +74,9 @@ struct audit_store {
     int stopping;
     long long appends, batches;
     struct audit_key *key;
+    int readonly;               /* AUDIT_STORE_READONLY: no writer, appends refused */
+    int immutable;              /* read-only with no WAL file: open readers immutable */
+    int fresh_key;              /* the key file was created by this open */
     char hostname[256];
     char path[PATH_MAX];
 };
@@ -145,15 +157,55 @@ static void col_copy(sqlite3_stmt *s, int i, char *dst, size_t dstlen)
     snprintf(dst, dstlen, "%s", col_text(s, i));
 }
 
-/* Open path read-only for a reader. 0 or -errno with err filled. */
-static int open_reader(const char *path, sqlite3 **out, char *err, size_t errlen)
+/* Write "file:PATH?immutable=1" into buf, PATH percent-encoded. 0 or -ENAMETOOLONG. */
+static int immutable_uri(const char *path, char *buf, size_t len)
 {
+    static const char hex[] = "0123456789ABCDEF";
+    static const char tail[] = "?immutable=1";
+    size_t o = 0;
+    const unsigned char *p;
+
+    if (len < 6)
+        return -ENAMETOOLONG;
+    memcpy(buf, "file:", 5);
+    o = 5;
+    for (p = (const unsigned char *)path; *p; p++) {
+        if (o + 4 > len)
+            return -ENAMETOOLONG;
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr("/-._~", *p)) {
+            buf[o++] = (char)*p;
+        } else {
+            buf[o++] = '%';
+            buf[o++] = hex[*p >> 4];
+            buf[o++] = hex[*p & 0xf];
+        }
+    }
+    if (o + sizeof(tail) > len)
+        return -ENAMETOOLONG;
+    memcpy(buf + o, tail, sizeof(tail));
+    return 0;
+}
+
+/* Open the database read-only for a reader; immutable (no lock, no side files) when the store
+ * was opened read-only on a database without a WAL file. 0 or -errno with err filled. */
+static int open_reader(struct audit_store *st, sqlite3 **out, char *err, size_t errlen)
+{
+    char uri[3 * PATH_MAX + 32];
+    const char *name = st->path;
+    int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
     sqlite3 *db = NULL;
     int rc;
 
-    rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (st->immutable) {
+        if (immutable_uri(st->path, uri, sizeof(uri)) < 0)
+            return say(-ENAMETOOLONG, err, errlen, "%s: path too long", st->path);
+        name = uri;
+        flags |= SQLITE_OPEN_URI;
+    }
+    rc = sqlite3_open_v2(name, &db, flags, NULL);
     if (rc != SQLITE_OK) {
-        rc = say(sq_errno(db, rc), err, errlen, "cannot open %s: %s", path,
+        rc = say(sq_errno(db, rc), err, errlen, "cannot open %s: %s", st->path,
                  db ? sqlite3_errmsg(db) : "out of memory");
         sqlite3_close(db);
         return rc;
@@ -164,26 +216,27 @@ static int open_reader(const char *path, sqlite3 **out, char *err, size_t errlen
 }
 
 /* Describe a failure to read the schema. */
-static int schema_error(struct audit_store *st, int rc, char *err, size_t errlen)
+static int schema_error(sqlite3 *db, const char *path, int rc, char *err, size_t errlen)
 {
     if ((rc & 0xff) == SQLITE_NOTADB)
-        return say(sq_errno(st->db, rc), err, errlen, "%s is not an SQLite database", st->path);
-    return say(sq_errno(st->db, rc), err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->db));
+        return say(sq_errno(db, rc), err, errlen, "%s is not an SQLite database", path);
+    return say(sq_errno(db, rc), err, errlen, "%s: %s", path, sqlite3_errmsg(db));
 }
 
-/* Make sure the database is ours: an SQLite file with a capsules table of the CPS shape, or an
- * empty one (which gets the table). 0 or -errno with err filled. */
-static int check_schema(struct audit_store *st, char *err, size_t errlen)
+/* Make sure the database db (at path) is ours: an SQLite file with a capsules table of the CPS
+ * shape, or an empty one (which gets the table when create is set, and is refused otherwise).
+ * 0 or -errno with err filled. */
+static int check_schema(sqlite3 *db, const char *path, int create, char *err, size_t errlen)
 {
     sqlite3_stmt *s = NULL;
     int have[sizeof(schema_columns) / sizeof(schema_columns[0])] = { 0 };
     int rc, ncols = 0;
     size_t i;
 
-    rc = sqlite3_prepare_v2(st->db, "SELECT name FROM pragma_table_info('capsules')", -1, &s,
+    rc = sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info('capsules')", -1, &s,
                             NULL);
     if (rc != SQLITE_OK) {
-        rc = schema_error(st, rc, err, errlen);
+        rc = schema_error(db, path, rc, err, errlen);
         goto out;
     }
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -193,7 +246,7 @@ static int check_schema(struct audit_store *st, char *err, size_t errlen)
                 have[i] = 1;
     }
     if (rc != SQLITE_DONE) {
-        rc = schema_error(st, rc, err, errlen);
+        rc = schema_error(db, path, rc, err, errlen);
         goto out;
     }
     sqlite3_finalize(s);
@@ -203,32 +256,37 @@ static int check_schema(struct audit_store *st, char *err, size_t errlen)
             if (!have[i]) {
                 rc = say(-EUCLEAN, err, errlen,
                          "%s: table capsules has no column %s; not a CPS capsule store",
-                         st->path, schema_columns[i]);
+                         path, schema_columns[i]);
                 goto out;
             }
         }
         rc = 0;
         goto out;
     }
-    rc = sqlite3_prepare_v2(st->db, "SELECT name FROM sqlite_master WHERE type IN "
+    rc = sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type IN "
                             "('table', 'view') AND name NOT LIKE 'sqlite_%' LIMIT 1", -1, &s,
                             NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         rc = say(-EUCLEAN, err, errlen,
-                 "%s holds table %s but no capsules table; not a CPS capsule store", st->path,
+                 "%s holds table %s but no capsules table; not a CPS capsule store", path,
                  col_text(s, 0));
         goto out;
     }
     if (rc != SQLITE_DONE) {
-        rc = say(sq_errno(st->db, rc), err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->db));
+        rc = say(sq_errno(db, rc), err, errlen, "%s: %s", path, sqlite3_errmsg(db));
         goto out;
     }
-    rc = exec_sql(st->db, SQL_CREATE);
+    if (!create) {
+        rc = say(-EUCLEAN, err, errlen, "%s holds no capsules table; not a CPS capsule store",
+                 path);
+        goto out;
+    }
+    rc = exec_sql(db, SQL_CREATE);
     if (rc < 0)
-        say(rc, err, errlen, "%s: cannot create the capsules table: %s", st->path,
-            sqlite3_errmsg(st->db));
+        say(rc, err, errlen, "%s: cannot create the capsules table: %s", path,
+            sqlite3_errmsg(db));
 out:
     sqlite3_finalize(s);
     return rc;
@@ -273,7 +331,7 @@ static int open_writer(struct audit_store *st, char *err, size_t errlen)
         goto out;
     }
     sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
-    rc = check_schema(st, err, errlen);
+    rc = check_schema(st->db, st->path, 1, err, errlen);
     if (rc < 0)
         goto out;
     rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode=WAL", -1, &s, NULL);
@@ -343,57 +401,108 @@ static int insert_capsule(struct audit_store *st, const json_t *cap, long long s
     return rc;
 }
 
-/* Append a whole batch in one transaction: read the head, link, seal and insert each capsule,
- * commit (one fsync). On failure nothing of the batch is kept. 0 or -errno. */
-static int commit_batch(struct audit_store *st, struct waiter *batch)
+/* Read the chain head with the writer inside its transaction: *seq (-1 when empty) and prev. */
+static int read_head(struct audit_store *st, long long *seq, char prev[AUDIT_HASH_HEX])
 {
-    char prev[AUDIT_HASH_HEX] = "";
-    struct audit_seal seal;
-    struct waiter *w;
-    long long seq = -1;
-    int rc, n = 0;
+    int rc = sqlite3_step(st->head);
 
-    for (w = batch; w; w = w->next)
-        n++;
-    rc = exec_sql(st->db, "BEGIN IMMEDIATE");
-    if (rc < 0)
-        goto out;
-    rc = sqlite3_step(st->head);
+    *seq = -1;
+    prev[0] = '\0';
     if (rc == SQLITE_ROW) {
-        seq = sqlite3_column_int64(st->head, 0);
-        col_copy(st->head, 1, prev, sizeof(prev));
+        *seq = sqlite3_column_int64(st->head, 0);
+        col_copy(st->head, 1, prev, AUDIT_HASH_HEX);
         rc = 0;
     } else {
         rc = sq_errno(st->db, rc);
     }
     sqlite3_reset(st->head);
+    return rc;
+}
+
+/* Link, seal and insert one capsule after (*seq, prev), which move on to it. 0 or -errno. */
+static int add_capsule(struct audit_store *st, json_t *cap, long long *seq,
+                       char prev[AUDIT_HASH_HEX])
+{
+    struct audit_seal seal;
+    long long next = *seq + 1;
+    int rc;
+
+    rc = audit_capsule_link(cap, next, next ? prev : NULL);
+    if (rc == -EINVAL) {
+        syslog(LOG_ERR, "audit: the chain head of %s has a malformed hash", st->path);
+        rc = -EUCLEAN;
+    }
+    if (rc == 0)
+        rc = audit_capsule_seal(st->key, cap, &seal);
+    if (rc == 0)
+        rc = insert_capsule(st, cap, next, next ? prev : NULL, &seal);
+    if (rc < 0)
+        return rc;
+    *seq = next;
+    memcpy(prev, seal.hash, AUDIT_HASH_HEX);
+    return 0;
+}
+
+/* COMMIT the open transaction and, when that worked, run the commit hook with the batch's tags;
+ * both under the order lock, so that a verifier never sees capsules whose hook has not run.
+ * 0, or the COMMIT's -errno, or (commit done) the hook's value in *hook_rc. */
+static int commit_ordered(struct audit_store *st, long long first_seq, void *const *tags,
+                          size_t ntags, int *hook_rc)
+{
+    int rc;
+
+    *hook_rc = 0;
+    pthread_mutex_lock(&st->order);
+    rc = exec_sql(st->db, "COMMIT");
+    if (rc == 0 && st->hook && ntags)
+        *hook_rc = st->hook(st->hook_arg, first_seq, tags, ntags);
+    pthread_mutex_unlock(&st->order);
+    return rc;
+}
+
+/* Log a failed transaction and roll it back. Returns rc. */
+static int abort_txn(struct audit_store *st, int rc, long long n)
+{
+    syslog(LOG_ERR, "audit: appending %lld capsule(s) to %s failed: %s (%s)", n, st->path,
+           strerror(-rc), sqlite3_errmsg(st->db));
+    if (!sqlite3_get_autocommit(st->db))
+        exec_sql(st->db, "ROLLBACK");
+    return rc;
+}
+
+/* Append a whole batch in one transaction: read the head, link, seal and insert each capsule,
+ * commit (one fsync), run the hook. On failure nothing of the batch is kept. 0 or -errno; a
+ * hook failure after the commit is in *hook_rc. */
+static int commit_batch(struct audit_store *st, struct waiter *batch, void *const *tags,
+                        size_t ntags, int *hook_rc)
+{
+    char prev[AUDIT_HASH_HEX];
+    struct waiter *w;
+    long long seq = -1, n = 0;
+    size_t i;
+    int rc;
+
+    *hook_rc = 0;
+    for (w = batch; w; w = w->next)
+        n += (long long)w->n;
+    rc = exec_sql(st->db, "BEGIN IMMEDIATE");
+    if (rc == 0)
+        rc = read_head(st, &seq, prev);
     if (rc < 0)
         goto out;
     for (w = batch; w; w = w->next) {
-        seq++;
-        rc = audit_capsule_link(w->capsule, seq, seq ? prev : NULL);
-        if (rc == -EINVAL) {
-            syslog(LOG_ERR, "audit: the chain head of %s has a malformed hash", st->path);
-            rc = -EUCLEAN;
+        w->seq = seq + 1;
+        for (i = 0; i < w->n; i++) {
+            rc = add_capsule(st, w->caps[i], &seq, prev);
+            if (rc < 0)
+                goto out;
         }
-        if (rc == 0)
-            rc = audit_capsule_seal(st->key, w->capsule, &seal);
-        if (rc == 0)
-            rc = insert_capsule(st, w->capsule, seq, seq ? prev : NULL, &seal);
-        if (rc < 0)
-            goto out;
-        w->seq = seq;
-        memcpy(w->hash, seal.hash, sizeof(w->hash));
-        memcpy(prev, seal.hash, sizeof(prev));
+        memcpy(w->hash, prev, sizeof(w->hash));
     }
-    rc = exec_sql(st->db, "COMMIT");
+    rc = commit_ordered(st, batch->seq, tags, ntags, hook_rc);
 out:
-    if (rc < 0) {
-        syslog(LOG_ERR, "audit: appending %d capsule(s) to %s failed: %s (%s)", n, st->path,
-               strerror(-rc), sqlite3_errmsg(st->db));
-        if (!sqlite3_get_autocommit(st->db))
-            exec_sql(st->db, "ROLLBACK");
-    }
+    if (rc < 0)
+        abort_txn(st, rc, n);
     return rc;
 }
 
@@ -402,19 +511,34 @@ out:
 static void lead_batch(struct audit_store *st)
 {
     struct waiter *batch = st->qhead, *w, *next;
+    void *small[SMALL_BATCH], **tags = small;
+    size_t ntags = 0, i;
     long long n;
-    int rc;
+    int rc, hook_rc = 0;
 
     st->leading = 1;
     st->qhead = st->qtail = NULL;
     pthread_mutex_unlock(&st->lock);
 
-    rc = commit_batch(st, batch);
+    for (w = batch; w; w = w->next)
+        ntags++;
+    if (ntags > SMALL_BATCH)
+        tags = calloc(ntags, sizeof(*tags));
+    if (!tags) {
+        rc = -ENOMEM;
+    } else {
+        for (i = 0, w = batch; w; w = w->next)
+            tags[i++] = w->tag;
+        rc = commit_batch(st, batch, tags, ntags, &hook_rc);
+    }
+    if (tags != small)
+        free(tags);
 
     pthread_mutex_lock(&st->lock);
-    for (n = 0, w = batch; w; w = next, n++) {
+    for (n = 0, w = batch; w; w = next) {
         next = w->next;
-        w->rc = rc;
+        n += (long long)w->n;
+        w->rc = rc ? rc : hook_rc;
         w->done = 1;
     }
     if (rc == 0) {
@@ -425,8 +549,75 @@ static void lead_batch(struct audit_store *st)
     pthread_cond_broadcast(&st->done);
 }
 
-int audit_store_open(const char *state_dir, const char *hostname, struct audit_store **out,
-                     char *err, size_t errlen)
+/* Whether the chain holds any capsule, read by the writer. 1, 0 or -errno. */
+static int chain_has_rows(struct audit_store *st)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    rc = sqlite3_prepare_v2(st->db, SQL_ANY, -1, &s, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    rc = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : sq_errno(st->db, rc);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Open the writer and the signing key (created only as flags allow). 0 or -errno. */
+static int open_rw(struct audit_store *st, const char *keypath, unsigned flags, char *err,
+                   size_t errlen)
+{
+    struct stat sb;
+    int rc;
+
+    rc = precreate(st->path, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = open_writer(st, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (lstat(keypath, &sb) < 0) {
+        if (errno != ENOENT)
+            return say(-errno, err, errlen, "cannot stat key %s: %s", keypath, strerror(errno));
+        if (flags & AUDIT_STORE_KEEP_KEY) {
+            rc = chain_has_rows(st);
+            if (rc < 0)
+                return say(rc, err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->db));
+            if (rc > 0)
+                return say(-ENOENT, err, errlen, "signing key %s is missing, but %s holds "
+                           "capsules; they cannot be verified or extended", keypath, st->path);
+        }
+        st->fresh_key = 1;
+    }
+    rc = audit_key_load(keypath, &st->key, err, errlen);
+    if (rc < 0)
+        return rc;
+    return open_reader(st, &st->rdb, err, errlen);
+}
+
+/* Open an existing database and key without creating or changing anything. 0 or -errno. */
+static int open_ro(struct audit_store *st, const char *keypath, char *err, size_t errlen)
+{
+    char wal[PATH_MAX + 8];
+    struct stat sb;
+    int rc;
+
+    if (stat(st->path, &sb) < 0)
+        return say(-errno, err, errlen, "%s: %s", st->path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return say(-EUCLEAN, err, errlen, "%s is not a regular file", st->path);
+    snprintf(wal, sizeof(wal), "%s-wal", st->path);
+    st->immutable = stat(wal, &sb) < 0 && errno == ENOENT;
+    rc = open_reader(st, &st->rdb, err, errlen);
+    if (rc == 0)
+        rc = check_schema(st->rdb, st->path, 0, err, errlen);
+    if (rc == 0)
+        rc = audit_key_load_public(keypath, &st->key, err, errlen);
+    return rc;
+}
+
+int audit_store_open_ex(const char *state_dir, const char *hostname, unsigned flags,
+                        struct audit_store **out, char *err, size_t errlen)
 {
     struct audit_store *st;
     char keypath[PATH_MAX];
@@ -443,7 +634,9 @@ int audit_store_open(const char *state_dir, const char *hostname, struct audit_s
         return say(-ENOMEM, err, errlen, "out of memory");
     pthread_mutex_init(&st->lock, NULL);
     pthread_mutex_init(&st->rlock, NULL);
+    pthread_mutex_init(&st->order, NULL);
     pthread_cond_init(&st->done, NULL);
+    st->readonly = (flags & AUDIT_STORE_READONLY) != 0;
     n = snprintf(st->path, sizeof(st->path), "%s/%s", state_dir, DB_NAME);
     if (n < 0 || (size_t)n >= sizeof(st->path)) {
         rc = say(-ENAMETOOLONG, err, errlen, "state dir %s: path too long", state_dir);
@@ -464,16 +657,10 @@ int audit_store_open(const char *state_dir, const char *hostname, struct audit_s
         rc = say(-errno, err, errlen, "gethostname: %s", strerror(errno));
         goto fail;
     }
-    rc = precreate(st->path, err, errlen);
-    if (rc < 0)
-        goto fail;
-    rc = open_writer(st, err, errlen);
-    if (rc < 0)
-        goto fail;
-    rc = audit_key_load(keypath, &st->key, err, errlen);
-    if (rc < 0)
-        goto fail;
-    rc = open_reader(st->path, &st->rdb, err, errlen);
+    if (st->readonly)
+        rc = open_ro(st, keypath, err, errlen);
+    else
+        rc = open_rw(st, keypath, flags, err, errlen);
     if (rc < 0)
         goto fail;
     *out = st;
@@ -483,55 +670,200 @@ fail:
     return rc;
 }
 
-int audit_store_append(struct audit_store *st, const json_t *entry, int system_event,
-                       long long duration_ms, char *hash_out, long long *seq_out)
+int audit_store_open(const char *state_dir, const char *hostname, struct audit_store **out,
+                     char *err, size_t errlen)
 {
-    struct waiter w = { 0 };
-    char err[256];
-    int rc;
+    return audit_store_open_ex(state_dir, hostname, 0, out, err, errlen);
+}
 
-    rc = audit_capsule_from_entry(entry, system_event, st->hostname, duration_ms, &w.capsule,
-                                  err, sizeof(err));
-    if (rc < 0) {
-        syslog(LOG_ERR, "audit: entry refused: %s", err);
-        return rc;
-    }
+int audit_store_fresh_key(const struct audit_store *st)
+{
+    return st->fresh_key;
+}
+
+void audit_store_set_hook(struct audit_store *st, audit_store_hook fn, void *arg)
+{
+    pthread_mutex_lock(&st->order);
+    st->hook = fn;
+    st->hook_arg = arg;
+    pthread_mutex_unlock(&st->order);
+}
+
+/* Queue w and wait until its batch is done. 0 or w's -errno. */
+static int queue_and_wait(struct audit_store *st, struct waiter *w)
+{
     pthread_mutex_lock(&st->lock);
     if (st->stopping) {
         pthread_mutex_unlock(&st->lock);
-        rc = -ESHUTDOWN;
-        goto out;
+        return -ESHUTDOWN;
     }
     if (st->qtail)
-        st->qtail->next = &w;
+        st->qtail->next = w;
     else
-        st->qhead = &w;
-    st->qtail = &w;
+        st->qhead = w;
+    st->qtail = w;
     /* Leader/follower: with no batch in flight this writer commits everything queued (its own
      * entry first); otherwise it waits, and leads the next batch if its entry is still queued
      * when the current one finishes. */
-    while (!w.done) {
+    while (!w->done) {
         if (!st->leading)
             lead_batch(st);
         else
             pthread_cond_wait(&st->done, &st->lock);
     }
     pthread_mutex_unlock(&st->lock);
-    rc = w.rc;
+    return w->rc;
+}
+
+/* Map n entries to capsules in caps. 0 or -errno (caps freed by the caller). */
+static int make_capsules(struct audit_store *st, const json_t *const *entries, size_t n,
+                         int system_event, long long duration_ms, json_t **caps)
+{
+    char err[256];
+    size_t i;
+    int rc;
+
+    for (i = 0; i < n; i++) {
+        rc = audit_capsule_from_entry(entries[i], system_event, st->hostname, duration_ms,
+                                      &caps[i], err, sizeof(err));
+        if (rc < 0) {
+            syslog(LOG_ERR, "audit: entry refused: %s", err);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int audit_store_append_many(struct audit_store *st, const json_t *const *entries, size_t n,
+                            int system_event, long long duration_ms, void *tag,
+                            long long *first_seq)
+{
+    struct waiter w = { 0 };
+    json_t *one[1] = { NULL };
+    size_t i;
+    int rc;
+
+    if (n == 0)
+        return -EINVAL;
+    if (st->readonly)
+        return -EROFS;
+    w.caps = n == 1 ? one : calloc(n, sizeof(*w.caps));
+    if (!w.caps)
+        return -ENOMEM;
+    w.n = n;
+    w.tag = tag;
+    rc = make_capsules(st, entries, n, system_event, duration_ms, w.caps);
+    if (rc == 0)
+        rc = queue_and_wait(st, &w);
+    if (first_seq && rc == 0)
+        *first_seq = w.seq;
+    for (i = 0; i < n; i++)
+        json_decref(w.caps[i]);
+    if (w.caps != one)
+        free(w.caps);
+    return rc;
+}
+
+int audit_store_append(struct audit_store *st, const json_t *entry, int system_event,
+                       long long duration_ms, char *hash_out, long long *seq_out)
+{
+    struct waiter w = { 0 };
+    json_t *cap = NULL;
+    int rc;
+
+    if (st->readonly)
+        return -EROFS;
+    w.caps = &cap;
+    w.n = 1;
+    rc = make_capsules(st, &entry, 1, system_event, duration_ms, w.caps);
+    if (rc == 0)
+        rc = queue_and_wait(st, &w);
     if (rc == 0) {
         if (hash_out)
             memcpy(hash_out, w.hash, AUDIT_HASH_HEX);
         if (seq_out)
             *seq_out = w.seq;
     }
-out:
-    json_decref(w.capsule);
+    json_decref(cap);
     return rc;
 }
 
-/* Check one row of the chain at position expected. 0 or -EBADMSG with why filled. */
+/* Seal what next yields inside the writer's transaction. 0 or -errno. */
+static int import_txn(struct audit_store *st, audit_store_next next, void *arg,
+                      long long *count)
+{
+    char prev[AUDIT_HASH_HEX], err[256];
+    long long seq = -1;
+    json_t *entry, *cap;
+    int rc, sys, hook_rc;
+
+    rc = exec_sql(st->db, "BEGIN IMMEDIATE");
+    if (rc == 0)
+        rc = read_head(st, &seq, prev);
+    while (rc == 0) {
+        entry = NULL;
+        sys = 0;
+        rc = next(arg, &entry, &sys);
+        if (rc <= 0)
+            break;
+        rc = audit_capsule_from_entry(entry, sys, st->hostname, 0, &cap, err, sizeof(err));
+        json_decref(entry);
+        if (rc < 0) {
+            syslog(LOG_ERR, "audit: entry refused: %s", err);
+            break;
+        }
+        rc = add_capsule(st, cap, &seq, prev);
+        json_decref(cap);
+        if (rc == 0)
+            ++*count;
+    }
+    if (rc == 0)
+        rc = commit_ordered(st, 0, NULL, 0, &hook_rc);
+    if (rc < 0) {
+        abort_txn(st, rc, *count);
+        *count = 0;
+    }
+    return rc;
+}
+
+int audit_store_import(struct audit_store *st, audit_store_next next, void *arg,
+                       long long *count)
+{
+    long long n = 0;
+    int rc;
+
+    if (st->readonly)
+        return -EROFS;
+    pthread_mutex_lock(&st->lock);
+    while (st->leading && !st->stopping)
+        pthread_cond_wait(&st->done, &st->lock);
+    if (st->stopping) {
+        pthread_mutex_unlock(&st->lock);
+        return -ESHUTDOWN;
+    }
+    st->leading = 1;
+    pthread_mutex_unlock(&st->lock);
+
+    rc = import_txn(st, next, arg, &n);
+
+    pthread_mutex_lock(&st->lock);
+    if (rc == 0 && n > 0) {
+        st->appends += n;
+        st->batches++;
+    }
+    st->leading = 0;
+    pthread_cond_broadcast(&st->done);
+    pthread_mutex_unlock(&st->lock);
+    if (count)
+        *count = n;
+    return rc;
+}
+
+/* Check one row of the chain at position expected; then hand it to the row hook. 0 or -EBADMSG
+ * with why filled (or the hook's value). */
 static int check_row(struct audit_store *st, sqlite3_stmt *s, long long expected,
-                     const char *prev, char *why, size_t whylen)
+                     const char *prev, const struct audit_verify_hooks *h, char *why,
+                     size_t whylen)
 {
     const char *col_prev = sqlite3_column_type(s, 3) == SQLITE_NULL ? NULL : col_text(s, 3);
     const char *data = col_text(s, 4);
@@ -587,12 +919,47 @@ static int check_row(struct audit_store *st, sqlite3_stmt *s, long long expected
         goto out;
     }
     rc = audit_capsule_verify(st->key, cap, col_text(s, 5), col_text(s, 6), why, whylen);
+    if (rc == 0 && h && h->row)
+        rc = h->row(h->arg, expected, cap, why, whylen);
 out:
     json_decref(cap);
     return rc;
 }
 
-int audit_store_verify(struct audit_store *st, struct audit_verify_report *r)
+/* Fix the read snapshot of db (BEGIN and read inside it): count the rows and read the head into
+ * r. Called with the order lock held. 0 or -errno. */
+static int fix_snapshot(sqlite3 *db, struct audit_verify_report *r)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    rc = exec_sql(db, "BEGIN");
+    if (rc == 0)
+        rc = sq_errno(db, sqlite3_prepare_v2(db, SQL_COUNT, -1, &s, NULL));
+    if (rc == 0) {
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW)
+            r->entries = sqlite3_column_int64(s, 0);
+        rc = rc == SQLITE_ROW ? 0 : sq_errno(db, rc);
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    if (rc == 0)
+        rc = sq_errno(db, sqlite3_prepare_v2(db, SQL_HEAD, -1, &s, NULL));
+    if (rc == 0) {
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            r->head_seq = sqlite3_column_int64(s, 0);
+            col_copy(s, 1, r->head_hash, sizeof(r->head_hash));
+        }
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sq_errno(db, rc);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int audit_store_verify_ex(struct audit_store *st, const struct audit_verify_hooks *h,
+                          struct audit_verify_report *r)
 {
     char prev[AUDIT_HASH_HEX] = "";
     sqlite3_stmt *s = NULL;
@@ -602,10 +969,15 @@ int audit_store_verify(struct audit_store *st, struct audit_verify_report *r)
 
     memset(r, 0, sizeof(*r));
     r->failed_seq = -1;
-    rc = open_reader(st->path, &db, r->reason, sizeof(r->reason));
+    r->head_seq = -1;
+    rc = open_reader(st, &db, r->reason, sizeof(r->reason));
     if (rc < 0)
         goto out;
-    rc = exec_sql(db, "BEGIN");
+    pthread_mutex_lock(&st->order);
+    rc = fix_snapshot(db, r);
+    if (rc == 0 && h && h->snapshot)
+        h->snapshot(h->arg, r);
+    pthread_mutex_unlock(&st->order);
     if (rc == 0)
         rc = sq_errno(db, sqlite3_prepare_v2(db, SQL_ALL, -1, &s, NULL));
     if (rc < 0) {
@@ -613,7 +985,7 @@ int audit_store_verify(struct audit_store *st, struct audit_verify_report *r)
         goto out;
     }
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        rc = check_row(st, s, i, prev, r->reason, sizeof(r->reason));
+        rc = check_row(st, s, i, prev, h, r->reason, sizeof(r->reason));
         if (rc < 0) {
             r->failed_seq = i;
             goto out;
@@ -630,6 +1002,11 @@ out:
         exec_sql(db, "COMMIT");
     sqlite3_close(db);
     return rc;
+}
+
+int audit_store_verify(struct audit_store *st, struct audit_verify_report *r)
+{
+    return audit_store_verify_ex(st, NULL, r);
 }
 
 int audit_store_head(struct audit_store *st, long long *seq, char hash[AUDIT_HASH_HEX],
@@ -674,21 +1051,23 @@ out:
     return rc;
 }
 
-int audit_store_foreach_result(struct audit_store *st,
-                               int (*cb)(long long seq, const json_t *result, void *arg),
-                               void *arg)
+int audit_store_foreach_result_from(struct audit_store *st, long long from,
+                                    int (*cb)(long long seq, const json_t *result, void *arg),
+                                    void *arg)
 {
     char err[256] = "";
     sqlite3_stmt *s = NULL;
     sqlite3 *db = NULL;
     int rc;
 
-    rc = open_reader(st->path, &db, err, sizeof(err));
+    rc = open_reader(st, &db, err, sizeof(err));
     if (rc < 0)
         goto out;
     rc = exec_sql(db, "BEGIN");
     if (rc == 0)
         rc = sq_errno(db, sqlite3_prepare_v2(db, SQL_RESULTS, -1, &s, NULL));
+    if (rc == 0)
+        rc = sq_errno(db, sqlite3_bind_int64(s, 1, from));
     if (rc < 0) {
         snprintf(err, sizeof(err), "%s", sqlite3_errmsg(db));
         goto out;
@@ -721,6 +1100,13 @@ out:
     return rc;
 }
 
+int audit_store_foreach_result(struct audit_store *st,
+                               int (*cb)(long long seq, const json_t *result, void *arg),
+                               void *arg)
+{
+    return audit_store_foreach_result_from(st, 0, cb, arg);
+}
+
 const char *audit_store_pubkey_hex(struct audit_store *st)
 {
     return audit_key_public_hex(st->key);
@@ -751,6 +1137,7 @@ void audit_store_close(struct audit_store *st)
     sqlite3_close(st->db);
     audit_key_free(st->key);
     pthread_cond_destroy(&st->done);
+    pthread_mutex_destroy(&st->order);
     pthread_mutex_destroy(&st->rlock);
     pthread_mutex_destroy(&st->lock);
     free(st);

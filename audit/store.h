@@ -17,6 +17,36 @@ struct audit_verify_report {
     long long checked;    /* capsules that passed every check before the first failure */
     long long failed_seq; /* sequence of the first capsule that failed; -1 when intact */
     char reason[256];     /* why it failed, or why verification could not run */
+    long long entries;    /* rows in the verified snapshot */
+    long long head_seq;   /* the snapshot's highest sequence; -1 when empty */
+    char head_hash[AUDIT_HASH_HEX]; /* and its hash ("" when empty) */
+};
+
+/* audit_store_open_ex flags. READONLY: open an existing database and key without creating or
+ * changing anything (a missing one is an error); appends get -EROFS; a database without a WAL
+ * file is read as immutable, so not even SQLite's side files appear. KEEP_KEY: create a missing
+ * signing key only while the chain is empty. */
+#define AUDIT_STORE_READONLY 0x1u
+#define AUDIT_STORE_KEEP_KEY 0x2u
+
+/* What a batch leader calls after its transaction committed and before any later batch starts:
+ * the tags of the batch's appends in sequence order; first_seq is the sequence of the batch's
+ * first capsule. It runs under the order lock verify takes to fix its snapshot. A nonzero return
+ * (-errno) becomes the result of every append of the batch, whose capsules stay committed. */
+typedef int (*audit_store_hook)(void *arg, long long first_seq, void *const *tags, size_t ntags);
+
+/* What audit_store_import pulls: 1 with *entry (a new reference the store takes) and
+ * *system_event set, 0 at the end, or -errno to abort. */
+typedef int (*audit_store_next)(void *arg, json_t **entry, int *system_event);
+
+/* Hooks into a verify run. snapshot: the read snapshot is fixed (r->entries, r->head_seq and
+ * r->head_hash are set), called under the order lock, so no commit hook runs meanwhile. row: a
+ * capsule passed every chain check (capsule is the parsed row, borrowed); a nonzero return
+ * (-EBADMSG with why filled) makes it the failing capsule. Either may be NULL. */
+struct audit_verify_hooks {
+    void (*snapshot)(void *arg, const struct audit_verify_report *r);
+    int (*row)(void *arg, long long seq, const json_t *capsule, char *why, size_t whylen);
+    void *arg;
 };
 
 /* Open state_dir/capsules.db (created 0600 with the capsules table if missing) and the signing
@@ -27,6 +57,17 @@ struct audit_verify_report {
  * failure err says why. 0 or -errno (-EUCLEAN for a foreign or corrupt database). */
 int audit_store_open(const char *state_dir, const char *hostname, struct audit_store **out,
                      char *err, size_t errlen);
+
+/* audit_store_open with AUDIT_STORE_* flags. A read-only store loads only the public half of
+ * the key and skips the key file's owner and mode checks. */
+int audit_store_open_ex(const char *state_dir, const char *hostname, unsigned flags,
+                        struct audit_store **out, char *err, size_t errlen);
+
+/* 1 when this open created the signing key (there was none), else 0. */
+int audit_store_fresh_key(const struct audit_store *st);
+
+/* Set the commit hook (NULL for none). */
+void audit_store_set_hook(struct audit_store *st, audit_store_hook fn, void *arg);
 
 /* Seal a six-field audit entry (see audit_capsule_from_entry) as the next capsule of the chain
  * and return once it is durable. Concurrent callers are batched (leader/follower): a caller that
@@ -40,6 +81,20 @@ int audit_store_open(const char *state_dir, const char *hostname, struct audit_s
 int audit_store_append(struct audit_store *st, const json_t *entry, int system_event,
                        long long duration_ms, char *hash_out, long long *seq_out);
 
+/* Like audit_store_append for n >= 1 entries that take consecutive sequences in the same
+ * transaction (all or none), with tag handed to the commit hook. *first_seq (may be NULL) gets
+ * the first one's sequence. 0, -EINVAL, -EROFS, -ESHUTDOWN, the database's -errno (nothing
+ * appended), or the hook's -errno (appended all the same). */
+int audit_store_append_many(struct audit_store *st, const json_t *const *entries, size_t n,
+                            int system_event, long long duration_ms, void *tag,
+                            long long *first_seq);
+
+/* Seal every entry next yields, in order, as the next capsules, in one transaction (all or
+ * none), without the commit hook; for adopting an existing log. *count (may be NULL) gets how
+ * many. 0, -EROFS, -ESHUTDOWN, next's -errno, or the database's. */
+int audit_store_import(struct audit_store *st, audit_store_next next, void *arg,
+                       long long *count);
+
 /* Verify the whole chain in sequence order, in one read snapshot: each row's data parses and
  * has the capsule structure; its sequence is the next one (0, 1, 2, ... with no gap) in both the
  * column and the data; previous_hash is null at 0 and the previous row's hash after; id and type
@@ -48,6 +103,10 @@ int audit_store_append(struct audit_store *st, const json_t *entry, int system_e
  * -EBADMSG when a capsule failed (r->failed_seq, r->reason), or -errno when the database could
  * not be read (r->reason says why). */
 int audit_store_verify(struct audit_store *st, struct audit_verify_report *r);
+
+/* audit_store_verify with hooks (NULL: none). */
+int audit_store_verify_ex(struct audit_store *st, const struct audit_verify_hooks *h,
+                          struct audit_verify_report *r);
 
 /* The chain head: its sequence (-1 for an empty chain, with the strings set to ""), hash,
  * signed_by and signed_at. Any output may be NULL. 0 or -errno. */
@@ -61,6 +120,11 @@ int audit_store_head(struct audit_store *st, long long *seq, char hash[AUDIT_HAS
 int audit_store_foreach_result(struct audit_store *st,
                                int (*cb)(long long seq, const json_t *result, void *arg),
                                void *arg);
+
+/* audit_store_foreach_result for the capsules with sequence >= from only. */
+int audit_store_foreach_result_from(struct audit_store *st, long long from,
+                                    int (*cb)(long long seq, const json_t *result, void *arg),
+                                    void *arg);
 
 /* The store's public key as 64 hex chars (its first 16 are the signed_by of every capsule). */
 const char *audit_store_pubkey_hex(struct audit_store *st);

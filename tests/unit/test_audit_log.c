@@ -1,0 +1,560 @@
+/* test_audit_log.c: the audit trail as the daemon runs it: seal then append in sequence order
+ * under 8 threads, a failed log append caught up later, repair and refusal at open, adopting a
+ * log older than the chain, the audit/ reports, and `conduitfs verify`. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "audit/audit.h"
+#include "testlib.h"
+
+#define THREADS 8
+#define PER_THREAD 100
+
+static char tmpdir[] = "/tmp/test_audit_log.XXXXXX";
+
+static void path_in(char *buf, size_t len, const char *sub, const char *name)
+{
+    if (name)
+        snprintf(buf, len, "%s/%s/%s", tmpdir, sub, name);
+    else
+        snprintf(buf, len, "%s/%s", tmpdir, sub);
+}
+
+/* The whole file sub/name, NUL-terminated (NULL when missing). */
+static char *slurp(const char *sub, const char *name, size_t *len)
+{
+    char path[512], *buf = NULL;
+    FILE *f;
+    long n;
+
+    path_in(path, sizeof(path), sub, name);
+    f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    rewind(f);
+    buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    if (buf) {
+        buf[n] = '\0';
+        if (len)
+            *len = (size_t)n;
+    }
+    fclose(f);
+    return buf;
+}
+
+static void spill(const char *sub, const char *name, const char *data, size_t len)
+{
+    char path[512];
+    FILE *f;
+
+    path_in(path, sizeof(path), sub, name);
+    f = fopen(path, "wb");
+    CHECK(f != NULL);
+    if (f) {
+        CHECK(fwrite(data, 1, len, f) == len);
+        fclose(f);
+        chmod(path, 0600);
+    }
+}
+
+static int count_lines(const char *sub)
+{
+    char *s = slurp(sub, "audit.log", NULL), *p;
+    int n = 0;
+
+    for (p = s; p && *p; p++)
+        n += *p == '\n';
+    free(s);
+    return n;
+}
+
+/* Copy a closed trail from one directory to a new one. */
+static void copy_trail(const char *from, const char *to)
+{
+    static const char *const names[] = { "audit.log", "capsules.db", "capsules.db-wal", "key" };
+    char dir[512];
+    size_t i, len;
+
+    path_in(dir, sizeof(dir), to, NULL);
+    mkdir(dir, 0700);
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char *d = slurp(from, names[i], &len);
+
+        if (d)
+            spill(to, names[i], d, len);
+        free(d);
+    }
+}
+
+static int open_sub(const char *sub, char *err, size_t errlen)
+{
+    char dir[512];
+
+    path_in(dir, sizeof(dir), sub, NULL);
+    mkdir(dir, 0700);
+    err[0] = '\0';
+    return audit_open(dir, err, errlen);
+}
+
+static int verify_sub(const char *sub)
+{
+    char dir[512];
+    char *argv[] = { "verify", "--state", dir, NULL };
+
+    path_in(dir, sizeof(dir), sub, NULL);
+    return audit_verify_main(3, argv);
+}
+
+/* The live audit/verify report. */
+static json_t *report(void)
+{
+    char *text = NULL;
+    size_t len = 0;
+    json_t *v = NULL;
+
+    CHECK_INT(audit_verify_json(&text, &len), 0);
+    if (text) {
+        CHECK_INT(len, strlen(text));
+        CHECK(text[len - 1] == '\n');
+        v = json_loads(text, 0, NULL);
+    }
+    free(text);
+    return v;
+}
+
+static void check_intact(long long entries)
+{
+    json_t *v = report();
+
+    CHECKF(json_is_true(json_object_get(v, "ok")) && json_is_null(json_object_get(v,
+           "first_error")), "report: %s",
+           json_string_value(json_object_get(json_object_get(v, "first_error"), "reason")));
+    CHECK_INT(json_integer_value(json_object_get(v, "entries")), entries);
+    CHECK_INT(json_integer_value(json_object_get(v, "head_sequence")), entries - 1);
+    CHECK_STR(json_string_value(json_object_get(v, "checked")), "cryptographic");
+    json_decref(v);
+}
+
+/* trigger.type and trigger.user_id of capsule seq in sub. */
+static void trigger_of(const char *sub, long long seq, char *type, char *user, size_t len)
+{
+    char path[512];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+
+    type[0] = user[0] = '\0';
+    path_in(path, sizeof(path), sub, "capsules.db");
+    CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+    CHECK(sqlite3_prepare_v2(db, "SELECT data FROM capsules WHERE sequence = ?", -1, &s,
+                             NULL) == SQLITE_OK);
+    sqlite3_bind_int64(s, 1, seq);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        json_t *c = json_loads((const char *)sqlite3_column_text(s, 0), 0, NULL);
+        json_t *t = json_object_get(c, "trigger");
+
+        snprintf(type, len, "%s", json_string_value(json_object_get(t, "type")));
+        snprintf(user, len, "%s", json_is_null(json_object_get(t, "user_id")) ? "null" :
+                 json_string_value(json_object_get(t, "user_id")));
+        json_decref(c);
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
+
+static void test_basic(void)
+{
+    char err[512], type[64], user[64], buf[128];
+    const char *two = "{\"action\":\"backup_taken\",\"status\":\"success\"}\n"
+                      "{\"action\":\"restore\",\"status\":\"failure\",\"user\":\"x\"}\n";
+    json_t *d = json_pack("{s:s}", "name", "core"), *h;
+    char *text = NULL;
+    size_t len = 0;
+    off_t size = 0;
+    struct stat sb;
+
+    CHECKF(open_sub("main", err, sizeof(err)) == 0, "%s", err);
+    CHECK_INT(audit_open("/nonexistent", err, sizeof(err)), -EBUSY);
+    CHECK_INT(audit_log("service_register", "success", "Registered core", "op", d), 0);
+    CHECK_INT(audit_log("service_update", "failure", NULL, "op", NULL), 0);
+    CHECK_INT(audit_log_event("health_check_fail", "failure", "core is down", d), 0);
+    CHECK_INT(audit_append_lines(two, strlen(two), "alice"), 0);
+    CHECK_INT(audit_append_lines("{}\n", 3, "alice"), -EINVAL);
+    CHECK_INT(count_lines("main"), 5);
+    check_intact(5);
+    CHECK_INT(audit_head_json(&text, &len), 0);
+    h = text ? json_loads(text, 0, NULL) : NULL;
+    CHECK_INT(json_integer_value(json_object_get(h, "sequence")), 4);
+    CHECK_INT(json_string_length(json_object_get(h, "hash")), 64);
+    json_decref(h);
+    free(text);
+    CHECK_INT(audit_pubkey_text(buf, sizeof(buf)), 65);
+    CHECK(buf[64] == '\n');
+    CHECK_INT(audit_log_size(&size), 0);
+    path_in(err, sizeof(err), "main", "audit.log");
+    CHECK(stat(err, &sb) == 0 && sb.st_size == size && (sb.st_mode & 0777) == 0600);
+    CHECK_INT(audit_log_read(buf, 13, 0), 13);
+    CHECK(memcmp(buf, "{\"timestamp\":", 13) == 0);
+    CHECK_INT(audit_log_read(buf, sizeof(buf), size), 0);
+    trigger_of("main", 0, type, user, sizeof(type));
+    CHECK_STR(type, "user_request");
+    CHECK_STR(user, "op");
+    trigger_of("main", 2, type, user, sizeof(type));
+    CHECK_STR(type, "system");
+    CHECK_STR(user, "null");
+    trigger_of("main", 4, type, user, sizeof(type));
+    CHECK_STR(type, "user_request");
+    CHECK_STR(user, "alice");
+    json_decref(d);
+}
+
+struct worker {
+    int id;
+    int failures;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    char action[32], msg[32], lines[256];
+    int i, n;
+
+    snprintf(action, sizeof(action), "thread_%d", w->id);
+    for (i = 0; i < PER_THREAD; i++) {
+        snprintf(msg, sizeof(msg), "%d", 2 * i);
+        if (i % 3 == 0) {
+            n = snprintf(lines, sizeof(lines),
+                         "{\"action\":\"%s\",\"status\":\"success\",\"message\":\"%d\"}\n"
+                         "{\"action\":\"%s\",\"status\":\"success\",\"message\":\"%d\"}\n",
+                         action, 2 * i, action, 2 * i + 1);
+            w->failures += audit_append_lines(lines, (size_t)n, "alice") != 0;
+        } else {
+            w->failures += audit_log(action, "success", msg, "op", NULL) != 0;
+        }
+    }
+    return NULL;
+}
+
+/* Every thread's lines come in the order it wrote them, and none is missing. */
+static void check_thread_order(void)
+{
+    char *s = slurp("main", "audit.log", NULL), *line, *save = NULL;
+    int last[THREADS], count[THREADS], bad = 0, i;
+
+    for (i = 0; i < THREADS; i++)
+        last[i] = -1, count[i] = 0;
+    for (line = s ? strtok_r(s, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
+        json_t *e = json_loads(line, 0, NULL);
+        const char *a = json_string_value(json_object_get(e, "action"));
+        int id, m;
+
+        if (a && sscanf(a, "thread_%d", &id) == 1 && id >= 0 && id < THREADS) {
+            m = atoi(json_string_value(json_object_get(e, "message")));
+            if (m <= last[id])
+                bad++;
+            last[id] = m;
+            count[id]++;
+        }
+        json_decref(e);
+    }
+    CHECK_INT(bad, 0);
+    for (i = 0; i < THREADS; i++)
+        CHECK_INT(count[i], PER_THREAD + (PER_THREAD + 2) / 3);
+    free(s);
+}
+
+static void test_concurrent(void)
+{
+    static struct worker w[THREADS];
+    pthread_t th[THREADS];
+    int i, fails = 0, before = count_lines("main");
+
+    for (i = 0; i < THREADS; i++) {
+        w[i].id = i;
+        CHECK(pthread_create(&th[i], NULL, worker_main, &w[i]) == 0);
+    }
+    for (i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        fails += w[i].failures;
+    }
+    CHECK_INT(fails, 0);
+    CHECK_INT(count_lines("main") - before, THREADS * (PER_THREAD + (PER_THREAD + 2) / 3));
+    check_intact(count_lines("main"));
+    check_thread_order();
+}
+
+/* The descriptor this process holds on sub/audit.log, -1 if none. */
+static int find_log_fd(const char *sub)
+{
+    char want[512], link[512], got[512];
+    struct dirent *de;
+    DIR *d = opendir("/proc/self/fd");
+    int fd = -1;
+    ssize_t n;
+
+    path_in(want, sizeof(want), sub, "audit.log");
+    while (d && (de = readdir(d)) != NULL) {
+        snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+        n = readlink(link, got, sizeof(got) - 1);
+        if (n > 0) {
+            got[n] = '\0';
+            if (strcmp(got, want) == 0)
+                fd = atoi(de->d_name);
+        }
+    }
+    if (d)
+        closedir(d);
+    return fd;
+}
+
+/* A log append that fails after the seal: the writer hears of it, the capsule stays, and the
+ * next append first rebuilds the missing line. */
+static void test_log_failure(void)
+{
+    char path[512];
+    int fd = find_log_fd("main"), ro, rw, before = count_lines("main");
+
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    path_in(path, sizeof(path), "main", "audit.log");
+    ro = open(path, O_RDONLY);
+    rw = open(path, O_RDWR | O_APPEND);
+    CHECK(ro >= 0 && rw >= 0 && dup2(ro, fd) == fd);
+    CHECK_INT(audit_log("lost_line", "success", "sealed, not appended", "op", NULL), -EBADF);
+    CHECK_INT(count_lines("main"), before);
+    CHECK(dup2(rw, fd) == fd);
+    close(ro);
+    close(rw);
+    CHECK_INT(audit_log("after", "success", NULL, "op", NULL), 0);
+    CHECK_INT(count_lines("main"), before + 2);
+    check_intact(before + 2);
+}
+
+static void cut_tail(const char *sub, int drop, const char *fragment)
+{
+    size_t len;
+    char *s = slurp(sub, "audit.log", &len);
+    int n = 0;
+
+    while (s && len > 0 && n < drop) {
+        len--;
+        if (len == 0 || s[len - 1] == '\n')
+            n++;
+    }
+    if (!s)
+        return;
+    spill(sub, "audit.log", s, len);
+    free(s);
+    if (fragment) {
+        char path[512];
+        FILE *f;
+
+        path_in(path, sizeof(path), sub, "audit.log");
+        f = fopen(path, "ab");
+        if (f) {
+            fputs(fragment, f);
+            fclose(f);
+        }
+    }
+}
+
+static void test_repair(void)
+{
+    char err[512], *before, *after;
+    int n = count_lines("main");
+
+    audit_close();
+    CHECK_INT(verify_sub("main"), 0);
+    before = slurp("main", "audit.log", NULL);
+    cut_tail("main", 3, "{\"timestamp\":\"2026-");
+    CHECK_INT(count_lines("main"), n - 3);
+    CHECK_INT(verify_sub("main"), 1);
+    CHECKF(open_sub("main", err, sizeof(err)) == 0, "%s", err);
+    CHECK_INT(count_lines("main"), n);
+    check_intact(n);
+    audit_close();
+    after = slurp("main", "audit.log", NULL);
+    CHECK(before && after && strlen(before) == strlen(after));
+    free(before);
+    free(after);
+
+    /* a deleted log is rebuilt whole */
+    path_in(err, sizeof(err), "main", "audit.log");
+    CHECK(unlink(err) == 0);
+    CHECKF(open_sub("main", err, sizeof(err)) == 0, "%s", err);
+    CHECK_INT(count_lines("main"), n);
+    audit_close();
+    CHECK_INT(verify_sub("main"), 0);
+}
+
+static void expect_refused(const char *sub, const char *want)
+{
+    char err[512];
+    int rc = open_sub(sub, err, sizeof(err));
+
+    CHECKF(rc < 0 && strstr(err, want) != NULL && !strchr(err, '\n'), "%s: rc %d: %s", sub, rc,
+           err);
+    if (rc == 0)
+        audit_close();
+    CHECK_INT(verify_sub(sub), 1);
+}
+
+static void test_refuse(void)
+{
+    char path[512], *s, *p;
+    size_t len;
+    struct stat sb;
+
+    copy_trail("main", "edited");
+    s = slurp("edited", "audit.log", &len);
+    p = s ? strstr(s, "\"service_update\"") : NULL;
+    CHECK(p != NULL);
+    if (p) {
+        memcpy(p, "\"service_updata\"", 16);
+        spill("edited", "audit.log", s, len);
+    }
+    free(s);
+    expect_refused("edited", "sequence 1: audit.log line 2 differs");
+
+    copy_trail("main", "extra");
+    s = slurp("extra", "audit.log", &len);
+    if (s) {
+        p = strchr(s, '\n');
+        spill("extra", "audit.log", s, len);
+        path_in(path, sizeof(path), "extra", "audit.log");
+        FILE *f = fopen(path, "ab");
+
+        if (f && p) {
+            fwrite(s, 1, (size_t)(p - s) + 1, f);
+            fclose(f);
+        }
+    }
+    free(s);
+    expect_refused("extra", "has no capsule");
+
+    copy_trail("main", "nokey");
+    path_in(path, sizeof(path), "nokey", "key");
+    CHECK(unlink(path) == 0);
+    expect_refused("nokey", "signing key");
+    CHECK(stat(path, &sb) < 0 && errno == ENOENT);
+
+    copy_trail("main", "nodb");
+    path_in(path, sizeof(path), "nodb", "capsules.db");
+    CHECK(unlink(path) == 0);
+    expect_refused("nodb", "sequence 0: audit.log line 1 has no capsule");
+}
+
+static void test_legacy(void)
+{
+    const char *old =
+        "{\"timestamp\":\"2025-01-01T00:00:00Z\",\"action\":\"conduit_setup\",\"status\":"
+        "\"success\",\"message\":\"Initialized\",\"user\":\"root\",\"details\":{}}\n"
+        "{\"timestamp\":\"2025-01-02T00:00:00Z\",\"action\":\"health_check_fail\",\"status\":"
+        "\"failure\",\"message\":\"down\",\"user\":\"system\",\"details\":{\"n\":1}}\n"
+        "{\"timestamp\":\"2025-01-03T00:00:00Z\",\"action\":\"service_register\",\"status\":"
+        "\"success\",\"message\":\"\",\"user\":\"op\",\"details\":{\"name\":\"core\"}}\n";
+    const char *bad = "{\"timestamp\":\"2025-01-01T00:00:00Z\",\"action\":\"x\",\"status\":"
+        "\"success\",\"message\":\"\",\"user\":\"root\",\"details\":{}}\nnot json\n";
+    char err[512], type[64], user[64], dir[512], *now;
+
+    path_in(dir, sizeof(dir), "legacy", NULL);
+    mkdir(dir, 0700);
+    spill("legacy", "audit.log", old, strlen(old));
+    {
+        FILE *f;
+
+        path_in(err, sizeof(err), "legacy", "audit.log");
+        f = fopen(err, "ab");
+        if (f) {
+            fputs("{\"timestamp\":", f);
+            fclose(f);
+        }
+    }
+    CHECKF(open_sub("legacy", err, sizeof(err)) == 0, "%s", err);
+    check_intact(3);
+    now = slurp("legacy", "audit.log", NULL);
+    CHECK(now && strcmp(now, old) == 0);
+    free(now);
+    CHECK_INT(audit_log("after", "success", NULL, "op", NULL), 0);
+    check_intact(4);
+    audit_close();
+    trigger_of("legacy", 1, type, user, sizeof(type));
+    CHECK_STR(type, "system");
+    trigger_of("legacy", 2, type, user, sizeof(type));
+    CHECK_STR(user, "op");
+    CHECK_INT(verify_sub("legacy"), 0);
+
+    path_in(dir, sizeof(dir), "legacy_bad", NULL);
+    mkdir(dir, 0700);
+    spill("legacy_bad", "audit.log", bad, strlen(bad));
+    expect_refused("legacy_bad", "line 2");
+}
+
+static void test_verify_main(void)
+{
+    char home[512], cfg[512];
+    char *bogus[] = { "verify", "--bogus", NULL };
+    char *extra[] = { "verify", "x", NULL };
+    char *nostate[] = { "verify", "--state", NULL };
+    char *plain[] = { "verify", NULL };
+    char *missing[] = { "verify", "--state", "/nonexistent/state", NULL };
+    char *pin[] = { "verify", "--state", cfg, "--pubkey", "00", NULL };
+
+    CHECK_INT(audit_verify_main(2, bogus), 2);
+    CHECK_INT(audit_verify_main(2, extra), 2);
+    CHECK_INT(audit_verify_main(2, nostate), 2);
+    CHECK_INT(audit_verify_main(3, missing), 1);
+    path_in(home, sizeof(home), "home", NULL);
+    mkdir(home, 0700);
+    path_in(cfg, sizeof(cfg), "home", ".config");
+    mkdir(cfg, 0700);
+    copy_trail("main", "home/.config/lab");
+    setenv("HOME", home, 1);
+    setenv("CONDUIT_APP_NAME", "lab", 1);
+    CHECK_INT(audit_verify_main(1, plain), 0);
+    setenv("CONDUIT_APP_NAME", "other", 1);
+    CHECK_INT(audit_verify_main(1, plain), 1);
+    CHECK_INT(audit_verify_main(5, pin), 2);
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+int main(void)
+{
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_basic();
+    test_concurrent();
+    test_log_failure();
+    test_repair();
+    test_refuse();
+    test_legacy();
+    test_verify_main();
+    nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    return tl_finish();
+}
