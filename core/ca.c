@@ -1,6 +1,7 @@
 /* ca.c: the internal CA: root generation and loading, leaf issuance, archive, renewal, info. */
 #include "core/ca.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -354,6 +355,32 @@ static int ensure_dir(const char *path)
     return 0;
 }
 
+/* Remove the temp files an interrupted atomic write left in every directory below dir (one
+ * level; below "archive" as well, since archiving moves a leaf directory with what it holds).
+ * Leaf writes happen in state/tls/<domain>/, which the gateway's clean-up at mount does not
+ * reach, and a leftover temp may hold a private key. 0 or -errno. */
+static int clean_leaf_temps(const char *dir, int depth)
+{
+    char path[PATH_MAX];
+    struct dirent *de;
+    struct stat st;
+    DIR *d = opendir(dir);
+    int rc = 0;
+
+    if (!d)
+        return errno == ENOENT ? 0 : -errno;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.' || state_path(path, sizeof(path), dir, de->d_name) < 0 ||
+            lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+            continue;
+        rc = state_clean_temps(path);
+        if (rc == 0 && depth == 0 && strcmp(de->d_name, "archive") == 0)
+            rc = clean_leaf_temps(path, 1);
+    }
+    closedir(d);
+    return rc;
+}
+
 /* fsync a directory. 0 or -errno. */
 static int fsync_dir(const char *path)
 {
@@ -694,6 +721,11 @@ int ca_open(const char *state_dir, enum ca_key_type want, const char *hostname, 
     rc = ensure_dir(ca->tls_dir);
     if (rc < 0) {
         set_err(err, errlen, "creating %s: %s", ca->tls_dir, strerror(-rc));
+        goto out;
+    }
+    rc = clean_leaf_temps(ca->tls_dir, 0);
+    if (rc < 0) {
+        set_err(err, errlen, "removing temp files under %s: %s", ca->tls_dir, strerror(-rc));
         goto out;
     }
     have_key = exists(key_path);

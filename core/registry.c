@@ -276,6 +276,15 @@ static int check_record(const struct reg_config *cfg, struct reg_service *s, siz
     return 0;
 }
 
+/* Make a reason one printable line: it quotes bytes of the refused file (a name, a status,
+ * jansson's token), and it ends up as the mount's one-line refusal. */
+static void one_line(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+            *s = '?';
+}
+
 int reg_parse(const char *json, size_t len, const struct reg_config *cfg,
               struct reg_service **out, size_t *n, char *err, size_t errlen)
 {
@@ -288,6 +297,8 @@ int reg_parse(const char *json, size_t len, const struct reg_config *cfg,
 
     *out = NULL;
     *n = 0;
+    if (errlen > 0)
+        err[0] = '\0';
     if (!root) {
         snprintf(err, errlen, "line %d: %s", jerr.line, jerr.text);
         goto out;
@@ -364,6 +375,8 @@ int reg_parse(const char *json, size_t len, const struct reg_config *cfg,
     svcs = NULL;
     rc = 0;
 out:
+    if (rc != 0 && errlen > 0)
+        one_line(err);
     free(svcs);
     json_decref(root);
     return rc;

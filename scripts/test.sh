@@ -8,3 +8,4 @@ cmake -S . -B build -DCONDUIT_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/
 cmake --build build -j"$(nproc)"
 cd build
 ctest --output-on-failure "$@"
+../scripts/fuzz.sh    # libFuzzer targets, FUZZ_SECONDS each (SKIP line without clang)

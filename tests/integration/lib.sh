@@ -104,3 +104,24 @@ finish() {
     echo "$PASS passed, $FAIL failed"
     [[ $FAIL -eq 0 ]]
 }
+
+# A python3 that has the system's modules (pyenv shims may hide them). Start background
+# servers with "$PY3" itself, so that $! is the server's pid.
+PY3=/usr/bin/python3
+[[ -x $PY3 ]] || PY3=python3
+py3() { "$PY3" "$@"; }
+
+# wait_for SECONDS COMMAND...: retry the command every 0.1 s until it succeeds; 1 on timeout.
+wait_for() {
+    local end=$((SECONDS + $1)); shift
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < end)) || return 1
+        sleep 0.1
+    done
+}
+
+# check_jq DESCRIPTION FILTER FILE: jq -e FILTER FILE must hold.
+check_jq() {
+    if jq -e "$2" "$3" >/dev/null 2>"$T/err"; then ok; else
+        bad "$1: $2 is false for: $(head -c 600 "$3")"; fi
+}

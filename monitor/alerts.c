@@ -1,0 +1,117 @@
+/* alerts.c: the alert rules over a probe's metrics, with their thresholds (see probe.h): hot or
+ * full GPUs, memory and disk over 90 %, containers not running or unhealthy. Pure. */
+#include "monitor/probe.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Append {"name","severity","subject","message","value","threshold"}; value is stolen. */
+static void add(json_t *arr, const char *name, const char *severity, const char *subject,
+                const char *message, json_t *value, double threshold)
+{
+    json_t *a = json_object();
+
+    if (!a) {
+        json_decref(value);
+        return;
+    }
+    json_object_set_new(a, "name", json_string(name));
+    json_object_set_new(a, "severity", json_string(severity));
+    json_object_set_new(a, "subject", json_string(subject));
+    json_object_set_new(a, "message", json_string(message));
+    json_object_set_new(a, "value", value ? value : json_null());
+    json_object_set_new(a, "threshold", threshold >= 0 ? mon_json_num(threshold) : json_null());
+    json_array_append_new(arr, a);
+}
+
+static double num(const json_t *obj, const char *key)
+{
+    const json_t *j = json_object_get(obj, key);
+
+    return json_is_number(j) ? json_number_value(j) : -1;
+}
+
+static void gpu_alerts(json_t *arr, const json_t *gpus)
+{
+    size_t i;
+    json_t *g;
+    char subject[48], msg[160];
+
+    json_array_foreach(gpus, i, g) {
+        double temp = num(g, "temperature_c"), used = num(g, "vram_used_mb");
+        double total = num(g, "vram_total_mb");
+
+        if (json_is_integer(json_object_get(g, "index")))
+            snprintf(subject, sizeof(subject), "gpu%lld",
+                     (long long)json_integer_value(json_object_get(g, "index")));
+        else
+            snprintf(subject, sizeof(subject), "gpu#%zu", i);
+        if (temp >= MON_GPU_TEMP_C) {
+            snprintf(msg, sizeof(msg), "%s temperature %.0f C >= %.0f C", subject, temp,
+                     MON_GPU_TEMP_C);
+            add(arr, "gpu_temperature_high", "critical", subject, msg, mon_json_num(temp),
+                MON_GPU_TEMP_C);
+        }
+        if (used >= 0 && total > 0 && 100.0 * used / total >= MON_GPU_VRAM_PCT) {
+            double pct = mon_round2(100.0 * used / total);
+
+            snprintf(msg, sizeof(msg), "%s memory %.1f %% used >= %.0f %%", subject, pct,
+                     MON_GPU_VRAM_PCT);
+            add(arr, "gpu_memory_high", "warning", subject, msg, mon_json_num(pct),
+                MON_GPU_VRAM_PCT);
+        }
+    }
+}
+
+/* One threshold on metrics.<section>.used_pct. */
+static void pct_alert(json_t *arr, const json_t *metrics, const char *section,
+                      const char *name, double threshold)
+{
+    double pct = num(json_object_get(metrics, section), "used_pct");
+    char msg[160];
+
+    if (pct < threshold)
+        return;
+    snprintf(msg, sizeof(msg), "%s %.1f %% used >= %.0f %%", section, pct, threshold);
+    add(arr, name, "warning", section, msg, mon_json_num(pct), threshold);
+}
+
+static void container_alerts(json_t *arr, const json_t *c)
+{
+    const char *name = json_string_value(json_object_get(c, "name"));
+    const char *state = json_string_value(json_object_get(c, "state"));
+    const char *health = json_string_value(json_object_get(c, "health"));
+    char subject[160], msg[256];
+
+    snprintf(subject, sizeof(subject), "%s", name ? name : "?");
+    if (state && strcmp(state, "running") != 0) {
+        snprintf(msg, sizeof(msg), "container %s is %s, not running", subject, state);
+        add(arr, "container_not_running", "critical", subject, msg, json_string(state), -1);
+    }
+    if (health && strcmp(health, "unhealthy") == 0) {
+        snprintf(msg, sizeof(msg), "container %s is unhealthy", subject);
+        add(arr, "container_unhealthy", "critical", subject, msg, json_string(health), -1);
+    }
+}
+
+/* The alerts of type's metrics by the thresholds in probe.h; an empty array when none. */
+json_t *mon_alerts(const char *type, const json_t *metrics)
+{
+    json_t *arr = json_array(), *c;
+    size_t i;
+
+    if (!arr || !type || !json_is_object(metrics))
+        return arr;
+    if (strcmp(type, "gpu") == 0) {
+        gpu_alerts(arr, json_object_get(metrics, "gpus"));
+    } else if (strcmp(type, "server") == 0) {
+        pct_alert(arr, metrics, "memory", "memory_high", MON_MEM_PCT);
+        pct_alert(arr, metrics, "disk", "disk_high", MON_DISK_PCT);
+    } else if (strcmp(type, "containers") == 0) {
+        json_array_foreach(json_object_get(metrics, "containers"), i, c)
+            container_alerts(arr, c);
+    } else if (strcmp(type, "container") == 0) {
+        container_alerts(arr, metrics);
+    }
+    return arr;
+}

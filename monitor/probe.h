@@ -1,0 +1,220 @@
+/* probe.h: the monitor module's inside: where a probe runs (struct mon_src), the command
+ * runners (local fork/exec, pooled SSH), the probes, their pure parsers, alerts, the Prometheus
+ * renderer, the single-flight cache and the target table. Not for use outside monitor/ (tests and
+ * fuzz targets excepted). */
+#ifndef CONDUIT_MONITOR_PROBE_H
+#define CONDUIT_MONITOR_PROBE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+#include "monitor/monitor.h"
+
+/* A probe result is shared with every reader for this long (single flight, then cached). */
+#define MON_TTL_MS 2000
+/* Limits of one remote or local command: connect (SSH), run, output size. */
+#define MON_CONNECT_MS 5000
+#define MON_COMMAND_MS 5000
+#define MON_OUTPUT_MAX (4u << 20)
+/* A request to the Docker Engine API. */
+#define MON_DOCKER_MS 5000
+#define MON_CONTAINERS_MAX 256
+
+/* Alert thresholds (inclusive). */
+#define MON_GPU_TEMP_C 85.0
+#define MON_GPU_VRAM_PCT 95.0
+#define MON_MEM_PCT 90.0
+#define MON_DISK_PCT 90.0
+
+#define MON_HOST_MAX 254
+#define MON_USER_MAX 33
+#define MON_KEY_MAX 1024
+#define MON_SOCK_MAX 256
+#define MON_NAME_MAX 64
+#define MON_TARGETS_MAX 256
+#define MON_DEFAULT_DOCKER_SOCKET "/var/run/docker.sock"
+
+/* Which probe files, as (1u << enum mon_file). */
+#define MON_BIT(f) (1u << (f))
+#define MON_PROBE_BITS (MON_BIT(MON_FILE_SERVER) | MON_BIT(MON_FILE_GPU) | \
+                        MON_BIT(MON_FILE_CONTAINERS) | MON_BIT(MON_FILE_CONTAINER))
+
+/* A target's settings, as target.json holds them once validated. */
+struct mon_target_cfg {
+    char host[MON_HOST_MAX];
+    unsigned port;
+    char user[MON_USER_MAX];
+    char key[MON_KEY_MAX];
+    char docker_socket[MON_SOCK_MAX];   /* "" for null (the default socket) */
+    unsigned types;                     /* MON_BIT of SERVER, GPU, CONTAINERS */
+};
+
+/* Where and how a directory's probes run. */
+struct mon_src {
+    char name[MON_NAME_MAX];            /* directory: "local", a target or a service */
+    unsigned files;                     /* the files it shows */
+    bool remote;                        /* over SSH (host, port, user, key) */
+    char host[MON_HOST_MAX];
+    unsigned port;
+    char user[MON_USER_MAX];
+    char key[MON_KEY_MAX];
+    char docker_socket[MON_SOCK_MAX];   /* local path, or the path on the remote host */
+    char container[160];                /* MON_FILE_CONTAINER: the container's name */
+};
+
+/* ---- runners ---- */
+
+/* Run argv (argv[0] looked up on PATH unless it holds a '/') with fork/exec, no shell; stdin
+ * and stderr on /dev/null. Collects stdout (at most max bytes) into *out (malloc'd,
+ * NUL-terminated); kills the process group after timeout_ms. *status is the exit status, or
+ * 128 + signal. 0, -ENOENT (no such program), -ETIMEDOUT, -EFBIG (output over max) or -errno. */
+int mon_exec(const char *const argv[], int timeout_ms, size_t max, char **out, size_t *len,
+             int *status);
+
+/* Start the SSH layer: host keys are pinned in known_hosts (trust on first use). 0 or -errno. */
+int mon_ssh_init(const char *known_hosts);
+void mon_ssh_fini(void);
+
+/* Run cmd on the pooled session of src->name (one per directory, reused, locked while in use;
+ * connected on demand within MON_CONNECT_MS). Output and status as mon_exec. On failure a
+ * one-line reason is in err. 0 or -errno (-ETIMEDOUT, -ECONNREFUSED, -EACCES, -EPERM for a
+ * changed host key, ...). */
+int mon_ssh_run(const struct mon_src *src, const char *cmd, int timeout_ms, size_t max,
+                char **out, size_t *len, int *status, char *err, size_t errlen);
+
+/* Close the pooled session of directory name, if any. */
+void mon_ssh_forget(const char *name);
+
+/* ---- probes: each returns the "metrics" object, or NULL with a reason in err. *state is the
+ * probe's private memory between runs of the same directory (may be NULL; replace it freely). */
+
+typedef json_t *(*mon_probe_fn)(const struct mon_src *src, json_t **state, char *err,
+                                size_t errlen);
+json_t *mon_probe_server(const struct mon_src *src, json_t **state, char *err, size_t errlen);
+json_t *mon_probe_gpu(const struct mon_src *src, json_t **state, char *err, size_t errlen);
+json_t *mon_probe_containers(const struct mon_src *src, json_t **state, char *err,
+                             size_t errlen);
+json_t *mon_probe_container(const struct mon_src *src, json_t **state, char *err,
+                            size_t errlen);
+
+/* The "type" of a probe file ("server", "gpu", "containers", "container"), NULL otherwise. */
+const char *mon_file_type(enum mon_file f);
+
+/* ---- pure parsers (no I/O; any bytes in, never a crash) ---- */
+
+/* Copy the next line of [*p, end) (without its CR LF) into buf, cut to buflen - 1 bytes; advance
+ * *p past it. false at the end of the text. */
+bool mon_next_line(const char **p, const char *end, char *buf, size_t buflen);
+
+/* s without leading and trailing blanks (in place). */
+char *mon_trim(char *s);
+
+/* The whole of s as a finite number / an unsigned decimal integer. false otherwise. */
+bool mon_parse_double(const char *s, double *out);
+bool mon_parse_ull(const char *s, unsigned long long *out);
+
+/* v as a JSON integer when it is integral and fits, a real otherwise; NULL without memory. */
+json_t *mon_json_num(double v);
+
+/* x rounded to two decimals (no libm). */
+double mon_round2(double x);
+
+/* A growable text buffer. After a failed allocation failed is set and appends do nothing. */
+struct mon_buf {
+    char *data;
+    size_t len, cap;
+    bool failed;
+};
+void mon_buf_add(struct mon_buf *b, const char *s, size_t n);
+void mon_buf_printf(struct mon_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* nvidia-smi --query-gpu=index,uuid,name,temperature.gpu,utilization.gpu,memory.used,
+ * memory.total,power.draw and --query-compute-apps=gpu_uuid,pid,process_name,used_memory, both
+ * --format=csv,noheader,nounits. apps may be NULL (processes then null). Unreadable fields
+ * ([N/A], [Not Supported], missing) are null. Returns the "gpus" array; NULL only without
+ * memory. */
+json_t *mon_nvsmi_parse(const char *gpus, size_t glen, const char *apps, size_t alen);
+
+/* What /proc/loadavg, /proc/meminfo, /proc/uptime and /proc/stat say, concatenated in any
+ * order. Byte counts are bytes; -1 (or has_* false) when absent. */
+struct mon_proc {
+    bool has_load;
+    double load1, load5, load15;
+    long long procs_running, procs_total;
+    bool has_uptime;
+    double uptime_s;
+    long long mem_total, mem_free, mem_available, buffers, cached, swap_total, swap_free;
+    bool has_cpu;
+    unsigned long long cpu_busy, cpu_idle;  /* jiffies since boot */
+    int ncpu;
+};
+void mon_proc_parse(const char *text, size_t len, struct mon_proc *out);
+
+/* A file system's size, in bytes. */
+struct mon_disk {
+    bool ok;
+    unsigned long long total, free, avail;
+};
+
+/* The data line of `df -Pk /`. 0 or -EINVAL. */
+int mon_df_parse(const char *text, size_t len, struct mon_disk *out);
+
+/* The server metrics object from parsed /proc, the disk (may be NULL or !ok) and the CPU usage
+ * over a window (usage_pct < 0: unknown). NULL without memory. */
+json_t *mon_server_json(const struct mon_proc *p, const struct mon_disk *d, double usage_pct,
+                        double window_s);
+
+/* GET /containers/json?all=1: the array of {"id","name","image","state","status"}, or NULL when
+ * body is not a JSON array. */
+json_t *mon_docker_list(const char *body, size_t len);
+
+/* One container's report from its list entry (may be NULL), GET /containers/{id}/json (may be
+ * NULL) and GET /containers/{id}/stats?stream=false (may be NULL). prev maps an id to its last
+ * [cpu_total_ns, system_ns] sample (may be NULL); next (may be NULL) receives this sample.
+ * NULL without memory or when neither item nor inspect names a container. */
+json_t *mon_docker_container(const json_t *item, const char *inspect, size_t ilen,
+                             const char *stats, size_t slen, const json_t *prev, json_t *next);
+
+/* The alerts of a probe's metrics ({"name","severity","subject","message","value",
+ * "threshold"}), for type "server", "gpu", "containers" or "container". Never NULL unless out
+ * of memory. */
+json_t *mon_alerts(const char *type, const json_t *metrics);
+
+/* The Prometheus text exposition (format 0.0.4) of an array of probe documents. malloc'd, or
+ * NULL without memory. */
+char *mon_prom_render(const json_t *docs);
+
+/* ---- target.json ---- */
+
+/* Validate a target.json write (len bytes, no NUL; one trailing newline allowed) into *out,
+ * without touching the file system. 0, -EINVAL or -EFBIG (over VAL_VALUE_MAX). */
+int mon_target_parse(const char *buf, size_t len, struct mon_target_cfg *out);
+
+/* The normalized JSON of a target's settings, malloc'd and compact, or NULL without memory. */
+char *mon_target_json(const struct mon_target_cfg *cfg);
+
+/* The target table (targets.c). Load from / persist to path (state/monitoring/targets.json). */
+int mon_tgt_load(const char *path, char *err, size_t errlen);
+void mon_tgt_unload(void);
+int mon_tgt_add(const char *name, const char *who);
+int mon_tgt_remove(const char *name, const char *who);
+int mon_tgt_set(const char *name, const char *buf, size_t len, const char *who);
+/* Whether name is a target (0 or -ENOENT); *cfg and *configured filled when non-NULL. */
+int mon_tgt_lookup(const char *name, struct mon_target_cfg *cfg, bool *configured);
+/* Call fn for every target name, in creation order. */
+void mon_tgt_each(void (*fn)(const char *name, void *ctx), void *ctx);
+
+/* ---- the single-flight cache (cache.c) ---- */
+
+/* The document of probe f for src: shared from a run less than MON_TTL_MS old with the same
+ * settings, or run now (concurrent callers wait for the one run). Alerts that newly appear or
+ * clear write an audit line. 0 or -ENOMEM. */
+int mon_cache_get(const struct mon_src *src, enum mon_file f, char **out, size_t *len);
+
+/* Forget every result and alert of directory name (NULL: everything). */
+void mon_cache_forget(const char *name);
+
+#endif
