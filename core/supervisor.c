@@ -256,7 +256,17 @@ static void *sup_main(void *arg)
         pthread_mutex_unlock(&lock);
         if (stop)
             break;
-        pid = waitpid(-1, &status, WNOHANG);
+        /* only our own children: other modules (monitor probes) reap theirs */
+        pid = 0;
+        for (int c = 0; c < NCHILD && pid <= 0; c++) {
+            pid_t mine;
+
+            pthread_mutex_lock(&lock);
+            mine = children[c].pid;
+            pthread_mutex_unlock(&lock);
+            if (mine > 0)
+                pid = waitpid(mine, &status, WNOHANG);
+        }
         for (int c = 0; pid > 0 && c < NCHILD; c++) {
             char why[64], msg[160];
             json_t *d;

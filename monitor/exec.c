@@ -112,17 +112,23 @@ static int collect(int fd, int64_t deadline, size_t max, struct mon_buf *b)
 }
 
 /* Wait for pid until the deadline without reaping it; then kill what is left of its group
- * (the zombie keeps the group id from being reused) and reap it. Exit status or 128 + signal;
- * -ETIMEDOUT when it had to be killed. */
-static int finish(pid_t pid, int64_t deadline, bool kill_now)
+ * (the zombie keeps the group id from being reused) and reap it. *status: the exit status,
+ * 128 + signal, or -1 when another thread reaped it first (a waitpid(-1) elsewhere in the
+ * daemon). 0, or -ETIMEDOUT when it had to be killed. */
+static int finish(pid_t pid, int64_t deadline, bool kill_now, int *status)
 {
     siginfo_t info;
     int st = 0;
 
+    *status = -1;
     while (!kill_now) {
         memset(&info, 0, sizeof(info));
-        if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-            info.si_pid == pid)
+        if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0) {
+            if (errno == EINTR)
+                continue;
+            return 0;           /* ECHILD: gone, reaped by someone else */
+        }
+        if (info.si_pid == pid)
             break;
         if (now_ms() >= deadline) {
             kill_now = true;
@@ -133,24 +139,27 @@ static int finish(pid_t pid, int64_t deadline, bool kill_now)
     kill(-pid, SIGKILL);
     if (kill_now)
         kill(pid, SIGKILL);
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return kill_now ? -ETIMEDOUT : 0;
     if (kill_now)
         return -ETIMEDOUT;
     if (WIFEXITED(st))
-        return WEXITSTATUS(st);
-    return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 255;
+        *status = WEXITSTATUS(st);
+    else
+        *status = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 255;
+    return 0;
 }
 
 /* Run argv without a shell within timeout_ms, stdout (at most max) into *out. 0, -ENOENT,
- * -ETIMEDOUT, -EFBIG or -errno; *status is the exit status. */
+ * -ETIMEDOUT, -EFBIG or -errno; *status is the exit status (-1: unknown). */
 int mon_exec(const char *const argv[], int timeout_ms, size_t max, char **out, size_t *len,
              int *status)
 {
     char path[4096];
     struct mon_buf b = {0};
     int64_t deadline = now_ms() + timeout_ms;
-    int fds[2] = { -1, -1 }, devnull = -1, rc, st;
+    int fds[2] = { -1, -1 }, devnull = -1, rc, st = -1, killed;
     pid_t pid;
 
     *out = NULL;
@@ -176,9 +185,9 @@ int mon_exec(const char *const argv[], int timeout_ms, size_t max, char **out, s
     close(fds[1]);
     fds[1] = -1;
     rc = collect(fds[0], deadline, max, &b);
-    st = finish(pid, deadline, rc < 0);
-    if (rc == 0 && st < 0)
-        rc = st;
+    killed = finish(pid, deadline, rc < 0, &st);
+    if (rc == 0)
+        rc = killed;
     if (rc == 0 && b.failed)
         rc = -ENOMEM;
     if (rc == 0) {

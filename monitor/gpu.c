@@ -56,14 +56,15 @@ json_t *mon_probe_gpu(const struct mon_src *src, json_t **state, char *err, size
     (void)state;
     if (run_query(src, QUERY_GPU, &gout, &glen, &gst, err, errlen) != 0)
         goto out;
+    /* a status of -1 is unknown (reaped elsewhere): the output decides */
     apps_ok = run_query(src, QUERY_APPS, &aout, &alen, &ast, ignored, sizeof(ignored)) == 0 &&
-              ast == 0;
+              (ast == 0 || ast == -1);
     gpus = mon_nvsmi_parse(gout, glen, apps_ok ? aout : NULL, alen);
     if (!gpus) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    if (gst != 0 && json_array_size(gpus) == 0) {
+    if (gst != 0 && gst != -1 && json_array_size(gpus) == 0) {
         char line[160] = "";
         const char *p = gout;
 

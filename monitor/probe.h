@@ -68,8 +68,9 @@ struct mon_src {
 
 /* Run argv (argv[0] looked up on PATH unless it holds a '/') with fork/exec, no shell; stdin
  * and stderr on /dev/null. Collects stdout (at most max bytes) into *out (malloc'd,
- * NUL-terminated); kills the process group after timeout_ms. *status is the exit status, or
- * 128 + signal. 0, -ENOENT (no such program), -ETIMEDOUT, -EFBIG (output over max) or -errno. */
+ * NUL-terminated); kills the process group after timeout_ms. *status is the exit status,
+ * 128 + signal, or -1 when unknown (another thread's waitpid(-1) reaped it: the output is still
+ * complete). 0, -ENOENT (no such program), -ETIMEDOUT, -EFBIG (output over max) or -errno. */
 int mon_exec(const char *const argv[], int timeout_ms, size_t max, char **out, size_t *len,
              int *status);
 
