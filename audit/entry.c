@@ -121,7 +121,14 @@ static int line_check(const json_t *obj, long long lineno, char *why, size_t why
                 return say(-EINVAL, why, whylen, "line %lld: user must be a non-empty string",
                            lineno);
         } else {
-            return say(-EINVAL, why, whylen, "line %lld: unknown key \"%.64s\"", lineno, key);
+            char shown[65];
+            size_t k;
+
+            /* the reason goes to syslog: show the key as one printable line */
+            for (k = 0; key[k] && k < sizeof(shown) - 1; k++)
+                shown[k] = (key[k] < 0x20 || key[k] >= 0x7f) ? '?' : key[k];
+            shown[k] = '\0';
+            return say(-EINVAL, why, whylen, "line %lld: unknown key \"%s\"", lineno, shown);
         }
     }
     if (!json_object_get(obj, "action") || !json_object_get(obj, "status"))

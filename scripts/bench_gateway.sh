@@ -32,8 +32,13 @@ UP_PID=
 SHM=
 
 cleanup() {
-    if mountpoint -q "$MNT" 2>/dev/null; then fusermount3 -u "$MNT" || true; fi
-    if [[ -n "$PID" ]]; then wait "$PID" 2>/dev/null || true; fi
+    if mountpoint -q "$MNT" 2>/dev/null; then
+        fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" || true
+    fi
+    if [[ -n "$PID" ]]; then
+        kill -0 "$PID" 2>/dev/null && sleep 1 && kill "$PID" 2>/dev/null
+        wait "$PID" 2>/dev/null || true
+    fi
     if [[ -n "$UP_PID" ]]; then kill "$UP_PID" 2>/dev/null || true; fi
     [[ -n "$SHM" ]] && rm -rf "$SHM"
     rm -rf "$W"
@@ -58,16 +63,25 @@ mount_cfs() {
     exit 1
 }
 umount_cfs() {
-    fusermount3 -u "$MNT"
+    local i
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        fusermount3 -u "$MNT" 2>/dev/null && break
+        ((i < 10)) || fusermount3 -uz "$MNT"
+        sleep 0.5
+    done
     wait "$PID" 2>/dev/null || true
     PID=
 }
 
 # populate COUNT PREFIX UPSTREAM [LIMIT]: register COUNT services PREFIX1..PREFIXn, 16 at a
-# time, with UPSTREAM (none when empty); gives up after LIMIT seconds (status 124).
+# time, with UPSTREAM (none when empty); after LIMIT seconds no new one starts, the ones under
+# way finish, and it fails (nothing is killed, so the mount is never left busy).
 populate() {
-    seq 1 "$1" | timeout "${4:-600}" xargs -P 16 -I{} sh -c 'mkdir "$0/services/$1{}" &&
-        { [ -z "$2" ] || printf "%s\n" "$2" > "$0/services/$1{}/upstream"; }' "$MNT" "$2" "$3"
+    local deadline=$(( $(date +%s) + ${4:-600} ))
+    seq 1 "$1" | xargs -P 16 -I{} sh -c '[ "$(date +%s)" -lt "$3" ] || exit 255
+        mkdir "$0/services/$1{}" &&
+        { [ -z "$2" ] || printf "%s\n" "$2" > "$0/services/$1{}/upstream"; }' \
+        "$MNT" "$2" "$3" "$deadline" 2>/dev/null
 }
 
 # The measurement driver. Commands:
