@@ -9,6 +9,13 @@
 
 #include <jansson.h>
 
+struct audit_signer;
+
+/* Seal with a key kept in another process (see audit/store.h): audit_open and every reopen go
+ * through s, which must outlive the trail, and never read the key file here. NULL (the default)
+ * loads the key into this process. Call before audit_open. */
+void audit_set_signer(const struct audit_signer *s);
+
 /* Open the audit trail of state_dir: the capsule chain (capsules.db and the signing key, both
  * created when missing; a missing key is never replaced while the chain holds capsules) and
  * audit.log (created if missing). The whole chain is verified against the log: trailing lines

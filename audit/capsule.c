@@ -19,12 +19,14 @@
 
 #define SEED_LEN 32
 #define PUB_LEN 32
-#define SIG_LEN 64
+#define SIG_LEN AUDIT_SIG_LEN
 #define DIGEST_LEN 32
 
 struct audit_key {
     EVP_PKEY *pkey;
     int can_sign;
+    audit_sign_fn sign;         /* set: the private half lives behind this function */
+    void *sign_arg;
     char pubhex[AUDIT_PUB_HEX];
     char id[AUDIT_KEYID_HEX];
 };
@@ -345,6 +347,71 @@ out:
     return rc;
 }
 
+int audit_key_from_signer(const char *pubhex, audit_sign_fn fn, void *arg,
+                          struct audit_key **out)
+{
+    int rc;
+
+    *out = NULL;
+    if (!fn)
+        return -EINVAL;
+    rc = audit_key_from_public(pubhex, out);
+    if (rc < 0)
+        return rc;
+    (*out)->sign = fn;
+    (*out)->sign_arg = arg;
+    (*out)->can_sign = 1;
+    return 0;
+}
+
+/* Ed25519 check of sig over msg with the public half of k. 1 good, 0 bad, -ENOMEM or -EIO. */
+static int key_verify(const struct audit_key *k, const unsigned char *msg, size_t len,
+                      const unsigned char sig[AUDIT_SIG_LEN])
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int rc;
+
+    if (!ctx)
+        return -ENOMEM;
+    rc = -EIO;
+    if (EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k->pkey) == 1)
+        rc = EVP_DigestVerify(ctx, sig, AUDIT_SIG_LEN, msg, len) == 1;
+    EVP_MD_CTX_free(ctx);
+    return rc;
+}
+
+int audit_key_sign(const struct audit_key *k, const unsigned char *msg, size_t len,
+                   unsigned char sig[AUDIT_SIG_LEN])
+{
+    size_t siglen = AUDIT_SIG_LEN;
+    EVP_MD_CTX *ctx = NULL;
+    int rc;
+
+    if (!k || !k->can_sign)
+        return -EINVAL;
+    if (k->sign) {
+        /* Another process signs: take nothing back that this public key does not verify. */
+        rc = k->sign(k->sign_arg, msg, len, sig);
+        if (rc == 0) {
+            rc = key_verify(k, msg, len, sig);
+            rc = rc == 1 ? 0 : rc == 0 ? -EIO : rc;
+        }
+        goto out;
+    }
+    ctx = EVP_MD_CTX_new();
+    if (!ctx) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    rc = 0;
+    if (EVP_DigestSignInit(ctx, NULL, NULL, NULL, k->pkey) != 1 ||
+        EVP_DigestSign(ctx, sig, &siglen, msg, len) != 1 || siglen != AUDIT_SIG_LEN)
+        rc = -EIO;
+out:
+    EVP_MD_CTX_free(ctx);
+    return rc;
+}
+
 const char *audit_key_public_hex(const struct audit_key *k)
 {
     return k->pubhex;
@@ -659,8 +726,6 @@ out:
 int audit_capsule_seal(const struct audit_key *k, const json_t *capsule, struct audit_seal *out)
 {
     unsigned char sig[SIG_LEN];
-    size_t siglen = sizeof(sig);
-    EVP_MD_CTX *ctx = NULL;
     int rc;
 
     if (!k->can_sign)
@@ -668,22 +733,14 @@ int audit_capsule_seal(const struct audit_key *k, const json_t *capsule, struct 
     rc = audit_capsule_hash(capsule, out->hash);
     if (rc < 0)
         goto out;
-    ctx = EVP_MD_CTX_new();
-    if (!ctx) {
-        rc = -ENOMEM;
+    /* The signature covers the 64 ASCII hex chars of the hash, not the digest's bytes. */
+    rc = audit_key_sign(k, (const unsigned char *)out->hash, AUDIT_HASH_HEX - 1, sig);
+    if (rc < 0)
         goto out;
-    }
-    if (EVP_DigestSignInit(ctx, NULL, NULL, NULL, k->pkey) != 1 ||
-        EVP_DigestSign(ctx, sig, &siglen, (const unsigned char *)out->hash,
-                       AUDIT_HASH_HEX - 1) != 1 || siglen != SIG_LEN) {
-        rc = -EIO;
-        goto out;
-    }
     to_hex(sig, SIG_LEN, out->signature);
     memcpy(out->signed_by, k->id, sizeof(out->signed_by));
     rc = audit_time_iso(NULL, out->signed_at, sizeof(out->signed_at));
 out:
-    EVP_MD_CTX_free(ctx);
     return rc;
 }
 

@@ -12,6 +12,7 @@
 #define AUDIT_PUB_HEX 65    /* 64 hex chars of a raw Ed25519 public key, and the NUL */
 #define AUDIT_KEYID_HEX 17  /* signed_by: the first 16 hex chars of the public key, and the NUL */
 #define AUDIT_TIME_MAX 40   /* YYYY-MM-DDTHH:MM:SS.ffffff+00:00 and the NUL, with room */
+#define AUDIT_SIG_LEN 64    /* a raw Ed25519 signature */
 
 /* An Ed25519 key: a signing key from a seed file, or a verify-only public key. Opaque. */
 struct audit_key;
@@ -42,6 +43,22 @@ int audit_key_from_public(const char *pubhex, struct audit_key **out);
 /* The public key as 64 lowercase hex chars, and the key id (its first 16 chars). */
 const char *audit_key_public_hex(const struct audit_key *k);
 const char *audit_key_id(const struct audit_key *k);
+
+/* Signs the len bytes of msg with Ed25519 into sig, for a key whose private half lives in
+ * another process (the signer). 0 or -errno. */
+typedef int (*audit_sign_fn)(void *arg, const unsigned char *msg, size_t len,
+                             unsigned char sig[AUDIT_SIG_LEN]);
+
+/* A signing key that holds only the public half (64 hex chars) and signs through fn (arg is
+ * handed to it). Every signature fn returns is verified against the public key before it is
+ * used (one that does not verify is -EIO). 0, -EINVAL or -ENOMEM. */
+int audit_key_from_signer(const char *pubhex, audit_sign_fn fn, void *arg,
+                          struct audit_key **out);
+
+/* Sign the len bytes of msg with k (a key from audit_key_load or audit_key_from_signer).
+ * 0, -EINVAL (verify-only key), -EIO, -ENOMEM, or the signer's -errno. */
+int audit_key_sign(const struct audit_key *k, const unsigned char *msg, size_t len,
+                   unsigned char sig[AUDIT_SIG_LEN]);
 
 /* Free a key (NULL is fine). */
 void audit_key_free(struct audit_key *k);

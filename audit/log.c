@@ -34,6 +34,7 @@ static struct audit_store *store;
 static pid_t store_pid;
 static int log_fd = -1;
 static char state_dir[PATH_MAX];
+static const struct audit_signer *signer; /* NULL: the key is loaded into this process */
 static long long log_lines;     /* complete lines in audit.log: the next line's sequence */
 static off_t log_size;          /* their bytes */
 static int log_dirty;           /* a failed append may have left bytes after log_size */
@@ -262,6 +263,13 @@ static int recover(struct audit_store *st, char *err, size_t errlen)
     return rc;
 }
 
+void audit_set_signer(const struct audit_signer *s)
+{
+    pthread_mutex_lock(&life);
+    signer = s;
+    pthread_mutex_unlock(&life);
+}
+
 int audit_open(const char *dir, char *err, size_t errlen)
 {
     struct audit_store *st = NULL;
@@ -281,7 +289,7 @@ int audit_open(const char *dir, char *err, size_t errlen)
         rc = -ENAMETOOLONG;
         goto out;
     }
-    rc = audit_store_open_ex(dir, NULL, AUDIT_STORE_KEEP_KEY, &st, err, errlen);
+    rc = audit_store_open_signer(dir, NULL, AUDIT_STORE_KEEP_KEY, signer, &st, err, errlen);
     if (rc < 0)
         goto out;
     log_fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -322,8 +330,8 @@ static struct audit_store *trail(void)
     if (store && store_pid != getpid()) {
         audit_store_close(store);
         store = NULL;
-        if (audit_store_open_ex(state_dir, NULL, AUDIT_STORE_KEEP_KEY, &store, err,
-                                sizeof(err)) < 0)
+        if (audit_store_open_signer(state_dir, NULL, AUDIT_STORE_KEEP_KEY, signer, &store,
+                                    err, sizeof(err)) < 0)
             syslog(LOG_ERR, "audit: cannot reopen the capsule store: %s", err);
         else
             audit_store_set_hook(store, on_commit, store);

@@ -563,9 +563,25 @@ static int chain_has_rows(struct audit_store *st)
     return rc;
 }
 
+/* The signing key at keypath: loaded here, or its public half from signer, which keeps the
+ * private half in its own process. Created when missing either way. 0 or -errno. */
+static int load_key(struct audit_store *st, const char *keypath,
+                    const struct audit_signer *signer, char *err, size_t errlen)
+{
+    char pubhex[AUDIT_PUB_HEX];
+    int rc;
+
+    if (!signer)
+        return audit_key_load(keypath, &st->key, err, errlen);
+    rc = signer->load(signer->arg, keypath, pubhex, err, errlen);
+    if (rc == 0 && audit_key_from_signer(pubhex, signer->sign, signer->arg, &st->key) < 0)
+        rc = say(-EIO, err, errlen, "the signer gave no usable public key for %s", keypath);
+    return rc;
+}
+
 /* Open the writer and the signing key (created only as flags allow). 0 or -errno. */
-static int open_rw(struct audit_store *st, const char *keypath, unsigned flags, char *err,
-                   size_t errlen)
+static int open_rw(struct audit_store *st, const char *keypath, unsigned flags,
+                   const struct audit_signer *signer, char *err, size_t errlen)
 {
     struct stat sb;
     int rc;
@@ -589,7 +605,7 @@ static int open_rw(struct audit_store *st, const char *keypath, unsigned flags, 
         }
         st->fresh_key = 1;
     }
-    rc = audit_key_load(keypath, &st->key, err, errlen);
+    rc = load_key(st, keypath, signer, err, errlen);
     if (rc < 0)
         return rc;
     return open_reader(st, &st->rdb, err, errlen);
@@ -616,8 +632,9 @@ static int open_ro(struct audit_store *st, const char *keypath, char *err, size_
     return rc;
 }
 
-int audit_store_open_ex(const char *state_dir, const char *hostname, unsigned flags,
-                        struct audit_store **out, char *err, size_t errlen)
+int audit_store_open_signer(const char *state_dir, const char *hostname, unsigned flags,
+                            const struct audit_signer *signer, struct audit_store **out,
+                            char *err, size_t errlen)
 {
     struct audit_store *st;
     char keypath[PATH_MAX];
@@ -660,7 +677,7 @@ int audit_store_open_ex(const char *state_dir, const char *hostname, unsigned fl
     if (st->readonly)
         rc = open_ro(st, keypath, err, errlen);
     else
-        rc = open_rw(st, keypath, flags, err, errlen);
+        rc = open_rw(st, keypath, flags, signer, err, errlen);
     if (rc < 0)
         goto fail;
     *out = st;
@@ -668,6 +685,12 @@ int audit_store_open_ex(const char *state_dir, const char *hostname, unsigned fl
 fail:
     audit_store_close(st);
     return rc;
+}
+
+int audit_store_open_ex(const char *state_dir, const char *hostname, unsigned flags,
+                        struct audit_store **out, char *err, size_t errlen)
+{
+    return audit_store_open_signer(state_dir, hostname, flags, NULL, out, err, errlen);
 }
 
 int audit_store_open(const char *state_dir, const char *hostname, struct audit_store **out,

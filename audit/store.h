@@ -63,6 +63,23 @@ int audit_store_open(const char *state_dir, const char *hostname, struct audit_s
 int audit_store_open_ex(const char *state_dir, const char *hostname, unsigned flags,
                         struct audit_store **out, char *err, size_t errlen);
 
+/* A signing key kept in another process (the daemon's signer). load: the public key (64 hex
+ * chars) of the Ed25519 seed file keypath, which the signer creates when missing and checks as
+ * audit_key_load does, or -errno with err filled; sign: see audit_sign_fn. arg goes to both. */
+struct audit_signer {
+    int (*load)(void *arg, const char *keypath, char pubhex[AUDIT_PUB_HEX], char *err,
+                size_t errlen);
+    audit_sign_fn sign;
+    void *arg;
+};
+
+/* audit_store_open_ex with the signing key behind signer (NULL: loaded into this process, as
+ * audit_store_open_ex does). The store never reads the key file itself then; a missing key is
+ * refused or left to the signer to create as flags say. A read-only open ignores signer. */
+int audit_store_open_signer(const char *state_dir, const char *hostname, unsigned flags,
+                            const struct audit_signer *signer, struct audit_store **out,
+                            char *err, size_t errlen);
+
 /* 1 when this open created the signing key (there was none), else 0. */
 int audit_store_fresh_key(const struct audit_store *st);
 
