@@ -1,4 +1,7 @@
-/* ca.c: the internal CA: root generation and loading, leaf issuance, archive, renewal, info. */
+/* ca.c: the internal CA: root generation and loading, leaf issuance, the policy every
+ * certificate the CA key signs must meet, archive, renewal, info. The CA key is either held here
+ * (ca_open: the signer process, unit tests, tools) or kept in another process (ca_open_remote:
+ * the daemon, which then holds only the certificate and asks that process for signatures). */
 #include "core/ca.h"
 
 #include <dirent.h>
@@ -36,11 +39,17 @@
 #define CA_FILE_MAX (1 << 20)       /* largest PEM file read */
 #define CA_DAY_SECS 86400
 #define CA_CN_PREFIX "QP Conduit Internal CA ("
+#define CA_SERIAL_MAX_BYTES 20      /* RFC 5280 4.1.2.2 */
+#define CA_SKEW_BEFORE_SECS 86400   /* a request's notBefore may be this far back ... */
+#define CA_SKEW_AFTER_SECS 3600     /* ... or this far ahead of the signer's clock */
+#define CA_DER_MAX (64 * 1024)      /* largest certificate the policy looks at */
 
 struct ca {
     pthread_mutex_t lock;           /* guards the leaf files and the OpenSSL objects */
     enum ca_key_type type;          /* immutable after ca_open */
-    EVP_PKEY *key;
+    EVP_PKEY *key;                  /* NULL when another process holds it (sign is set) */
+    ca_sign_fn sign;
+    void *sign_arg;
     X509 *cert;
     char tls_dir[PATH_MAX];
     char archive_dir[PATH_MAX];
@@ -513,11 +522,13 @@ static int fingerprint(const X509 *crt, char out[65])
 }
 
 /* Build and sign a v3 certificate for pub: random serial, valid from now - CA_BACKDATE_SECS to
- * not_after, issued by issuer (NULL: self-signed by sign_key), with the extensions exts.
- * NULL with the OpenSSL error queued. */
-static X509 *build_cert(EVP_PKEY *pub, const X509_NAME *subject, X509 *issuer, EVP_PKEY *sign_key,
-                        enum ca_key_type type, time_t not_after, const struct ext_spec *exts,
-                        size_t nexts)
+ * not_after, issued by issuer (NULL: self-issued), whose key is issuer_key (only its public half
+ * is used, for the key identifiers), with the extensions exts, signed by sign_key: the issuer's
+ * key for the root, the subject's own key for a leaf request (see certify). NULL with the
+ * OpenSSL error queued. */
+static X509 *build_cert(EVP_PKEY *pub, const X509_NAME *subject, X509 *issuer,
+                        EVP_PKEY *issuer_key, EVP_PKEY *sign_key, enum ca_key_type type,
+                        time_t not_after, const struct ext_spec *exts, size_t nexts)
 {
     X509 *crt = X509_new();
     X509V3_CTX ctx;
@@ -532,7 +543,7 @@ static X509 *build_cert(EVP_PKEY *pub, const X509_NAME *subject, X509 *issuer, E
         goto out;
     memset(&ctx, 0, sizeof(ctx));          /* no config database: db stays NULL */
     X509V3_set_ctx(&ctx, issuer ? issuer : crt, crt, NULL, NULL, 0);
-    if (!X509V3_set_issuer_pkey(&ctx, sign_key))
+    if (!X509V3_set_issuer_pkey(&ctx, issuer_key))
         goto out;
     for (size_t i = 0; i < nexts; i++) {
         X509_EXTENSION *ext = X509V3_EXT_nconf_nid(NULL, &ctx, exts[i].nid, exts[i].value);
@@ -607,7 +618,7 @@ static int generate_root(struct ca *ca, enum ca_key_type type, const char *hostn
     not_after = timegm(&tm);
     name = root_name(hostname);
     key = name ? gen_key(type) : NULL;
-    crt = key ? build_cert(key, name, NULL, key, type, not_after, exts,
+    crt = key ? build_cert(key, name, NULL, key, key, type, not_after, exts,
                            sizeof(exts) / sizeof(exts[0])) : NULL;
     if (!crt) {
         rc = ossl_errno(err, errlen, "generating the CA");
@@ -856,6 +867,377 @@ int ca_archive(struct ca *ca, const char *domain)
     return rc;
 }
 
+/* ---- the signing policy: what the CA key signs ---- */
+
+/* Extensions a leaf request may carry; anything else is refused. */
+static const int allowed_exts[] = {
+    NID_basic_constraints, NID_key_usage, NID_ext_key_usage, NID_subject_key_identifier,
+    NID_authority_key_identifier, NID_subject_alt_name,
+};
+
+/* 0 when crt carries only allowed extensions, each at most once (duplicates make OpenSSL set
+ * EXFLAG_INVALID, checked by the caller). -EPERM with a reason. */
+static int check_exts(const X509 *crt, char *err, size_t errlen)
+{
+    int n = X509_get_ext_count(crt);
+
+    for (int i = 0; i < n; i++) {
+        const X509_EXTENSION *ext = X509_get_ext(crt, i);
+        int nid = OBJ_obj2nid(X509_EXTENSION_get_object((X509_EXTENSION *)ext));
+        size_t k;
+
+        for (k = 0; k < sizeof(allowed_exts) / sizeof(allowed_exts[0]); k++)
+            if (allowed_exts[k] == nid)
+                break;
+        if (k == sizeof(allowed_exts) / sizeof(allowed_exts[0])) {
+            set_err(err, errlen, "refused: extension %s is not allowed in a leaf",
+                    nid == NID_undef ? "(unknown)" : OBJ_nid2sn(nid));
+            return -EPERM;
+        }
+    }
+    return 0;
+}
+
+/* 0 when crt names one or more DNS names in its SAN and nothing else, each a valid domain.
+ * -EPERM with a reason. */
+static int check_san(X509 *crt, char *err, size_t errlen)
+{
+    GENERAL_NAMES *names = X509_get_ext_d2i(crt, NID_subject_alt_name, NULL, NULL);
+    int n = names ? sk_GENERAL_NAME_num(names) : 0, rc = 0;
+
+    if (n <= 0) {
+        rc = -EPERM;
+        set_err(err, errlen, "refused: a leaf must name its domain in subjectAltName");
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
+        const ASN1_IA5STRING *dns = gn->type == GEN_DNS ? gn->d.dNSName : NULL;
+        char name[254];
+        int len = dns ? ASN1_STRING_length(dns) : -1;
+
+        if (len <= 0 || len >= (int)sizeof(name)) {
+            rc = -EPERM;
+            set_err(err, errlen, "refused: subjectAltName holds a name that is not a domain");
+            goto out;
+        }
+        memcpy(name, ASN1_STRING_get0_data(dns), (size_t)len);
+        name[len] = '\0';
+        if (strlen(name) != (size_t)len || !domain_ok(name)) {
+            rc = -EPERM;
+            set_err(err, errlen, "refused: subjectAltName holds an invalid domain");
+            goto out;
+        }
+    }
+out:
+    GENERAL_NAMES_free(names);
+    ERR_clear_error();
+    return rc;
+}
+
+/* 0 when the validity of crt is what this CA issues: from about now (CA_SKEW_* either way), to a
+ * time in the future, at most CA_LEAF_DAYS_MAX days (and a day's slack) ahead and never past the
+ * CA's own expiry. -EKEYEXPIRED when the CA expired, -EPERM with a reason otherwise. */
+static int check_validity(struct ca *ca, const X509 *crt, char *err, size_t errlen)
+{
+    int64_t ca_left, from, until;
+
+    if (secs_until(X509_get0_notAfter(ca->cert), &ca_left) < 0 || ca_left <= 0) {
+        set_err(err, errlen, "the CA certificate expired; no leaf can be signed");
+        return -EKEYEXPIRED;
+    }
+    if (secs_until(X509_get0_notBefore(crt), &from) < 0 ||
+        secs_until(X509_get0_notAfter(crt), &until) < 0) {
+        set_err(err, errlen, "refused: unreadable validity");
+        return -EPERM;
+    }
+    if (from < -CA_SKEW_BEFORE_SECS || from > CA_SKEW_AFTER_SECS) {
+        set_err(err, errlen, "refused: notBefore is not about now");
+        return -EPERM;
+    }
+    if (until <= 0 || until <= from ||
+        until > (int64_t)CA_LEAF_DAYS_MAX * CA_DAY_SECS + CA_DAY_SECS || until > ca_left) {
+        set_err(err, errlen, "refused: notAfter is past, too far ahead (%d days at most), or "
+                "past the CA's own expiry", CA_LEAF_DAYS_MAX);
+        return -EPERM;
+    }
+    return 0;
+}
+
+/* The policy: 0 when crt is a leaf this CA may sign, else -EPERM (or -EKEYEXPIRED) with a
+ * reason. A leaf is a v3 certificate issued in the CA's name (subject not the CA's), with a
+ * positive serial of at most 20 bytes, an end-entity basicConstraints (CA:FALSE), no
+ * certificate or CRL signing in keyUsage, serverAuth/clientAuth only in extendedKeyUsage, one or
+ * more DNS names and nothing else in subjectAltName, only those extensions and the key
+ * identifiers (the authority one, if any, the CA's), a key of the CA's type that is not the
+ * CA's key, a signature by that key (proof that the requester holds it), and a validity as
+ * check_validity says. */
+static int check_leaf(struct ca *ca, X509 *crt, char *err, size_t errlen)
+{
+    EVP_PKEY *pub = X509_get0_pubkey(crt);
+    const ASN1_INTEGER *serial = X509_get0_serialNumber(crt);
+    BIGNUM *bn = NULL;
+    enum ca_key_type type;
+    uint32_t flags;
+    int rc = -EPERM;
+
+    if (X509_get_version(crt) != X509_VERSION_3) {
+        set_err(err, errlen, "refused: not an X.509 v3 certificate");
+        goto out;
+    }
+    if (X509_NAME_cmp(X509_get_issuer_name(crt), X509_get_subject_name(ca->cert)) != 0) {
+        set_err(err, errlen, "refused: the issuer is not this CA");
+        goto out;
+    }
+    if (X509_NAME_cmp(X509_get_subject_name(crt), X509_get_subject_name(ca->cert)) == 0) {
+        set_err(err, errlen, "refused: the subject is the CA's own name");
+        goto out;
+    }
+    bn = ASN1_INTEGER_to_BN(serial, NULL);
+    if (!bn || BN_is_negative(bn) || BN_is_zero(bn) || BN_num_bytes(bn) > CA_SERIAL_MAX_BYTES) {
+        set_err(err, errlen, "refused: the serial is not a positive number of at most %d bytes",
+                CA_SERIAL_MAX_BYTES);
+        goto out;
+    }
+    rc = check_exts(crt, err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = -EPERM;
+    flags = X509_get_extension_flags(crt);
+    if (flags & EXFLAG_INVALID) {
+        set_err(err, errlen, "refused: invalid or repeated extensions");
+        goto out;
+    }
+    if (!(flags & EXFLAG_BCONS) || (flags & EXFLAG_CA) || X509_check_ca(crt) != 0) {
+        set_err(err, errlen, "refused: not an end-entity certificate (CA:FALSE is required)");
+        goto out;
+    }
+    if ((flags & EXFLAG_KUSAGE) && (X509_get_key_usage(crt) & (KU_KEY_CERT_SIGN | KU_CRL_SIGN))) {
+        set_err(err, errlen, "refused: keyUsage allows signing certificates or CRLs");
+        goto out;
+    }
+    if ((flags & EXFLAG_XKUSAGE) &&
+        (X509_get_extended_key_usage(crt) & ~(uint32_t)(XKU_SSL_SERVER | XKU_SSL_CLIENT))) {
+        set_err(err, errlen, "refused: extendedKeyUsage beyond serverAuth and clientAuth");
+        goto out;
+    }
+    if (!pub || key_type_of(pub, &type) < 0 || type != ca->type) {
+        set_err(err, errlen, "refused: the leaf key is not of the CA's type (%s)",
+                ca_key_type_name(ca->type));
+        goto out;
+    }
+    if (X509_check_issued(ca->cert, crt) != X509_V_OK) {
+        set_err(err, errlen, "refused: the authority key identifier or the signature algorithm "
+                "is not the CA's");
+        goto out;
+    }
+    rc = check_san(crt, err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = -EPERM;
+    if (EVP_PKEY_eq(pub, X509_get0_pubkey(ca->cert)) == 1) {
+        set_err(err, errlen, "refused: the leaf key is the CA's key");
+        goto out;
+    }
+    if (X509_verify(crt, pub) != 1) {
+        set_err(err, errlen, "refused: the request is not signed by its own key");
+        goto out;
+    }
+    rc = check_validity(ca, crt, err, errlen);
+out:
+    BN_free(bn);
+    ERR_clear_error();
+    return rc;
+}
+
+/* A certificate as DER in a malloc'd buffer. 0 or -errno. */
+static int cert_der(X509 *crt, unsigned char **out, size_t *outlen)
+{
+    unsigned char *p;
+    int n = i2d_X509(crt, NULL);
+
+    *out = NULL;
+    *outlen = 0;
+    if (n <= 0)
+        return ossl_errno(NULL, 0, "encoding certificate");
+    *out = malloc((size_t)n);
+    if (!*out)
+        return -ENOMEM;
+    p = *out;
+    if (i2d_X509(crt, &p) != n) {
+        free(*out);
+        *out = NULL;
+        return ossl_errno(NULL, 0, "encoding certificate");
+    }
+    *outlen = (size_t)n;
+    return 0;
+}
+
+/* Parse exactly one DER certificate of len bytes (nothing after it). NULL when it is not. */
+static X509 *parse_der(const unsigned char *der, size_t len)
+{
+    const unsigned char *p = der;
+    X509 *crt;
+
+    if (!der || len == 0 || len > CA_DER_MAX)
+        return NULL;
+    crt = d2i_X509(NULL, &p, (long)len);
+    if (crt && p != der + len) {
+        X509_free(crt);
+        crt = NULL;
+    }
+    ERR_clear_error();
+    return crt;
+}
+
+/* ca_sign_cert with the lock held and the key here. */
+static int sign_locked(struct ca *ca, const unsigned char *der, size_t len, unsigned char **out,
+                       size_t *outlen, char *err, size_t errlen)
+{
+    X509 *crt = NULL;
+    int rc;
+
+    *out = NULL;
+    *outlen = 0;
+    if (!ca->key) {
+        set_err(err, errlen, "the CA key is not in this process");
+        return -ENOKEY;
+    }
+    crt = parse_der(der, len);
+    if (!crt) {
+        rc = -EINVAL;
+        set_err(err, errlen, "refused: not one DER certificate");
+        goto out;
+    }
+    rc = check_leaf(ca, crt, err, errlen);
+    if (rc < 0)
+        goto out;
+    if (X509_sign(crt, ca->key, ca->type == CA_KEY_ED25519 ? NULL : EVP_sha256()) <= 0) {
+        rc = ossl_errno(err, errlen, "signing the certificate");
+        goto out;
+    }
+    rc = cert_der(crt, out, outlen);
+out:
+    X509_free(crt);
+    return rc;
+}
+
+int ca_sign_cert(struct ca *ca, const unsigned char *der, size_t len, unsigned char **out,
+                 size_t *outlen, char *err, size_t errlen)
+{
+    int rc;
+
+    set_err(err, errlen, "%s", "");
+    if (!ca || !out || !outlen)
+        return -EINVAL;
+    pthread_mutex_lock(&ca->lock);
+    rc = sign_locked(ca, der, len, out, outlen, err, errlen);
+    pthread_mutex_unlock(&ca->lock);
+    return rc;
+}
+
+/* Have the CA key sign the leaf request *crt (self-signed by key, its subject key; see
+ * build_cert): here, or in the process that holds the CA key. What comes back must verify with
+ * the CA's public key and carry the request's serial and key; it replaces *crt. With the lock
+ * held. 0 or -errno with a reason. */
+static int certify(struct ca *ca, X509 **crt, EVP_PKEY *key, char *err, size_t errlen)
+{
+    unsigned char *req = NULL, *resp = NULL;
+    size_t reqlen = 0, resplen = 0;
+    X509 *got = NULL;
+    int rc;
+
+    rc = cert_der(*crt, &req, &reqlen);
+    if (rc < 0) {
+        set_err(err, errlen, "encoding the certificate request: %s", strerror(-rc));
+        goto out;
+    }
+    if (ca->sign)
+        rc = ca->sign(ca->sign_arg, req, reqlen, &resp, &resplen, err, errlen);
+    else
+        rc = sign_locked(ca, req, reqlen, &resp, &resplen, err, errlen);
+    if (rc < 0)
+        goto out;
+    got = parse_der(resp, resplen);
+    if (!got || X509_verify(got, X509_get0_pubkey(ca->cert)) != 1 ||
+        EVP_PKEY_eq(X509_get0_pubkey(got), key) != 1 ||
+        ASN1_INTEGER_cmp(X509_get0_serialNumber(got), X509_get0_serialNumber(*crt)) != 0) {
+        rc = -EIO;
+        set_err(err, errlen, "the signer returned a certificate other than the one requested");
+        goto out;
+    }
+    X509_free(*crt);
+    *crt = got;
+    got = NULL;
+out:
+    ERR_clear_error();
+    X509_free(got);
+    free(req);
+    free(resp);
+    return rc;
+}
+
+int ca_open_remote(const char *state_dir, const unsigned char *root_der, size_t len,
+                   ca_sign_fn fn, void *arg, struct ca **out, char *err, size_t errlen)
+{
+    struct ca *ca = NULL;
+    EVP_PKEY *pub;
+    int rc = -EINVAL;
+
+    set_err(err, errlen, "%s", "");
+    if (!state_dir || !fn || !out) {
+        set_err(err, errlen, "ca_open_remote: invalid argument");
+        return -EINVAL;
+    }
+    *out = NULL;
+    ca = calloc(1, sizeof(*ca));
+    if (!ca) {
+        rc = -ENOMEM;
+        set_err(err, errlen, "out of memory");
+        goto out;
+    }
+    if (state_path(ca->tls_dir, sizeof(ca->tls_dir), state_dir, "tls") < 0 ||
+        state_path(ca->archive_dir, sizeof(ca->archive_dir), ca->tls_dir, "archive") < 0) {
+        rc = -ENAMETOOLONG;
+        set_err(err, errlen, "state directory path too long");
+        goto out;
+    }
+    ca->cert = parse_der(root_der, len);
+    pub = ca->cert ? X509_get0_pubkey(ca->cert) : NULL;
+    if (!pub || key_type_of(pub, &ca->type) < 0 || X509_check_ca(ca->cert) != 1 ||
+        X509_verify(ca->cert, pub) != 1) {
+        set_err(err, errlen, "the signer's CA certificate is not a self-signed ed25519 or "
+                "ecdsa-p256 CA");
+        goto out;
+    }
+    rc = -pthread_mutex_init(&ca->lock, NULL);
+    if (rc < 0) {
+        set_err(err, errlen, "pthread_mutex_init: %s", strerror(-rc));
+        goto out;
+    }
+    ca->sign = fn;
+    ca->sign_arg = arg;
+    *out = ca;
+    ca = NULL;
+out:
+    ERR_clear_error();
+    if (ca) {
+        X509_free(ca->cert);
+        free(ca);
+    }
+    return rc;
+}
+
+int ca_root_der(struct ca *ca, unsigned char **der, size_t *len)
+{
+    int rc;
+
+    pthread_mutex_lock(&ca->lock);
+    rc = cert_der(ca->cert, der, len);
+    pthread_mutex_unlock(&ca->lock);
+    return rc;
+}
+
 int ca_issue(struct ca *ca, const char *domain, int leaf_days, char serial_hex[CA_SERIAL_HEX_MAX],
              char *err, size_t errlen)
 {
@@ -918,12 +1300,15 @@ int ca_issue(struct ca *ca, const char *domain, int leaf_days, char serial_hex[C
         name = NULL;
     }
     key = name ? gen_key(ca->type) : NULL;
-    crt = key ? build_cert(key, name, ca->cert, ca->key, ca->type, not_after, exts,
-                           sizeof(exts) / sizeof(exts[0])) : NULL;
+    crt = key ? build_cert(key, name, ca->cert, X509_get0_pubkey(ca->cert), key, ca->type,
+                           not_after, exts, sizeof(exts) / sizeof(exts[0])) : NULL;
     if (!crt) {
         rc = ossl_errno(err, errlen, "issuing the certificate");
         goto out;
     }
+    rc = certify(ca, &crt, key, err, errlen);
+    if (rc < 0)
+        goto out;
     rc = serial_hex_of(crt, serial, sizeof(serial));
     if (rc < 0)
         goto out;

@@ -30,6 +30,33 @@ struct ca;
 int ca_open(const char *state_dir, enum ca_key_type want, const char *hostname, struct ca **out,
             bool *created, char *err, size_t errlen);
 
+/* Signs a leaf for a CA whose key lives in another process (the signer): req is the DER of
+ * the certificate to sign, as ca_issue builds it (issued in the CA's name, self-signed by the
+ * leaf's own key); on success *out is the DER of the certificate signed by the CA key (malloc'd),
+ * as ca_sign_cert returns it. 0 or -errno with a one-line reason in err. */
+typedef int (*ca_sign_fn)(void *arg, const unsigned char *req, size_t len, unsigned char **out,
+                          size_t *outlen, char *err, size_t errlen);
+
+/* Open the CA of state_dir whose key another process holds: root_der is its certificate (as
+ * ca_root_der gives it there), fn (with arg) signs. No key file is read; every call below works
+ * as for ca_open, ca_issue signing through fn. 0, -EINVAL (not a self-signed CA certificate of a
+ * supported type) or -errno with a reason in err. */
+int ca_open_remote(const char *state_dir, const unsigned char *root_der, size_t len,
+                   ca_sign_fn fn, void *arg, struct ca **out, char *err, size_t errlen);
+
+/* Sign a leaf request (see ca_sign_fn) with the key of a CA from ca_open, if it meets the
+ * policy: a v3 certificate issued in this CA's name, CA:FALSE, no certificate or CRL signing,
+ * only DNS names in subjectAltName, only the extensions ca_issue sets, a key of the CA's type
+ * signing the request itself, a positive serial, valid from about now for at most
+ * CA_LEAF_DAYS_MAX days and never past the CA. *out (malloc'd) gets the signed DER.
+ * 0, -EINVAL (not one DER certificate), -EPERM (refused by the policy), -EKEYEXPIRED (the CA
+ * expired), -ENOKEY (a CA from ca_open_remote) or -errno, with a one-line reason in err. */
+int ca_sign_cert(struct ca *ca, const unsigned char *der, size_t len, unsigned char **out,
+                 size_t *outlen, char *err, size_t errlen);
+
+/* The CA certificate as DER in *der (malloc'd). 0 or -errno. */
+int ca_root_der(struct ca *ca, unsigned char **der, size_t *len);
+
 /* Release the CA (the key is freed by OpenSSL, which clears it). NULL is ignored. */
 void ca_close(struct ca *ca);
 

@@ -21,6 +21,7 @@
 #include "audit/audit.h"
 #include "core/ca.h"
 #include "core/gateway.h"
+#include "core/signer.h"
 #include "core/statefile.h"
 #include "core/trust.h"
 
@@ -453,7 +454,13 @@ int ca_service_open(const struct reg_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "internal CA: --renew-before-days must not be negative");
         return -EINVAL;
     }
-    rc = ca_open(cfg->state_dir, type, cfg->hostname, &g_ca, &created, why, sizeof(why));
+    /* With a signer process (the daemon) the CA key stays there; without one (unit tests) it
+     * is loaded here. */
+    if (signer_running())
+        rc = signer_ca_open(cfg->state_dir, type, cfg->hostname, &g_ca, &created, why,
+                            sizeof(why));
+    else
+        rc = ca_open(cfg->state_dir, type, cfg->hostname, &g_ca, &created, why, sizeof(why));
     if (rc < 0) {
         snprintf(err, errlen, "internal CA: %s", why);
         return rc;

@@ -1,4 +1,5 @@
-/* main.c: command line, start-up order (state dir -> registry -> audit -> mount), FUSE loop. */
+/* main.c: command line, start-up order (state dir -> signer -> audit -> CA -> registry ->
+ * mount), FUSE loop, and one shut-down path for every outcome. */
 #include <errno.h>
 #include <grp.h>
 #include <limits.h>
@@ -18,6 +19,7 @@
 #include "core/casvc.h"
 #include "core/gateway.h"
 #include "core/health.h"
+#include "core/signer.h"
 #include "core/supervisor.h"
 #include "core/statefile.h"
 #include "core/validate.h"
@@ -45,6 +47,17 @@ struct opts {
     int foreground, single, debug;
     struct fuse_args fargs;
 };
+
+/* The FUSE arguments of main, freed by leave() on the paths that exit early. */
+static struct fuse_args *g_fargs;
+
+/* Exit with status before anything is mounted or started, freeing the FUSE arguments. */
+static void leave(int status)
+{
+    if (g_fargs)
+        fuse_opt_free_args(g_fargs);
+    exit(status);
+}
 
 static void usage(FILE *f)
 {
@@ -90,7 +103,7 @@ static void die_usage(const char *fmt, const char *arg)
     fprintf(stderr, "conduitfs: ");
     fprintf(stderr, fmt, arg);
     fprintf(stderr, " (see --help)\n");
-    exit(EXIT_USAGE);
+    leave(EXIT_USAGE);
 }
 
 /* Parse "ADDR:PORT" (IPv6 as [ADDR]:PORT) into addr and port. 0 or -1. */
@@ -169,10 +182,10 @@ static void parse_args(int argc, char **argv, struct opts *o)
 
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
-            exit(0);
+            leave(0);
         } else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
             printf("conduitfs %s (libfuse %d)\n", CONDUIT_VERSION, fuse_version());
-            exit(0);
+            leave(0);
         } else if ((v = opt_value(argc, argv, &i, "--state"))) {
             o->state = v;
         } else if ((v = opt_value(argc, argv, &i, "--domains"))) {
@@ -274,11 +287,11 @@ static void build_config(const struct opts *o, struct reg_config *cfg)
     rc = state_dir_init(state, &created);
     if (rc < 0) {
         fprintf(stderr, "conduitfs: unusable state directory %s: %s\n", state, strerror(-rc));
-        exit(EXIT_USAGE);
+        leave(EXIT_USAGE);
     }
     if (!realpath(state, cfg->state_dir)) {
         fprintf(stderr, "conduitfs: unusable state directory %s: %s\n", state, strerror(errno));
-        exit(EXIT_USAGE);
+        leave(EXIT_USAGE);
     }
     cfg->manage = !o->no_manage;
 
@@ -382,11 +395,14 @@ int main(int argc, char **argv)
     struct fuse_loop_config lcfg = { .clone_fd = 0, .max_idle_threads = 16 };
     char err[512], who[64];
     int rc, status = 1;
-    bool first;
+    bool first, mounted = false;
 
     umask(077);
+    if (argc == 3 && strcmp(argv[1], SIGNER_ARG) == 0)
+        return signer_exec_main(argv[2]);
     if (argc > 1 && strcmp(argv[1], "verify") == 0)
         return audit_verify_main(argc - 1, argv + 1);
+    g_fargs = &o.fargs;
     fuse_opt_add_arg(&o.fargs, argv[0]);
     parse_args(argc, argv, &o);
     build_config(&o, &fs_cfg);
@@ -396,10 +412,17 @@ int main(int argc, char **argv)
     openlog("conduitfs", LOG_PID | (o.foreground && !getenv("JOURNAL_STREAM") ? LOG_PERROR : 0),
             LOG_DAEMON);
 
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    /* Start-up order: state dir (above) -> daemons present -> audit -> CA -> registry ->
-     * monitor -> mount -> daemonize -> threads. */
-    rc = fs_cfg.manage ? sup_check(&fs_cfg, err, sizeof(err)) : 0;
+    /* Start-up order: state dir (above) -> signer -> daemons present -> audit -> CA ->
+     * registry -> monitor -> mount -> daemonize -> threads. The signer is forked (and
+     * re-executed) first, while this process has one thread and has read no key: only the
+     * signer reads state/key and state/tls/ca.key, and this process holds their public halves.
+     * Any failure before the mount takes the one shut-down path at out (status 2). */
+    rc = signer_start(fs_cfg.state_dir, "/proc/self/exe", err, sizeof(err));
+    if (rc == 0) {
+        audit_set_signer(signer_audit());
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        rc = fs_cfg.manage ? sup_check(&fs_cfg, err, sizeof(err)) : 0;
+    }
     if (rc == 0)
         rc = audit_open(fs_cfg.state_dir, err, sizeof(err));
     if (rc == 0)
@@ -410,7 +433,8 @@ int main(int argc, char **argv)
         rc = mon_open(&fs_cfg, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "conduitfs: %s\n", err);
-        return EXIT_USAGE;
+        status = EXIT_USAGE;
+        goto out;
     }
     if (first) {
         json_t *d = json_pack("{s:s}", "state_dir", fs_cfg.state_dir);
@@ -431,6 +455,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "conduitfs: cannot mount on %s\n", o.mountpoint);
         goto out_destroy;
     }
+    mounted = true;
+    /* The signer's socket is inherited by the daemonized child; the parent's copy closes when
+     * it exits, so the signer lives exactly as long as the daemon. */
     if (fuse_daemonize(o.foreground) != 0)
         goto out_unmount;
     if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
@@ -458,7 +485,8 @@ int main(int argc, char **argv)
     }
     if (ca_service_start() < 0)
         goto out_unmount;
-    syslog(LOG_INFO, "mounted %s (state %s)", o.mountpoint, fs_cfg.state_dir);
+    syslog(LOG_INFO, "mounted %s (state %s, signer pid %ld)", o.mountpoint, fs_cfg.state_dir,
+           (long)signer_pid());
     rc = o.single ? fuse_loop(fuse) : fuse_loop_mt(fuse, &lcfg);
     status = rc == 0 ? 0 : 1;
     fuse_remove_signal_handlers(fuse_get_session(fuse));
@@ -473,8 +501,10 @@ out:
     sup_stop();
     mon_close();
     reg_close();
-    audit_close();
+    audit_close();          /* removes SQLite's -wal and -shm files */
+    signer_stop();          /* last: closing the CA and the trail may still seal lines */
     fuse_opt_free_args(&o.fargs);
-    syslog(LOG_INFO, "unmounted %s", o.mountpoint);
+    if (mounted)
+        syslog(LOG_INFO, "unmounted %s", o.mountpoint);
     return status;
 }
