@@ -48,14 +48,34 @@ struct opts {
     struct fuse_args fargs;
 };
 
-/* The FUSE arguments of main, freed by leave() on the paths that exit early. */
-static struct fuse_args *g_fargs;
+/* A copy of one -o list: the values taken from it point into text. */
+struct opt_copy {
+    struct opt_copy *next;
+    char text[];
+};
 
-/* Exit with status before anything is mounted or started, freeing the FUSE arguments. */
-static void leave(int status)
+/* The FUSE arguments of main and the -o copies, freed by free_args (leave() on the paths that
+ * exit early, main's end otherwise). */
+static struct fuse_args *g_fargs;
+static struct opt_copy *g_copies;
+
+static void free_args(void)
 {
+    struct opt_copy *c, *next;
+
     if (g_fargs)
         fuse_opt_free_args(g_fargs);
+    for (c = g_copies; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    g_copies = NULL;
+}
+
+/* Exit with status before anything is mounted or started, freeing the arguments. */
+static void leave(int status)
+{
+    free_args();
     exit(status);
 }
 
@@ -134,7 +154,7 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name)
 }
 
 /* Split a -o list: our own keys (the fstab spelling of the long options) are taken out, the
- * rest go to FUSE. The values point into a copy that lives as long as the process. */
+ * rest go to FUSE. The values point into a copy that lives until free_args. */
 static void parse_mount_opts(struct opts *o, const char *list)
 {
     static const struct { const char *key; size_t off; } keys[] = {
@@ -146,11 +166,16 @@ static void parse_mount_opts(struct opts *o, const char *list)
         { "key_type", offsetof(struct opts, key_type) },
         { "admin_group", offsetof(struct opts, admin_group) },
     };
-    char *copy = strdup(list), *save = NULL, *tok;
+    size_t len = strlen(list);
+    struct opt_copy *c = malloc(sizeof(*c) + len + 1);
+    char *save = NULL, *tok;
 
-    if (!copy)
+    if (!c)
         die_usage("%s", "out of memory");
-    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    memcpy(c->text, list, len + 1);
+    c->next = g_copies;
+    g_copies = c;
+    for (tok = strtok_r(c->text, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(tok, '=');
         size_t klen = eq ? (size_t)(eq - tok) : strlen(tok);
         bool ours = false;
@@ -170,7 +195,6 @@ static void parse_mount_opts(struct opts *o, const char *list)
             fuse_opt_add_arg(&o->fargs, tok);
         }
     }
-    /* copy stays allocated: the taken values point into it */
 }
 
 static void parse_args(int argc, char **argv, struct opts *o)
@@ -503,7 +527,7 @@ out:
     reg_close();
     audit_close();          /* removes SQLite's -wal and -shm files */
     signer_stop();          /* last: closing the CA and the trail may still seal lines */
-    fuse_opt_free_args(&o.fargs);
+    free_args();
     if (mounted)
         syslog(LOG_INFO, "unmounted %s", o.mountpoint);
     return status;
