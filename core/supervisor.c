@@ -341,12 +341,44 @@ static void *sup_main(void *arg)
     return NULL;
 }
 
+/* Caddy 2.6 rebinds its listeners with SO_REUSEPORT at every config load and closes the old
+ * socket; without net.ipv4.tcp_migrate_req the kernel resets the connections still queued on
+ * the old one, so a reload drops a few new connections. The setting is per network namespace
+ * and only moves such connections to the surviving listener, so turn it on where it is off. */
+static void enable_tcp_migrate(void)
+{
+    static const char path[] = "/proc/sys/net/ipv4/tcp_migrate_req";
+    char cur[8] = "";
+    FILE *f = fopen(path, "r");
+
+    if (f) {
+        if (!fgets(cur, sizeof(cur), f))
+            cur[0] = '\0';
+        fclose(f);
+    }
+    if (cur[0] == '1')
+        return;
+    f = fopen(path, "w");
+    if (f) {
+        bool ok = fputs("1\n", f) >= 0;
+
+        if (fclose(f) == 0 && ok) {
+            syslog(LOG_NOTICE, "set net.ipv4.tcp_migrate_req=1 so that Caddy reloads do not "
+                   "reset queued connections");
+            return;
+        }
+    }
+    syslog(LOG_WARNING, "cannot set net.ipv4.tcp_migrate_req=1 (%s): a Caddy reload may reset "
+           "a few new connections", strerror(errno));
+}
+
 int sup_start(const struct reg_config *cfg)
 {
     char dir[PATH_MAX];
     int rc;
 
     g_cfg = cfg;
+    enable_tcp_migrate();
     rc = state_path(dir, sizeof(dir), cfg->state_dir, "log");
     if (rc == 0)
         rc = state_mkdir(dir, 0700);

@@ -12,7 +12,9 @@
 int sup_check(const struct reg_config *cfg, char *err, size_t errlen);
 
 /* Start the supervisor thread, which starts both children and restarts either one that dies
- * (at most once a second, an audit line supervisor_restart each time). Children get
+ * (at most once a second, an audit line supervisor_restart each time). It first turns on
+ * net.ipv4.tcp_migrate_req in this network namespace (logged), which Caddy's reloads need to
+ * keep every new connection (see supervisor.c). Children get
  * PR_SET_PDEATHSIG, so none outlives the daemon, even after kill -9. 0 or -errno. */
 int sup_start(const struct reg_config *cfg);
 

@@ -2,6 +2,12 @@
 # test_gateway.sh: the live gateway. Real dnsmasq and Caddy supervised by conduitfs on loopback
 # ports; a python upstream; DNS answers, TLS 1.3 routes with our CA, dns mode, a rejected reload
 # rolled back, health transitions, zero-downtime reloads, restarts, and no orphans.
+# It runs in a network namespace of its own (unshare -n, loopback only), so that the
+# net.ipv4.tcp_migrate_req setting conduitfs turns on for Caddy's reloads stays inside it.
+if [[ -z "${CONDUIT_NETNS:-}" ]] && command -v unshare >/dev/null; then
+    exec unshare -n env CONDUIT_NETNS=1 bash -c 'ip link set lo up && exec bash "$0" "$@"' \
+        "$0" "$@"
+fi
 source "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 for tool in caddy dnsmasq dig curl python3; do
@@ -67,9 +73,9 @@ python3 "$HERE/fake_caddy_admin.py" "$STATE/caddy/admin.sock" &
 FAKE_PID=$!
 for _ in $(seq 50); do [[ -S "$STATE/caddy/admin.sock" ]] && break; sleep 0.1; done
 before=$(configs_digest)
-check_fails "rejected reload gives EIO" "Input/output error" put "$S/core/health_check" "/h2"
+check_fails "rejected reload gives EIO" "Input/output error" put "$S/core/upstream" "127.0.0.1:9"
 check_eq "registry and configs unchanged" "$(configs_digest)" "$before"
-check_eq "value unchanged" "$(cat "$S/core/health_check")" "/health"
+check_eq "value unchanged" "$(cat "$S/core/upstream")" "127.0.0.1:$UP_PORT"
 check "failure line carries Caddy's message" grep -q \
     '"action":"proxy_reload","status":"failure","message":"[^"]*simulated rejection' \
     "$STATE/audit.log"
@@ -96,33 +102,55 @@ check "health.json has every field" sh -c "jq -e '.timestamp and (.services[0] |
     has(\"consecutive_failures\") and has(\"last_status\") and has(\"last_latency_ms\") and
     has(\"last_error\"))' '$MNT/monitor/health.json'"
 
-# zero downtime: 300 sequential requests while 30 other services come and go. Caddy 2.6 itself
-# drops about one new connection in a hundred while it swaps configs (reproduced with a bare
-# Caddy and no conduitfs), so the client retries a failed connection, as browsers do; the
-# first-try count is reported beside the total. (A client retries a refused new connection at
-# most twice.)
-( for i in $(seq 1 30); do mkdir "$S/churn$i"; put "$S/churn$i/upstream" "127.0.0.1:$UP_PORT"
-  done; for i in $(seq 1 30); do rmdir "$S/churn$i"; done ) &
-CHURN=$!
-okc=0; first=0; failc=0
-for i in $(seq 1 300); do
-    for try in 1 2 3; do
-        if [[ "$(get core.internal 2>>"$T/zd.err" | tee -a "$T/zd.body")" == "hello from core" ]]
-        then
-            okc=$((okc + 1))
-            [[ $try -eq 1 ]] && first=$((first + 1))
+# zero downtime: 300 sequential requests while 30 other services come and go, once with curl's
+# default HTTP/2 and once with HTTP/1.1. Caddy 2.6 rebinds its listener at every reload
+# (SO_REUSEPORT); conduitfs turns on net.ipv4.tcp_migrate_req so that no queued connection is
+# reset. An HTTP/2 connection opened just before a reload may be refused by the old server's
+# GOAWAY (last_stream=0: the request was not processed, RFC 9113 section 6.8). curl 8.4 and
+# browsers retry such a request on a new connection; Debian 12's curl 7.88 reports error 16
+# instead, so this client retries that one case, and only that case, and counts it.
+check_eq "tcp_migrate_req is on in this namespace" \
+    "$(cat /proc/sys/net/ipv4/tcp_migrate_req)" "1"
+zero_downtime() {  # $1: label, $2: requests, $3: services that come and go, then curl options
+    local label=$1 nreq=$2 nchurn=$3 okc=0 first=0 refused=0 failc=0 i try churn
+    shift 3
+    : > "$T/zd.err"; : > "$T/zd.body"
+    ( for i in $(seq 1 "$nchurn"); do mkdir "$S/churn$i"
+          put "$S/churn$i/upstream" "127.0.0.1:$UP_PORT"
+      done; for i in $(seq 1 "$nchurn"); do rmdir "$S/churn$i"; done ) &
+    churn=$!
+    for i in $(seq 1 "$nreq"); do
+        for try in 1 2 3; do
+            : > "$T/zd.one"
+            curl -sSv --max-time 5 --cacert "$MNT/ca/ca.crt" "$@" \
+                --resolve "core.internal:$HTTPS_PORT:127.0.0.1" -o "$T/zd.one" \
+                -w '%{http_code}' "https://core.internal:$HTTPS_PORT/" >"$T/zd.code" 2>"$T/zd.v"
+            if [[ "$(< "$T/zd.one")" == "hello from core" ]]; then
+                okc=$((okc + 1))
+                [[ $try -eq 1 ]] && first=$((first + 1))
+                break
+            fi
+            if grep -q "GOAWAY, error=0, last_stream=0" "$T/zd.v" &&
+               grep -q "Using Stream ID: 1 " "$T/zd.v"; then
+                refused=$((refused + 1))        # not processed: safe to retry
+                [[ $try -lt 3 ]] && continue
+            fi
+            failc=$((failc + 1))
+            echo "HTTP $(< "$T/zd.code"): $(grep "^curl: " "$T/zd.v")" >> "$T/zd.err"
+            cat "$T/zd.one" >> "$T/zd.body"
             break
-        fi
-        [[ $try -eq 3 ]] && failc=$((failc + 1))
+        done
     done
-done
-wait "$CHURN"
-echo "zero-downtime: $okc of 300 requests succeeded ($first on the first try) during 90 changes"
-sed 's/^/  client error: /' "$T/zd.err" | sort | uniq -c
-grep -v "^hello from core$" "$T/zd.body" | sed 's/^/  other answer: /' | sort | uniq -c
-# Issue 4 asks for every request; Caddy 2.6.2 cannot promise that (see above), so this check
-# catches real outages (a route gone, a reload refused) and tolerates Caddy's rare drops.
-check "at most 5 of 300 requests lost during reloads (lost: $failc)" test "$failc" -le 5
+    wait "$churn"
+    echo "zero-downtime ($label): $okc of $nreq requests succeeded, $first on the first try," \
+        "$refused refused unprocessed by an HTTP/2 GOAWAY and retried, during $((nchurn * 3))" \
+        "changes"
+    sed 's/^/  client error: /' "$T/zd.err" | sort | uniq -c
+    grep -v "^hello from core$" "$T/zd.body" | sed 's/^/  other answer: /' | sort | uniq -c
+    check_eq "every request succeeded during reloads ($label)" "$okc" "$nreq"
+}
+zero_downtime "HTTP/2" 300 30
+zero_downtime "HTTP/1.1" 150 10 --http1.1      # no retry needed at all
 check_eq "the churn left no service behind" "$(ls "$S" | sort | tr '\n' ' ')" "core db "
 
 # kill -9 Caddy: back and serving within 5 s, with an audit line

@@ -260,10 +260,15 @@ check "rendered as that upstream" grep -qx $'\treverse_proxy 169.254.169.254:80 
     "$STATE/routing/Caddyfile"
 check "health_check /@evil.com is a path ('@' is a path character)" \
     put "$S/stance/health_check" "/@evil.com"
-check "rendered as a path of the upstream" grep -qx $'\t\thealth_uri /@evil.com' \
-    "$STATE/routing/Caddyfile"
+check_eq "stored as a path of the upstream" \
+    "$(jq -r '.services[] | select(.name=="stance") | .health_check' "$STATE/services.json")" \
+    "/@evil.com"
 check "health_check /\$(reboot) is a path, never run" put "$S/stance/health_check" '/$(reboot)'
-check "rendered literally" grep -qxF $'\t\thealth_uri /$(reboot)' "$STATE/routing/Caddyfile"
+check_eq "stored literally" \
+    "$(jq -r '.services[] | select(.name=="stance") | .health_check' "$STATE/services.json")" \
+    '/$(reboot)'
+check_fails "the prober's path never reaches the Caddyfile" "" \
+    grep -qF 'reboot' "$STATE/routing/Caddyfile"
 check "upstream localhost:6379 is valid" put "$S/stance/upstream" "localhost:6379"
 check "monitoring over ssh to any address" put "$S/stance/monitoring" \
     '{"type":"gpu","ssh_host":"169.254.169.254"}'

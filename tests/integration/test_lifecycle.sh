@@ -30,7 +30,9 @@ check "set upstream" put "$S/core/upstream" "10.0.1.10:8000"
 check_eq "read back upstream" "$(cat "$S/core/upstream")" "10.0.1.10:8000"
 check_eq "active in registry" "$(jq -r '.services[0].status' "$STATE/services.json")" "active"
 check "route rendered" grep -q 'reverse_proxy 10.0.1.10:8000' "$STATE/routing/Caddyfile"
-check "health uri rendered" grep -q 'health_uri /health' "$STATE/routing/Caddyfile"
+check "passive health checks rendered" grep -q 'max_fails 2' "$STATE/routing/Caddyfile"
+check_fails "no active health checks (reloads cancel them)" "" \
+    grep -q 'health_uri' "$STATE/routing/Caddyfile"
 lines=$(wc -l < "$STATE/audit.log")
 check "same value again" put "$S/core/upstream" "10.0.1.10:8000"
 check_eq "no-op writes no audit line" "$(wc -l < "$STATE/audit.log")" "$lines"
