@@ -538,7 +538,7 @@ static void lead_batch(struct audit_store *st)
     for (n = 0, w = batch; w; w = next) {
         next = w->next;
         n += (long long)w->n;
-        w->rc = rc ? rc : hook_rc;
+        w->rc = rc;             /* a hook failure is logged there; the entries are durable */
         w->done = 1;
     }
     if (rc == 0) {

@@ -4,6 +4,7 @@
 #include "core/registry.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
@@ -11,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "audit/audit.h"
 #include "core/casvc.h"
@@ -382,6 +385,60 @@ out:
     return rc;
 }
 
+/* ---- the space reserve ----
+ * A change is acknowledged only once its audit capsule is sealed. On a nearly full disk the
+ * capsule (written after the commit) could fail where the commit did not, so the state directory
+ * keeps RESERVE_BYTES preallocated in space.reserve: every mutation first makes sure the reserve
+ * exists (or fails with ENOSPC, changing nothing), and an audit line that fails with ENOSPC after
+ * a commit frees the reserve and is written again. Touched under mut_lock, or by the op's thread
+ * right after it (reserve_release only unlinks, so a race costs at most one ENOSPC). */
+#define RESERVE_BYTES (256 * 1024)
+
+static int reserve_path(char *buf, size_t len)
+{
+    return state_path(buf, len, g_cfg->state_dir, "space.reserve");
+}
+
+/* 0 when the reserve is in place (made now if missing), or -ENOSPC/-errno. */
+static int reserve_ensure(void)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    int fd, rc;
+
+    rc = reserve_path(path, sizeof(path));
+    if (rc < 0)
+        return rc;
+    if (stat(path, &st) == 0 && st.st_size >= RESERVE_BYTES)
+        return 0;
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -errno;
+    rc = -posix_fallocate(fd, 0, RESERVE_BYTES);
+    close(fd);
+    if (rc < 0)
+        unlink(path);
+    return rc;
+}
+
+static void reserve_release(void)
+{
+    char path[PATH_MAX];
+
+    if (reserve_path(path, sizeof(path)) == 0 && unlink(path) == 0)
+        syslog(LOG_WARNING, "state directory is full: released the space reserve to seal an "
+               "audit line; changes fail with ENOSPC until space is freed");
+}
+
+/* The audit line of a committed change; on ENOSPC the reserve pays for it. */
+static void audit_change(const char *action, const char *msg, const char *who, json_t *d)
+{
+    if (audit_log(action, "success", msg, who, d) == -ENOSPC) {
+        reserve_release();
+        audit_log(action, "success", msg, who, d);
+    }
+}
+
 /* ---- committing ---- */
 
 static int services_path(char *buf, size_t len)
@@ -611,6 +668,14 @@ static void commit_batch(struct op **ops, size_t n)
         snap_free(next);
         return;
     }
+    rc = reserve_ensure();
+    if (rc < 0) {
+        snap_free(next);
+        for (size_t i = 0; i < n; i++)
+            if (ops[i]->rc == 1)
+                ops[i]->rc = rc;
+        return;
+    }
     rc = commit(next, who);
     if (rc == 0)
         return;                 /* next is published */
@@ -679,7 +744,7 @@ int reg_register(const char *name, const char *who)
         char msg[128];
 
         snprintf(msg, sizeof(msg), "Registered service %s", name);
-        audit_log("service_register", "success", msg, who, d);
+        audit_change("service_register", msg, who, d);
         json_decref(d);
         rc = 0;
     }
@@ -697,7 +762,7 @@ int reg_deregister(const char *name, const char *who)
         char msg[128];
 
         snprintf(msg, sizeof(msg), "Deregistered service %s", name);
-        audit_log("service_deregister", "success", msg, who, d);
+        audit_change("service_deregister", msg, who, d);
         json_decref(d);
         rc = 0;
     }
@@ -717,7 +782,7 @@ static int set_value(const char *name, enum reg_attr attr, const char *value, co
         char msg[128];
 
         snprintf(msg, sizeof(msg), "Updated %s of service %s", reg_attr_name(attr), name);
-        audit_log("service_update", "success", msg, who, d);
+        audit_change("service_update", msg, who, d);
         json_decref(d);
         rc = 0;
     }
