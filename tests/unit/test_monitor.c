@@ -49,6 +49,69 @@ static json_t *nvsmi(const char *gpus, const char *apps)
     return mon_nvsmi_parse(gpus, strlen(gpus), apps, apps ? strlen(apps) : 0);
 }
 
+/* A recorded file under golden/nvidia-smi/ (see its README), NUL-terminated; "" when empty. */
+static char *recorded(const char *name)
+{
+    char path[512], *buf = NULL;
+    size_t n = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/golden/nvidia-smi/%s", TEST_SRC_DIR, name);
+    f = fopen(path, "r");
+    CHECKF(f != NULL, "cannot open %s", path);
+    buf = calloc(1, 4096);
+    if (f && buf)
+        n = fread(buf, 1, 4095, f);
+    if (buf)
+        buf[n] = '\0';
+    if (f)
+        fclose(f);
+    return buf;
+}
+
+/* Output recorded on a real H100, idle and busy. */
+static void test_nvsmi_recorded(void)
+{
+    char *gi = recorded("h100-idle-gpus.csv"), *ai = recorded("h100-idle-apps.csv");
+    char *gb = recorded("h100-busy-gpus.csv"), *ab = recorded("h100-busy-apps.csv");
+    json_t *a = NULL, *g, *p;
+
+    if (!gi || !ai || !gb || !ab)
+        goto out;
+    a = nvsmi(gi, ai);
+    CHECK_INT(json_array_size(a), 1);
+    g = gpu_at(a, 0);
+    CHECK_INT(num(g, "index"), 0);
+    CHECK_STR(str(g, "uuid"), "GPU-72f4eb6b-8e7f-9ae4-d082-d5e1e24f2196");
+    CHECK_STR(str(g, "name"), "NVIDIA H100 80GB HBM3");
+    CHECK(num(g, "temperature_c") == 38);
+    CHECK(num(g, "utilization_pct") == 0);
+    CHECK(num(g, "vram_used_mb") == 0);
+    CHECK(num(g, "vram_total_mb") == 81559);
+    CHECK(num(g, "power_w") > 94.58 && num(g, "power_w") < 94.60);
+    CHECK_INT(json_array_size(json_object_get(g, "processes")), 0);
+    json_decref(a);
+
+    a = nvsmi(gb, ab);
+    CHECK_INT(json_array_size(a), 1);
+    g = gpu_at(a, 0);
+    CHECK(num(g, "temperature_c") == 58);
+    CHECK(num(g, "utilization_pct") == 100);
+    CHECK(num(g, "vram_used_mb") == 1651);
+    CHECK(num(g, "power_w") > 672.05 && num(g, "power_w") < 672.07);
+    CHECK_INT(json_array_size(json_object_get(g, "processes")), 1);
+    p = json_array_get(json_object_get(g, "processes"), 0);
+    CHECK(num(p, "pid") == 499);
+    CHECK_STR(str(p, "name"), "python3");
+    CHECK(num(p, "vram_mb") == 1642);
+out:
+    json_decref(a);
+    free(gi);
+    free(ai);
+    free(gb);
+    free(ab);
+}
+
 static void test_nvsmi(void)
 {
     json_t *g, *a, *p;
@@ -912,6 +975,7 @@ static void test_module(void)
 int main(void)
 {
     test_nvsmi();
+    test_nvsmi_recorded();
     test_proc();
     test_docker();
     test_alerts();
