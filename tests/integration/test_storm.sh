@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_storm.sh: 8 shells for STORM_SECONDS (default 20, as issue 7 asks) mix registrations, deregistrations,
+# test_storm.sh: 8 shells for STORM_SECONDS (default 20) mix registrations, deregistrations,
 # writes of every attribute, resets, certificate rotations, audit appends and monitor reads on
 # one mount. Each shell owns its service names and logs every operation that succeeded, so the
 # end state is known: services.json must equal the replay of those logs (last write wins), the
