@@ -49,6 +49,20 @@ static json_t *nvsmi(const char *gpus, const char *apps)
     return mon_nvsmi_parse(gpus, strlen(gpus), apps, apps ? strlen(apps) : 0);
 }
 
+/* One parsed GPU against what nvidia-smi said (power within 0.01 W). */
+static void check_gpu(json_t *g, const char *uuid, const char *name, double temp, double util,
+                      double used, double total, double power, size_t nproc)
+{
+    CHECK_STR(str(g, "uuid"), uuid);
+    CHECK_STR(str(g, "name"), name);
+    CHECK(num(g, "temperature_c") == temp);
+    CHECK(num(g, "utilization_pct") == util);
+    CHECK(num(g, "vram_used_mb") == used);
+    CHECK(num(g, "vram_total_mb") == total);
+    CHECK(num(g, "power_w") > power - 0.01 && num(g, "power_w") < power + 0.01);
+    CHECK_INT(json_array_size(json_object_get(g, "processes")), nproc);
+}
+
 /* A recorded file under golden/nvidia-smi/ (see its README), NUL-terminated; "" when empty. */
 static char *recorded(const char *name)
 {
@@ -82,24 +96,15 @@ static void test_nvsmi_recorded(void)
     CHECK_INT(json_array_size(a), 1);
     g = gpu_at(a, 0);
     CHECK_INT(num(g, "index"), 0);
-    CHECK_STR(str(g, "uuid"), "GPU-72f4eb6b-8e7f-9ae4-d082-d5e1e24f2196");
-    CHECK_STR(str(g, "name"), "NVIDIA H100 80GB HBM3");
-    CHECK(num(g, "temperature_c") == 38);
-    CHECK(num(g, "utilization_pct") == 0);
-    CHECK(num(g, "vram_used_mb") == 0);
-    CHECK(num(g, "vram_total_mb") == 81559);
-    CHECK(num(g, "power_w") > 94.58 && num(g, "power_w") < 94.60);
-    CHECK_INT(json_array_size(json_object_get(g, "processes")), 0);
+    check_gpu(g, "GPU-72f4eb6b-8e7f-9ae4-d082-d5e1e24f2196", "NVIDIA H100 80GB HBM3", 38, 0, 0,
+              81559, 94.59, 0);
     json_decref(a);
 
     a = nvsmi(gb, ab);
     CHECK_INT(json_array_size(a), 1);
     g = gpu_at(a, 0);
-    CHECK(num(g, "temperature_c") == 58);
-    CHECK(num(g, "utilization_pct") == 100);
-    CHECK(num(g, "vram_used_mb") == 1651);
-    CHECK(num(g, "power_w") > 672.05 && num(g, "power_w") < 672.07);
-    CHECK_INT(json_array_size(json_object_get(g, "processes")), 1);
+    check_gpu(g, "GPU-72f4eb6b-8e7f-9ae4-d082-d5e1e24f2196", "NVIDIA H100 80GB HBM3", 58, 100,
+              1651, 81559, 672.06, 1);
     p = json_array_get(json_object_get(g, "processes"), 0);
     CHECK(num(p, "pid") == 499);
     CHECK_STR(str(p, "name"), "python3");
@@ -125,14 +130,8 @@ static void test_nvsmi(void)
     CHECK_INT(json_array_size(a), 2);
     g = gpu_at(a, 0);
     CHECK_INT(num(g, "index"), 0);
-    CHECK_STR(str(g, "uuid"), "GPU-3b3e5c1a-0000-1111-2222-333344445555");
-    CHECK_STR(str(g, "name"), "NVIDIA H100 80GB HBM3");
-    CHECK(num(g, "temperature_c") == 34);
-    CHECK(num(g, "utilization_pct") == 0);
-    CHECK(num(g, "vram_used_mb") == 1);
-    CHECK(num(g, "vram_total_mb") == 81559);
-    CHECK(num(g, "power_w") > 69.87 && num(g, "power_w") < 69.89);
-    CHECK_INT(json_array_size(json_object_get(g, "processes")), 0);
+    check_gpu(g, "GPU-3b3e5c1a-0000-1111-2222-333344445555", "NVIDIA H100 80GB HBM3", 34, 0, 1,
+              81559, 69.88, 0);
     g = gpu_at(a, 1);
     p = json_array_get(json_object_get(g, "processes"), 0);
     CHECK_INT(json_array_size(json_object_get(g, "processes")), 1);
