@@ -57,6 +57,10 @@ pid_t fs_caller_pid(void);
  * NULL when the component does not fit buf or is empty. */
 const char *fs_split(const char *rel, char *buf, size_t len);
 
+/* The depth of a path inside a two-level tree: 0 for "", 1 for "NAME" (into name), 2 for
+ * "NAME/LEAF" (both filled); -1 for anything deeper, empty components, or ones too long. */
+int fs_split2(const char *rel, char *name, size_t nlen, char *leaf, size_t llen);
+
 /* Configuration shared with the operations (set by main before the loop). */
 extern struct reg_config fs_cfg;
 

@@ -26,29 +26,16 @@ struct mpath {
 static void parse(const char *rel, struct mpath *p)
 {
     char comp[64];
-    const char *rest;
 
     memset(p, 0, sizeof(*p));
     p->file = -1;
-    if (*rel == '\0')
-        return;
-    p->depth = -1;
-    rest = fs_split(rel, p->name, sizeof(p->name));
-    if (!rest)
-        return;
-    if (*rest == '\0') {
-        p->depth = 1;
-        if (strcmp(p->name, "health.json") == 0)
-            p->top = TOP_HEALTH;
-        else if (strcmp(p->name, "metrics.prom") == 0)
-            p->top = TOP_METRICS;
-        return;
-    }
-    rest = fs_split(rest, comp, sizeof(comp));
-    if (!rest || *rest)
-        return;
-    p->depth = 2;
-    p->file = mon_file_from_name(comp);
+    p->depth = fs_split2(rel, p->name, sizeof(p->name), comp, sizeof(comp));
+    if (p->depth == 1 && strcmp(p->name, "health.json") == 0)
+        p->top = TOP_HEALTH;
+    else if (p->depth == 1 && strcmp(p->name, "metrics.prom") == 0)
+        p->top = TOP_METRICS;
+    else if (p->depth == 2)
+        p->file = mon_file_from_name(comp);
 }
 
 /* Whether DIR/FILE exists. */

@@ -35,6 +35,21 @@ const char *fs_split(const char *rel, char *buf, size_t len)
     return slash ? slash + 1 : rel + n;
 }
 
+int fs_split2(const char *rel, char *name, size_t nlen, char *leaf, size_t llen)
+{
+    const char *rest;
+
+    if (*rel == '\0')
+        return 0;
+    rest = fs_split(rel, name, nlen);
+    if (!rest)
+        return -1;
+    if (*rest == '\0')
+        return 1;
+    rest = fs_split(rest, leaf, llen);
+    return rest && *rest == '\0' ? 2 : -1;
+}
+
 void fs_caller(char *buf, size_t len)
 {
     struct fuse_context *ctx = fuse_get_context();

@@ -87,25 +87,10 @@ struct svc_path {
 static void parse(const char *rel, struct svc_path *p)
 {
     char comp[64];
-    const char *rest;
 
     memset(p, 0, sizeof(*p));
-    p->attr = -1;
-    if (*rel == '\0')
-        return;
-    p->depth = -1;
-    rest = fs_split(rel, p->name, sizeof(p->name));
-    if (!rest)
-        return;
-    p->depth = 1;
-    if (*rest == '\0')
-        return;
-    p->depth = -1;
-    rest = fs_split(rest, comp, sizeof(comp));
-    if (!rest || *rest)
-        return;
-    p->depth = 2;
-    p->attr = reg_attr_from_name(comp);
+    p->depth = fs_split2(rel, p->name, sizeof(p->name), comp, sizeof(comp));
+    p->attr = p->depth == 2 ? reg_attr_from_name(comp) : -1;
 }
 
 static int svc_getattr(const char *rel, struct stat *st)
