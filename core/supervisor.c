@@ -159,6 +159,11 @@ static pid_t spawn(int c)
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != parent)
             _exit(127);
+        /* keep no descriptor of the daemon's (/dev/fuse, sockets, the signer's socket, whose
+         * end of file must come when the daemon dies), only the log */
+        if (logfd > 3)
+            close_range(3, (unsigned)logfd - 1, 0);
+        close_range(logfd >= 3 ? (unsigned)logfd + 1 : 3, ~0U, 0);
         setpgid(0, 0);
         sigemptyset(&set);
         sigaddset(&set, SIGTERM);

@@ -17,8 +17,12 @@ done
 UP_PORT=$(free_port)
 python3 "$HERE/upstream.py" "$UP_PORT" core >/dev/null 2>&1 &
 UP_PID=$!
-wait_up() { for _ in $(seq 100); do curl -s "127.0.0.1:$UP_PORT/health" >/dev/null && return; sleep 0.1
-            done; }
+wait_up() {
+    for _ in $(seq 100); do
+        curl -s "127.0.0.1:$UP_PORT/health" >/dev/null && return
+        sleep 0.1
+    done
+}
 wait_up
 cleanup_up() { kill "$UP_PID" 2>/dev/null; kill "${FAKE_PID:-}" 2>/dev/null; cfs_cleanup; }
 trap cleanup_up EXIT
@@ -170,6 +174,8 @@ for _ in $(seq 30); do
     sleep 0.1
 done
 check_fails "no orphan daemons after kill -9" "" pgrep -f "$STATE/(routing|dns)"
+for _ in $(seq 30); do pgrep -f -- "--internal-signer $STATE\$" >/dev/null || break; sleep 0.1; done
+check_fails "no orphan signer after kill -9" "" pgrep -f -- "--internal-signer $STATE\$"
 fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
 
 # a clean unmount stops both children
