@@ -611,8 +611,10 @@ static int open_rw(struct audit_store *st, const char *keypath, unsigned flags,
     return open_reader(st, &st->rdb, err, errlen);
 }
 
-/* Open an existing database and key without creating or changing anything. 0 or -errno. */
-static int open_ro(struct audit_store *st, const char *keypath, char *err, size_t errlen)
+/* Open an existing database and key without creating or changing anything; with pubhex, that
+ * public key instead of the key file's. 0 or -errno. */
+static int open_ro(struct audit_store *st, const char *keypath, const char *pubhex, char *err,
+                   size_t errlen)
 {
     char wal[PATH_MAX + 8];
     struct stat sb;
@@ -627,14 +629,17 @@ static int open_ro(struct audit_store *st, const char *keypath, char *err, size_
     rc = open_reader(st, &st->rdb, err, errlen);
     if (rc == 0)
         rc = check_schema(st->rdb, st->path, 0, err, errlen);
-    if (rc == 0)
+    if (rc == 0 && pubhex && audit_key_from_public(pubhex, &st->key) < 0)
+        rc = say(-EINVAL, err, errlen, "not an Ed25519 public key: %.80s", pubhex);
+    else if (rc == 0 && !pubhex)
         rc = audit_key_load_public(keypath, &st->key, err, errlen);
     return rc;
 }
 
-int audit_store_open_signer(const char *state_dir, const char *hostname, unsigned flags,
-                            const struct audit_signer *signer, struct audit_store **out,
-                            char *err, size_t errlen)
+/* The opens below: a writer (key here or behind signer), or a reader (pubhex or the key file). */
+static int open_store(const char *state_dir, const char *hostname, unsigned flags,
+                      const struct audit_signer *signer, const char *pubhex,
+                      struct audit_store **out, char *err, size_t errlen)
 {
     struct audit_store *st;
     char keypath[PATH_MAX];
@@ -675,7 +680,7 @@ int audit_store_open_signer(const char *state_dir, const char *hostname, unsigne
         goto fail;
     }
     if (st->readonly)
-        rc = open_ro(st, keypath, err, errlen);
+        rc = open_ro(st, keypath, pubhex, err, errlen);
     else
         rc = open_rw(st, keypath, flags, signer, err, errlen);
     if (rc < 0)
@@ -685,6 +690,20 @@ int audit_store_open_signer(const char *state_dir, const char *hostname, unsigne
 fail:
     audit_store_close(st);
     return rc;
+}
+
+int audit_store_open_signer(const char *state_dir, const char *hostname, unsigned flags,
+                            const struct audit_signer *signer, struct audit_store **out,
+                            char *err, size_t errlen)
+{
+    return open_store(state_dir, hostname, flags, signer, NULL, out, err, errlen);
+}
+
+int audit_store_open_pub(const char *state_dir, const char *pubhex, struct audit_store **out,
+                         char *err, size_t errlen)
+{
+    return open_store(state_dir, "verify", AUDIT_STORE_READONLY, NULL, pubhex, out, err,
+                      errlen);
 }
 
 int audit_store_open_ex(const char *state_dir, const char *hostname, unsigned flags,

@@ -63,6 +63,11 @@ int audit_store_open(const char *state_dir, const char *hostname, struct audit_s
 int audit_store_open_ex(const char *state_dir, const char *hostname, unsigned flags,
                         struct audit_store **out, char *err, size_t errlen);
 
+/* A read-only store that checks seals against pubhex (64 hex characters) and never reads the
+ * key file, so that a copy of capsules.db and audit.log can be verified without any key. */
+int audit_store_open_pub(const char *state_dir, const char *pubhex, struct audit_store **out,
+                         char *err, size_t errlen);
+
 /* A signing key kept in another process (the daemon's signer). load: the public key (64 hex
  * chars) of the Ed25519 seed file keypath, which the signer creates when missing and checks as
  * audit_key_load does, or -errno with err filled; sign: see audit_sign_fn. arg goes to both. */

@@ -179,8 +179,16 @@ cp -a "$STATE" "$T/copy"
 check "verify a copy of a live state" "$CONDUITFS" verify --state "$T/copy"
 check "verify with the pinned key" "$CONDUITFS" verify --state "$T/copy" \
     --pubkey "$(cat "$A/pubkey")"
-check_fails "verify with another key" "not the pinned key" "$CONDUITFS" verify --state "$T/copy" \
+check_fails "verify with another key" "not by this store.s key" "$CONDUITFS" verify --state "$T/copy" \
     --pubkey "$(printf '0%.0s' {1..64})"
+# an auditor's copy: the chain and the log, no key file; the pinned public key is enough
+mkdir -p "$T/auditor"
+cp "$T/copy/capsules.db" "$T/copy/audit.log" "$T/auditor/"
+[[ -e "$T/copy/capsules.db-wal" ]] && cp "$T/copy/capsules.db-wal" "$T/auditor/"
+check "verify a copy without the key, with the pinned key" "$CONDUITFS" verify \
+    --state "$T/auditor" --pubkey "$(cat "$A/pubkey")"
+check_fails "without the key and without a pin it cannot" "key" "$CONDUITFS" verify \
+    --state "$T/auditor"
 cfs_unmount
 cp -a "$STATE" "$T/base"
 check "verify after unmount" "$CONDUITFS" verify --state "$T/base"
