@@ -304,6 +304,8 @@ static int render_caddy(const struct reg_config *cfg, const struct item *items, 
     sb_addf(b, "\thttps_port %u\n", cfg->https_port);
     sb_addf(b, "\tstorage file_system %.*s/caddy\n", sl, cfg->state_dir);
     sb_addf(b, "\tskip_install_trust\n");
+    /* our leaves name no OCSP responder: stapling would only log a warning per site per load */
+    sb_addf(b, "\tocsp_stapling off\n");
     sb_addf(b, "}\n");
 
     for (size_t i = 0; i < n; i++) {
