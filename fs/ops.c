@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,14 +41,51 @@ static const struct fs_tree *route(const char *path, const char **rel)
     return NULL;
 }
 
+/* Whether thread tid has gid among its supplementary groups ("Groups:" in its
+ * /proc/TID/task/TID/status). Not fuse_getgroups: libfuse 3.14 searches that file's text
+ * without terminating it, reading past its buffer. Unreadable counts as not a member. */
+static bool caller_in_group(pid_t tid, gid_t gid)
+{
+    char path[64];
+    char *line = NULL;
+    size_t cap = 0;
+    bool found = false;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/task/%ld/status", (long)tid, (long)tid);
+    f = fopen(path, "re");
+    if (!f)
+        return false;
+    while (getline(&line, &cap, f) > 0) {
+        char *s, *end;
+
+        if (strncmp(line, "Groups:", 7) != 0)
+            continue;
+        for (s = line + 7;; s = end) {
+            unsigned long v;
+
+            errno = 0;
+            v = strtoul(s, &end, 10);
+            if (end == s || errno)
+                break;
+            if (v == (unsigned long)gid) {
+                found = true;
+                break;
+            }
+        }
+        break;
+    }
+    free(line);
+    fclose(f);
+    return found;
+}
+
 /* Whether the caller may change anything: root, the daemon's own user, or (with
  * --admin-group) a member of that group. Everyone else may only read. With
  * -o default_permissions the kernel enforces the same through the modes getattr reports. */
 static bool may_write(void)
 {
     struct fuse_context *ctx = fuse_get_context();
-    gid_t groups[64];
-    int n;
 
     if (!ctx || ctx->uid == 0 || ctx->uid == getuid())
         return true;
@@ -55,11 +93,7 @@ static bool may_write(void)
         return false;
     if (ctx->gid == (gid_t)fs_cfg.admin_gid)
         return true;
-    n = fuse_getgroups((int)(sizeof(groups) / sizeof(groups[0])), groups);
-    for (int i = 0; i < n && i < (int)(sizeof(groups) / sizeof(groups[0])); i++)
-        if (groups[i] == (gid_t)fs_cfg.admin_gid)
-            return true;
-    return false;
+    return ctx->pid > 0 && caller_in_group(ctx->pid, (gid_t)fs_cfg.admin_gid);
 }
 
 static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)

@@ -1,0 +1,25 @@
+# sanitizer_reports.cmake: cmake -DSAN_DIR=DIR -DMODE=reset|check -P this file. reset empties
+# DIR, where every sanitizer report of a CONDUIT_SANITIZE test run lands (log_path); check prints
+# each report there and fails if there is any.
+if(NOT SAN_DIR)
+    message(FATAL_ERROR "SAN_DIR not set")
+endif()
+
+if(MODE STREQUAL "reset")
+    file(REMOVE_RECURSE "${SAN_DIR}")
+    file(MAKE_DIRECTORY "${SAN_DIR}")
+elseif(MODE STREQUAL "check")
+    file(GLOB reports "${SAN_DIR}/san.*")
+    list(LENGTH reports n)
+    if(n EQUAL 0)
+        message(STATUS "no sanitizer reports in ${SAN_DIR}")
+        return()
+    endif()
+    foreach(r ${reports})
+        file(READ "${r}" text)
+        message("==== ${r}\n${text}")
+    endforeach()
+    message(FATAL_ERROR "${n} sanitizer report(s) in ${SAN_DIR}")
+else()
+    message(FATAL_ERROR "MODE must be reset or check")
+endif()
