@@ -161,13 +161,13 @@ static void check_render(const struct reg_service *svcs, size_t n, bool manage)
     if (count_char(c, '{') != count_char(c, '}') || count_char(c, '{') < 1 + 2 * routes)
         abort();
     lines = count_char(c, '\n');
-    size_t want = 8;            /* comment, "{", 5 global lines, "}" */
+    size_t want = 9;            /* comment, "{", 6 global lines, "}" */
     for (size_t i = 0; i < n; i++) {
         const struct reg_service *s = &svcs[i];
 
         if (s->status == REG_INACTIVE || (s->status == REG_ACTIVE && strcmp(s->mode, "dns") == 0))
             continue;
-        want += s->status == REG_PENDING ? 8 : 13;
+        want += s->status == REG_PENDING ? 8 : 12;
     }
     if (lines != want)
         abort();
