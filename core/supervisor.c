@@ -83,12 +83,24 @@ static void admin_socket_path(char *buf, size_t len)
         buf[0] = '\0';
 }
 
-/* In the daemon's own process: stdio, environment, exec. Returns only if exec failed. */
+/* In the daemon's own process: signals, stdio, exec with envp. Returns only if exec failed.
+ * Async-signal-safe calls only: the supervisor forked a multithreaded process. */
 static void run_daemon(int c, const char *exe, const char *conf, const char *conf_arg,
-                       const char *user, char *xdg_data, char *xdg_conf, int logfd)
+                       const char *user, char *const envp[], int logfd)
 {
-    int nullfd = open("/dev/null", O_RDONLY);
+    static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+    struct sigaction dfl;
+    sigset_t none;
+    int nullfd;
 
+    /* FUSE's handlers would keep a SIGTERM from the watchdog from stopping us before exec */
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        sigaction(sigs[i], &dfl, NULL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    nullfd = open("/dev/null", O_RDONLY);
     if (nullfd >= 0)
         dup2(nullfd, STDIN_FILENO);
     if (logfd >= 0) {
@@ -96,13 +108,43 @@ static void run_daemon(int c, const char *exe, const char *conf, const char *con
         dup2(logfd, STDERR_FILENO);
     }
     if (c == CH_CADDY) {
-        putenv(xdg_data);
-        putenv(xdg_conf);
-        execl(exe, "caddy", "run", "--config", conf, "--adapter", "caddyfile", (char *)NULL);
+        char *const argv[] = { "caddy", "run", "--config", (char *)conf, "--adapter",
+                               "caddyfile", NULL };
+
+        execve(exe, argv, envp);
     } else {
-        execl(exe, "dnsmasq", "--keep-in-foreground", conf_arg, user, "--pid-file",
-              (char *)NULL);
+        char *const argv[] = { "dnsmasq", "--keep-in-foreground", (char *)conf_arg,
+                               (char *)user, "--pid-file", NULL };
+
+        execve(exe, argv, envp);
     }
+}
+
+/* The children's environment: the daemon's, with XDG_DATA_HOME and XDG_CONFIG_HOME replaced
+ * by xdg_data and xdg_conf when those are given. Built before fork (no malloc after it); free
+ * the array only (its strings are environ's and the callers'). NULL when out of memory. */
+static char **child_env(char *xdg_data, char *xdg_conf)
+{
+    size_t n = 0, k = 0;
+    char **envp;
+
+    while (environ[n])
+        n++;
+    envp = calloc(n + 3, sizeof(*envp));
+    if (!envp)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (xdg_data && (strncmp(environ[i], "XDG_DATA_HOME=", 14) == 0 ||
+                         strncmp(environ[i], "XDG_CONFIG_HOME=", 16) == 0))
+            continue;
+        envp[k++] = environ[i];
+    }
+    if (xdg_data) {
+        envp[k++] = xdg_data;
+        envp[k++] = xdg_conf;
+    }
+    envp[k] = NULL;
+    return envp;
 }
 
 /* Fork the watchdog of child c, which forks and execs the daemon. Runs in the supervisor
@@ -112,6 +154,7 @@ static pid_t spawn(int c)
     char exe[PATH_MAX], conf[PATH_MAX], logpath[PATH_MAX], caddydir[PATH_MAX];
     char user[32], xdg_data[PATH_MAX + 16], xdg_conf[PATH_MAX + 16], conf_arg[PATH_MAX + 16];
     pid_t parent = getpid(), pid;
+    char **envp;
     int logfd;
 
     char rel[32];
@@ -140,11 +183,15 @@ static pid_t spawn(int c)
     /* dnsmasq's optional-argument options need the "=" form */
     if (snprintf(conf_arg, sizeof(conf_arg), "--conf-file=%s", conf) >= (int)sizeof(conf_arg))
         return -1;
+    envp = child_env(caddy ? xdg_data : NULL, xdg_conf);
+    if (!envp)
+        return -1;
     logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     pid = fork();
     if (pid != 0) {
         if (logfd >= 0)
             close(logfd);
+        free(envp);
         return pid;
     }
     /* Child: a small watchdog that dies with the daemon (PR_SET_PDEATHSIG) and takes the daemon
@@ -171,9 +218,7 @@ static pid_t spawn(int c)
         sigprocmask(SIG_SETMASK, &set, NULL);
         gc = fork();
         if (gc == 0) {
-            sigemptyset(&set);
-            sigprocmask(SIG_SETMASK, &set, NULL);
-            run_daemon(c, exe, conf, conf_arg, user, xdg_data, xdg_conf, logfd);
+            run_daemon(c, exe, conf, conf_arg, user, envp, logfd);
             _exit(127);
         }
         if (gc < 0)

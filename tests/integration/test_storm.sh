@@ -255,7 +255,7 @@ then
 fi
 STATE=$T/state-managed
 UP_PORT=$(free_port)
-py3 "$HERE/upstream.py" "$UP_PORT" storm >/dev/null 2>&1 &
+"$PY3" "$HERE/upstream.py" "$UP_PORT" storm >/dev/null 2>&1 &    # not py3: $! must be python
 UP_PID=$!
 cfs_mount_managed --domains internal,test
 probe_features
