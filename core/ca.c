@@ -60,21 +60,6 @@ struct ext_spec {
     const char *value;              /* OpenSSL v3 extension config syntax */
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Write a one-line reason into err when the caller gave a buffer. */
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* The one mapping of OpenSSL errors to -errno: takes the first queued error as the reason
  * (written to err after what), then clears the queue. */
 static int ossl_errno(char *err, size_t errlen, const char *what)
@@ -94,7 +79,7 @@ static int ossl_errno(char *err, size_t errlen, const char *what)
             rc = -EINVAL;               /* unparseable or unsupported input */
     }
     ERR_clear_error();
-    set_err(err, errlen, "%s: %s", what, text);
+    state_err(err, errlen, "%s: %s", what, text);
     return rc;
 }
 
@@ -216,12 +201,12 @@ static int load_key(const char *path, bool secret, EVP_PKEY **out, char *err, si
     *out = NULL;
     rc = read_file(path, secret, &data, &len);
     if (rc == -EPERM) {
-        set_err(err, errlen, "%s is accessible by group or others; refusing it (chmod 600)",
+        state_err(err, errlen, "%s is accessible by group or others; refusing it (chmod 600)",
                 path);
         goto out;
     }
     if (rc < 0) {
-        set_err(err, errlen, "reading %s: %s", path, strerror(-rc));
+        state_err(err, errlen, "reading %s: %s", path, strerror(-rc));
         goto out;
     }
     bio = BIO_new_mem_buf(data, (int)len);
@@ -249,7 +234,7 @@ static int load_cert(const char *path, X509 **out, char *err, size_t errlen)
     *out = NULL;
     rc = read_file(path, false, &data, &len);
     if (rc < 0) {
-        set_err(err, errlen, "reading %s: %s", path, strerror(-rc));
+        state_err(err, errlen, "reading %s: %s", path, strerror(-rc));
         goto out;
     }
     bio = BIO_new_mem_buf(data, (int)len);
@@ -319,7 +304,7 @@ static int write_key(const char *path, EVP_PKEY *key, char *err, size_t errlen)
     }
     rc = state_write_atomic(path, bm->data, bm->length, 0600);
     if (rc < 0)
-        set_err(err, errlen, "writing %s: %s", path, strerror(-rc));
+        state_err(err, errlen, "writing %s: %s", path, strerror(-rc));
 out:
     if (bm)
         OPENSSL_cleanse(bm->data, bm->max);
@@ -336,12 +321,12 @@ static int write_cert(const char *path, X509 *crt, char *err, size_t errlen)
     int rc = cert_pem(crt, &pem);
 
     if (rc < 0) {
-        set_err(err, errlen, "encoding %s: %s", path, strerror(-rc));
+        state_err(err, errlen, "encoding %s: %s", path, strerror(-rc));
         goto out;
     }
     rc = state_write_atomic(path, pem, strlen(pem), 0600);
     if (rc < 0)
-        set_err(err, errlen, "writing %s: %s", path, strerror(-rc));
+        state_err(err, errlen, "writing %s: %s", path, strerror(-rc));
 out:
     free(pem);
     return rc;
@@ -664,18 +649,18 @@ static int load_root(struct ca *ca, const char *key_path, const char *crt_path, 
     pub = X509_get0_pubkey(crt);
     if (!pub || EVP_PKEY_eq(pub, key) != 1) {
         rc = -EINVAL;
-        set_err(err, errlen, "CA key %s does not match certificate %s; refusing to use or "
+        state_err(err, errlen, "CA key %s does not match certificate %s; refusing to use or "
                 "replace them (restore the matching pair)", key_path, crt_path);
         goto out;
     }
     if (key_type_of(key, &ca->type) < 0) {
         rc = -EINVAL;
-        set_err(err, errlen, "CA key %s is neither ed25519 nor ecdsa-p256", key_path);
+        state_err(err, errlen, "CA key %s is neither ed25519 nor ecdsa-p256", key_path);
         goto out;
     }
     if (X509_check_ca(crt) != 1 || X509_verify(crt, pub) != 1) {
         rc = -EINVAL;
-        set_err(err, errlen, "%s is not a self-signed CA certificate", crt_path);
+        state_err(err, errlen, "%s is not a self-signed CA certificate", crt_path);
         goto out;
     }
     ca->key = key;
@@ -707,18 +692,18 @@ int ca_open(const char *state_dir, enum ca_key_type want, const char *hostname, 
     bool made = false;
     int rc, have_key, have_crt;
 
-    set_err(err, errlen, "%s", "");
+    state_err(err, errlen, "%s", "");
     if (created)
         *created = false;
     if (!state_dir || !out || (want != CA_KEY_ED25519 && want != CA_KEY_ECDSA_P256)) {
-        set_err(err, errlen, "ca_open: invalid argument");
+        state_err(err, errlen, "ca_open: invalid argument");
         return -EINVAL;
     }
     *out = NULL;
     ca = calloc(1, sizeof(*ca));
     if (!ca) {
         rc = -ENOMEM;
-        set_err(err, errlen, "out of memory");
+        state_err(err, errlen, "out of memory");
         goto out;
     }
     if (state_path(ca->tls_dir, sizeof(ca->tls_dir), state_dir, "tls") < 0 ||
@@ -726,24 +711,24 @@ int ca_open(const char *state_dir, enum ca_key_type want, const char *hostname, 
         state_path(key_path, sizeof(key_path), ca->tls_dir, "ca.key") < 0 ||
         state_path(crt_path, sizeof(crt_path), ca->tls_dir, "ca.crt") < 0) {
         rc = -ENAMETOOLONG;
-        set_err(err, errlen, "state directory path too long");
+        state_err(err, errlen, "state directory path too long");
         goto out;
     }
     rc = ensure_dir(ca->tls_dir);
     if (rc < 0) {
-        set_err(err, errlen, "creating %s: %s", ca->tls_dir, strerror(-rc));
+        state_err(err, errlen, "creating %s: %s", ca->tls_dir, strerror(-rc));
         goto out;
     }
     rc = clean_leaf_temps(ca->tls_dir, 0);
     if (rc < 0) {
-        set_err(err, errlen, "removing temp files under %s: %s", ca->tls_dir, strerror(-rc));
+        state_err(err, errlen, "removing temp files under %s: %s", ca->tls_dir, strerror(-rc));
         goto out;
     }
     have_key = exists(key_path);
     have_crt = exists(crt_path);
     if (have_key < 0 || have_crt < 0) {
         rc = have_key < 0 ? have_key : have_crt;
-        set_err(err, errlen, "checking %s: %s", have_key < 0 ? key_path : crt_path,
+        state_err(err, errlen, "checking %s: %s", have_key < 0 ? key_path : crt_path,
                 strerror(-rc));
         goto out;
     }
@@ -752,7 +737,7 @@ int ca_open(const char *state_dir, enum ca_key_type want, const char *hostname, 
         made = rc == 0;
     } else if (!have_crt || !have_key) {
         rc = -EINVAL;
-        set_err(err, errlen, "%s exists without %s; refusing to regenerate the CA over it "
+        state_err(err, errlen, "%s exists without %s; refusing to regenerate the CA over it "
                 "(restore the missing file or remove both)", have_key ? key_path : crt_path,
                 have_key ? crt_path : key_path);
     } else {
@@ -762,11 +747,11 @@ int ca_open(const char *state_dir, enum ca_key_type want, const char *hostname, 
         goto out;
     rc = -pthread_mutex_init(&ca->lock, NULL);
     if (rc < 0) {
-        set_err(err, errlen, "pthread_mutex_init: %s", strerror(-rc));
+        state_err(err, errlen, "pthread_mutex_init: %s", strerror(-rc));
         goto out;
     }
     if (ca->type != want)
-        set_err(err, errlen, "keeping the existing %s CA (requested %s); its leaves are %s",
+        state_err(err, errlen, "keeping the existing %s CA (requested %s); its leaves are %s",
                 ca_key_type_name(ca->type), ca_key_type_name(want), ca_key_type_name(ca->type));
     if (created)
         *created = made;
@@ -890,7 +875,7 @@ static int check_exts(const X509 *crt, char *err, size_t errlen)
             if (allowed_exts[k] == nid)
                 break;
         if (k == sizeof(allowed_exts) / sizeof(allowed_exts[0])) {
-            set_err(err, errlen, "refused: extension %s is not allowed in a leaf",
+            state_err(err, errlen, "refused: extension %s is not allowed in a leaf",
                     nid == NID_undef ? "(unknown)" : OBJ_nid2sn(nid));
             return -EPERM;
         }
@@ -907,7 +892,7 @@ static int check_san(X509 *crt, char *err, size_t errlen)
 
     if (n <= 0) {
         rc = -EPERM;
-        set_err(err, errlen, "refused: a leaf must name its domain in subjectAltName");
+        state_err(err, errlen, "refused: a leaf must name its domain in subjectAltName");
         goto out;
     }
     for (int i = 0; i < n; i++) {
@@ -918,14 +903,14 @@ static int check_san(X509 *crt, char *err, size_t errlen)
 
         if (len <= 0 || len >= (int)sizeof(name)) {
             rc = -EPERM;
-            set_err(err, errlen, "refused: subjectAltName holds a name that is not a domain");
+            state_err(err, errlen, "refused: subjectAltName holds a name that is not a domain");
             goto out;
         }
         memcpy(name, ASN1_STRING_get0_data(dns), (size_t)len);
         name[len] = '\0';
         if (strlen(name) != (size_t)len || !domain_ok(name)) {
             rc = -EPERM;
-            set_err(err, errlen, "refused: subjectAltName holds an invalid domain");
+            state_err(err, errlen, "refused: subjectAltName holds an invalid domain");
             goto out;
         }
     }
@@ -943,21 +928,21 @@ static int check_validity(struct ca *ca, const X509 *crt, char *err, size_t errl
     int64_t ca_left, from, until;
 
     if (secs_until(X509_get0_notAfter(ca->cert), &ca_left) < 0 || ca_left <= 0) {
-        set_err(err, errlen, "the CA certificate expired; no leaf can be signed");
+        state_err(err, errlen, "the CA certificate expired; no leaf can be signed");
         return -EKEYEXPIRED;
     }
     if (secs_until(X509_get0_notBefore(crt), &from) < 0 ||
         secs_until(X509_get0_notAfter(crt), &until) < 0) {
-        set_err(err, errlen, "refused: unreadable validity");
+        state_err(err, errlen, "refused: unreadable validity");
         return -EPERM;
     }
     if (from < -CA_SKEW_BEFORE_SECS || from > CA_SKEW_AFTER_SECS) {
-        set_err(err, errlen, "refused: notBefore is not about now");
+        state_err(err, errlen, "refused: notBefore is not about now");
         return -EPERM;
     }
     if (until <= 0 || until <= from ||
         until > (int64_t)CA_LEAF_DAYS_MAX * CA_DAY_SECS + CA_DAY_SECS || until > ca_left) {
-        set_err(err, errlen, "refused: notAfter is past, too far ahead (%d days at most), or "
+        state_err(err, errlen, "refused: notAfter is past, too far ahead (%d days at most), or "
                 "past the CA's own expiry", CA_LEAF_DAYS_MAX);
         return -EPERM;
     }
@@ -982,20 +967,20 @@ static int check_leaf(struct ca *ca, X509 *crt, char *err, size_t errlen)
     int rc = -EPERM;
 
     if (X509_get_version(crt) != X509_VERSION_3) {
-        set_err(err, errlen, "refused: not an X.509 v3 certificate");
+        state_err(err, errlen, "refused: not an X.509 v3 certificate");
         goto out;
     }
     if (X509_NAME_cmp(X509_get_issuer_name(crt), X509_get_subject_name(ca->cert)) != 0) {
-        set_err(err, errlen, "refused: the issuer is not this CA");
+        state_err(err, errlen, "refused: the issuer is not this CA");
         goto out;
     }
     if (X509_NAME_cmp(X509_get_subject_name(crt), X509_get_subject_name(ca->cert)) == 0) {
-        set_err(err, errlen, "refused: the subject is the CA's own name");
+        state_err(err, errlen, "refused: the subject is the CA's own name");
         goto out;
     }
     bn = ASN1_INTEGER_to_BN(serial, NULL);
     if (!bn || BN_is_negative(bn) || BN_is_zero(bn) || BN_num_bytes(bn) > CA_SERIAL_MAX_BYTES) {
-        set_err(err, errlen, "refused: the serial is not a positive number of at most %d bytes",
+        state_err(err, errlen, "refused: the serial is not a positive number of at most %d bytes",
                 CA_SERIAL_MAX_BYTES);
         goto out;
     }
@@ -1005,29 +990,29 @@ static int check_leaf(struct ca *ca, X509 *crt, char *err, size_t errlen)
     rc = -EPERM;
     flags = X509_get_extension_flags(crt);
     if (flags & EXFLAG_INVALID) {
-        set_err(err, errlen, "refused: invalid or repeated extensions");
+        state_err(err, errlen, "refused: invalid or repeated extensions");
         goto out;
     }
     if (!(flags & EXFLAG_BCONS) || (flags & EXFLAG_CA) || X509_check_ca(crt) != 0) {
-        set_err(err, errlen, "refused: not an end-entity certificate (CA:FALSE is required)");
+        state_err(err, errlen, "refused: not an end-entity certificate (CA:FALSE is required)");
         goto out;
     }
     if ((flags & EXFLAG_KUSAGE) && (X509_get_key_usage(crt) & (KU_KEY_CERT_SIGN | KU_CRL_SIGN))) {
-        set_err(err, errlen, "refused: keyUsage allows signing certificates or CRLs");
+        state_err(err, errlen, "refused: keyUsage allows signing certificates or CRLs");
         goto out;
     }
     if ((flags & EXFLAG_XKUSAGE) &&
         (X509_get_extended_key_usage(crt) & ~(uint32_t)(XKU_SSL_SERVER | XKU_SSL_CLIENT))) {
-        set_err(err, errlen, "refused: extendedKeyUsage beyond serverAuth and clientAuth");
+        state_err(err, errlen, "refused: extendedKeyUsage beyond serverAuth and clientAuth");
         goto out;
     }
     if (!pub || key_type_of(pub, &type) < 0 || type != ca->type) {
-        set_err(err, errlen, "refused: the leaf key is not of the CA's type (%s)",
+        state_err(err, errlen, "refused: the leaf key is not of the CA's type (%s)",
                 ca_key_type_name(ca->type));
         goto out;
     }
     if (X509_check_issued(ca->cert, crt) != X509_V_OK) {
-        set_err(err, errlen, "refused: the authority key identifier or the signature algorithm "
+        state_err(err, errlen, "refused: the authority key identifier or the signature algorithm "
                 "is not the CA's");
         goto out;
     }
@@ -1036,11 +1021,11 @@ static int check_leaf(struct ca *ca, X509 *crt, char *err, size_t errlen)
         goto out;
     rc = -EPERM;
     if (EVP_PKEY_eq(pub, X509_get0_pubkey(ca->cert)) == 1) {
-        set_err(err, errlen, "refused: the leaf key is the CA's key");
+        state_err(err, errlen, "refused: the leaf key is the CA's key");
         goto out;
     }
     if (X509_verify(crt, pub) != 1) {
-        set_err(err, errlen, "refused: the request is not signed by its own key");
+        state_err(err, errlen, "refused: the request is not signed by its own key");
         goto out;
     }
     rc = check_validity(ca, crt, err, errlen);
@@ -1100,13 +1085,13 @@ static int sign_locked(struct ca *ca, const unsigned char *der, size_t len, unsi
     *out = NULL;
     *outlen = 0;
     if (!ca->key) {
-        set_err(err, errlen, "the CA key is not in this process");
+        state_err(err, errlen, "the CA key is not in this process");
         return -ENOKEY;
     }
     crt = parse_der(der, len);
     if (!crt) {
         rc = -EINVAL;
-        set_err(err, errlen, "refused: not one DER certificate");
+        state_err(err, errlen, "refused: not one DER certificate");
         goto out;
     }
     rc = check_leaf(ca, crt, err, errlen);
@@ -1127,7 +1112,7 @@ int ca_sign_cert(struct ca *ca, const unsigned char *der, size_t len, unsigned c
 {
     int rc;
 
-    set_err(err, errlen, "%s", "");
+    state_err(err, errlen, "%s", "");
     if (!ca || !out || !outlen)
         return -EINVAL;
     pthread_mutex_lock(&ca->lock);
@@ -1149,7 +1134,7 @@ static int certify(struct ca *ca, X509 **crt, EVP_PKEY *key, char *err, size_t e
 
     rc = cert_der(*crt, &req, &reqlen);
     if (rc < 0) {
-        set_err(err, errlen, "encoding the certificate request: %s", strerror(-rc));
+        state_err(err, errlen, "encoding the certificate request: %s", strerror(-rc));
         goto out;
     }
     if (ca->sign)
@@ -1163,7 +1148,7 @@ static int certify(struct ca *ca, X509 **crt, EVP_PKEY *key, char *err, size_t e
         EVP_PKEY_eq(X509_get0_pubkey(got), key) != 1 ||
         ASN1_INTEGER_cmp(X509_get0_serialNumber(got), X509_get0_serialNumber(*crt)) != 0) {
         rc = -EIO;
-        set_err(err, errlen, "the signer returned a certificate other than the one requested");
+        state_err(err, errlen, "the signer returned a certificate other than the one requested");
         goto out;
     }
     X509_free(*crt);
@@ -1184,35 +1169,35 @@ int ca_open_remote(const char *state_dir, const unsigned char *root_der, size_t 
     EVP_PKEY *pub;
     int rc = -EINVAL;
 
-    set_err(err, errlen, "%s", "");
+    state_err(err, errlen, "%s", "");
     if (!state_dir || !fn || !out) {
-        set_err(err, errlen, "ca_open_remote: invalid argument");
+        state_err(err, errlen, "ca_open_remote: invalid argument");
         return -EINVAL;
     }
     *out = NULL;
     ca = calloc(1, sizeof(*ca));
     if (!ca) {
         rc = -ENOMEM;
-        set_err(err, errlen, "out of memory");
+        state_err(err, errlen, "out of memory");
         goto out;
     }
     if (state_path(ca->tls_dir, sizeof(ca->tls_dir), state_dir, "tls") < 0 ||
         state_path(ca->archive_dir, sizeof(ca->archive_dir), ca->tls_dir, "archive") < 0) {
         rc = -ENAMETOOLONG;
-        set_err(err, errlen, "state directory path too long");
+        state_err(err, errlen, "state directory path too long");
         goto out;
     }
     ca->cert = parse_der(root_der, len);
     pub = ca->cert ? X509_get0_pubkey(ca->cert) : NULL;
     if (!pub || key_type_of(pub, &ca->type) < 0 || X509_check_ca(ca->cert) != 1 ||
         X509_verify(ca->cert, pub) != 1) {
-        set_err(err, errlen, "the signer's CA certificate is not a self-signed ed25519 or "
+        state_err(err, errlen, "the signer's CA certificate is not a self-signed ed25519 or "
                 "ecdsa-p256 CA");
         goto out;
     }
     rc = -pthread_mutex_init(&ca->lock, NULL);
     if (rc < 0) {
-        set_err(err, errlen, "pthread_mutex_init: %s", strerror(-rc));
+        state_err(err, errlen, "pthread_mutex_init: %s", strerror(-rc));
         goto out;
     }
     ca->sign = fn;
@@ -1259,7 +1244,7 @@ int ca_issue(struct ca *ca, const char *domain, int leaf_days, char serial_hex[C
     time_t now, not_after;
     int rc, n;
 
-    set_err(err, errlen, "%s", "");
+    state_err(err, errlen, "%s", "");
     if (serial_hex)
         serial_hex[0] = '\0';
     if (leaf_days == 0)
@@ -1267,12 +1252,12 @@ int ca_issue(struct ca *ca, const char *domain, int leaf_days, char serial_hex[C
     if (!ca)
         return -EINVAL;
     if (leaf_days < 0 || leaf_days > CA_LEAF_DAYS_MAX) {
-        set_err(err, errlen, "leaf validity must be 1..%d days", CA_LEAF_DAYS_MAX);
+        state_err(err, errlen, "leaf validity must be 1..%d days", CA_LEAF_DAYS_MAX);
         return -EINVAL;
     }
     rc = leaf_paths(ca, domain, dir, key_path, crt_path);
     if (rc < 0) {
-        set_err(err, errlen, "invalid domain for a certificate");
+        state_err(err, errlen, "invalid domain for a certificate");
         return rc;
     }
     /* CN for old clients when it fits; otherwise an empty subject and a critical SAN. */
@@ -1286,7 +1271,7 @@ int ca_issue(struct ca *ca, const char *domain, int leaf_days, char serial_hex[C
         rc = -EKEYEXPIRED;
         if (format_time(X509_get0_notAfter(ca->cert), until, sizeof(until)) < 0)
             snprintf(until, sizeof(until), "%s", "?");
-        set_err(err, errlen, "the CA certificate expired (%s); no leaf can be issued", until);
+        state_err(err, errlen, "the CA certificate expired (%s); no leaf can be issued", until);
         goto out;
     }
     now = time(NULL);
@@ -1314,12 +1299,12 @@ int ca_issue(struct ca *ca, const char *domain, int leaf_days, char serial_hex[C
         goto out;
     rc = archive_locked(ca, domain);
     if (rc < 0 && rc != -ENOENT) {
-        set_err(err, errlen, "archiving the previous pair of %s: %s", domain, strerror(-rc));
+        state_err(err, errlen, "archiving the previous pair of %s: %s", domain, strerror(-rc));
         goto out;
     }
     rc = ensure_dir(dir);
     if (rc < 0) {
-        set_err(err, errlen, "creating %s: %s", dir, strerror(-rc));
+        state_err(err, errlen, "creating %s: %s", dir, strerror(-rc));
         goto out;
     }
     rc = write_key(key_path, key, err, errlen);

@@ -65,21 +65,6 @@ static struct {
     size_t root_len;
 } g = { .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Write a one-line reason into err when the caller gave a buffer. */
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- the wire ---- */
 
 /* Wait until fd is ready for events, at most timeout_ms (-1: forever). 0, -ETIMEDOUT or
@@ -412,13 +397,13 @@ static int spawn(char *err, size_t errlen)
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
         rc = -errno;
-        set_err(err, errlen, "signer: socketpair: %s", strerror(errno));
+        state_err(err, errlen, "signer: socketpair: %s", strerror(errno));
         goto out;
     }
     pid = fork();
     if (pid < 0) {
         rc = -errno;
-        set_err(err, errlen, "signer: fork: %s", strerror(errno));
+        state_err(err, errlen, "signer: fork: %s", strerror(errno));
         goto out;
     }
     if (pid == 0)
@@ -439,11 +424,11 @@ int signer_start(const char *state_dir, const char *exe, char *err, size_t errle
 {
     int rc;
 
-    set_err(err, errlen, "%s", "");
+    state_err(err, errlen, "%s", "");
     pthread_mutex_lock(&g.lock);
     if (g.fd >= 0) {
         rc = -EBUSY;
-        set_err(err, errlen, "the signer is already running");
+        state_err(err, errlen, "the signer is already running");
         goto out;
     }
     if (!state_dir || state_dir[0] != '/' ||
@@ -451,7 +436,7 @@ int signer_start(const char *state_dir, const char *exe, char *err, size_t errle
         state_path(g.key_path, sizeof(g.key_path), state_dir, "key") < 0 ||
         snprintf(g.exe, sizeof(g.exe), "%s", exe ? exe : "") >= (int)sizeof(g.exe)) {
         rc = -EINVAL;
-        set_err(err, errlen, "signer: the state directory must be an absolute path");
+        state_err(err, errlen, "signer: the state directory must be an absolute path");
         goto out;
     }
     g.dead = false;
@@ -644,7 +629,7 @@ static int restart(int why, char *err, size_t errlen)
         free(resp);
     }
     if (rc < 0)
-        set_err(err, errlen, "the new signer did not come up with the same keys: %s",
+        state_err(err, errlen, "the new signer did not come up with the same keys: %s",
                 strerror(-rc));
     else
         syslog(LOG_NOTICE, "signer: pid %ld took over the same keys", (long)g.pid);
@@ -658,17 +643,17 @@ int signer_call(uint32_t type, const void *req, size_t len, unsigned char **resp
     size_t dlen = 0;
     int rc, status = 0;
 
-    set_err(err, errlen, "%s", "");
+    state_err(err, errlen, "%s", "");
     *resp = NULL;
     *resplen = 0;
     if (len > SIGNER_MSG_MAX) {
-        set_err(err, errlen, "signer request too long");
+        state_err(err, errlen, "signer request too long");
         return -EMSGSIZE;
     }
     pthread_mutex_lock(&g.lock);
     if (g.dead || g.fd < 0) {
         rc = -EIO;
-        set_err(err, errlen, "%s", g.dead ? "the signer process is gone" : "no signer process");
+        state_err(err, errlen, "%s", g.dead ? "the signer process is gone" : "no signer process");
         goto out;
     }
     rc = exchange(type, req, len, &status, &data, &dlen);
@@ -681,7 +666,7 @@ int signer_call(uint32_t type, const void *req, size_t len, unsigned char **resp
         g.dead = true;
         drop(SIGNER_REAP_MS);       /* reap it (or kill a hung one) */
         if (!err || !err[0])
-            set_err(err, errlen, "the signer process is gone: %s", strerror(-rc));
+            state_err(err, errlen, "the signer process is gone: %s", strerror(-rc));
         rc = -EIO;
         goto out;
     }
@@ -710,13 +695,13 @@ static int audit_load(void *arg, const char *keypath, char pubhex[AUDIT_PUB_HEX]
 
     (void)arg;
     if (strcmp(keypath, g.key_path) != 0) {
-        set_err(err, errlen, "the signer serves %s, not %s", g.key_path, keypath);
+        state_err(err, errlen, "the signer serves %s, not %s", g.key_path, keypath);
         return -EINVAL;
     }
     rc = signer_call(SIGNER_AUDIT_KEY, NULL, 0, &resp, &len, err, errlen);
     if (rc == 0 && len != AUDIT_PUB_HEX - 1) {
         rc = -EIO;
-        set_err(err, errlen, "the signer sent a public key of %zu chars", len);
+        state_err(err, errlen, "the signer sent a public key of %zu chars", len);
     }
     if (rc == 0) {
         memcpy(pubhex, resp, len);
@@ -777,12 +762,12 @@ int signer_ca_open(const char *state_dir, enum ca_key_type want, const char *hos
     uint16_t nlen;
     int rc;
 
-    set_err(err, errlen, "%s", "");
+    state_err(err, errlen, "%s", "");
     if (created)
         *created = false;
     *out = NULL;
     if (strcmp(state_dir, g.state_dir) != 0 || hlen > SIGNER_HOST_MAX) {
-        set_err(err, errlen, "the signer serves %s, not %s (or the host name is too long)",
+        state_err(err, errlen, "the signer serves %s, not %s (or the host name is too long)",
                 g.state_dir, state_dir);
         return -EINVAL;
     }
@@ -794,7 +779,7 @@ int signer_ca_open(const char *state_dir, enum ca_key_type want, const char *hos
         goto out;
     rc = root_in(resp, rlen, &der, &dlen);
     if (rc < 0) {
-        set_err(err, errlen, "the signer sent a short CA answer");
+        state_err(err, errlen, "the signer sent a short CA answer");
         goto out;
     }
     rc = ca_open_remote(state_dir, der, dlen, ca_sign, NULL, out, err, errlen);

@@ -32,4 +32,8 @@ int state_path(char *buf, size_t len, const char *dir, const char *name);
 /* Current UTC time as YYYY-MM-DDTHH:MM:SSZ into buf (>= 21 bytes). */
 void state_now_iso(char *buf, size_t len);
 
+/* Write a one-line reason into err when the caller gave a buffer (err may be NULL). */
+void state_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif
