@@ -180,7 +180,7 @@ fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
 
 # a clean unmount stops both children
 cfs_mount_managed
-check "daemons up again" pgrep -f "caddy run --config $STATE/routing/Caddyfile"
+check "daemons up again" wait_for 10 pgrep -f "caddy run --config $STATE/routing/Caddyfile"
 cfs_unmount
 check_fails "unmount stopped the daemons" "" pgrep -f "$STATE/(routing|dns)"
 
