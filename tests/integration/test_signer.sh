@@ -10,14 +10,15 @@
 source "$(dirname "$0")/lib.sh"
 
 # scan PID HEX...: one 0/1 per needle: whether its bytes are anywhere in PID's readable memory
-# (read in chunks; mappings over 64 GiB, such as a sanitizer's shadow, are skipped).
+# (read in chunks; mappings over 1 GiB, such as a sanitizer's shadow and reserves, are skipped:
+# the daemon's own heap and arenas are far smaller).
 scan() {
     py3 - "$@" <<'EOF'
 import sys
 pid = int(sys.argv[1])
 needles = [bytes.fromhex(h) for h in sys.argv[2:]]
 found = [False] * len(needles)
-CHUNK, HUGE = 64 << 20, 64 << 30
+CHUNK, HUGE = 64 << 20, 1 << 30
 with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
     for line in maps:
         f = line.split()
