@@ -15,8 +15,9 @@ Reads the live probe files of monitor/T/ on the conduitfs mount at \$CONDUIT_MOU
   --json         the probe documents as they are, one JSON document a line
 
 Without a file option every probe file of T is shown (container.json for a service).
-A probe that failed is still shown, with its error; that is not a failure of this command.
-Tables need jq. Exit status: 0 shown, 1 a read failed (e.g. no such target), 2 bad arguments."
+A probe that failed is still shown, with its error, and makes the exit status 1.
+Tables need jq. Exit status: 0 every probe answered, 1 a probe reported an error or a read
+failed (e.g. no such target), 2 bad arguments."
 lib=$(dirname "$(readlink -f "$0")")
 [[ -r $lib/conduit-lib.sh ]] || lib=$lib/../lib/conduitfs
 # shellcheck source=scripts/conduit-lib.sh
@@ -87,9 +88,15 @@ def dur: if . == null then "-" else (. | floor) as $s |
  else tostring end)
 '
 
-first=1
+first=1 failed=0
 for f in "${files[@]}"; do
     cl_read "$dir/$f" || cl_die "$CL_ERR"
+    # A document whose "error" is not null is a probe that failed: shown, and exit status 1.
+    if cl_has jq; then
+        jq -e '.error == null' >/dev/null 2>&1 <<<"$CL_OUT" || failed=1
+    elif [[ $CL_OUT != '{"timestamp":'*',"error":null,'* ]]; then
+        failed=1
+    fi
     if ((json)); then
         printf '%s\n' "$CL_OUT"
         continue
@@ -102,3 +109,4 @@ for f in "${files[@]}"; do
     [[ $out != *$'\n'* ]] || printf '%s\n' "${out#*$'\n'}" | cl_table
     jq -r '.alerts[]? | "ALERT \(.severity) \(.subject): \(.message)"' <<<"$doc"
 done
+exit $((failed ? 1 : 0))

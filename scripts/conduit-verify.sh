@@ -12,7 +12,8 @@ signatures) and that audit.log matches them.
 
   --state DIR    verify a state directory offline, without a mount and without changing it:
                  runs conduitfs verify --state DIR (conduitfs from \$CONDUITFS, else the
-                 one installed beside this command, else PATH, else /usr/local/bin).
+                 one installed beside this command, else PATH, else the build tree of a
+                 checkout this command runs from (build/), else /usr/local/bin).
   --pubkey HEX   with --state: the signing key must be this one (audit/pubkey of the mount,
                  recorded somewhere safe)
 
@@ -42,13 +43,15 @@ done
 
 if ((have_state)); then
     [[ -d $state ]] || cl_die "$state: No such directory"
-    # $CONDUITFS; the conduitfs installed beside this command; PATH; /usr/local/bin
+    # $CONDUITFS; the conduitfs installed beside this command; PATH; a checkout's build/
+    # (scripts/../build/conduitfs); /usr/local/bin
     bin=${CONDUITFS:-}
     here=$(dirname "$(readlink -f "$0")")
     [[ -n $bin || ! -x $here/conduitfs ]] || bin=$here/conduitfs
     [[ -n $bin ]] || bin=$(command -v conduitfs || true)
+    [[ -n $bin || ! -x $here/../build/conduitfs ]] || bin=$here/../build/conduitfs
     [[ -n $bin ]] || bin=/usr/local/bin/conduitfs
-    [[ -x $bin ]] || cl_die "conduitfs not found (set CONDUITFS to its path)"
+    [[ -x $bin ]] || cl_die "conduitfs not found (install it, or set CONDUITFS to its path)"
     args=(verify --state "$state")
     [[ -z $pubkey ]] || args+=(--pubkey "$pubkey")
     # its own messages ("ok: ...", or why not) and its exit status: 0 intact, 1 not

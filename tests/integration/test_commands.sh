@@ -262,8 +262,18 @@ fails "ca trust --os plan9" 2 \
 fails "ca export --os" 2 "conduit-ca: --os goes with trust (see --help)" ca export --os debian
 
 # ---- monitor ----
+# No Docker Engine socket here: the containers probe reports an error, which is shown and makes
+# the exit status 1 (issue 13); the probes that answer exit 0.
 c monitor
-rc "monitor" 0
+rc "monitor with a failed probe" 1
+check "the failed probe is still shown" grep -q "^== local containers at " "$T/c.out"
+check "with its error" grep -q "^error" "$T/c.out"
+c monitor --server
+rc "monitor --server: the probe answered" 0
+c monitor --containers --json
+rc "monitor --containers --json: the probe failed" 1
+check "its document is printed" jq -e '.type == "containers" and .error != null' "$T/c.out"
+c monitor
 check "monitor shows the server" grep -q "^== local server at " "$T/c.out"
 check "monitor shows memory" grep -qE "^memory +[0-9.]+ of [0-9.]+ GiB used" "$T/c.out"
 check "monitor shows the GPU table" grep -qE "^0 +NVIDIA H100 80GB HBM3 +41 +7 +2048 +81559 +120.5 +0$" \
@@ -369,6 +379,13 @@ c verify --state "$STATE" --pubkey "$(printf 'a%.0s' {1..64})"
 rc "verify --state --pubkey, another key" 1
 quiet "verify --state --pubkey, another key"
 fails "verify --state nowhere" 1 "conduit-verify: $T/nope: No such directory" verify --state "$T/nope"
+# conduit-verify finds conduitfs by itself: no $CONDUITFS, and none on PATH, from a checkout
+# it uses build/conduitfs (issue 13)
+RC=0
+env -u CONDUITFS PATH=/usr/bin:/bin "$SC/conduit-verify.sh" --state "$STATE" >"$T/c.out" \
+    2>"$T/c.err" || RC=$?
+rc "verify --state without CONDUITFS" 0
+check "verify --state without CONDUITFS: the ok line" grep -q "^ok: " "$T/c.out"
 
 # ---- a new CA, as docs/operations.md says: unmount, move the pair aside, mount again ----
 old_fp=$(openssl x509 -in "$STATE/tls/ca.crt" -noout -fingerprint -sha256)
