@@ -13,7 +13,9 @@
 /* One top-level tree (services/, ca/, monitor/, audit/). Each operation gets the path below the
  * tree: "" for the tree's own directory, "core" or "core/upstream" below it. A NULL operation
  * means ENOENT for lookups and EPERM for changes. Every operation returns 0 (or a byte count)
- * or -errno. The dispatcher fills st's owner and times before getattr is called. */
+ * or -errno. The dispatcher fills st's owner and times before getattr is called. A handle whose
+ * node was removed while open never reaches a tree: the dispatcher serves its reads from the
+ * snapshot and answers everything else with ESTALE. */
 struct fs_tree {
     const char *name;
     int (*getattr)(const char *rel, struct stat *st);

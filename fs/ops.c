@@ -1,6 +1,12 @@
 /* ops.c: the FUSE operations table. Routes each path to its tree (services/, ca/, monitor/,
  * audit/) and answers for the root itself. Live files are snapshotted at open and served with
- * direct_io. */
+ * direct_io.
+ *
+ * Stale handles: when a file, or the directory above it, is removed while the file is open
+ * (rm of an attribute or a leaf certificate, rmdir of a service or target), libfuse passes the
+ * operations on that handle a NULL path. Such a handle still reads the snapshot taken at open
+ * and closes; every other operation on it returns ESTALE (fstat too: libfuse answers it). With
+ * hard_remove (fs_init), an open file is removed like any other instead of being renamed. */
 #include "fs/fs.h"
 
 #include <errno.h>
@@ -19,8 +25,9 @@ static const struct fs_tree *const trees[] = {
 };
 #define NTREES (sizeof(trees) / sizeof(trees[0]))
 
-/* Route path: NULL for the root itself (*rel NULL), or the tree with *rel set to the rest.
- * An unknown top-level name gives NULL with *rel non-NULL. */
+/* Route path (never NULL: the callers answer a stale handle first): NULL for the root itself
+ * (*rel NULL), or the tree with *rel set to the rest. An unknown top-level name gives NULL with
+ * *rel non-NULL. */
 static const struct fs_tree *route(const char *path, const char **rel)
 {
     char top[32];
@@ -103,16 +110,22 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     cfg->entry_timeout = 0;
     cfg->attr_timeout = 0;
     cfg->negative_timeout = 0;
+    /* rm of an open file (a leaf being rotated, an attribute being reset) removes it at once:
+     * the default would rename it to .fuse_hidden*, and renames are refused. */
+    cfg->hard_remove = 1;
     return NULL;
 }
 
 static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
     const char *rel;
-    const struct fs_tree *t = route(path, &rel);
+    const struct fs_tree *t;
     int rc;
 
     (void)fi;
+    if (!path)
+        return -ESTALE;   /* a handle whose file was removed (lseek SEEK_END, ...) */
+    t = route(path, &rel);
     memset(st, 0, sizeof(*st));
     st->st_uid = getuid();
     st->st_gid = getgid();
@@ -145,8 +158,11 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
                       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
     const char *rel;
-    const struct fs_tree *t = route(path, &rel);
+    const struct fs_tree *t;
 
+    if (!path)
+        return -ESTALE;   /* a directory removed while it was open */
+    t = route(path, &rel);
     (void)off;
     (void)fi;
     (void)flags;
@@ -167,8 +183,11 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 static int fs_mkdir(const char *path, mode_t mode)
 {
     const char *rel;
-    const struct fs_tree *t = route(path, &rel);
+    const struct fs_tree *t;
 
+    if (!path)
+        return -ESTALE;   /* libfuse resolves these itself; never NULL, but never trusted */
+    t = route(path, &rel);
     if (!may_write())
         return -EACCES;
 
@@ -183,8 +202,11 @@ static int fs_mkdir(const char *path, mode_t mode)
 static int fs_rmdir(const char *path)
 {
     const char *rel;
-    const struct fs_tree *t = route(path, &rel);
+    const struct fs_tree *t;
 
+    if (!path)
+        return -ESTALE;   /* libfuse resolves these itself; never NULL, but never trusted */
+    t = route(path, &rel);
     if (!may_write())
         return -EACCES;
 
@@ -196,8 +218,11 @@ static int fs_rmdir(const char *path)
 static int fs_unlink(const char *path)
 {
     const char *rel;
-    const struct fs_tree *t = route(path, &rel);
+    const struct fs_tree *t;
 
+    if (!path)
+        return -ESTALE;   /* libfuse resolves these itself; never NULL, but never trusted */
+    t = route(path, &rel);
     if (!may_write())
         return -EACCES;
 
@@ -209,8 +234,11 @@ static int fs_unlink(const char *path)
 static int fs_open(const char *path, struct fuse_file_info *fi)
 {
     const char *rel;
-    const struct fs_tree *t = route(path, &rel);
+    const struct fs_tree *t;
 
+    if (!path)
+        return -ESTALE;   /* libfuse resolves these itself; never NULL, but never trusted */
+    t = route(path, &rel);
     if ((fi->flags & O_ACCMODE) != O_RDONLY && !may_write())
         return -EACCES;
 
@@ -223,8 +251,11 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
     const char *rel;
-    const struct fs_tree *t = route(path, &rel);
+    const struct fs_tree *t;
 
+    if (!path)
+        return -ESTALE;   /* libfuse resolves these itself; never NULL, but never trusted */
+    t = route(path, &rel);
     if (!may_write())
         return -EACCES;
 
@@ -239,8 +270,11 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off,
                    struct fuse_file_info *fi)
 {
     const char *rel;
-    const struct fs_tree *t = route(path, &rel);
+    const struct fs_tree *t;
 
+    if (!path)   /* removed while open: what was read at open, if anything */
+        return fi->fh ? fs_fh_read(fi, buf, size, off) : -ESTALE;
+    t = route(path, &rel);
     if (t && t->read)
         return t->read(rel, buf, size, off, fi);
     return fs_fh_read(fi, buf, size, off);
@@ -250,8 +284,11 @@ static int fs_write(const char *path, const char *buf, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
     const char *rel;
-    const struct fs_tree *t = route(path, &rel);
+    const struct fs_tree *t;
 
+    if (!path)
+        return -ESTALE;   /* removed while open: the change has no file left to go to */
+    t = route(path, &rel);
     if (!may_write())
         return -EACCES;
 
@@ -263,8 +300,11 @@ static int fs_write(const char *path, const char *buf, size_t size, off_t off,
 static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
     const char *rel;
-    const struct fs_tree *t = route(path, &rel);
+    const struct fs_tree *t;
 
+    if (!path)
+        return -ESTALE;   /* ftruncate of a file removed while open */
+    t = route(path, &rel);
     if (!may_write())
         return -EACCES;
 
@@ -286,6 +326,8 @@ static int fs_utimens(const char *path, const struct timespec tv[2], struct fuse
     struct stat st;
 
     (void)tv;
+    if (!path)
+        return -ESTALE;   /* futimens of a file removed while open */
     /* Times are derived; touching an existing node is accepted and changes nothing. */
     return fs_getattr(path, &st, fi);
 }
