@@ -47,11 +47,13 @@ _conduit() {
                monitor_target_add monitor_target_update monitor_target_remove
                monitor_host_key_added monitor_host_key_mismatch'
         ;;
-    --state)
+    --state | --mount)
         mapfile -t COMPREPLY < <(compgen -d -- "$cur")
         return 0
         ;;
-    --upstream | --domain | --health | --since | --pubkey) return 0 ;;
+    --upstream | --domain | --health | --since | --pubkey | --dns-listen | --https-listen)
+        return 0
+        ;;
     esac
     if [[ -n $words ]]; then
         mapfile -t COMPREPLY < <(compgen -W "$words" -- "$cur")
@@ -74,12 +76,14 @@ _conduit() {
     conduit-dns) opts='--resolve --help' ;;
     conduit-logs) opts='--follow --action --since --help' ;;
     conduit-verify) opts='--state --pubkey --help' ;;
+    conduit-setup) opts='--state --dns-listen --https-listen --mount --help' ;;
     esac
     mapfile -t COMPREPLY < <(compgen -W "${opts:-}" -- "$cur")
 }
 
 complete -F _conduit \
     conduit-register conduit-deregister conduit-status conduit-monitor conduit-certs \
-    conduit-ca conduit-dns conduit-logs conduit-verify \
+    conduit-ca conduit-dns conduit-logs conduit-verify conduit-setup \
     conduit-register.sh conduit-deregister.sh conduit-status.sh conduit-monitor.sh \
-    conduit-certs.sh conduit-ca.sh conduit-dns.sh conduit-logs.sh conduit-verify.sh
+    conduit-certs.sh conduit-ca.sh conduit-dns.sh conduit-logs.sh conduit-verify.sh \
+    conduit-setup.sh

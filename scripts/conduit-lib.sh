@@ -191,3 +191,16 @@ cl_field() {
         sed -n "/.*\"$2\": *\"\\{0,1\\}\\([^\",}]*\\).*/{s//\\1/p;q}" "$1" 2>/dev/null || true
     fi
 }
+
+# cl_conduitfs: set CL_BIN to the conduitfs binary: $CONDUITFS; the one installed beside this
+# command; PATH; a checkout's build/ (scripts/../build/conduitfs); else /usr/local/bin/conduitfs
+# (which may not exist: check with -x).
+cl_conduitfs() {
+    local here
+    here=$(dirname "$(readlink -f "$0")")
+    CL_BIN=${CONDUITFS:-}
+    [[ -n $CL_BIN || ! -x $here/conduitfs ]] || CL_BIN=$here/conduitfs
+    [[ -n $CL_BIN ]] || CL_BIN=$(command -v conduitfs || true)
+    [[ -n $CL_BIN || ! -x $here/../build/conduitfs ]] || CL_BIN=$here/../build/conduitfs
+    [[ -n $CL_BIN ]] || CL_BIN=/usr/local/bin/conduitfs
+}

@@ -43,14 +43,8 @@ done
 
 if ((have_state)); then
     [[ -d $state ]] || cl_die "$state: No such directory"
-    # $CONDUITFS; the conduitfs installed beside this command; PATH; a checkout's build/
-    # (scripts/../build/conduitfs); /usr/local/bin
-    bin=${CONDUITFS:-}
-    here=$(dirname "$(readlink -f "$0")")
-    [[ -n $bin || ! -x $here/conduitfs ]] || bin=$here/conduitfs
-    [[ -n $bin ]] || bin=$(command -v conduitfs || true)
-    [[ -n $bin || ! -x $here/../build/conduitfs ]] || bin=$here/../build/conduitfs
-    [[ -n $bin ]] || bin=/usr/local/bin/conduitfs
+    cl_conduitfs
+    bin=$CL_BIN
     [[ -x $bin ]] || cl_die "conduitfs not found (install it, or set CONDUITFS to its path)"
     args=(verify --state "$state")
     [[ -z $pubkey ]] || args+=(--pubkey "$pubkey")
