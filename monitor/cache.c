@@ -48,8 +48,8 @@ static int64_t now_ms(void)
 /* What identifies the settings of a probe: every field of src that reaches the probe. */
 static void settings_of(const struct mon_src *src, char *buf, size_t len)
 {
-    snprintf(buf, len, "%d|%s|%u|%s|%s|%s|%s", src->remote, src->host, src->port, src->user,
-             src->key, src->docker_socket, src->container);
+    snprintf(buf, len, "%d|%s|%u|%s|%s|%ld|%s|%s", src->remote, src->host, src->port,
+             src->user, src->key, src->key_owner, src->docker_socket, src->container);
 }
 
 static void entry_free(struct entry *e)

@@ -10,13 +10,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
 
 #include "core/statefile.h"
 
-/* metrics.prom runs at most this many probes at once. */
+/* metrics.prom runs at most this many probes at once, and waits for them at most this long:
+ * one SSH login and one command (probes of one target share a session, and a target that did
+ * not answer is not dialled again by its other probes; see ssh.c). */
 #define METRICS_THREADS 16
+#define METRICS_DEADLINE_MS (MON_CONNECT_MS + MON_COMMAND_MS)
 
 static const char *const file_names[MON_NFILES] = {
     "server.json", "gpu.json", "containers.json", "container.json", "target.json",
@@ -79,6 +83,7 @@ static bool service_src(const struct reg_service *s, struct mon_src *src)
         src->port = json_is_integer(json_object_get(m, "ssh_port")) ?
                     (unsigned)json_integer_value(json_object_get(m, "ssh_port")) : 22;
         snprintf(src->key, sizeof(src->key), "%s", service_key);
+        src->key_owner = MON_KEY_DAEMON;
     } else {
         ok = false;
     }
@@ -122,6 +127,7 @@ static int resolve(const char *dir, struct mon_src *src)
         src->port = cfg.port;
         snprintf(src->user, sizeof(src->user), "%s", cfg.user);
         snprintf(src->key, sizeof(src->key), "%s", cfg.key);
+        src->key_owner = cfg.key_owner;
         snprintf(src->docker_socket, sizeof(src->docker_socket), "%s", cfg.docker_socket);
         return 0;
     }
@@ -198,21 +204,44 @@ int mon_read(const char *dir, enum mon_file f, char **out, size_t *len)
 
 /* ---- metrics.prom ---- */
 
+/* One probe of a metrics.prom run. */
 struct job {
     struct mon_src src;
     enum mon_file f;
-    char *doc;
+    bool finished;          /* run->lock */
+    char *doc;              /* run->lock */
     size_t len;
 };
 
-struct jobs {
+/* One metrics.prom run: its jobs and the detached workers that take them in turn. The reader
+ * waits at most METRICS_DEADLINE_MS; workers still probing then finish on their own (their
+ * results reach the probe cache) and the last of the reader and the workers frees the run. */
+struct run {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
     struct job *v;
-    size_t n, cap;
+    size_t n, cap, next, done;
+    int refs;
+    bool abandoned;         /* the reader left: take no new job */
 };
+
+/* Workers of every run still alive, so that mon_close can wait for them. */
+static pthread_mutex_t workers_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t workers_cond = PTHREAD_COND_INITIALIZER;
+static int workers;
+
+/* The single flight of metrics.prom: one run at a time, its text shared with every reader
+ * that came while it ran and with every reader for MON_TTL_MS after it. */
+static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t metrics_cond = PTHREAD_COND_INITIALIZER;
+static bool metrics_busy;
+static char *metrics_text;
+static size_t metrics_len;
+static struct timespec metrics_done;
 
 static void add_jobs(const char *name, void *ctx)
 {
-    struct jobs *js = ctx;
+    struct run *r = ctx;
     struct mon_src src;
 
     if (resolve(name, &src) < 0)
@@ -220,71 +249,232 @@ static void add_jobs(const char *name, void *ctx)
     for (int f = 0; f < MON_NFILES; f++) {
         if (!(src.files & MON_BIT(f) & MON_PROBE_BITS))
             continue;
-        if (js->n == js->cap) {
-            size_t cap = js->cap ? 2 * js->cap : 16;
-            struct job *v = realloc(js->v, cap * sizeof(*v));
+        if (r->n == r->cap) {
+            size_t cap = r->cap ? 2 * r->cap : 16;
+            struct job *v = realloc(r->v, cap * sizeof(*v));
 
             if (!v)
                 return;
-            js->v = v;
-            js->cap = cap;
+            r->v = v;
+            r->cap = cap;
         }
-        memset(&js->v[js->n], 0, sizeof(js->v[0]));
-        js->v[js->n].src = src;
-        js->v[js->n].f = (enum mon_file)f;
-        js->n++;
+        memset(&r->v[r->n], 0, sizeof(r->v[0]));
+        r->v[r->n].src = src;
+        r->v[r->n].f = (enum mon_file)f;
+        r->n++;
     }
 }
 
-static void *run_job(void *arg)
+/* Drop one reference to r, with r->lock held (released here); the last one frees it. */
+static void run_put(struct run *r)
 {
-    struct job *j = arg;
+    bool last = --r->refs == 0;
 
-    mon_cache_get(&j->src, j->f, &j->doc, &j->len);
+    pthread_mutex_unlock(&r->lock);
+    if (!last)
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        free(r->v[i].doc);
+    free(r->v);
+    pthread_cond_destroy(&r->cond);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+static void *worker(void *arg)
+{
+    struct run *r = arg;
+
+    pthread_mutex_lock(&r->lock);
+    while (!r->abandoned && r->next < r->n) {
+        struct job *j = &r->v[r->next++];
+        char *doc = NULL;
+        size_t len = 0;
+
+        pthread_mutex_unlock(&r->lock);
+        mon_cache_get(&j->src, j->f, &doc, &len);
+        pthread_mutex_lock(&r->lock);
+        j->doc = doc;
+        j->len = len;
+        j->finished = true;
+        r->done++;
+        pthread_cond_broadcast(&r->cond);
+    }
+    run_put(r);
+    pthread_mutex_lock(&workers_lock);
+    if (--workers == 0)
+        pthread_cond_broadcast(&workers_cond);
+    pthread_mutex_unlock(&workers_lock);
     return NULL;
 }
 
-/* metrics.prom: every probe of every directory (in parallel, METRICS_THREADS at a time) as
- * Prometheus text. 0 or -ENOMEM. */
-int mon_metrics(char **out, size_t *len)
+/* The document of a probe that did not finish within the run's deadline. */
+static json_t *late_doc(const struct job *j)
 {
-    struct jobs js = {0};
-    pthread_t tid[METRICS_THREADS];
-    bool started[METRICS_THREADS];
+    char ts[32], msg[96];
+
+    state_now_iso(ts, sizeof(ts));
+    snprintf(msg, sizeof(msg), "probe still running after %d ms", METRICS_DEADLINE_MS);
+    return json_pack("{s:s,s:s,s:s,s:s,s:n,s:[]}", "timestamp", ts, "target", j->src.name,
+                     "type", mon_file_type(j->f), "error", msg, "metrics", "alerts");
+}
+
+/* Start workers on r (at most METRICS_THREADS); r->refs counts them. false when none. */
+static bool start_workers(struct run *r)
+{
+    size_t want = r->n < METRICS_THREADS ? r->n : METRICS_THREADS;
+    pthread_attr_t attr;
+    size_t started = 0;
+
+    if (pthread_attr_init(&attr) != 0)
+        return false;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    for (size_t k = 0; k < want; k++) {
+        pthread_t tid;
+
+        pthread_mutex_lock(&workers_lock);
+        workers++;
+        pthread_mutex_unlock(&workers_lock);
+        pthread_mutex_lock(&r->lock);
+        r->refs++;
+        pthread_mutex_unlock(&r->lock);
+        if (pthread_create(&tid, &attr, worker, r) == 0) {
+            started++;
+            continue;
+        }
+        pthread_mutex_lock(&r->lock);
+        r->refs--;
+        pthread_mutex_unlock(&r->lock);
+        pthread_mutex_lock(&workers_lock);
+        workers--;
+        pthread_mutex_unlock(&workers_lock);
+        break;
+    }
+    pthread_attr_destroy(&attr);
+    return started > 0;
+}
+
+/* One metrics.prom run: every probe of every directory, in parallel, for at most
+ * METRICS_DEADLINE_MS; a probe still running then counts as failed. 0 or -ENOMEM. */
+static int metrics_run(char **out, size_t *len)
+{
+    struct run *r = calloc(1, sizeof(*r));
     json_t *docs = json_array();
+    struct timespec deadline;
     int rc = -ENOMEM;
 
-    *out = NULL;
-    *len = 0;
-    if (!docs)
+    if (!r || !docs) {
+        free(r);
+        json_decref(docs);
         return -ENOMEM;
-    mon_dirs(add_jobs, &js);
-    for (size_t i = 0; i < js.n; i += METRICS_THREADS) {
-        size_t batch = js.n - i < METRICS_THREADS ? js.n - i : METRICS_THREADS;
-
-        for (size_t k = 0; k < batch; k++) {
-            started[k] = pthread_create(&tid[k], NULL, run_job, &js.v[i + k]) == 0;
-            if (!started[k])
-                run_job(&js.v[i + k]);
-        }
-        for (size_t k = 0; k < batch; k++)
-            if (started[k])
-                pthread_join(tid[k], NULL);
     }
-    for (size_t i = 0; i < js.n; i++) {
-        json_t *d = js.v[i].doc ? json_loadb(js.v[i].doc, js.v[i].len, 0, NULL) : NULL;
+    pthread_mutex_init(&r->lock, NULL);
+    {
+        pthread_condattr_t ca;
+
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&r->cond, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    r->refs = 1;
+    mon_dirs(add_jobs, r);
+    if (r->n > 0 && !start_workers(r)) {
+        /* no thread: probe here, one after the other */
+        for (size_t i = 0; i < r->n; i++) {
+            mon_cache_get(&r->v[i].src, r->v[i].f, &r->v[i].doc, &r->v[i].len);
+            r->v[i].finished = true;
+        }
+        r->done = r->next = r->n;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += METRICS_DEADLINE_MS / 1000;
+    deadline.tv_nsec += (long)(METRICS_DEADLINE_MS % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&r->lock);
+    while (r->done < r->n)
+        if (pthread_cond_timedwait(&r->cond, &r->lock, &deadline) == ETIMEDOUT)
+            break;
+    r->abandoned = true;
+    for (size_t i = 0; i < r->n; i++) {
+        struct job *j = &r->v[i];
+        json_t *d = j->finished ? (j->doc ? json_loadb(j->doc, j->len, 0, NULL) : NULL) :
+                    late_doc(j);
 
         if (d)
             json_array_append_new(docs, d);
-        free(js.v[i].doc);
     }
+    run_put(r);
     *out = mon_prom_render(docs);
     if (*out) {
         *len = strlen(*out);
         rc = 0;
     }
-    free(js.v);
     json_decref(docs);
+    return rc;
+}
+
+static int64_t elapsed_ms(const struct timespec *since)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)(now.tv_sec - since->tv_sec) * 1000 +
+           (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/* A copy of the shared text, with metrics_lock held. 0 or -ENOMEM. */
+static int metrics_copy(char **out, size_t *len)
+{
+    *out = malloc(metrics_len + 1);
+    if (!*out)
+        return -ENOMEM;
+    memcpy(*out, metrics_text, metrics_len + 1);
+    *len = metrics_len;
+    return 0;
+}
+
+/* metrics.prom: every probe of every directory as Prometheus text, from one run shared by
+ * concurrent readers (single flight) and by every reader for MON_TTL_MS after it. A run takes
+ * at most METRICS_DEADLINE_MS. 0 or -ENOMEM. */
+int mon_metrics(char **out, size_t *len)
+{
+    char *text = NULL;
+    size_t n = 0;
+    int rc;
+
+    *out = NULL;
+    *len = 0;
+    pthread_mutex_lock(&metrics_lock);
+    for (;;) {
+        if (metrics_text && elapsed_ms(&metrics_done) < MON_TTL_MS) {
+            rc = metrics_copy(out, len);
+            pthread_mutex_unlock(&metrics_lock);
+            return rc;
+        }
+        if (!metrics_busy)
+            break;
+        pthread_cond_wait(&metrics_cond, &metrics_lock);
+    }
+    metrics_busy = true;
+    pthread_mutex_unlock(&metrics_lock);
+
+    rc = metrics_run(&text, &n);
+
+    pthread_mutex_lock(&metrics_lock);
+    metrics_busy = false;
+    if (rc == 0) {
+        free(metrics_text);
+        metrics_text = text;
+        metrics_len = n;
+        clock_gettime(CLOCK_MONOTONIC, &metrics_done);
+        rc = metrics_copy(out, len);
+    }
+    pthread_cond_broadcast(&metrics_cond);
+    pthread_mutex_unlock(&metrics_lock);
     return rc;
 }
 
@@ -344,6 +534,12 @@ int mon_open(const struct reg_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "state directory path too long");
     if (rc < 0)
         return rc;
+    rc = mon_keys_init(cfg->state_dir);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot create %s/monitoring/keys: %s", cfg->state_dir,
+                 strerror(-rc));
+        goto fail;
+    }
     if (env && *env && (env[0] != '/' || strlen(env) >= sizeof(docker_socket))) {
         snprintf(err, errlen, "CONDUIT_DOCKER_SOCKET must be an absolute path");
         rc = -EINVAL;
@@ -384,6 +580,16 @@ void mon_close(void)
 {
     if (!opened)
         return;
+    /* workers of a metrics run that outlived its reader end within their probe deadlines */
+    pthread_mutex_lock(&workers_lock);
+    while (workers > 0)
+        pthread_cond_wait(&workers_cond, &workers_lock);
+    pthread_mutex_unlock(&workers_lock);
+    pthread_mutex_lock(&metrics_lock);
+    free(metrics_text);
+    metrics_text = NULL;
+    metrics_len = 0;
+    pthread_mutex_unlock(&metrics_lock);
     mon_ssh_fini();
     mon_cache_forget(NULL);
     mon_tgt_unload();

@@ -42,7 +42,10 @@ int mon_dir_files(const char *dir, unsigned *mask);
  * directory or file), or -ENOMEM. */
 int mon_read(const char *dir, enum mon_file f, char **out, size_t *len);
 
-/* Every probe's metrics in the Prometheus text format 0.0.4, malloc'd. 0 or -ENOMEM. */
+/* Every probe's metrics in the Prometheus text format 0.0.4, malloc'd. Probes run in parallel
+ * and a probe still running after MON_CONNECT_MS + MON_COMMAND_MS counts as failed; readers
+ * that come while a run is under way share it, and so does every reader for MON_TTL_MS after
+ * it. 0 or -ENOMEM. */
 int mon_metrics(char **out, size_t *len);
 
 /* Create target name (not yet configured). 0, -EINVAL (bad name), -EEXIST (a target, "local",
@@ -54,7 +57,10 @@ int mon_target_add(const char *name, const char *who);
 int mon_target_remove(const char *name, const char *who);
 
 /* Set target name's settings from a raw target.json write (one trailing newline allowed), or
- * clear them when buf is NULL. 0 (also when unchanged), -EINVAL, -EFBIG, -ENOENT or -errno. */
+ * clear them when buf is NULL. who is the writer (a user name or a decimal uid): its ssh_key
+ * must be a file directly in <state>/monitoring/keys/ or one who owns outside the state
+ * directory, never state/key or state/tls/ *.key. 0 (also when unchanged), -EINVAL, -EFBIG,
+ * -EACCES (a key in no allowed place, or missing), -ENOENT or -errno. */
 int mon_target_set(const char *name, const char *buf, size_t len, const char *who);
 
 #endif

@@ -35,6 +35,8 @@
 #define MON_NAME_MAX 64
 #define MON_TARGETS_MAX 256
 #define MON_DEFAULT_DOCKER_SOCKET "/var/run/docker.sock"
+/* key_owner of the daemon's own key (<state>/monitoring/ssh_key): no writer chose it. */
+#define MON_KEY_DAEMON (-2L)
 
 /* Which probe files, as (1u << enum mon_file). */
 #define MON_BIT(f) (1u << (f))
@@ -49,6 +51,7 @@ struct mon_target_cfg {
     char key[MON_KEY_MAX];
     char docker_socket[MON_SOCK_MAX];   /* "" for null (the default socket) */
     unsigned types;                     /* MON_BIT of SERVER, GPU, CONTAINERS */
+    long key_owner;                     /* uid of the writer (not in target.json); -1 unknown */
 };
 
 /* Where and how a directory's probes run. */
@@ -60,9 +63,28 @@ struct mon_src {
     unsigned port;
     char user[MON_USER_MAX];
     char key[MON_KEY_MAX];
+    long key_owner;                     /* whose key: a uid, -1 unknown, MON_KEY_DAEMON */
     char docker_socket[MON_SOCK_MAX];   /* local path, or the path on the remote host */
     char container[160];                /* MON_FILE_CONTAINER: the container's name */
 };
+
+/* ---- SSH keys a target may name (keys.c) ---- */
+
+/* Create <state>/monitoring/keys (0700) and remember where the state directory really is.
+ * 0 or -errno. */
+int mon_keys_init(const char *state_dir);
+
+/* The uid of a writer as fs/ names it (a user name, or a uid in decimal); -1 when unknown. */
+long mon_keys_owner(const char *who);
+
+/* Apply the key rules to key for a target written by uid owner (-1: unknown writer): a file
+ * directly in <state>/monitoring/keys/ (root's directory and file, writable by no one else),
+ * or a file the writer owns outside the state directory; never state/key nor state/tls/ *.key
+ * under any name. Symlinks are resolved once and the resolved file is judged and read. With
+ * out, also read it into *out (malloc'd, NUL-terminated, *len bytes; wipe and free it).
+ * 0; -EACCES (missing, unreadable, or not an allowed place); -EINVAL (an allowed name that is
+ * not a regular file); -EFBIG (over 64 KiB); -ENOMEM. */
+int mon_keys_load(const char *key, long owner, char **out, size_t *len);
 
 /* ---- runners ---- */
 
@@ -202,6 +224,8 @@ int mon_tgt_load(const char *path, char *err, size_t errlen);
 void mon_tgt_unload(void);
 int mon_tgt_add(const char *name, const char *who);
 int mon_tgt_remove(const char *name, const char *who);
+/* mon_tgt_set: who is the writer; the key rules (mon_keys_load) apply to the uid it names, and
+ * a key outside them is -EACCES. */
 int mon_tgt_set(const char *name, const char *buf, size_t len, const char *who);
 /* Whether name is a target (0 or -ENOENT); *cfg and *configured filled when non-NULL. */
 int mon_tgt_lookup(const char *name, struct mon_target_cfg *cfg, bool *configured);

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <libssh2.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "audit/audit.h"
@@ -28,6 +29,10 @@
 
 /* A pooled session is closed after this long unused. */
 #define IDLE_MS (5 * 60 * 1000)
+/* After a failed login, the other probes of the directory that queued behind it get the same
+ * failure for this long instead of dialling again (an unreachable host costs one
+ * MON_CONNECT_MS per metrics.prom run, not one per probe). */
+#define FAIL_MS MON_TTL_MS
 
 struct conn {
     struct conn *next;
@@ -35,10 +40,14 @@ struct conn {
     int refs;                   /* pool_lock */
     int64_t last_used;          /* pool_lock */
     pthread_mutex_t lock;       /* held while the session is in use */
-    char ep[MON_HOST_MAX + MON_USER_MAX + MON_KEY_MAX + 16];   /* what s is connected to */
+    char ep[MON_HOST_MAX + MON_USER_MAX + MON_KEY_MAX + 48];   /* what s is connected to */
     LIBSSH2_SESSION *s;
     int sock;
     bool mismatch_logged;
+    char fail_ep[MON_HOST_MAX + MON_USER_MAX + MON_KEY_MAX + 48];  /* the last failed login */
+    int64_t fail_ms;
+    int fail_rc;
+    char fail_err[256];
 };
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -428,24 +437,61 @@ static void conn_close(struct conn *c)
     c->ep[0] = '\0';
 }
 
+/* The key a target's writer named, read through the key rules (keys.c) into *pem; the daemon's
+ * own key is left to libssh2 to read by name (*pem NULL). 0 or -errno, reason in err. */
+static int load_key(const struct mon_src *src, char **pem, size_t *len, char *err,
+                    size_t errlen)
+{
+    int rc;
+
+    *pem = NULL;
+    *len = 0;
+    if (src->key_owner == MON_KEY_DAEMON) {
+        if (access(src->key, R_OK) == 0)
+            return 0;
+        rc = -errno;
+        snprintf(err, errlen, "ssh key %s is not readable: %s", src->key, strerror(-rc));
+        return rc;
+    }
+    rc = mon_keys_load(src->key, src->key_owner, pem, len);
+    if (rc < 0)
+        snprintf(err, errlen, "ssh key %s refused: %s", src->key,
+                 rc == -EACCES ? "not in an allowed place (see docs/security.md)" :
+                 strerror(-rc));
+    return rc;
+}
+
+static void wipe_key(char *pem, size_t len)
+{
+    if (pem) {
+        OPENSSL_cleanse(pem, len);
+        free(pem);
+    }
+}
+
 /* Connect, check the host key and log in with the key file. 0 or -errno, reason in err. */
 static int conn_open(struct conn *c, const struct mon_src *src, const char *ep, char *err,
                      size_t errlen)
 {
     int64_t deadline = now_ms() + MON_CONNECT_MS;
+    char *pem = NULL;
+    size_t pemlen = 0;
     int rc;
 
-    if (access(src->key, R_OK) != 0) {
-        rc = -errno;
-        snprintf(err, errlen, "ssh key %s is not readable: %s", src->key, strerror(-rc));
+    rc = load_key(src, &pem, &pemlen, err, errlen);
+    if (rc < 0)
+        return rc;
+    c->sock = dial(src, deadline, err, errlen);
+    if (c->sock < 0) {
+        rc = c->sock;
+        c->sock = -1;
+        wipe_key(pem, pemlen);
         return rc;
     }
-    c->sock = dial(src, deadline, err, errlen);
-    if (c->sock < 0)
-        return c->sock;
     c->s = libssh2_session_init();
     if (!c->s) {
         conn_close(c);
+        wipe_key(pem, pemlen);
         return -ENOMEM;
     }
     libssh2_session_set_blocking(c->s, 0);
@@ -457,16 +503,23 @@ static int conn_open(struct conn *c, const struct mon_src *src, const char *ep, 
     rc = check_host_key(c, src, err, errlen);
     if (rc < 0)
         goto fail;
-    RETRY(c, deadline, rc, libssh2_userauth_publickey_fromfile_ex(c->s, src->user,
-          (unsigned)strlen(src->user), NULL, src->key, NULL));
+    if (pem) {
+        RETRY(c, deadline, rc, libssh2_userauth_publickey_frommemory(c->s, src->user,
+              strlen(src->user), NULL, 0, pem, pemlen, NULL));
+    } else {
+        RETRY(c, deadline, rc, libssh2_userauth_publickey_fromfile_ex(c->s, src->user,
+              (unsigned)strlen(src->user), NULL, src->key, NULL));
+    }
     if (rc != 0) {
         rc = ssh_error(c->s, rc, "login", err, errlen);
         goto fail;
     }
     snprintf(c->ep, sizeof(c->ep), "%s", ep);
+    wipe_key(pem, pemlen);
     return 0;
 fail:
     conn_close(c);
+    wipe_key(pem, pemlen);
     return rc;
 }
 
@@ -600,18 +653,31 @@ int mon_ssh_run(const struct mon_src *src, const char *cmd, int timeout_ms, size
     *status = -1;
     if (!ready)
         return -ENODEV;
-    snprintf(ep, sizeof(ep), "%s|%u|%s|%s", src->host, src->port, src->user, src->key);
+    snprintf(ep, sizeof(ep), "%s|%u|%s|%s|%ld", src->host, src->port, src->user, src->key,
+             src->key_owner);
     c = conn_get(src->name);
     if (!c)
         return -ENOMEM;
     pthread_mutex_lock(&c->lock);
     if (c->s && strcmp(c->ep, ep) != 0)
         conn_close(c);
+    if (!c->s && c->fail_ms && now_ms() - c->fail_ms < FAIL_MS && strcmp(c->fail_ep, ep) == 0) {
+        /* the login that just failed: the same answer, without waiting for it again */
+        rc = c->fail_rc;
+        snprintf(err, errlen, "%s", c->fail_err);
+        goto out;
+    }
     for (int attempt = 0; attempt < 2; attempt++) {
         bool fresh = !c->s;
 
-        if (fresh && (rc = conn_open(c, src, ep, err, errlen)) < 0)
+        if (fresh && (rc = conn_open(c, src, ep, err, errlen)) < 0) {
+            snprintf(c->fail_ep, sizeof(c->fail_ep), "%s", ep);
+            snprintf(c->fail_err, sizeof(c->fail_err), "%s", err);
+            c->fail_rc = rc;
+            c->fail_ms = now_ms();
             break;
+        }
+        c->fail_ms = 0;
         b.len = 0;
         b.failed = false;
         mon_buf_add(&b, "", 0);
@@ -622,6 +688,7 @@ int mon_ssh_run(const struct mon_src *src, const char *cmd, int timeout_ms, size
         if (fresh || rc == -ETIMEDOUT || rc == -EFBIG)
             break;
     }
+out:
     pthread_mutex_unlock(&c->lock);
     conn_put(c);
     if (rc == 0) {

@@ -1,5 +1,6 @@
 /* targets.c: monitoring targets: the strict target.json validator, the table of targets, and
- * its persistence in state/monitoring/targets.json (atomic writes, one audit line per change). */
+ * its persistence in state/monitoring/targets.json (atomic writes, one audit line per change).
+ * A key file must pass the key rules (keys.c) for its writer, whose uid the table keeps. */
 #include "monitor/probe.h"
 
 #include <errno.h>
@@ -126,6 +127,7 @@ int mon_target_parse(const char *buf, size_t len, struct mon_target_cfg *out)
     int rc = -EINVAL;
 
     memset(out, 0, sizeof(*out));
+    out->key_owner = -1;
     if (len > 0 && buf[len - 1] == '\n')
         len--;
     if (len > VAL_VALUE_MAX)
@@ -182,8 +184,10 @@ int mon_target_parse(const char *buf, size_t len, struct mon_target_cfg *out)
         goto out;
     rc = 0;
 out:
-    if (rc < 0)
+    if (rc < 0) {
         memset(out, 0, sizeof(*out));
+        out->key_owner = -1;
+    }
     json_decref(root);
     return rc;
 }
@@ -236,6 +240,9 @@ static int persist(void)
         json_t *t = json_pack("{s:s,s:o}", "name", targets[i].name, "config",
                               targets[i].configured ? cfg_json(&targets[i].cfg) : json_null());
 
+        /* whose key it is: the key rules are applied again at every login */
+        if (t && targets[i].configured && targets[i].cfg.key_owner >= 0)
+            json_object_set_new(t, "key_owner", json_integer(targets[i].cfg.key_owner));
         if (!t || json_array_append_new(arr, t))
             goto out;
     }
@@ -339,25 +346,13 @@ static bool cfg_equal(const struct mon_target_cfg *a, const struct mon_target_cf
 {
     return strcmp(a->host, b->host) == 0 && a->port == b->port &&
            strcmp(a->user, b->user) == 0 && strcmp(a->key, b->key) == 0 &&
-           strcmp(a->docker_socket, b->docker_socket) == 0 && a->types == b->types;
+           strcmp(a->docker_socket, b->docker_socket) == 0 && a->types == b->types &&
+           a->key_owner == b->key_owner;
 }
 
-/* 0 when path is a regular file this daemon can open for reading, else -EINVAL. */
-static int key_readable(const char *key)
-{
-    struct stat st;
-    int fd = open(key, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), rc = -EINVAL;
-
-    if (fd < 0)
-        return -EINVAL;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
-        rc = 0;
-    close(fd);
-    return rc;
-}
-
-/* Validate (key file included), persist and audit new settings, or clear them (buf NULL).
- * 0 (also unchanged), -EINVAL, -EFBIG, -ENOENT or -errno. */
+/* Validate (the key file against the key rules for writer who included), persist and audit
+ * new settings, or clear them (buf NULL). 0 (also unchanged), -EINVAL, -EFBIG, -EACCES (a key
+ * in no allowed place, see mon_keys_load), -ENOENT or -errno. */
 int mon_tgt_set(const char *name, const char *buf, size_t len, const char *who)
 {
     struct mon_target_cfg cfg, oldcfg;
@@ -366,10 +361,13 @@ int mon_tgt_set(const char *name, const char *buf, size_t len, const char *who)
     int rc;
 
     memset(&cfg, 0, sizeof(cfg));
+    cfg.key_owner = -1;
     if (buf) {
         rc = mon_target_parse(buf, len, &cfg);
-        if (rc == 0)
-            rc = key_readable(cfg.key);
+        if (rc == 0) {
+            cfg.key_owner = mon_keys_owner(who);
+            rc = mon_keys_load(cfg.key, cfg.key_owner, NULL, NULL);
+        }
         if (rc < 0)
             return rc;
     }
@@ -381,7 +379,7 @@ int mon_tgt_set(const char *name, const char *buf, size_t len, const char *who)
     }
     oldconf = targets[i].configured;
     oldcfg = targets[i].cfg;
-    if (oldconf == (buf != NULL) && cfg_equal(&oldcfg, &cfg)) {
+    if (oldconf == (buf != NULL) && (!buf || cfg_equal(&oldcfg, &cfg))) {
         rc = 1;     /* unchanged: no write, no audit line */
         goto out;
     }
@@ -473,6 +471,7 @@ static int parse_file(const char *doc, size_t len, char *why, size_t whylen)
     json_array_foreach(arr, i, t) {
         const char *name = plain_string(json_object_get(t, "name"));
         json_t *cfg = json_object_get(t, "config");
+        json_t *owner = json_object_get(t, "key_owner");
         struct target *x = &targets[ntargets];
         char *text;
 
@@ -491,6 +490,10 @@ static int parse_file(const char *doc, size_t len, char *why, size_t whylen)
             }
             free(text);
             x->configured = true;
+            /* without it (written before the key rules), only the keys directory counts */
+            if (json_is_integer(owner) && json_integer_value(owner) >= 0 &&
+                json_integer_value(owner) < 0x7fffffff)
+                x->cfg.key_owner = (long)json_integer_value(owner);
         } else if (!json_is_null(cfg)) {
             snprintf(why, whylen, "invalid config of target %s", name);
             goto out;

@@ -15,6 +15,8 @@
 #   - sealed audit appends per second, 1 and 8 writers, next to raw fsync'd appends on the disk
 #   - stat and ls -l of services/ at the largest size, next to the same tree on tmpfs
 #   - resident memory (VmRSS) of conduitfs at the smallest and the largest size
+#   - reads of services/x/upstream while HOSTILE readers of monitor/metrics.prom wait on a
+#     target that accepts TCP and never answers, next to the same reads without them
 #
 # usage: scripts/bench.sh [path/to/conduitfs]     (default build/conduitfs, built if missing)
 # env:   ROUNDS (default 10) measured rounds, after one warm-up round
@@ -25,6 +27,9 @@
 #            through the mount takes tens of minutes: every commit reloads Caddy with all sites)
 #        QUICK=1: ROUNDS 3, SIZES "10 100", APPENDS 100, unless set
 #        BENCH_DIR (default /tmp): where states, mounts and the raw append file live
+#        HOSTILE (default 50): the slow metrics.prom readers of the hostile-readers row
+#        ONLY: measure only these units (space-separated names from UNITS, e.g.
+#            ONLY="svc_hostile svc_quiet" SIZES=10 ROUNDS=3); the setup still runs
 # Needs caddy, dnsmasq, python3, fusermount3; dig confirms NXDOMAIN when present; the SSH rows
 # need root, sshd and ssh-keygen (skipped otherwise, and the table says so).
 #
@@ -44,6 +49,7 @@ ROUNDS=${ROUNDS:-10}
 SIZES=${SIZES:-10 100 1000}
 APPENDS=${APPENDS:-200}
 REGISTER_MAX=${REGISTER_MAX:-100}
+HOSTILE=${HOSTILE:-50}
 read -r -a SIZE_LIST <<< "$SIZES"
 SMALL=${SIZE_LIST[0]}
 BIG=${SIZE_LIST[${#SIZE_LIST[@]} - 1]}
@@ -62,6 +68,7 @@ BIN=$(readlink -f "$BIN")
 W=$(mktemp -d "${BENCH_DIR:-/tmp}/conduit-bench.XXXXXX")
 SHM=
 UP_PID=
+SILENT_PID=
 SSHD_PID_FILE=$W/sshd/sshd.pid
 MOUNTS=()       # mount points we made, and the daemon of each
 PIDS=()
@@ -83,6 +90,7 @@ cleanup() {
     for i in "${!MOUNTS[@]}"; do unmount_one "${MOUNTS[$i]}" "${PIDS[$i]}"; done
     if [[ -f $SSHD_PID_FILE ]]; then kill "$(cat "$SSHD_PID_FILE")" 2>/dev/null || true; fi
     if [[ -n "$UP_PID" ]]; then kill "$UP_PID" 2>/dev/null || true; fi
+    if [[ -n "$SILENT_PID" ]]; then kill "$SILENT_PID" 2>/dev/null || true; fi
     [[ -n "$SHM" ]] && rm -rf "$SHM"
     rm -rf "$W"
 }
@@ -124,7 +132,7 @@ populate() {
 
 # ---- the measurement driver: each command prints "ROW VALUE" lines ----
 cat > "$W/drive.py" <<'EOF'
-import json, os, shutil, socket, ssl, struct, subprocess, sys, time
+import json, os, shutil, socket, ssl, struct, subprocess, sys, threading, time
 
 def fail(msg):
     sys.exit("bench: " + msg)
@@ -278,6 +286,48 @@ elif cmd == "monread":
         print("%s %.9f" % (a[4], t_c))
     with open(stamp, "w") as f:
         f.write("%.6f" % time.time())
+elif cmd == "svcread":
+    # svcread ROW PATH K [SLOW N STAMP]: K timed reads of PATH (open + read to EOF + close).
+    # With SLOW, N threads first each start one read of SLOW (metrics.prom behind a target that
+    # never answers), once its 2 s cache has expired (STAMP: when they last finished); the K
+    # reads are timed while those wait. The rows use K = 1, the first read of the process on
+    # both sides: a mount whose workers the slow readers hold answers that read only after the
+    # first of them, and later reads at once, which a median over K would hide.
+    row, path, k = a[0], a[1], int(a[2])
+    threads, done = [], []
+    if len(a) > 3:
+        slow, n, stamp = a[3], int(a[4]), a[5]
+        try:
+            with open(stamp) as f:
+                wait = float(f.read()) + 2.1 - time.time()
+        except (OSError, ValueError):
+            wait = 0
+        if wait > 0:
+            time.sleep(wait)
+        def hostile():
+            read_all(slow)
+            done.append(time.monotonic())
+        threads = [threading.Thread(target=hostile, daemon=True) for _ in range(n)]
+        t_start = time.monotonic()
+        for t in threads:
+            t.start()
+        time.sleep(0.5)      # let every one of them reach the daemon
+    samples = []
+    for _ in range(k):
+        t0 = time.perf_counter()
+        data = read_all(path)
+        samples.append(time.perf_counter() - t0)
+        if not data.strip():
+            fail("%s: empty" % path)
+    if threads:
+        for t in threads:
+            t.join()
+        if min(done) - t_start < 1:
+            fail("%s was not slow: does the silent target answer?" % slow)
+        with open(stamp, "w") as f:
+            f.write("%.6f" % time.time())
+    for v in samples:
+        print("%s %.9f" % (row, v))
 elif cmd == "sshcli":
     # sshcli ROW KEY PORT KNOWN_HOSTS USER COMMAND: one fresh ssh CLI run, timed.
     row, key, port, known, user, remote = a
@@ -453,6 +503,20 @@ AUX=$W/aux/mnt
 note "mounting the audit and monitor mount (config-only)"
 PATH="$FAKE:$PATH" mount_cfs "$AUX" "$W/aux/state" --no-manage
 AUX_PID=$MOUNT_PID
+# the hostile-readers row: a service to read, and a target whose host accepts TCP and never
+# says a word (each probe waits for its deadline); the key is a file of the bench's user
+mkdir "$AUX/services/x"
+printf '%s\n' "$UPSTREAM" > "$AUX/services/x/upstream"
+SILENT_PORT=$(free_port)
+"$PY" -c "import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', $SILENT_PORT)); s.listen(1024); held = []
+while True: held.append(s.accept()[0])" &
+SILENT_PID=$!
+echo "not a key" > "$W/silent_key"
+mkdir "$AUX/monitor/bench-silent"
+printf '{"ssh_host":"127.0.0.1","ssh_port":%d,"ssh_user":"%s","ssh_key":"%s"}\n' \
+    "$SILENT_PORT" "$ME" "$W/silent_key" > "$AUX/monitor/bench-silent/target.json"
 if ((SSH_OK)); then
     mkdir "$AUX/monitor/bench-gpu"
     printf '{"ssh_host":"127.0.0.1","ssh_port":%d,"ssh_user":"%s","ssh_key":"%s",%s}\n' \
@@ -485,6 +549,9 @@ unit_sshcli()   { drive sshcli sshcli "$W/sshd/client_key" "$SSH_PORT" "$W/sshd/
                       "$ME" "nvidia-smi $Q_GPU $FMT; nvidia-smi $Q_APPS $FMT"; }
 unit_fs_cfs()   { drive fsops "${MNT_OF[$BIG]}/services" cfs 20; }
 unit_fs_tmpfs() { drive fsops "$SHM/services" tmpfs 20; }
+unit_svc_quiet()   { drive svcread svc_quiet "$AUX/services/x/upstream" 1; }
+unit_svc_hostile() { drive svcread svc_hostile "$AUX/services/x/upstream" 1 \
+                         "$AUX/monitor/metrics.prom" "$HOSTILE" "$W/stamp.hostile"; }
 
 UNITS=()
 for n in "${SIZE_LIST[@]}"; do UNITS+=("reg $n"); done
@@ -492,6 +559,15 @@ UNITS+=(sealed_1 sealed_8 raw_1 raw_8 server gpu spawn)
 ((SSH_OK)) && UNITS+=(rgpu sshcli)
 UNITS+=(fs_cfs)
 [[ -n "$SHM" ]] && UNITS+=(fs_tmpfs)
+UNITS+=(svc_hostile svc_quiet)
+if [[ -n "${ONLY:-}" ]]; then
+    kept=()
+    for u in "${UNITS[@]}"; do
+        [[ " $ONLY " == *" ${u%% *} "* ]] && kept+=("$u")
+    done
+    ((${#kept[@]})) || die "ONLY=\"$ONLY\" names no unit of: ${UNITS[*]}"
+    UNITS=("${kept[@]}")
+fi
 
 rss_of() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 # The daemon, its signer and the watchdogs of its children: every process of the conduitfs
@@ -542,7 +618,8 @@ for i in "${!MOUNTS[@]}"; do
     if [[ ${MOUNTS[$i]} == "$AUX" ]]; then unmount_one "$AUX" "$AUX_PID"; PIDS[$i]=; fi
 done
 CHAIN=$("$BIN" verify --state "$W/aux/state" 2>&1 || true)
-if ((SSH_OK)); then
+SSH_NOTE="SSH rows not measured (ONLY)"
+if ((SSH_OK)) && [[ " ${UNITS[*]} " == *" rgpu "* ]]; then
     accepted=$(grep -c 'Accepted publickey' "$W/sshd/log" || true)
     # every CLI run is one session; the rest are the pool's
     SSH_NOTE="sshd accepted $((accepted - ROUNDS - 1)) session(s) for the $((ROUNDS + 1)) pooled"
@@ -588,6 +665,8 @@ add_row stat_cfs lat "stat services/, $BIG services" stat_tmpfs
 [[ -n "$SHM" ]] && add_row stat_tmpfs lat "  same tree on tmpfs"
 add_row ls_cfs lat "ls -l services/, $BIG services" ls_tmpfs
 [[ -n "$SHM" ]] && add_row ls_tmpfs lat "  same tree on tmpfs"
+add_row svc_hostile lat "read services/x/upstream, $HOSTILE slow readers wait" svc_quiet
+add_row svc_quiet lat "  the same, without them"
 add_row "rss_$BIG" mem "conduitfs VmRSS, $BIG services (managed)" "rss_$SMALL"
 add_row "rss_$SMALL" mem "conduitfs VmRSS, $SMALL services (managed)"
 add_row "rsstree_$BIG" mem "  with signer + watchdogs, $BIG services" "rsstree_$SMALL"
@@ -621,6 +700,7 @@ short() {   # the label of a base row, for the ratio column
     sshcli) echo "ssh CLI" ;;
     raw_*) echo "raw" ;;
     *_tmpfs) echo "tmpfs" ;;
+    svc_quiet) echo "without" ;;
     rss*_*) echo "${1##*_} svc" ;;
     esac
 }
@@ -693,6 +773,10 @@ if ((SSH_OK)); then
 else
     printf '  SSH rows skipped: %s\n' "$SSH_WHY"
 fi
+printf '  hostile readers: %d threads each open monitor/metrics.prom (a target that accepts TCP\n' \
+    "$HOSTILE"
+printf '    and never answers makes each wait for the probe deadline); one timed read of\n'
+printf '    services/x/upstream on the same mount while they all wait, and one without them\n'
 printf '  conduitfs VmHWM (peak RSS), %s services: %.1f MiB\n' "$BIG" \
     "$(awk -v k="$VMHWM" 'BEGIN { print k / 1024 }')"
 printf '  audit chain after the appends: %s\n' "${CHAIN%%, hash*}"

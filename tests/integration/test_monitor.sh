@@ -236,7 +236,6 @@ bad_values=(
     '{"ssh_host":"a\nb","ssh_user":"root","ssh_key":"'$KEY'"}'
     '{"ssh_host":"h","ssh_user":"root","ssh_key":"/tmp/../etc/shadow"}'
     '{"ssh_host":"h","ssh_user":"root","ssh_key":"relative/key"}'
-    '{"ssh_host":"h","ssh_user":"root","ssh_key":"'$T'/no-such-key"}'
     '{"ssh_host":"h","ssh_user":"root","ssh_key":"'$T'"}'
     '{"ssh_host":"h","ssh_user":"Root","ssh_key":"'$KEY'"}'
     '{"ssh_host":"h","ssh_user":"root;id","ssh_key":"'$KEY'"}'
@@ -257,6 +256,12 @@ for v in "${bad_values[@]}"; do
 done
 { printf '%s,"types":["server"]' "$good"; head -c 5000 /dev/zero | tr '\0' ' '; echo '}'; } \
     > "$T/big"
+# a missing key is refused like a forbidden one (no probing which files exist; see
+# test_ssh_keys.sh for the rules)
+check_fails "target.json refuses a missing key" "Permission denied" put "$G/target.json" \
+    '{"ssh_host":"h","ssh_user":"root","ssh_key":"'$T'/no-such-key"}'
+check_fails "target.json refuses the CA's key" "Permission denied" put "$G/target.json" \
+    '{"ssh_host":"h","ssh_user":"root","ssh_key":"'$STATE'/tls/ca.key"}'
 check_fails "target.json over 4 KiB" "too large" put_file "$T/big" "$G/target.json"
 check_eq "refused writes change nothing" "$(cat "$G/target.json")" "{}"
 check "configure the target" put "$G/target.json" "$good"',"types":["gpu","server"]}'

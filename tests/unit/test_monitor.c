@@ -1,11 +1,17 @@
 /* test_monitor.c: the monitor module: nvidia-smi, Docker and /proc parsers, alerts, Prometheus
  * output, target.json validation (good and hostile), the local command runner, and the module
- * over a temporary state directory (targets, persistence, service directories, single flight). */
+ * over a temporary state directory (targets, persistence, service directories, single flight,
+ * where a target's SSH key may come from, metrics.prom against a host that never answers). */
 #include <errno.h>
+#include <fcntl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -802,6 +808,154 @@ static int count_lines(const char *path)
     return n;
 }
 
+/* A file with text at dir/name (mode 0600); the path into path. */
+static void put_file(char *path, size_t len, const char *dir, const char *name)
+{
+    FILE *f;
+
+    snprintf(path, len, "%s/%s", dir, name);
+    f = fopen(path, "w");
+    if (f) {
+        fputs("-----BEGIN OPENSSH PRIVATE KEY-----\n", f);
+        fclose(f);
+    }
+    chmod(path, 0600);
+}
+
+/* Where a target's key may come from (state is the module's open state directory). */
+static void test_key_rules(const char *state)
+{
+    char out_dir[] = "/tmp/conduit-mon-keys.XXXXXX", p[512], q[512], t[600], name[64];
+    struct passwd *pw = getpwuid(getuid());
+    long me = (long)getuid(), other = me + 4242;
+    char *pem = NULL;
+    size_t len = 0;
+
+    if (!mkdtemp(out_dir)) {
+        CHECK(!"mkdtemp");
+        return;
+    }
+    snprintf(name, sizeof(name), "%s", pw ? pw->pw_name : "root");
+    CHECK_INT(mon_keys_owner(name), me);
+    CHECK_INT(mon_keys_owner("4242"), 4242);
+    CHECK_INT(mon_keys_owner("no-such-user-here"), -1);
+    CHECK_INT(mon_keys_owner(""), -1);
+
+    /* the keys directory: any writer, even an unknown one; the content is read */
+    put_file(p, sizeof(p), state, "monitoring/keys/k1");
+    CHECK_INT(mon_keys_load(p, -1, &pem, &len), 0);
+    CHECK(pem && len == 36 && strncmp(pem, "-----BEGIN", 10) == 0);
+    free(pem);
+    chmod(p, 0620);                                         /* group-writable: refused */
+    CHECK_INT(mon_keys_load(p, -1, NULL, NULL), -EACCES);
+    chmod(p, 0600);
+    snprintf(q, sizeof(q), "%s/monitoring/keys/sub", state);
+    mkdir(q, 0700);
+    put_file(q, sizeof(q), state, "monitoring/keys/sub/k2"); /* not directly in it */
+    CHECK_INT(mon_keys_load(q, -1, NULL, NULL), -EACCES);
+
+    /* the state's own keys and anything else in the state directory: never */
+    snprintf(q, sizeof(q), "%s/tls", state);
+    mkdir(q, 0700);
+    put_file(q, sizeof(q), state, "tls/ca.key");
+    CHECK_INT(mon_keys_load(q, me, NULL, NULL), -EACCES);
+    snprintf(t, sizeof(t), "%s/link", out_dir);             /* a symlink into tls/ */
+    CHECK_INT(symlink(q, t), 0);
+    CHECK_INT(mon_keys_load(t, me, NULL, NULL), -EACCES);
+    snprintf(t, sizeof(t), "%s/hard", out_dir);             /* ca.key under another name */
+    if (link(q, t) == 0)
+        CHECK_INT(mon_keys_load(t, me, NULL, NULL), -EACCES);
+    put_file(q, sizeof(q), state, "monitoring/ssh_key");
+    CHECK_INT(mon_keys_load(q, me, NULL, NULL), -EACCES);
+    snprintf(q, sizeof(q), "%s/audit.log", state);
+    CHECK_INT(mon_keys_load(q, me, NULL, NULL), -EACCES);
+
+    /* a file of the writer's own, outside the state directory */
+    put_file(q, sizeof(q), out_dir, "mine");
+    CHECK_INT(mon_keys_load(q, me, NULL, NULL), 0);
+    CHECK_INT(mon_keys_load(q, other, NULL, NULL), -EACCES);   /* someone else's */
+    CHECK_INT(mon_keys_load(q, -1, NULL, NULL), -EACCES);      /* an unknown writer */
+    snprintf(t, sizeof(t), "%s/mine-link", out_dir);        /* a symlink to it: the file counts */
+    CHECK_INT(symlink(q, t), 0);
+    CHECK_INT(mon_keys_load(t, me, NULL, NULL), 0);
+    snprintf(t, sizeof(t), "%s/missing", out_dir);          /* missing: as refused as forbidden */
+    CHECK_INT(mon_keys_load(t, me, NULL, NULL), -EACCES);
+    CHECK_INT(mon_keys_load("/dev/null", 0, NULL, NULL), -EINVAL);  /* owned, not a file */
+    CHECK_INT(mon_keys_load(out_dir, me, NULL, NULL), -EINVAL);
+    if (me != 0)
+        CHECK_INT(mon_keys_load("/etc/shadow", me, NULL, NULL), -EACCES);
+
+    /* through target.json: the writer's name decides */
+    CHECK_INT(mon_target_add("keyed", "tester"), 0);
+    snprintf(t, sizeof(t), "{\"ssh_host\":\"127.0.0.1\",\"ssh_user\":\"root\","
+             "\"ssh_key\":\"%s\"}", q);
+    CHECK_INT(mon_target_set("keyed", t, strlen(t), name), 0);
+    CHECK_INT(mon_target_set("keyed", t, strlen(t), "no-such-user-here"), -EACCES);
+    CHECK_INT(mon_target_set("keyed", t, strlen(t), "4242"), me == 4242 ? 0 : -EACCES);
+    snprintf(t, sizeof(t), "{\"ssh_host\":\"127.0.0.1\",\"ssh_user\":\"root\","
+             "\"ssh_key\":\"%s/tls/ca.key\"}", state);
+    CHECK_INT(mon_target_set("keyed", t, strlen(t), name), -EACCES);
+    CHECK_INT(mon_target_remove("keyed", "tester"), 0);
+    {
+        char cmd[PATH_MAX + 16];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", out_dir);
+        CHECK_INT(system(cmd), 0);
+    }
+}
+
+static void *read_metrics(void *arg)
+{
+    char *out = NULL;
+    size_t len;
+
+    (void)arg;
+    mon_metrics(&out, &len);
+    return out;
+}
+
+/* metrics.prom with a target that accepts TCP and never says a word: concurrent readers share
+ * one run, the target's three probes dial it once, and the run reports it failed. */
+static void test_metrics_blackhole(const char *key)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    socklen_t sl = sizeof(sa);
+    pthread_t tid[8];
+    char t[700];
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), n = 0, c;
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 64) < 0 ||
+        getsockname(lfd, (struct sockaddr *)&sa, &sl) < 0) {
+        CHECK(!"listen");
+        return;
+    }
+    CHECK_INT(mon_target_add("silent", "tester"), 0);
+    snprintf(t, sizeof(t), "{\"ssh_host\":\"127.0.0.1\",\"ssh_port\":%u,\"ssh_user\":\"root\","
+             "\"ssh_key\":\"%s\"}", (unsigned)ntohs(sa.sin_port), key);
+    CHECK_INT(mon_target_set("silent", t, strlen(t), "tester"), 0);
+    for (int i = 0; i < 8; i++)
+        pthread_create(&tid[i], NULL, read_metrics, NULL);
+    for (int i = 0; i < 8; i++) {
+        void *out = NULL;
+
+        pthread_join(tid[i], &out);
+        CHECK(out && strstr(out, "conduit_probe_success{target=\"silent\",type=\"server\"} 0"));
+        CHECK(out && strstr(out, "conduit_probe_success{target=\"silent\",type=\"gpu\"} 0"));
+        CHECK(out && strstr(out, "conduit_probe_success{target=\"local\",type=\"server\"} 1"));
+        free(out);
+    }
+    /* one login attempt for all readers and all three probes (queued connections count) */
+    fcntl(lfd, F_SETFL, O_NONBLOCK);
+    while ((c = accept(lfd, NULL, NULL)) >= 0) {
+        n++;
+        close(c);
+    }
+    CHECK_INT(n, 1);
+    close(lfd);
+    CHECK_INT(mon_target_remove("silent", "tester"), 0);
+}
+
 static void test_module(void)
 {
     char dir[] = "/tmp/conduit-mon-unit.XXXXXX", err[512], path[512], key[256];
@@ -877,13 +1031,16 @@ static void test_module(void)
     json_decref(doc);
     free(text);
 
-    /* targets */
-    snprintf(key, sizeof(key), "%s/id_test", dir);
+    /* targets: the key lies in the keys directory, so any writer may name it */
+    snprintf(key, sizeof(key), "%s/monitoring/keys/id_test", dir);
     f = fopen(key, "w");
     if (f) {
         fputs("not really a key\n", f);
         fclose(f);
     }
+    chmod(key, 0600);
+    test_key_rules(dir);
+    test_metrics_blackhole(key);
     CHECK_INT(mon_target_add("gpu-server-01", "tester"), 0);
     CHECK_INT(mon_target_add("gpu-server-01", "tester"), -EEXIST);
     CHECK_INT(mon_target_add("local", "tester"), -EEXIST);
@@ -902,7 +1059,7 @@ static void test_module(void)
                  "\"ssh_user\":\"root\",\"ssh_key\":\"%s\",\"types\":[\"gpu\"]}\n", key);
         snprintf(missing, sizeof(missing), "{\"ssh_host\":\"127.0.0.1\",\"ssh_user\":\"root\","
                  "\"ssh_key\":\"%s/nope\"}", dir);
-        CHECK_INT(mon_target_set("gpu-server-01", missing, strlen(missing), "tester"), -EINVAL);
+        CHECK_INT(mon_target_set("gpu-server-01", missing, strlen(missing), "tester"), -EACCES);
         CHECK_INT(mon_target_set("gpu-server-01", dir, strlen(dir), "tester"), -EINVAL);
         CHECK_INT(mon_target_set("nope", good, strlen(good), "tester"), -ENOENT);
         CHECK_INT(mon_target_set("gpu-server-01", good, strlen(good), "tester"), 0);
