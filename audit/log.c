@@ -7,13 +7,16 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "audit/checkpoint.h"
 #include "audit/entry.h"
 #include "audit/store.h"
 #include "audit/trail.h"
@@ -218,12 +221,85 @@ out:
     return rc;
 }
 
+/* ---- the verified checkpoint ---- */
+
+static pthread_mutex_t cp_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Record that capsules 0..seq (the last with hash) and the first log_off bytes of audit.log,
+ * which hold their lines, were found intact; the log is synced first, so that the checkpoint
+ * never covers bytes a crash could take. Best effort: a failure is logged. */
+static void save_checkpoint(struct audit_store *st, long long seq, const char *hash,
+                            off_t log_off)
+{
+    struct audit_checkpoint cp = { .seq = seq, .log_off = log_off };
+    int rc;
+
+    if (seq < 0 || log_off <= 0)
+        return;
+    snprintf(cp.hash, sizeof(cp.hash), "%s", hash);
+    pthread_mutex_lock(&cp_lock);
+    rc = fdatasync(log_fd) < 0 ? -errno : 0;
+    if (rc == 0)
+        rc = audit_checkpoint_digest(log_fd, log_off, cp.log_sha256);
+    if (rc == 0)
+        rc = audit_checkpoint_save(state_dir, st, &cp);
+    pthread_mutex_unlock(&cp_lock);
+    if (rc < 0)
+        syslog(LOG_WARNING, "audit: cannot write the verified checkpoint: %s", strerror(-rc));
+}
+
+/* The check at mount from a verified checkpoint: the capsules and log lines after it are
+ * verified, those before it only tied to it (the hash of its capsule, the SHA-256 of the log
+ * prefix, the row count). 1 when the checkpoint applied and the check passed (c holds it), 0
+ * when the full check must run: no usable checkpoint (why says what was wrong with it, "" when
+ * there is none), or a failure, which the full check then names exactly. Logs nothing: a
+ * refused mount says one line. */
+static int check_from_checkpoint(struct audit_store *st, off_t size, struct audit_check *c,
+                                 struct audit_checkpoint *used, char *why, size_t whylen)
+{
+    struct audit_checkpoint cp;
+    char hash[AUDIT_HASH_HEX], dig[AUDIT_SHA256_HEX];
+    int rc;
+
+    rc = audit_checkpoint_load(state_dir, audit_store_pubkey_hex(st), &cp, why, whylen);
+    if (rc == -ENOENT)
+        why[0] = '\0';
+    if (rc < 0)
+        return 0;
+    rc = audit_store_hash_at(st, cp.seq, hash);
+    if (rc < 0 || strcmp(hash, cp.hash) != 0) {
+        snprintf(why, whylen, "capsule %lld %s", cp.seq,
+                 rc < 0 ? "is missing" : "has another hash");
+        return 0;
+    }
+    if (cp.log_off > size || audit_checkpoint_digest(log_fd, cp.log_off, dig) < 0 ||
+        strcmp(dig, cp.log_sha256) != 0) {
+        snprintf(why, whylen, "the first %jd bytes of audit.log changed", (intmax_t)cp.log_off);
+        return 0;
+    }
+    rc = audit_check_run_from(st, log_fd, AUDIT_CHECK_REPAIR, cp.seq + 1, cp.hash, cp.log_off,
+                              c);
+    if (rc == 0 && c->r.entries != c->r.head_seq + 1) {
+        snprintf(why, whylen, "the chain holds %lld rows for sequences 0 to %lld",
+                 c->r.entries, c->r.head_seq);
+        return 0;
+    }
+    if (rc < 0) {
+        snprintf(why, whylen, "the capsules after it do not verify");
+        return 0;
+    }
+    *used = cp;
+    return 1;
+}
+
 /* Check audit.log against the chain at mount; rebuild trailing lines whose capsules exist.
- * 0 or -errno with err filled. */
+ * Verifies from the last verified checkpoint when there is a usable one, else the whole chain;
+ * then records a new checkpoint at the head. 0 or -errno with err filled. */
 static int recover(struct audit_store *st, char *err, size_t errlen)
 {
+    struct audit_checkpoint cp = { .seq = -1 };
     struct audit_check c;
-    char why[600];
+    char why[600], cpwhy[300];
     long long head = -1;
     struct stat sb;
     int rc;
@@ -238,7 +314,13 @@ static int recover(struct audit_store *st, char *err, size_t errlen)
     }
     if (head < 0 && sb.st_size > 0 && audit_store_fresh_key(st))
         return adopt_log(st, sb.st_size, err, errlen);
-    rc = audit_check_run(st, log_fd, AUDIT_CHECK_REPAIR, &c);
+    rc = 0;
+    if (!check_from_checkpoint(st, sb.st_size, &c, &cp, cpwhy, sizeof(cpwhy))) {
+        rc = audit_check_run(st, log_fd, AUDIT_CHECK_REPAIR, &c);
+        if (rc == 0 && cpwhy[0])
+            syslog(LOG_NOTICE, "audit: verified the whole chain; the checkpoint did not apply: "
+                   "%s", cpwhy);
+    }
     if (rc < 0) {
         audit_check_reason(&c, why, sizeof(why));
         snprintf(err, errlen, "audit trail in %s does not verify: %s", state_dir, why);
@@ -246,8 +328,11 @@ static int recover(struct audit_store *st, char *err, size_t errlen)
     }
     log_lines = c.log_lines;
     log_size = c.log_good;
-    if (!c.log_short)
+    if (!c.log_short) {
+        if (cp.seq != c.r.head_seq || cp.log_off != log_size)   /* else it is at the head */
+            save_checkpoint(st, c.r.head_seq, c.r.head_hash, log_size);
         return 0;
+    }
     if (c.log_good < sb.st_size && ftruncate(log_fd, c.log_good) < 0) {
         rc = -errno;
         snprintf(err, errlen, "cannot cut the torn last line of %s/%s: %s", state_dir, LOG_NAME,
@@ -260,6 +345,8 @@ static int recover(struct audit_store *st, char *err, size_t errlen)
     if (rc < 0)
         snprintf(err, errlen, "cannot rebuild the last lines of %s/%s: %s", state_dir, LOG_NAME,
                  strerror(-rc));
+    else
+        save_checkpoint(st, c.r.head_seq, c.r.head_hash, log_size);
     return rc;
 }
 
@@ -394,6 +481,11 @@ int audit_append_lines(const char *buf, size_t len, const char *user)
     size_t n = 0, i, total = 0, cap = 0, l;
     int rc;
 
+    if (len > AUDIT_APPEND_MAX) {
+        syslog(LOG_NOTICE, "audit: append by %s refused: %zu bytes in one write, over the "
+               "limit of %d", user, len, AUDIT_APPEND_MAX);
+        return -EFBIG;
+    }
     rc = audit_entry_parse_lines(buf, len, user, &entries, &n, why, sizeof(why));
     if (rc < 0) {
         syslog(LOG_NOTICE, "audit: append by %s refused: %s", user, why);
@@ -453,24 +545,152 @@ int audit_log_size(off_t *size)
     return 0;
 }
 
-int audit_verify_json(char **out, size_t *len)
+/* ---- audit/verify: one run shared by concurrent readers, its report kept until a file of
+ * the trail changes ---- */
+
+/* What identifies the trail's files as they are: inode, size, mtime and ctime of capsules.db,
+ * its WAL and audit.log (a file that is missing is all zeros). Any write, including one from
+ * outside the daemon, changes its file's ctime; the WAL's ctime is left out, as SQLite running
+ * as root chowns the WAL to the database's owner each time a connection opens it. */
+struct trail_id {
+    struct {
+        dev_t dev;
+        ino_t ino;
+        off_t size;
+        struct timespec mtim, ctim;
+    } f[3];
+};
+
+static pthread_mutex_t vlock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t vdone = PTHREAD_COND_INITIALIZER;
+static int vrunning;               /* a verification is under way */
+static unsigned long long vgen;    /* verifications finished */
+static char *vtext;                /* the last report, for vid */
+static size_t vlen;
+static struct trail_id vid;
+static int vvalid;                 /* vtext may be served to a reader whose trail_id is vid */
+static unsigned long long vruns;   /* verifications run since the trail was opened */
+static struct timespec vstart;     /* when the run behind vtext started (CLOCK_MONOTONIC) */
+
+/* How long a report is kept at most, even when no file of the trail changed. */
+#define VERIFY_KEEP_S 60
+
+static void trail_id_now(struct trail_id *id)
 {
-    struct audit_store *st = trail();
+    static const char *const names[3] = { "capsules.db", "capsules.db-wal", LOG_NAME };
+    char path[PATH_MAX + 32];
+    struct stat sb;
+    int i;
+
+    memset(id, 0, sizeof(*id));
+    for (i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/%s", state_dir, names[i]);
+        if (stat(path, &sb) < 0)
+            continue;
+        id->f[i].dev = sb.st_dev;
+        id->f[i].ino = sb.st_ino;
+        id->f[i].size = sb.st_size;
+        id->f[i].mtim = sb.st_mtim;
+        id->f[i].ctim = sb.st_ctim;
+    }
+}
+
+static int trail_id_eq(const struct trail_id *a, const struct trail_id *b)
+{
+    int i;
+
+    for (i = 0; i < 3; i++)
+        if (a->f[i].dev != b->f[i].dev || a->f[i].ino != b->f[i].ino ||
+            a->f[i].size != b->f[i].size || a->f[i].mtim.tv_sec != b->f[i].mtim.tv_sec ||
+            a->f[i].mtim.tv_nsec != b->f[i].mtim.tv_nsec ||
+            (i != 1 && (a->f[i].ctim.tv_sec != b->f[i].ctim.tv_sec ||
+                        a->f[i].ctim.tv_nsec != b->f[i].ctim.tv_nsec)))
+            return 0;
+    return 1;
+}
+
+/* A malloc'd copy of the cached report into *out. 0 or -ENOMEM. Called with vlock held. */
+static int copy_report(char **out, size_t *len)
+{
+    *out = malloc(vlen + 1);
+    if (!*out)
+        return -ENOMEM;
+    memcpy(*out, vtext, vlen + 1);
+    *len = vlen;
+    return 0;
+}
+
+/* Verify the whole trail now and make its report; a passing run records a new checkpoint.
+ * The report is malloc'd into *text (NULL when out of memory). Returns the check's result. */
+static int verify_run(struct audit_store *st, char **text, size_t *len)
+{
     struct audit_check c;
     int rc;
 
-    *out = NULL;
-    if (!st)
-        return -EBADF;
     rc = audit_check_run(st, log_fd, 0, &c);
     if (rc < 0) {
         char why[600];
 
         audit_check_reason(&c, why, sizeof(why));
         syslog(LOG_ERR, "audit: verification failed: %s", why);
+    } else if (c.r.entries > 0) {
+        save_checkpoint(st, c.r.head_seq, c.r.head_hash, c.log_good);
     }
-    *out = audit_check_json(&c, rc, len);
-    return *out ? 0 : -ENOMEM;
+    *text = audit_check_json(&c, rc, len);
+    return rc;
+}
+
+int audit_verify_json(char **out, size_t *len)
+{
+    struct audit_store *st = trail();
+    struct trail_id now;
+    struct timespec t0;
+    unsigned long long gen, run;
+    char *text = NULL;
+    size_t tlen = 0;
+    int rc;
+
+    *out = NULL;
+    if (!st)
+        return -EBADF;
+    pthread_mutex_lock(&vlock);
+    if (vrunning) {
+        /* join the run under way: its report is the one every reader waiting for it gets */
+        gen = vgen;
+        while (vrunning && vgen == gen)
+            pthread_cond_wait(&vdone, &vlock);
+        rc = vtext ? copy_report(out, len) : -ENOMEM;
+        pthread_mutex_unlock(&vlock);
+        return rc;
+    }
+    trail_id_now(&now);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (vtext && vvalid && trail_id_eq(&now, &vid) &&
+        t0.tv_sec - vstart.tv_sec < VERIFY_KEEP_S) {
+        rc = copy_report(out, len);
+        pthread_mutex_unlock(&vlock);
+        return rc;
+    }
+    vrunning = 1;
+    run = ++vruns;
+    pthread_mutex_unlock(&vlock);
+
+    rc = verify_run(st, &text, &tlen);
+    syslog(LOG_INFO, "audit: verify run %llu done", run);
+
+    pthread_mutex_lock(&vlock);
+    free(vtext);
+    vtext = text;
+    vlen = tlen;
+    vid = now;
+    vstart = t0;
+    vvalid = rc == 0 || rc == -EBADMSG;   /* an error reading the trail is not kept */
+    vrunning = 0;
+    vgen++;
+    pthread_cond_broadcast(&vdone);
+    rc = vtext ? copy_report(out, len) : -ENOMEM;
+    pthread_mutex_unlock(&vlock);
+    return rc;
 }
 
 int audit_head_json(char **out, size_t *len)
@@ -541,4 +761,55 @@ void audit_close(void)
     }
     log_fd = -1;
     pthread_mutex_unlock(&life);
+    pthread_mutex_lock(&vlock);
+    free(vtext);
+    vtext = NULL;
+    vlen = 0;
+    vvalid = 0;
+    vruns = 0;
+    pthread_mutex_unlock(&vlock);
+}
+
+int audit_log_batch(const struct audit_item *items, size_t n, const char *timestamp)
+{
+    json_t **entries = calloc(n ? n : 1, sizeof(*entries));
+    char *text = NULL, *line;
+    size_t total = 0, l, i;
+    int rc = -ENOMEM;
+
+    if (!entries)
+        return -ENOMEM;
+    if (n == 0) {
+        rc = -EINVAL;
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        char *nt;
+
+        entries[i] = audit_entry_new(items[i].action, items[i].status, items[i].message,
+                                     items[i].user, items[i].details);
+        if (!entries[i] || (timestamp && json_object_set_new(entries[i], "timestamp",
+                                                             json_string(timestamp))))
+            goto out;
+        line = audit_entry_line(entries[i], &l);
+        nt = line ? realloc(text, total + l + 1) : NULL;
+        if (!nt) {
+            free(line);
+            goto out;
+        }
+        text = nt;
+        memcpy(text + total, line, l);
+        total += l;
+        free(line);
+    }
+    rc = seal(entries, n, text, total, 0);
+    if (rc < 0)
+        syslog(LOG_ERR, "audit: a batch of %zu entries (%s, ...) not recorded: %s", n,
+               items[0].action, strerror(-rc));
+out:
+    free(text);
+    for (i = 0; i < n; i++)
+        json_decref(entries[i]);
+    free(entries);
+    return rc;
 }

@@ -35,12 +35,16 @@
     "signature_pq, signed_at, signed_by, session_id) VALUES (?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?)"
 #define SQL_ALL \
     "SELECT sequence, id, type, previous_hash, data, hash, signature, signed_by " \
-    "FROM capsules ORDER BY sequence"
+    "FROM capsules WHERE sequence >= ? ORDER BY sequence"
+#define SQL_HASH_AT "SELECT hash FROM capsules WHERE sequence = ?"
 #define SQL_RESULTS \
     "SELECT sequence, data FROM capsules WHERE sequence >= ? ORDER BY sequence"
 #define SQL_COUNT "SELECT count(*) FROM capsules"
 #define SQL_ANY "SELECT 1 FROM capsules LIMIT 1"
 #define SMALL_BATCH 64
+#define WAL_CHECKPOINT_PAGES "256"      /* 1 MiB of 4 KiB pages */
+#define WAL_LIMIT_BYTES "1048576"
+#define WAL_TRIM_BATCH 256              /* capsules in a batch that make the leader cut the WAL */
 
 static const char *const schema_columns[] = {
     "id", "type", "sequence", "previous_hash", "data", "hash", "signature", "signature_pq",
@@ -344,6 +348,12 @@ static int open_writer(struct audit_store *st, char *err, size_t errlen)
         goto out;
     }
     rc = exec_sql(st->db, "PRAGMA synchronous=FULL");
+    /* Bound the WAL: a checkpoint runs once it holds WAL_CHECKPOINT_PAGES pages, and a WAL
+     * that a batch made larger is cut back to WAL_LIMIT_BYTES when it is next reset. */
+    if (rc == 0)
+        rc = exec_sql(st->db, "PRAGMA wal_autocheckpoint=" WAL_CHECKPOINT_PAGES);
+    if (rc == 0)
+        rc = exec_sql(st->db, "PRAGMA journal_size_limit=" WAL_LIMIT_BYTES);
     if (rc == 0)
         rc = sq_errno(st->db, sqlite3_prepare_v2(st->db, SQL_HEAD, -1, &st->head, NULL));
     if (rc == 0)
@@ -460,6 +470,17 @@ static int commit_ordered(struct audit_store *st, long long first_seq, void *con
     return rc;
 }
 
+/* After a batch of at least WAL_TRIM_BATCH capsules: cut the WAL to nothing now, unless a
+ * reader still uses it (no waiting: it is then cut to WAL_LIMIT_BYTES at its next reset). */
+static void wal_trim(struct audit_store *st, long long n)
+{
+    if (n < WAL_TRIM_BATCH)
+        return;
+    sqlite3_busy_timeout(st->db, 0);
+    sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+}
+
 /* Log a failed transaction and roll it back. Returns rc. */
 static int abort_txn(struct audit_store *st, int rc, long long n)
 {
@@ -500,6 +521,8 @@ static int commit_batch(struct audit_store *st, struct waiter *batch, void *cons
         memcpy(w->hash, prev, sizeof(w->hash));
     }
     rc = commit_ordered(st, batch->seq, tags, ntags, hook_rc);
+    if (rc == 0)
+        wal_trim(st, n);
 out:
     if (rc < 0)
         abort_txn(st, rc, n);
@@ -861,6 +884,8 @@ static int import_txn(struct audit_store *st, audit_store_next next, void *arg,
     }
     if (rc == 0)
         rc = commit_ordered(st, 0, NULL, 0, &hook_rc);
+    if (rc == 0)
+        wal_trim(st, *count);
     if (rc < 0) {
         abort_txn(st, rc, *count);
         *count = 0;
@@ -1000,18 +1025,23 @@ static int fix_snapshot(sqlite3 *db, struct audit_verify_report *r)
     return rc;
 }
 
-int audit_store_verify_ex(struct audit_store *st, const struct audit_verify_hooks *h,
-                          struct audit_verify_report *r)
+int audit_store_verify_from(struct audit_store *st, long long from, const char *prev_hash,
+                            const struct audit_verify_hooks *h, struct audit_verify_report *r)
 {
     char prev[AUDIT_HASH_HEX] = "";
     sqlite3_stmt *s = NULL;
     sqlite3 *db = NULL;
-    long long i = 0;
+    long long i = from;
     int rc;
 
     memset(r, 0, sizeof(*r));
     r->failed_seq = -1;
     r->head_seq = -1;
+    r->checked = from;
+    if (from < 0 || (from > 0 && (!prev_hash || strlen(prev_hash) != AUDIT_HASH_HEX - 1)))
+        return say(-EINVAL, r->reason, sizeof(r->reason), "bad starting point for verify");
+    if (from > 0)
+        memcpy(prev, prev_hash, AUDIT_HASH_HEX);
     rc = open_reader(st, &db, r->reason, sizeof(r->reason));
     if (rc < 0)
         goto out;
@@ -1022,6 +1052,8 @@ int audit_store_verify_ex(struct audit_store *st, const struct audit_verify_hook
     pthread_mutex_unlock(&st->order);
     if (rc == 0)
         rc = sq_errno(db, sqlite3_prepare_v2(db, SQL_ALL, -1, &s, NULL));
+    if (rc == 0)
+        rc = sq_errno(db, sqlite3_bind_int64(s, 1, from));
     if (rc < 0) {
         say(rc, r->reason, sizeof(r->reason), "%s: %s", st->path, sqlite3_errmsg(db));
         goto out;
@@ -1046,9 +1078,43 @@ out:
     return rc;
 }
 
+int audit_store_verify_ex(struct audit_store *st, const struct audit_verify_hooks *h,
+                          struct audit_verify_report *r)
+{
+    return audit_store_verify_from(st, 0, NULL, h, r);
+}
+
 int audit_store_verify(struct audit_store *st, struct audit_verify_report *r)
 {
     return audit_store_verify_ex(st, NULL, r);
+}
+
+int audit_store_hash_at(struct audit_store *st, long long seq, char hash[AUDIT_HASH_HEX])
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    pthread_mutex_lock(&st->rlock);
+    rc = sq_errno(st->rdb, sqlite3_prepare_v2(st->rdb, SQL_HASH_AT, -1, &s, NULL));
+    if (rc == 0)
+        rc = sq_errno(st->rdb, sqlite3_bind_int64(s, 1, seq));
+    if (rc == 0) {
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW)
+            col_copy(s, 0, hash, AUDIT_HASH_HEX);
+        rc = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : sq_errno(st->rdb, rc);
+    }
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&st->rlock);
+    return rc;
+}
+
+int audit_store_sign(struct audit_store *st, const unsigned char *msg, size_t len,
+                     unsigned char sig[AUDIT_SIG_LEN])
+{
+    if (st->readonly)
+        return -EROFS;
+    return audit_key_sign(st->key, msg, len, sig);
 }
 
 int audit_store_head(struct audit_store *st, long long *seq, char hash[AUDIT_HASH_HEX],

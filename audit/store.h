@@ -131,6 +131,21 @@ int audit_store_verify(struct audit_store *st, struct audit_verify_report *r);
 int audit_store_verify_ex(struct audit_store *st, const struct audit_verify_hooks *h,
                           struct audit_verify_report *r);
 
+/* audit_store_verify_ex for the capsules with sequence >= from only, the first of which must
+ * link to prev_hash (the hash of capsule from - 1; ignored when from is 0): the capsules before
+ * from are taken as verified (r->checked starts at from). r->entries still counts every row.
+ * -EINVAL for a negative from or a malformed prev_hash; else as audit_store_verify. */
+int audit_store_verify_from(struct audit_store *st, long long from, const char *prev_hash,
+                            const struct audit_verify_hooks *h, struct audit_verify_report *r);
+
+/* The hash column of the capsule with sequence seq. 0, -ENOENT (no such row) or -errno. */
+int audit_store_hash_at(struct audit_store *st, long long seq, char hash[AUDIT_HASH_HEX]);
+
+/* Sign len bytes of msg with the store's signing key (here or behind its signer). 0, -EROFS
+ * for a read-only store, or audit_key_sign's -errno. */
+int audit_store_sign(struct audit_store *st, const unsigned char *msg, size_t len,
+                     unsigned char sig[AUDIT_SIG_LEN]);
+
 /* The chain head: its sequence (-1 for an empty chain, with the strings set to ""), hash,
  * signed_by and signed_at. Any output may be NULL. 0 or -errno. */
 int audit_store_head(struct audit_store *st, long long *seq, char hash[AUDIT_HASH_HEX],

@@ -54,6 +54,14 @@ struct audit_check {
  * sequence is to blame) and c->r.reason, or -errno when it could not run (c->r.reason). */
 int audit_check_run(struct audit_store *st, int log_fd, unsigned flags, struct audit_check *c);
 
+/* audit_check_run from capsule from on, for a chain whose capsules before from (and the lines
+ * of the log before offset log_off, which hold exactly from lines) are taken as checked, as a
+ * verified checkpoint says: capsule from must link to prev_hash, and line from + 1 starts at
+ * log_off. from and log_off are both 0 or both > 0 (else -EINVAL). A log shorter than log_off
+ * fails with -ESTALE. c->log_lines and c->log_good count the skipped lines too. */
+int audit_check_run_from(struct audit_store *st, int log_fd, unsigned flags, long long from,
+                         const char *prev_hash, off_t log_off, struct audit_check *c);
+
 /* The one-line text of a failed check: "sequence N: reason" or the reason. */
 void audit_check_reason(const struct audit_check *c, char *buf, size_t len);
 

@@ -125,6 +125,8 @@ struct check_ctx {
     struct audit_lines rd;
     int fd;
     unsigned flags;
+    long long from;     /* the first capsule checked: line from + 1 ... */
+    off_t start;        /* ... which starts at this offset of the log */
     int err;            /* fstat of the log failed */
     int short_log;
     int length;         /* the log ended before the chain did */
@@ -141,6 +143,12 @@ static void on_snapshot(void *arg, const struct audit_verify_report *r)
         return;
     }
     audit_lines_init(&x->rd, x->fd, x->fd >= 0 ? sb.st_size : 0);
+    if (x->start > 0 && (x->fd < 0 || x->start > sb.st_size)) {
+        x->err = -ESTALE;
+        return;
+    }
+    x->rd.pos = x->rd.good = x->start;
+    x->rd.n = x->from;
 }
 
 /* Compare one line with a capsule's outcome.result, both canonical. 0 or -EBADMSG/-errno. */
@@ -179,6 +187,8 @@ static int on_row(void *arg, long long seq, const json_t *capsule, char *why, si
     size_t len;
     int rc;
 
+    if (x->err == -ESTALE)
+        return say(x->err, why, whylen, "audit.log is shorter than its checkpoint");
     if (x->err)
         return say(x->err, why, whylen, "cannot stat audit.log: %s", strerror(-x->err));
     if (x->short_log)
@@ -232,15 +242,21 @@ static int check_tail(struct check_ctx *x, struct audit_check *c)
     return 0;
 }
 
-int audit_check_run(struct audit_store *st, int log_fd, unsigned flags, struct audit_check *c)
+int audit_check_run_from(struct audit_store *st, int log_fd, unsigned flags, long long from,
+                         const char *prev_hash, off_t log_off, struct audit_check *c)
 {
-    struct check_ctx x = { .fd = log_fd, .flags = flags };
+    struct check_ctx x = { .fd = log_fd, .flags = flags, .from = from, .start = log_off };
     struct audit_verify_hooks h = { .snapshot = on_snapshot, .row = on_row, .arg = &x };
     int rc;
 
     memset(c, 0, sizeof(*c));
     audit_lines_init(&x.rd, -1, 0);
-    rc = audit_store_verify_ex(st, &h, &c->r);
+    if (from < 0 || log_off < 0 || (from == 0) != (log_off == 0)) {
+        c->r.failed_seq = -1;
+        c->r.head_seq = -1;
+        return say(-EINVAL, c->r.reason, sizeof(c->r.reason), "bad starting point for verify");
+    }
+    rc = audit_store_verify_from(st, from, prev_hash, &h, &c->r);
     if (rc == 0 && x.err)
         rc = say(x.err, c->r.reason, sizeof(c->r.reason), "cannot stat audit.log: %s",
                  strerror(-x.err));
@@ -251,6 +267,11 @@ int audit_check_run(struct audit_store *st, int log_fd, unsigned flags, struct a
     c->log_length |= x.length;
     audit_lines_free(&x.rd);
     return rc;
+}
+
+int audit_check_run(struct audit_store *st, int log_fd, unsigned flags, struct audit_check *c)
+{
+    return audit_check_run_from(st, log_fd, flags, 0, NULL, 0, c);
 }
 
 void audit_check_reason(const struct audit_check *c, char *buf, size_t len)

@@ -534,6 +534,58 @@ static void test_verify_main(void)
     CHECK_INT(audit_verify_main(5, pin), 2);
 }
 
+/* Fill buf with len bytes of valid lines of about 1 KiB (the last takes the rest). */
+static void fill_lines(char *buf, size_t len)
+{
+    static const char head[] = "{\"action\":\"fill\",\"status\":\"success\",\"message\":\"";
+    size_t off = 0, n;
+
+    while (off < len) {
+        n = len - off >= 2048 ? 1024 : len - off;
+        memcpy(buf + off, head, sizeof(head) - 1);
+        memset(buf + off + sizeof(head) - 1, 'x', n - (sizeof(head) - 1) - 3);
+        memcpy(buf + off + n - 3, "\"}\n", 3);
+        off += n;
+    }
+}
+
+/* One append holds at most AUDIT_APPEND_MAX bytes (issue 12, item 5): exactly that many is
+ * sealed whole; one byte more is EFBIG, whatever it holds, and seals nothing. A verified
+ * checkpoint is kept in audit.checkpoint at the head. */
+static void test_append_limit(void)
+{
+    char err[512], *buf = malloc(1048576 + 2048);
+    json_t *v;
+    int n;
+
+    CHECK(buf != NULL);
+    if (!buf)
+        return;
+    CHECKF(open_sub("limit", err, sizeof(err)) == 0, "%s", err);
+    fill_lines(buf, AUDIT_APPEND_MAX);
+    CHECK_INT(audit_append_lines(buf, AUDIT_APPEND_MAX, "alice"), 0);
+    n = count_lines("limit");
+    CHECK_INT(n, AUDIT_APPEND_MAX / 1024);
+    fill_lines(buf, AUDIT_APPEND_MAX + 1);
+    CHECK_INT(audit_append_lines(buf, AUDIT_APPEND_MAX + 1, "alice"), -EFBIG);
+    fill_lines(buf, 1048576 + 1024);
+    memcpy(buf + 1048576 + 10, "FILL", 4);
+    CHECK_INT(audit_append_lines(buf, 1048576 + 1024, "alice"), -EFBIG);
+    CHECK_INT(count_lines("limit"), n);
+    check_intact(n);
+    audit_close();
+    free(buf);
+    buf = slurp("limit", "audit.checkpoint", NULL);
+    v = buf ? json_loads(buf, 0, NULL) : NULL;
+    CHECKF(json_integer_value(json_object_get(v, "sequence")) == n - 1, "checkpoint: %s",
+           buf ? buf : "(none)");
+    json_decref(v);
+    free(buf);
+    CHECKF(open_sub("limit", err, sizeof(err)) == 0, "%s", err);
+    check_intact(n);
+    audit_close();
+}
+
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;
@@ -555,6 +607,7 @@ int main(void)
     test_refuse();
     test_legacy();
     test_verify_main();
+    test_append_limit();
     nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return tl_finish();
 }

@@ -333,6 +333,16 @@ static void test_reopen(void)
     CHECK_INT(audit_store_verify(st, &r), 0);
     CHECKF(r.failed_seq == -1 && r.checked == seq2 + 1, "failed %lld: %s", r.failed_seq,
            r.reason);
+    /* from a verified point: the capsule there must link to the hash given for the one before */
+    CHECK_INT(audit_store_hash_at(st, 4, head), 0);
+    CHECK_INT(audit_store_verify_from(st, 5, head, NULL, &r), 0);
+    CHECKF(r.failed_seq == -1 && r.checked == seq2 + 1 && r.entries == seq2 + 1,
+           "failed %lld: %s", r.failed_seq, r.reason);
+    CHECK_INT(audit_store_hash_at(st, 3, head), 0);
+    CHECK_INT(audit_store_verify_from(st, 5, head, NULL, &r), -EBADMSG);
+    CHECK_INT(r.failed_seq, 5);
+    CHECK_INT(audit_store_verify_from(st, 5, "short", NULL, &r), -EINVAL);
+    CHECK_INT(audit_store_hash_at(st, seq2 + 1, head), -ENOENT);
     audit_store_close(st);
 out:
     json_decref(e);
@@ -502,6 +512,61 @@ static void test_foreign(void)
     json_decref(e);
 }
 
+/* The size of a file in the store sub, 0 when missing. */
+static long long file_size(const char *sub, const char *name)
+{
+    char path[512];
+    struct stat sb;
+
+    path_in(path, sizeof(path), sub, name);
+    return stat(path, &sb) == 0 ? (long long)sb.st_size : 0;
+}
+
+/* The WAL stays bounded (issue 12, item 6): single appends, and a batch far larger than the
+ * bound, leave capsules.db-wal within about 1 MiB once the next append has run. */
+static void test_wal_bounded(void)
+{
+    struct audit_store *st = open_store("wal");
+    enum { BIG = 3000, BOUND = 1536 * 1024 };
+    json_t **many;
+    long long max = 0, sz;
+    int i;
+
+    if (!st)
+        return;
+    for (i = 0; i < 600; i++) {
+        json_t *e = make_entry("wal_one", "success", "alice", i);
+
+        CHECK_INT(audit_store_append(st, e, 0, 0, NULL, NULL), 0);
+        json_decref(e);
+        sz = file_size("wal", "capsules.db-wal");
+        if (sz > max)
+            max = sz;
+    }
+    CHECKF(max <= BOUND, "WAL reached %lld bytes over 600 single appends", max);
+    many = calloc(BIG, sizeof(*many));
+    CHECK(many != NULL);
+    for (i = 0; many && i < BIG; i++)
+        many[i] = make_entry("wal_batch", "success", "alice", i);
+    if (many)
+        CHECK_INT(audit_store_append_many(st, (const json_t *const *)many, BIG, 0, 0, NULL,
+                                          NULL), 0);
+    for (i = 0; many && i < BIG; i++)
+        json_decref(many[i]);
+    free(many);
+    sz = file_size("wal", "capsules.db-wal");
+    CHECKF(sz <= BOUND, "WAL is %lld bytes right after a batch of %d", sz, BIG);
+    for (i = 0; i < 3; i++) {
+        json_t *e = make_entry("wal_after", "success", "alice", i);
+
+        CHECK_INT(audit_store_append(st, e, 0, 0, NULL, NULL), 0);
+        json_decref(e);
+    }
+    sz = file_size("wal", "capsules.db-wal");
+    CHECKF(sz <= BOUND, "WAL is %lld bytes after a batch of %d", sz, BIG);
+    audit_store_close(st);
+}
+
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;
@@ -522,6 +587,7 @@ int main(void)
     test_reopen();
     test_tamper();
     test_foreign();
+    test_wal_bounded();
     nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return tl_finish();
 }

@@ -1,0 +1,308 @@
+/* checkpoint.c: the verified checkpoint in state/audit.checkpoint: its signed text, the SHA-256
+ * of the log prefix it covers, and an atomic write. */
+#include "audit/checkpoint.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#define CP_NAME "audit.checkpoint"
+#define CP_MAGIC "conduitfs-audit-checkpoint-v1"
+#define CP_MAX 4096
+#define CHUNK 65536
+
+/* Fill buf with a formatted message (when there is a buffer) and return rc. */
+__attribute__((format(printf, 4, 5)))
+static int say(int rc, char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (buf && len) {
+        va_start(ap, fmt);
+        vsnprintf(buf, len, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+static void to_hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        out[2 * i] = hex[in[i] >> 4];
+        out[2 * i + 1] = hex[in[i] & 0xf];
+    }
+    out[2 * n] = '\0';
+}
+
+/* n bytes from exactly 2n lowercase hex chars. 0 or -EINVAL. */
+static int from_hex(const char *s, unsigned char *out, size_t n)
+{
+    size_t i;
+    int hi, lo;
+
+    if (!s || strlen(s) != 2 * n)
+        return -EINVAL;
+    for (i = 0; i < n; i++) {
+        hi = s[2 * i] >= '0' && s[2 * i] <= '9' ? s[2 * i] - '0' :
+             s[2 * i] >= 'a' && s[2 * i] <= 'f' ? s[2 * i] - 'a' + 10 : -1;
+        lo = s[2 * i + 1] >= '0' && s[2 * i + 1] <= '9' ? s[2 * i + 1] - '0' :
+             s[2 * i + 1] >= 'a' && s[2 * i + 1] <= 'f' ? s[2 * i + 1] - 'a' + 10 : -1;
+        if (hi < 0 || lo < 0)
+            return -EINVAL;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+/* The text that is signed: the magic, the fields and the public key, one per line. */
+static int signed_text(const struct audit_checkpoint *cp, const char *pubhex, char *buf,
+                       size_t len)
+{
+    int n = snprintf(buf, len, "%s\n%lld\n%s\n%jd\n%s\n%s\n", CP_MAGIC, cp->seq, cp->hash,
+                     (intmax_t)cp->log_off, cp->log_sha256, pubhex);
+
+    return n < 0 || (size_t)n >= len ? -ENOSPC : n;
+}
+
+/* What is signed: the 64 lowercase hex chars of the SHA-256 of the signed text. The signer
+ * signs nothing but 64 hex chars (capsule hashes); a capsule hash is a SHA3-256, so a checkpoint
+ * signature and a capsule signature can stand in for each other only given a hash collision
+ * across SHA-256 and SHA3-256. 0 or -EIO. */
+static int signed_digest(const char *text, size_t len, char out[AUDIT_SHA256_HEX])
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+
+    if (EVP_Digest(text, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != sizeof(md))
+        return -EIO;
+    to_hex(md, sizeof(md), out);
+    return 0;
+}
+
+/* Whether sig (hex) is pubhex's Ed25519 signature over msg. 0, -EBADMSG or -ENOMEM. */
+static int sig_check(const char *pubhex, const char *sighex, const char *msg, size_t len)
+{
+    unsigned char pub[32], sig[AUDIT_SIG_LEN];
+    EVP_PKEY *pk = NULL;
+    EVP_MD_CTX *ctx = NULL;
+    int rc = -EBADMSG;
+
+    if (from_hex(pubhex, pub, sizeof(pub)) < 0 || from_hex(sighex, sig, sizeof(sig)) < 0)
+        return -EBADMSG;
+    pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, sizeof(pub));
+    ctx = EVP_MD_CTX_new();
+    if (!pk || !ctx) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pk) == 1 &&
+        EVP_DigestVerify(ctx, sig, sizeof(sig), (const unsigned char *)msg, len) == 1)
+        rc = 0;
+out:
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(pk);
+    return rc;
+}
+
+/* Copy a string member of exactly want - 1 lowercase hex chars into dst. 0 or -EBADMSG. */
+static int hex_member(const json_t *o, const char *key, char *dst, size_t want)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+
+    if (!v || strlen(v) != want - 1 || strspn(v, "0123456789abcdef") != want - 1)
+        return -EBADMSG;
+    memcpy(dst, v, want);
+    return 0;
+}
+
+int audit_checkpoint_load(const char *state_dir, const char *pubhex, struct audit_checkpoint *cp,
+                          char *why, size_t whylen)
+{
+    char path[PATH_MAX], buf[CP_MAX], text[CP_MAX], sig[AUDIT_SIG_HEX], key[AUDIT_PUB_HEX];
+    char dig[AUDIT_SHA256_HEX];
+    json_t *o = NULL, *seq, *off;
+    json_error_t jerr;
+    ssize_t got;
+    int fd, rc, n;
+
+    memset(cp, 0, sizeof(*cp));
+    if (snprintf(path, sizeof(path), "%s/%s", state_dir, CP_NAME) >= (int)sizeof(path))
+        return say(-ENAMETOOLONG, why, whylen, "state directory path too long");
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return say(-errno, why, whylen, "%s: %s", path, strerror(errno));
+    do {
+        got = read(fd, buf, sizeof(buf) - 1);
+    } while (got < 0 && errno == EINTR);
+    rc = got < 0 ? -errno : 0;
+    close(fd);
+    if (rc < 0)
+        return say(rc, why, whylen, "%s: %s", path, strerror(-rc));
+    buf[got] = '\0';
+    o = json_loads(buf, JSON_REJECT_DUPLICATES, &jerr);
+    seq = json_object_get(o, "sequence");
+    off = json_object_get(o, "log_offset");
+    if (!json_is_object(o) || json_integer_value(json_object_get(o, "version")) != 1 ||
+        !json_is_integer(seq) || json_integer_value(seq) < 0 || !json_is_integer(off) ||
+        json_integer_value(off) <= 0 ||
+        hex_member(o, "hash", cp->hash, sizeof(cp->hash)) < 0 ||
+        hex_member(o, "log_sha256", cp->log_sha256, sizeof(cp->log_sha256)) < 0 ||
+        hex_member(o, "key", key, sizeof(key)) < 0 ||
+        hex_member(o, "signature", sig, sizeof(sig)) < 0) {
+        rc = say(-EBADMSG, why, whylen, "%s is malformed", path);
+        goto out;
+    }
+    cp->seq = json_integer_value(seq);
+    cp->log_off = (off_t)json_integer_value(off);
+    if (strcmp(key, pubhex) != 0) {
+        rc = say(-EBADMSG, why, whylen, "%s was signed by another key", path);
+        goto out;
+    }
+    n = signed_text(cp, pubhex, text, sizeof(text));
+    rc = n < 0 ? n : signed_digest(text, (size_t)n, dig);
+    if (rc == 0)
+        rc = sig_check(pubhex, sig, dig, AUDIT_SHA256_HEX - 1);
+    if (rc < 0)
+        say(rc, why, whylen, "%s: the signature does not verify", path);
+out:
+    json_decref(o);
+    if (rc < 0)
+        memset(cp, 0, sizeof(*cp));
+    return rc;
+}
+
+/* Write len bytes of buf to path atomically with mode 0600. 0 or -errno. */
+static int write_atomic(const char *dir, const char *path, const char *buf, size_t len)
+{
+    char tmp[PATH_MAX];
+    ssize_t w;
+    size_t done = 0;
+    int fd, dfd, rc = 0;
+
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+        return -ENAMETOOLONG;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -errno;
+    while (rc == 0 && done < len) {
+        w = write(fd, buf + done, len - done);
+        if (w < 0 && errno != EINTR)
+            rc = -errno;
+        else if (w > 0)
+            done += (size_t)w;
+    }
+    if (rc == 0 && fsync(fd) < 0)
+        rc = -errno;
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        unlink(tmp);
+        return rc;
+    }
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -errno;
+    if (fsync(dfd) < 0)
+        rc = -errno;
+    close(dfd);
+    return rc;
+}
+
+int audit_checkpoint_save(const char *state_dir, struct audit_store *st,
+                          const struct audit_checkpoint *cp)
+{
+    const char *pubhex = audit_store_pubkey_hex(st);
+    char path[PATH_MAX], text[CP_MAX], sighex[AUDIT_SIG_HEX], dig[AUDIT_SHA256_HEX];
+    unsigned char sig[AUDIT_SIG_LEN];
+    char *out = NULL;
+    json_t *o = NULL;
+    int n, rc;
+
+    if (snprintf(path, sizeof(path), "%s/%s", state_dir, CP_NAME) >= (int)sizeof(path))
+        return -ENAMETOOLONG;
+    n = signed_text(cp, pubhex, text, sizeof(text));
+    if (n < 0)
+        return n;
+    rc = signed_digest(text, (size_t)n, dig);
+    if (rc == 0)
+        rc = audit_store_sign(st, (const unsigned char *)dig, AUDIT_SHA256_HEX - 1, sig);
+    if (rc < 0)
+        return rc;
+    to_hex(sig, sizeof(sig), sighex);
+    o = json_pack("{s:i, s:I, s:s, s:I, s:s, s:s, s:s}", "version", 1,
+                  "sequence", (json_int_t)cp->seq, "hash", cp->hash,
+                  "log_offset", (json_int_t)cp->log_off, "log_sha256", cp->log_sha256,
+                  "key", pubhex, "signature", sighex);
+    if (o)
+        out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!out) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    n = snprintf(text, sizeof(text), "%s\n", out);
+    rc = n < 0 || (size_t)n >= sizeof(text) ? -ENOSPC : write_atomic(state_dir, path, text,
+                                                                      (size_t)n);
+out:
+    free(out);
+    json_decref(o);
+    return rc;
+}
+
+int audit_checkpoint_digest(int fd, off_t len, char out[AUDIT_SHA256_HEX])
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    char *buf = malloc(CHUNK);
+    off_t pos = 0;
+    ssize_t got;
+    int rc = 0;
+
+    if (!ctx || !buf || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    while (pos < len) {
+        size_t want = len - pos > CHUNK ? CHUNK : (size_t)(len - pos);
+
+        got = pread(fd, buf, want, pos);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            rc = -errno;
+            goto out;
+        }
+        if (got == 0) {
+            rc = -ESTALE;
+            goto out;
+        }
+        if (EVP_DigestUpdate(ctx, buf, (size_t)got) != 1) {
+            rc = -EIO;
+            goto out;
+        }
+        pos += got;
+    }
+    if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != sizeof(md)) {
+        rc = -EIO;
+        goto out;
+    }
+    to_hex(md, sizeof(md), out);
+out:
+    free(buf);
+    EVP_MD_CTX_free(ctx);
+    return rc;
+}
