@@ -1,6 +1,8 @@
 /* registry.c: services.json, the single source of truth. Mutations are serialized by one lock,
- * build the next registry beside the current one, render and apply it, commit it atomically, and
- * only then publish it as the new snapshot that readers see. */
+ * build the next registry beside the current one, render it, seal its audit entries (with the
+ * SHA-256 of the next services.json, see regmark.h), apply it, commit it atomically, and only
+ * then publish it as the new snapshot that readers see. At mount, services.json is checked
+ * against the chain's newest registry mark. */
 #include "core/registry.h"
 
 #include <errno.h>
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <syslog.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -19,6 +22,7 @@
 #include "audit/audit.h"
 #include "core/casvc.h"
 #include "core/gateway.h"
+#include "core/regmark.h"
 #include "core/render.h"
 #include "core/statefile.h"
 
@@ -29,6 +33,8 @@ static pthread_mutex_t snap_lock = PTHREAD_MUTEX_INITIALIZER;
 static const struct reg_config *g_cfg;
 static struct reg_snapshot *g_cur;
 static struct render_out g_rendered;
+static char g_sha[RMARK_SHA_HEX];       /* SHA-256 of services.json as committed (mut_lock) */
+static char g_unaborted[RMARK_SHA_HEX]; /* a sealed batch whose abort mark is still unsealed */
 
 static const char *const attr_names[REG_NATTR] = {
     "upstream", "domain", "health_check", "mode", "monitoring",
@@ -237,6 +243,147 @@ out:
     return out;
 }
 
+/* ---- serializing with a cache of inactive records ----
+ * An inactive record never changes again, and a registry can hold many more of them than live
+ * ones (1,289 of 1,308 in one state), which made serializing them most of a commit's work. Their
+ * text at the indentation of services.json is kept by index and reused, so a commit serializes
+ * only its live records; the document is byte for byte reg_serialize's. Guarded by mut_lock. */
+struct rec_text {
+    char *text;                         /* NULL: not cached */
+    size_t len;
+    struct reg_service rec;             /* the record it was made from */
+};
+static struct rec_text *g_texts;
+static size_t g_ntexts;
+
+static void texts_reset(void)
+{
+    for (size_t i = 0; i < g_ntexts; i++)
+        free(g_texts[i].text);
+    free(g_texts);
+    g_texts = NULL;
+    g_ntexts = 0;
+}
+
+/* The text of record s as an element of services.json's array (indented by four more spaces
+ * after every newline), malloc'd, its length in *len; NULL when out of memory. */
+static char *record_text(const struct reg_service *s, size_t *len)
+{
+    json_t *o = service_json(s);
+    char *flat = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII)
+                   : NULL;
+    size_t nl = 0, n, k = 0;
+    char *out = NULL;
+
+    json_decref(o);
+    if (!flat)
+        return NULL;
+    for (const char *p = flat; *p; p++)
+        nl += *p == '\n';
+    n = strlen(flat);
+    out = malloc(n + 4 * nl + 1);
+    if (out) {
+        for (const char *p = flat; *p; p++) {
+            out[k++] = *p;
+            if (*p == '\n') {
+                memcpy(out + k, "    ", 4);
+                k += 4;
+            }
+        }
+        out[k] = '\0';
+        *len = k;
+    }
+    free(flat);
+    return out;
+}
+
+/* Whether two records serialize the same. */
+static bool same_record(const struct reg_service *a, const struct reg_service *b)
+{
+    return a->status == b->status && strcmp(a->name, b->name) == 0 &&
+           strcmp(a->upstream, b->upstream) == 0 && strcmp(a->domain, b->domain) == 0 &&
+           strcmp(a->health_check, b->health_check) == 0 && strcmp(a->mode, b->mode) == 0 &&
+           strcmp(a->monitoring, b->monitoring) == 0 &&
+           strcmp(a->registered_at, b->registered_at) == 0 &&
+           strcmp(a->deregistered_at, b->deregistered_at) == 0;
+}
+
+/* The cached text of inactive record i of svcs, made now when missing; NULL: out of memory. */
+static const char *cached_text(const struct reg_service *svcs, size_t i, size_t *len)
+{
+    const struct reg_service *s = &svcs[i];
+    struct rec_text *c;
+
+    if (i >= g_ntexts) {
+        size_t n = i + 1 > 2 * g_ntexts ? i + 1 + 64 : 2 * g_ntexts;
+        struct rec_text *nt = realloc(g_texts, n * sizeof(*nt));
+
+        if (!nt)
+            return NULL;
+        memset(nt + g_ntexts, 0, (n - g_ntexts) * sizeof(*nt));
+        g_texts = nt;
+        g_ntexts = n;
+    }
+    c = &g_texts[i];
+    if (c->text && same_record(&c->rec, s)) {
+        *len = c->len;
+        return c->text;
+    }
+    free(c->text);
+    c->text = record_text(s, &c->len);
+    if (!c->text)
+        return NULL;
+    c->rec = *s;
+    *len = c->len;
+    return c->text;
+}
+
+/* reg_serialize, reusing the cached text of inactive records. Called with mut_lock held. */
+static char *serialize_cached(const struct reg_service *svcs, size_t n)
+{
+    static const char head[] = "{\n  \"version\": 1,\n  \"services\": [";
+    char *out = NULL, **fresh = NULL;
+    const char **texts = NULL;
+    size_t *lens = NULL, total = sizeof(head) + 16, k;
+
+    if (n == 0)
+        return reg_serialize(svcs, 0);
+    texts = calloc(n, sizeof(*texts));
+    fresh = calloc(n, sizeof(*fresh));
+    lens = calloc(n, sizeof(*lens));
+    if (!texts || !fresh || !lens)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        if (svcs[i].status == REG_INACTIVE)
+            texts[i] = cached_text(svcs, i, &lens[i]);
+        else
+            texts[i] = fresh[i] = record_text(&svcs[i], &lens[i]);
+        if (!texts[i])
+            goto out;
+        total += lens[i] + 6;
+    }
+    out = malloc(total);
+    if (!out)
+        goto out;
+    memcpy(out, head, sizeof(head) - 1);
+    k = sizeof(head) - 1;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(out + k, i ? ",\n    " : "\n    ", i ? 6 : 5);
+        k += i ? 6 : 5;
+        memcpy(out + k, texts[i], lens[i]);
+        k += lens[i];
+    }
+    memcpy(out + k, "\n  ]\n}", 6);
+    out[k + 6] = '\0';
+out:
+    for (size_t i = 0; fresh && i < n; i++)
+        free(fresh[i]);
+    free(fresh);
+    free(texts);
+    free(lens);
+    return out;
+}
+
 /* Fetch a required string member into dst. -EINVAL with a reason when absent or wrong. */
 static int get_str(json_t *o, const char *key, char *dst, size_t dstlen, size_t idx,
                    char *err, size_t errlen)
@@ -386,12 +533,12 @@ out:
 }
 
 /* ---- the space reserve ----
- * A change is acknowledged only once its audit capsule is sealed. On a nearly full disk the
- * capsule (written after the commit) could fail where the commit did not, so the state directory
- * keeps RESERVE_BYTES preallocated in space.reserve: every mutation first makes sure the reserve
- * exists (or fails with ENOSPC, changing nothing), and an audit line that fails with ENOSPC after
- * a commit frees the reserve and is written again. Touched under mut_lock, or by the op's thread
- * right after it (reserve_release only unlinks, so a race costs at most one ENOSPC). */
+ * A change is acknowledged only once its audit capsule is sealed, and the capsule is sealed
+ * before the commit: a full disk fails the seal, and the change, with ENOSPC. A commit that
+ * fails after its seal must still seal its registry_abort mark, so the state directory keeps
+ * RESERVE_BYTES preallocated in space.reserve: made at mount, made again (or ENOSPC, nothing
+ * changed) before every mutation, and freed when that mark, or the mount's rendering, finds the
+ * disk full. Touched under mut_lock, or at mount before any operation. */
 #define RESERVE_BYTES (256 * 1024)
 
 static int reserve_path(char *buf, size_t len)
@@ -421,48 +568,155 @@ static int reserve_ensure(void)
     return rc;
 }
 
-static void reserve_release(void)
+/* Free the reserve; true when there was one to free. */
+static bool reserve_release(const char *why)
 {
     char path[PATH_MAX];
 
-    if (reserve_path(path, sizeof(path)) == 0 && unlink(path) == 0)
-        syslog(LOG_WARNING, "state directory is full: released the space reserve to seal an "
-               "audit line; changes fail with ENOSPC until space is freed");
+    if (reserve_path(path, sizeof(path)) < 0 || unlink(path) < 0)
+        return false;
+    syslog(LOG_WARNING, "state directory is full: released the space reserve to %s; changes "
+           "fail with ENOSPC until space is freed", why);
+    return true;
 }
 
-/* The audit line of a committed change; on ENOSPC the reserve pays for it. */
-static void audit_change(const char *action, const char *msg, const char *who, json_t *d)
-{
-    if (audit_log(action, "success", msg, who, d) == -ENOSPC) {
-        reserve_release();
-        audit_log(action, "success", msg, who, d);
-    }
-}
-
-/* ---- committing ---- */
+/* ---- the registry's audit entries ---- */
 
 static int services_path(char *buf, size_t len)
 {
     return state_path(buf, len, g_cfg->state_dir, "services.json");
 }
 
-/* Render next, apply it, write services.json, and publish. Called with mut_lock held. On
- * failure nothing is published and the previous configs are put back. Certificates follow the
- * live domains (see casvc.h); their audit lines are written by ca_service_flush after unlock.
- * who is the caller, for those lines. 0 or -errno. */
-static int commit(struct reg_snapshot *next, const char *who)
+/* Details of a registry mark: {"registry":{"sha256":sha,"previous":prev}}, added to d. */
+static int add_mark(json_t *d, const char *sha, const char *prev)
+{
+    return json_object_set_new(d, "registry", json_pack("{s:s,s:s}", "sha256", sha,
+                                                        "previous", prev));
+}
+
+/* Seal a registry_abort mark: the batch that left sealed (already sealed) was not committed, and
+ * services.json is still kept. user NULL: the daemon's own event. When the disk is full the
+ * reserve pays for it. 0 or -errno. */
+static int seal_abort(const char *sealed, const char *kept, const char *why, const char *user)
+{
+    json_t *d = json_object();
+    char msg[256];
+    int rc = -ENOMEM;
+
+    snprintf(msg, sizeof(msg), "not committed: %s", why);
+    if (d && add_mark(d, kept, sealed) == 0) {
+        rc = user ? audit_log("registry_abort", "failure", msg, user, d)
+                  : audit_log_event("registry_abort", "failure", msg, d);
+        if (rc == -ENOSPC && reserve_release("seal a registry_abort mark"))
+            rc = user ? audit_log("registry_abort", "failure", msg, user, d)
+                      : audit_log_event("registry_abort", "failure", msg, d);
+    }
+    json_decref(d);
+    return rc;
+}
+
+/* ---- committing ---- */
+
+enum op_kind { OP_REGISTER, OP_DEREGISTER, OP_SET };
+
+struct op {
+    enum op_kind kind;
+    const char *name;
+    enum reg_attr attr;
+    const char *value;          /* OP_SET */
+    const char *who;
+    char domain[254];           /* for the audit entry */
+    char old[VAL_MONITORING_MAX], now[VAL_MONITORING_MAX];
+    int rc;                     /* 0, 1 (changed something) or -errno */
+    bool done;
+    struct op *next;
+};
+
+/* The audit entry of a changing op into it (details and message are the caller's to free). */
+static int op_item(const struct op *o, struct audit_item *it, char *msg, size_t msglen)
+{
+    it->status = "success";
+    it->message = msg;
+    it->user = o->who;
+    switch (o->kind) {
+    case OP_REGISTER:
+        it->action = "service_register";
+        snprintf(msg, msglen, "Registered service %s", o->name);
+        it->details = json_pack("{s:s,s:s}", "name", o->name, "domain", o->domain);
+        break;
+    case OP_DEREGISTER:
+        it->action = "service_deregister";
+        snprintf(msg, msglen, "Deregistered service %s", o->name);
+        it->details = json_pack("{s:s,s:s}", "name", o->name, "domain", o->domain);
+        break;
+    default:
+        it->action = "service_update";
+        snprintf(msg, msglen, "Updated %s of service %s", reg_attr_name(o->attr), o->name);
+        it->details = json_pack("{s:s,s:s,s:s,s:s}", "name", o->name, "attribute",
+                                reg_attr_name(o->attr), "old", o->old, "new", o->now);
+        break;
+    }
+    return it->details ? 0 : -ENOMEM;
+}
+
+/* Seal the entries of the changing ops of ops[0..n) in one transaction, all stamped ts, the
+ * last one carrying the mark of the commit from g_sha to sha. 0, -ENOSPC (the disk is full) or
+ * -EIO (any other reason the chain could not seal them); nothing is sealed then. */
+static int seal_batch(struct op **ops, size_t n, const char *ts, const char *sha)
+{
+    struct audit_item *items = calloc(n, sizeof(*items));
+    char (*msgs)[128] = calloc(n, sizeof(*msgs));
+    size_t k = 0;
+    int rc = -ENOMEM;
+
+    if (!items || !msgs)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i]->rc != 1)
+            continue;
+        if (op_item(ops[i], &items[k], msgs[k], sizeof(msgs[k])) < 0) {
+            k++;
+            goto out;
+        }
+        k++;
+    }
+    if (k == 0 || add_mark(items[k - 1].details, sha, g_sha) < 0)
+        goto out;
+    rc = audit_log_batch(items, k, ts);
+out:
+    for (size_t i = 0; items && i < k; i++)
+        json_decref(items[i].details);
+    free(items);
+    free(msgs);
+    if (rc < 0 && rc != -ENOSPC) {
+        syslog(LOG_ERR, "registry: the change's audit capsule could not be sealed (%s); the "
+               "change is refused with EIO", strerror(-rc));
+        rc = -EIO;
+    }
+    return rc;
+}
+
+/* Render next, seal its audit entries, apply it, write services.json, and publish. Called with
+ * mut_lock held. On failure nothing is published and the previous configs are put back; a
+ * failure after the seal seals a registry_abort mark. *sealfail is set when sealing failed.
+ * Certificates follow the live domains (see casvc.h); their audit lines are written by
+ * ca_service_flush after unlock. who is the batch's first caller, for those lines.
+ * 0 or -errno. */
+static int commit(struct reg_snapshot *next, struct op **ops, size_t n, const char *ts,
+                  const char *who, bool *sealfail)
 {
     struct render_out out = {0};
-    char path[PATH_MAX];
+    char path[PATH_MAX], sha[RMARK_SHA_HEX];
     char *doc = NULL;
     int rc;
 
+    *sealfail = false;
     rc = render_all(g_cfg, next->svcs, next->n, &out);
     if (rc < 0) {
         syslog(LOG_ERR, "registry: render refused the next registry: %s", strerror(-rc));
         goto out;
     }
-    doc = reg_serialize(next->svcs, next->n);
+    doc = serialize_cached(next->svcs, next->n);
     if (!doc) {
         rc = -ENOMEM;
         goto out;
@@ -470,6 +724,24 @@ static int commit(struct reg_snapshot *next, const char *who)
     rc = services_path(path, sizeof(path));
     if (rc < 0)
         goto out;
+    rmark_sha256(doc, strlen(doc), sha);
+    /* A batch sealed earlier whose abort mark could not be sealed comes first. */
+    if (g_unaborted[0]) {
+        rc = seal_abort(g_unaborted, g_sha, "applying the change failed", who);
+        if (rc < 0) {
+            *sealfail = true;
+            rc = rc == -ENOSPC ? rc : -EIO;
+            goto out;
+        }
+        g_unaborted[0] = '\0';
+    }
+    /* Sealed before anything goes live: acknowledged means audited, and a crash after this
+     * point is completed as an abort by the next mount. */
+    rc = seal_batch(ops, n, ts, sha);
+    if (rc < 0) {
+        *sealfail = true;
+        goto out;
+    }
     /* Leaves first: in managed mode the proxy loads them while the configs are applied. */
     ca_service_sync(g_cur->svcs, g_cur->n, next->svcs, next->n, who);
     rc = gw_apply(g_cfg, &out, &g_rendered);
@@ -482,6 +754,7 @@ static int commit(struct reg_snapshot *next, const char *who)
         syslog(LOG_ERR, "registry: writing services.json failed: %s", strerror(-rc));
         goto rollback;
     }
+    memcpy(g_sha, sha, sizeof(g_sha));
     render_free(&g_rendered);
     g_rendered = out;
     memset(&out, 0, sizeof(out));
@@ -494,6 +767,16 @@ rollback:
         syslog(LOG_ERR, "registry: configs could not be restored; remount re-renders them");
     /* Undo this commit's issuances: archive the pairs of domains only next made live. */
     ca_service_retire(next->svcs, next->n, g_cur->svcs, g_cur->n, who);
+    {
+        char why[128];
+
+        snprintf(why, sizeof(why), "applying the change failed: %s", strerror(-rc));
+        if (seal_abort(sha, g_sha, why, who) < 0) {
+            syslog(LOG_ERR, "registry: the abort mark of a failed change could not be sealed; "
+                   "the next change or mount seals it");
+            memcpy(g_unaborted, sha, sizeof(g_unaborted));
+        }
+    }
 out:
     free(doc);
     render_free(&out);
@@ -564,33 +847,20 @@ static int apply_attr(struct reg_service *svcs, size_t n, ssize_t idx, enum reg_
  * A mutation is queued as an op. The first caller that finds no batch in flight becomes the
  * leader: it takes the registry lock, applies every queued op in order to one next registry
  * (each op validated against the ops before it), and commits them with one render, one proxy
- * reload and one services.json write. Callers that queue while a batch commits form the next
- * batch. Each caller returns once the commit that covers its op is durable, and writes its own
- * audit line. If a batch of several ops fails to commit, its ops are retried one by one, so only
- * the op that breaks the commit fails. */
-enum op_kind { OP_REGISTER, OP_DEREGISTER, OP_SET };
-
-struct op {
-    enum op_kind kind;
-    const char *name;
-    enum reg_attr attr;
-    const char *value;          /* OP_SET */
-    const char *who;
-    char domain[254];           /* for the audit line */
-    char old[VAL_MONITORING_MAX], now[VAL_MONITORING_MAX];
-    int rc;                     /* 0, 1 (changed something) or -errno */
-    bool done;
-    struct op *next;
-};
+ * reload and one services.json write, after sealing the batch's audit entries in one
+ * transaction. Callers that queue while a batch commits form the next batch. Each caller returns
+ * once the commit that covers its op is sealed and durable. If a batch of several ops fails to
+ * commit, its ops are retried one by one, so only the op that breaks the commit fails (a batch
+ * whose entries cannot be sealed fails whole). */
 
 static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER;
 static struct op *q_head, **q_tail = &q_head;
 static bool q_leader;
 
-/* Apply op to next (which has room for one more record). 1 when it changed next, 0 for a no-op,
- * or -errno (next unchanged). */
-static int apply_op(struct reg_snapshot *next, struct op *o)
+/* Apply op to next (which has room for one more record) at time ts. 1 when it changed next, 0
+ * for a no-op, or -errno (next unchanged). */
+static int apply_op(struct reg_snapshot *next, struct op *o, const char *ts)
 {
     ssize_t i = find_live(next->svcs, next->n, o->name);
     struct reg_service *s;
@@ -613,14 +883,14 @@ static int apply_op(struct reg_snapshot *next, struct op *o)
         reg_attr_default(g_cfg, o->name, REG_MODE, s->mode, sizeof(s->mode));
         reg_attr_default(g_cfg, o->name, REG_MONITORING, s->monitoring, sizeof(s->monitoring));
         s->status = REG_PENDING;
-        state_now_iso(s->registered_at, sizeof(s->registered_at));
+        set_field(s->registered_at, sizeof(s->registered_at), ts);
         return 1;
     case OP_DEREGISTER:
         if (i < 0)
             return -ENOENT;
         s = &next->svcs[i];
         s->status = REG_INACTIVE;
-        state_now_iso(s->deregistered_at, sizeof(s->deregistered_at));
+        set_field(s->deregistered_at, sizeof(s->deregistered_at), ts);
         set_field(o->domain, sizeof(o->domain), s->domain);
         return 1;
     case OP_SET: {
@@ -650,6 +920,8 @@ static void commit_batch(struct op **ops, size_t n)
     struct reg_snapshot *next = snap_copy(n);
     const char *who = NULL;
     size_t changed = 0;
+    bool sealfail;
+    char ts[32];
     int rc;
 
     if (!next) {
@@ -657,8 +929,10 @@ static void commit_batch(struct op **ops, size_t n)
             ops[i]->rc = -ENOMEM;
         return;
     }
+    /* one time for the batch: registered_at and deregistered_at are its entries' timestamp */
+    state_now_iso(ts, sizeof(ts));
     for (size_t i = 0; i < n; i++) {
-        ops[i]->rc = apply_op(next, ops[i]);
+        ops[i]->rc = apply_op(next, ops[i], ts);
         if (ops[i]->rc == 1) {
             changed++;
             who = who ? who : ops[i]->who;
@@ -676,11 +950,11 @@ static void commit_batch(struct op **ops, size_t n)
                 ops[i]->rc = rc;
         return;
     }
-    rc = commit(next, who);
+    rc = commit(next, ops, n, ts, who, &sealfail);
     if (rc == 0)
         return;                 /* next is published */
     snap_free(next);
-    if (changed == 1) {
+    if (changed == 1 || sealfail) {
         for (size_t i = 0; i < n; i++)
             if (ops[i]->rc == 1)
                 ops[i]->rc = rc;
@@ -739,15 +1013,8 @@ int reg_register(const char *name, const char *who)
     if (val_name(name))
         return -EINVAL;
     rc = run_op(&o);
-    if (rc == 1) {
-        json_t *d = json_pack("{s:s,s:s}", "name", name, "domain", o.domain);
-        char msg[128];
-
-        snprintf(msg, sizeof(msg), "Registered service %s", name);
-        audit_change("service_register", msg, who, d);
-        json_decref(d);
-        rc = 0;
-    }
+    if (rc == 1)
+        rc = 0;                 /* committed, its entry sealed by the batch */
     ca_service_flush();
     return rc;
 }
@@ -757,15 +1024,8 @@ int reg_deregister(const char *name, const char *who)
     struct op o = { .kind = OP_DEREGISTER, .name = name, .who = who };
     int rc = run_op(&o);
 
-    if (rc == 1) {
-        json_t *d = json_pack("{s:s,s:s}", "name", name, "domain", o.domain);
-        char msg[128];
-
-        snprintf(msg, sizeof(msg), "Deregistered service %s", name);
-        audit_change("service_deregister", msg, who, d);
-        json_decref(d);
+    if (rc == 1)
         rc = 0;
-    }
     ca_service_flush();
     return rc;
 }
@@ -776,16 +1036,8 @@ static int set_value(const char *name, enum reg_attr attr, const char *value, co
     struct op o = { .kind = OP_SET, .name = name, .attr = attr, .value = value, .who = who };
     int rc = run_op(&o);
 
-    if (rc == 1) {
-        json_t *d = json_pack("{s:s,s:s,s:s,s:s}", "name", name, "attribute",
-                              reg_attr_name(attr), "old", o.old, "new", o.now);
-        char msg[128];
-
-        snprintf(msg, sizeof(msg), "Updated %s of service %s", reg_attr_name(attr), name);
-        audit_change("service_update", msg, who, d);
-        json_decref(d);
+    if (rc == 1)
         rc = 0;
-    }
     ca_service_flush();
     return rc;
 }
@@ -863,6 +1115,81 @@ static void keep_corrupt_copy(const char *path, const char *doc, size_t len, cha
         aside[0] = '\0';
 }
 
+/* Whether state/tls holds a leaf of a live domain (a directory other than archive/). */
+static bool tls_has_leaves(const struct reg_config *cfg)
+{
+    char path[PATH_MAX];
+    struct dirent *de;
+    bool found = false;
+    DIR *d;
+
+    if (state_path(path, sizeof(path), cfg->state_dir, "tls") < 0 || !(d = opendir(path)))
+        return false;
+    while (!found && (de = readdir(d)))
+        found = de->d_type == DT_DIR && de->d_name[0] != '.' &&
+                strcmp(de->d_name, "archive") != 0;
+    closedir(d);
+    return found;
+}
+
+/* Seal a registry_adopt mark for the services.json of hash sha, which the chain's newest mark m
+ * does not explain. 0 or -errno. */
+static int seal_adopt(const struct rmark *m, const char *sha, const char *status,
+                      const char *msg, size_t nrecords)
+{
+    json_t *d = json_pack("{s:I}", "services", (json_int_t)nrecords);
+    int rc = -ENOMEM;
+
+    if (d && add_mark(d, sha, m->found ? m->sha256 : "") == 0) {
+        rc = audit_log_event("registry_adopt", status, msg, d);
+        if (rc == -ENOSPC && reserve_release("seal a registry_adopt mark"))
+            rc = audit_log_event("registry_adopt", status, msg, d);
+    }
+    json_decref(d);
+    return rc;
+}
+
+/* Make the chain explain the services.json just loaded (hash g_sha, n records), as the newest
+ * mark m left it: a batch sealed but never committed (the daemon stopped between the two) gets
+ * its registry_abort mark; a file the chain does not explain is logged and adopted with a
+ * registry_adopt mark. 0 or -errno with err filled. */
+static int settle_marks(const struct rmark *m, const char *path, size_t n, bool reset,
+                        char *err, size_t errlen)
+{
+    char msg[256];
+    int rc = 0;
+
+    if (reset) {
+        snprintf(msg, sizeof(msg), "Started with an empty registry (--empty-registry): "
+                 "services.json was missing");
+        syslog(LOG_WARNING, "registry: %s", msg);
+        rc = seal_adopt(m, g_sha, "success", msg, 0);
+    } else if (m->found && strcmp(g_sha, m->sha256) == 0) {
+        return 0;
+    } else if (m->found && strcmp(g_sha, m->previous) == 0 &&
+               strncmp(m->action, "service_", 8) == 0) {
+        syslog(LOG_WARNING, "registry: the last change sealed in the audit chain (%s at %s) "
+               "was never committed; marking it failed", m->action, m->timestamp);
+        rc = seal_abort(m->sha256, g_sha, "the daemon stopped between seal and commit", NULL);
+    } else if (m->found) {
+        syslog(LOG_ERR, "registry: %s (sha256 %s) is not the registry the audit chain's last "
+               "change (%s at %s) left (sha256 %s): it was changed outside conduitfs; adopted "
+               "as found, with a registry_adopt entry", path, g_sha, m->action, m->timestamp,
+               m->sha256);
+        snprintf(msg, sizeof(msg), "services.json was changed outside conduitfs: the audit "
+                 "chain does not explain it; adopted as found at mount");
+        rc = seal_adopt(m, g_sha, "failure", msg, n);
+    } else if (n > 0) {
+        snprintf(msg, sizeof(msg), "Adopted services.json as found at mount (%zu records; no "
+                 "registry change in the audit chain yet)", n);
+        rc = seal_adopt(m, g_sha, "success", msg, n);
+    }
+    if (rc < 0)
+        snprintf(err, errlen, "cannot seal the registry's audit entry for %s: %s", path,
+                 strerror(-rc));
+    return rc;
+}
+
 int reg_open(const struct reg_config *cfg, char *err, size_t errlen)
 {
     char path[PATH_MAX], aside[PATH_MAX], why[256];
@@ -870,18 +1197,43 @@ int reg_open(const struct reg_config *cfg, char *err, size_t errlen)
     size_t len = 0;
     struct reg_service *svcs = NULL;
     size_t n = 0;
-    bool fresh = false;
+    struct rmark mark;
+    bool fresh = false, reset = false;
     int rc;
 
     g_cfg = cfg;
+    g_unaborted[0] = '\0';
     rc = services_path(path, sizeof(path));
     if (rc < 0) {
         snprintf(err, errlen, "state directory path too long");
         return rc;
     }
+    rc = rmark_last(cfg->state_dir, &mark);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot read %s/audit.log: %s", cfg->state_dir, strerror(-rc));
+        return rc;
+    }
     rc = state_read_file(path, &doc, &len);
     if (rc == -ENOENT) {
+        char *empty = reg_serialize(NULL, 0);
+        char esha[RMARK_SHA_HEX];
+        bool live;
+
+        if (!empty)
+            return -ENOMEM;
+        rmark_sha256(empty, strlen(empty), esha);
+        free(empty);
+        /* A missing registry is a fresh start only when nothing says services were live. */
+        live = mark.found ? strcmp(mark.sha256, esha) != 0
+                          : mark.legacy_services || tls_has_leaves(cfg);
+        if (live && !cfg->empty_registry) {
+            snprintf(err, errlen, "%s is missing but the audit trail shows registered services; "
+                     "refusing to mount. Rebuild it with `conduitfs recover --state %s`, or mount "
+                     "with --empty-registry to start with none", path, cfg->state_dir);
+            return -ENOENT;
+        }
         fresh = true;
+        reset = live || (mark.found && cfg->empty_registry && strcmp(mark.sha256, esha) != 0);
     } else if (rc < 0) {
         snprintf(err, errlen, "cannot read %s: %s", path, strerror(-rc));
         return rc;
@@ -894,6 +1246,7 @@ int reg_open(const struct reg_config *cfg, char *err, size_t errlen)
                      aside[0] ? aside : "(none: copy failed)");
             goto out;
         }
+        rmark_sha256(doc, len, g_sha);
     }
     g_cur = snap_new(0);
     if (!g_cur) {
@@ -909,6 +1262,9 @@ int reg_open(const struct reg_config *cfg, char *err, size_t errlen)
         goto out;
     }
     rc = reg_rerender();
+    /* A full disk: the reserve is what it is kept for. The next change makes it again. */
+    if (rc == -ENOSPC && reserve_release("render the configs at mount"))
+        rc = reg_rerender();
     if (rc < 0) {
         snprintf(err, errlen, "cannot render configs from %s: %s", path, strerror(-rc));
         goto out;
@@ -917,12 +1273,21 @@ int reg_open(const struct reg_config *cfg, char *err, size_t errlen)
         char *empty = reg_serialize(NULL, 0);
 
         rc = empty ? state_write_atomic(path, empty, strlen(empty), 0600) : -ENOMEM;
+        if (rc == 0)
+            rmark_sha256(empty, strlen(empty), g_sha);
         free(empty);
         if (rc < 0) {
             snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rc));
             goto out;
         }
     }
+    rc = settle_marks(&mark, path, n, reset, err, errlen);
+    if (rc < 0)
+        goto out;
+    /* The reserve exists from the first mount on; without space it is made by a later change. */
+    if (reserve_ensure() < 0)
+        syslog(LOG_WARNING, "registry: cannot make the space reserve in %s (%s); changes fail "
+               "with ENOSPC until there is space", cfg->state_dir, strerror(ENOSPC));
 out:
     free(doc);
     free(svcs);
@@ -937,6 +1302,7 @@ void reg_close(void)
 {
     pthread_mutex_lock(&mut_lock);
     render_free(&g_rendered);
+    texts_reset();
     pthread_mutex_unlock(&mut_lock);
     snap_publish(NULL);
 }

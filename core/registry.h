@@ -31,6 +31,9 @@ struct reg_config {
     int health_threshold;              /* --health-threshold: failures before unhealthy */
     bool has_admin_group;              /* --admin-group given */
     unsigned admin_gid;                /* its gid: members may write */
+    bool empty_registry;               /* --empty-registry: a missing services.json starts an
+                                        * empty registry even when the audit trail shows
+                                        * registered services */
 };
 
 enum reg_attr { REG_UPSTREAM, REG_DOMAIN, REG_HEALTH_CHECK, REG_MODE, REG_MONITORING, REG_NATTR };
@@ -58,7 +61,12 @@ struct reg_snapshot {
 
 /* Load (or create) services.json under cfg->state_dir and apply the rendered configs.
  * cfg must outlive the registry. On failure returns -errno and writes a one-line reason to err.
- * A corrupt services.json is moved aside to services.json.corrupt-<time> and refused. */
+ * A corrupt services.json is moved aside to services.json.corrupt-<time> and refused. A missing
+ * one is refused (-ENOENT) while the audit trail or state/tls shows registered services, unless
+ * cfg->empty_registry. The file is checked against the audit chain's newest registry mark (see
+ * regmark.h): a change sealed but never committed gets its registry_abort mark, a file the chain
+ * does not explain a registry_adopt mark (and a syslog error). space.reserve is made. Needs the
+ * audit trail open. */
 int reg_open(const struct reg_config *cfg, char *err, size_t errlen);
 
 /* Release the registry. No operation may be running. */
