@@ -87,6 +87,21 @@ static int timestamp_ok(const char *s, size_t len)
     return 1;
 }
 
+/* Actions only the daemon writes: the registry's changes and marks, which `conduitfs recover`
+ * and `conduitfs verify` replay. An appended line may not pose as one. */
+static const char *const reserved_actions[] = {
+    "service_register", "service_deregister", "service_update", "registry_abort",
+    "registry_adopt",
+};
+
+static int action_reserved(const char *s)
+{
+    for (size_t i = 0; i < sizeof(reserved_actions) / sizeof(reserved_actions[0]); i++)
+        if (strcmp(s, reserved_actions[i]) == 0)
+            return 1;
+    return 0;
+}
+
 /* Check one parsed line against the append rules. 0 or -EINVAL with why filled. */
 static int line_check(const json_t *obj, long long lineno, char *why, size_t whylen)
 {
@@ -100,6 +115,9 @@ static int line_check(const json_t *obj, long long lineno, char *why, size_t why
             if (!json_is_string(v) || !action_ok(json_string_value(v), json_string_length(v)))
                 return say(-EINVAL, why, whylen, "line %lld: action must match "
                            "^[a-z][a-z0-9_-]{0,63}$", lineno);
+            if (action_reserved(json_string_value(v)))
+                return say(-EINVAL, why, whylen, "line %lld: action %s is the daemon's own",
+                           lineno, json_string_value(v));
         } else if (strcmp(key, "status") == 0) {
             st = json_string_value(v);
             if (!st || (strcmp(st, "success") != 0 && strcmp(st, "failure") != 0))
@@ -112,6 +130,9 @@ static int line_check(const json_t *obj, long long lineno, char *why, size_t why
             if (!json_is_object(v))
                 return say(-EINVAL, why, whylen, "line %lld: details must be an object",
                            lineno);
+            if (json_object_get(v, "registry"))
+                return say(-EINVAL, why, whylen, "line %lld: details.registry is the daemon's "
+                           "own (a registry mark)", lineno);
         } else if (strcmp(key, "timestamp") == 0) {
             if (!json_is_string(v) || !timestamp_ok(json_string_value(v), json_string_length(v)))
                 return say(-EINVAL, why, whylen, "line %lld: timestamp must look like "

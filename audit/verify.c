@@ -331,8 +331,9 @@ static void verify_usage(FILE *f)
                "that\n"
                "audit.log line N is capsule N's outcome.result. --pubkey pins the signing key\n"
                "(as audit/pubkey shows it); the key file is then not read, so a copy of\n"
-               "capsules.db and audit.log is enough. Exits 0 when intact, 1 when not, 2 on\n"
-               "usage errors.\n");
+               "capsules.db and audit.log is enough. Also checks that services.json is what\n"
+               "the chain's newest registry mark says the last change left. Exits 0 when\n"
+               "intact, 1 when not, 2 on usage errors.\n");
 }
 
 static int usage_error(const char *what, const char *arg)

@@ -436,7 +436,8 @@ int replay_recover_main(int argc, char **argv)
 int replay_verify_main(int argc, char **argv)
 {
     const char *state = NULL, *app = getenv("CONDUIT_APP_NAME"), *home = getenv("HOME");
-    char dflt[PATH_MAX], why[512];
+    char dflt[PATH_MAX], why[512], path[PATH_MAX];
+    bool pinned = false;
     int rc;
 
     for (int i = 1; i < argc; i++) {
@@ -445,8 +446,10 @@ int replay_verify_main(int argc, char **argv)
         else if (strncmp(argv[i], "--state=", 8) == 0)
             state = argv[i] + 8;
         else if (strcmp(argv[i], "--pubkey") == 0)
-            i++;
-        else if (strncmp(argv[i], "--pubkey=", 9) != 0)
+            pinned = ++i < argc;
+        else if (strncmp(argv[i], "--pubkey=", 9) == 0)
+            pinned = true;
+        else
             return audit_verify_main(argc, argv);   /* help and usage errors are its own */
     }
     if (!state) {
@@ -457,6 +460,11 @@ int replay_verify_main(int argc, char **argv)
             return audit_verify_main(argc, argv);
         state = dflt;
     }
+    /* An auditor's copy (--pubkey) may hold only capsules.db and audit.log: no registry to
+     * check then. Without --pubkey a missing services.json is checked like any other. */
+    if (pinned && (state_path(path, sizeof(path), state, "services.json") < 0 ||
+                   access(path, F_OK) != 0))
+        return audit_verify_main(argc, argv);
     rc = replay_check_registry(state, why, sizeof(why));
     if (rc == -EBADMSG) {
         fprintf(stderr, "conduitfs verify: %s\n", why);

@@ -152,6 +152,8 @@ ROWS=(
 "append|$EINVAL|{\"action\":\"service_register\\\",\\\"user\\\":\\\"root\","\
 "\"status\":\"success\"}"$'\n'
 "append|$EINVAL|{\"action\":\"a\",\"status\":\"success\",\"sequence\":5}"$'\n'
+"append|$EINVAL|{\"action\":\"service_register\",\"status\":\"success\",\"details\":{\"name\":\"x\",\"domain\":\"x.internal\"}}"$'\n'
+"append|$EINVAL|{\"action\":\"note\",\"status\":\"success\",\"details\":{\"registry\":{\"sha256\":\"00\"}}}"$'\n'
 "append|$EINVAL|{\"action\":\"a\",\"status\":\"success\",\"details\":$DEEPOBJ}"$'\n'
 "append|$EINVAL|{\"action\":\"a\",\"status\":\"success\",\"details\":{\"n\":1e999}}"$'\n'
 "append|$EINVAL|{\"action\":\"a\",\"status\":\"success\",\"message\":\"a\\u0000b\"}"$'\n'

@@ -64,6 +64,13 @@ static void test_refused(void)
         "{\"action\":\"a\",\"status\":\"success\",\"message\":\"\xff\"}\n",
         "{\"action\":\"a\",\"status\":\"success\"} {}\n",
         "{\"action\":\"a\",\"status\":\"success\",\"details\":{\"n\":1e999}}\n",
+        /* the registry's own actions and marks: recover and verify replay them */
+        "{\"action\":\"service_register\",\"status\":\"success\"}\n",
+        "{\"action\":\"service_deregister\",\"status\":\"success\"}\n",
+        "{\"action\":\"service_update\",\"status\":\"failure\"}\n",
+        "{\"action\":\"registry_abort\",\"status\":\"failure\"}\n",
+        "{\"action\":\"registry_adopt\",\"status\":\"success\"}\n",
+        "{\"action\":\"note\",\"status\":\"success\",\"details\":{\"registry\":{}}}\n",
     };
     size_t i;
 
