@@ -30,6 +30,12 @@ struct fs_tree {
     int (*rmdir)(const char *rel);
     /* Serve a read itself (a file that grows while open); NULL: from the handle's snapshot. */
     int (*read)(const char *rel, char *buf, size_t size, off_t off, struct fuse_file_info *fi);
+    /* Rename from to to, both below this tree (a rename between trees is EPERM); flags are
+     * rename(2)'s RENAME_* flags. */
+    int (*rename)(const char *from, const char *to, unsigned int flags);
+    /* chmod and chown, which change nothing anywhere: 0 where the tree accepts them. */
+    int (*chmod)(const char *rel, mode_t mode);
+    int (*chown)(const char *rel, uid_t uid, gid_t gid);
 };
 
 extern const struct fs_tree fs_services_tree;

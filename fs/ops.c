@@ -1,6 +1,7 @@
 /* ops.c: the FUSE operations table. Routes each path to its tree (services/, ca/, monitor/,
  * audit/) and answers for the root itself. Live files are snapshotted at open and served with
- * direct_io.
+ * direct_io. rename, chmod and chown go to a tree that takes them (services/: staging files and
+ * attribute replacement, see services.c); everywhere else they are EPERM.
  *
  * Stale handles: when a file, or the directory above it, is removed while the file is open
  * (rm of an attribute or a leaf certificate, rmdir of a service or target), libfuse passes the
@@ -8,6 +9,8 @@
  * and closes; every other operation on it returns ESTALE (fstat too: libfuse answers it). With
  * hard_remove (fs_init), an open file is removed like any other instead of being renamed. */
 #include "fs/fs.h"
+
+#include "core/staging.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -332,12 +335,22 @@ static int fs_utimens(const char *path, const struct timespec tv[2], struct fuse
     return fs_getattr(path, &st, fi);
 }
 
-static int deny_rename(const char *from, const char *to, unsigned int flags)
+/* A rename within one tree goes to that tree (services/ stages replacements there); between
+ * trees, and at the root, it is refused. */
+static int fs_rename(const char *from, const char *to, unsigned int flags)
 {
-    (void)from;
-    (void)to;
-    (void)flags;
-    return -EPERM;
+    const char *rf, *rt;
+    const struct fs_tree *tf, *tt;
+
+    if (!from || !to)
+        return -ESTALE;   /* libfuse resolves these itself; never NULL, but never trusted */
+    tf = route(from, &rf);
+    tt = route(to, &rt);
+    if (!may_write())
+        return -EACCES;
+    if (!tf || tf != tt || *rf == '\0' || *rt == '\0' || !tf->rename)
+        return -EPERM;
+    return tf->rename(rf, rt, flags);
 }
 
 static int deny_link(const char *from, const char *to)
@@ -347,21 +360,37 @@ static int deny_link(const char *from, const char *to)
     return -EPERM;
 }
 
-static int deny_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+/* Modes and owners are derived: a tree may accept chmod and chown as changing nothing. */
+static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-    (void)path;
-    (void)mode;
+    const char *rel;
+    const struct fs_tree *t;
+
     (void)fi;
-    return -EPERM;
+    if (!path)
+        return -ESTALE;   /* fchmod of a file removed while open */
+    t = route(path, &rel);
+    if (!may_write())
+        return -EACCES;
+    if (!t || *rel == '\0' || !t->chmod)
+        return -EPERM;
+    return t->chmod(rel, mode);
 }
 
-static int deny_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+static int fs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
 {
-    (void)path;
-    (void)uid;
-    (void)gid;
+    const char *rel;
+    const struct fs_tree *t;
+
     (void)fi;
-    return -EPERM;
+    if (!path)
+        return -ESTALE;   /* fchown of a file removed while open */
+    t = route(path, &rel);
+    if (!may_write())
+        return -EACCES;
+    if (!t || *rel == '\0' || !t->chown)
+        return -EPERM;
+    return t->chown(rel, uid, gid);
 }
 
 static int deny_mknod(const char *path, mode_t mode, dev_t dev)
@@ -372,8 +401,16 @@ static int deny_mknod(const char *path, mode_t mode, dev_t dev)
     return -EPERM;
 }
 
+/* Unmount: what only lived in memory goes. */
+static void fs_destroy(void *private_data)
+{
+    (void)private_data;
+    stg_clear();
+}
+
 const struct fuse_operations fs_ops = {
     .init = fs_init,
+    .destroy = fs_destroy,
     .getattr = fs_getattr,
     .readdir = fs_readdir,
     .mkdir = fs_mkdir,
@@ -386,11 +423,11 @@ const struct fuse_operations fs_ops = {
     .truncate = fs_truncate,
     .release = fs_release,
     .utimens = fs_utimens,
-    .rename = deny_rename,
+    .rename = fs_rename,
     .link = deny_link,
     .symlink = deny_link,
-    .chmod = deny_chmod,
-    .chown = deny_chown,
+    .chmod = fs_chmod,
+    .chown = fs_chown,
     .mknod = deny_mknod,
 };
 

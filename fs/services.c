@@ -1,12 +1,23 @@
 /* services.c: the services/ tree. services/NAME/ATTR files map onto registry attributes with
- * sysfs write semantics; mkdir and rmdir register and deregister. */
+ * sysfs write semantics; mkdir and rmdir register and deregister. Any other name in
+ * services/NAME/ is a staging file (core/staging.h): the temporary file a tool writes before it
+ * renames it over an attribute, which sets that attribute as one validated write. An attribute
+ * cannot be removed or renamed away: rm of one changes nothing (see unlink below). */
 #include "fs/fs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "core/staging.h"
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1u << 0)   /* rename(2)'s flag; <stdio.h> names it under _GNU_SOURCE */
+#endif
 
 /* ---- the cp -r restore idiom ----
  * `cp -r backup/core services/` makes the directory, then creates each file with
@@ -68,6 +79,45 @@ static bool fresh_hidden(const char *name, int attr, pid_t pid, bool create)
     return hit;
 }
 
+/* ---- replacing an attribute by remove-then-create ----
+ * mv from another filesystem and install remove the target, then create it with O_EXCL; rm -r
+ * removes every file before the rmdir. An attribute cannot be removed: its unlink changes nothing
+ * but hides that one file from the calling process, in the same table as above and for as long,
+ * so that its exclusive create reaches svc_create (which opens the attribute again: its write is
+ * one validated set) and its rmdir follows. The value never passes through a default. */
+static void fresh_hide(const char *name, int attr, pid_t pid)
+{
+    time_t now = time(NULL);
+    size_t len = strlen(name);
+    int slot = -1;
+
+    if (len >= sizeof(fresh[0].name))
+        return;
+    pthread_mutex_lock(&fresh_lock);
+    for (int i = 0; i < FRESH_SLOTS; i++)
+        if (fresh[i].until >= now && fresh[i].pid == pid && strcmp(fresh[i].name, name) == 0) {
+            slot = i;
+            break;
+        }
+    if (slot < 0) {
+        slot = 0;
+        for (int i = 0; i < FRESH_SLOTS; i++) {
+            if (fresh[i].until < fresh[slot].until)
+                slot = i;
+            if (fresh[i].until < now) {
+                slot = i;
+                break;
+            }
+        }
+        memcpy(fresh[slot].name, name, len + 1);
+        fresh[slot].pid = pid;
+        fresh[slot].created = ~0u;
+    }
+    fresh[slot].until = now + FRESH_SECONDS;
+    fresh[slot].created &= ~(1u << attr);
+    pthread_mutex_unlock(&fresh_lock);
+}
+
 static void fresh_forget(const char *name)
 {
     pthread_mutex_lock(&fresh_lock);
@@ -77,20 +127,42 @@ static void fresh_forget(const char *name)
     pthread_mutex_unlock(&fresh_lock);
 }
 
-/* A path below services/: "" (the tree), "NAME", or "NAME/ATTR" (attr -1 when unknown). */
+/* A path below services/: "" (the tree), "NAME", or "NAME/LEAF": an attribute (attr >= 0) or
+ * a staging file (attr -1). */
 struct svc_path {
     int depth;          /* 0, 1, 2; -1 for anything deeper or malformed */
     char name[256];
+    char leaf[STG_NAME_MAX + 1];
     int attr;
 };
 
 static void parse(const char *rel, struct svc_path *p)
 {
-    char comp[64];
-
     memset(p, 0, sizeof(*p));
-    p->depth = fs_split2(rel, p->name, sizeof(p->name), comp, sizeof(comp));
-    p->attr = p->depth == 2 ? reg_attr_from_name(comp) : -1;
+    p->depth = fs_split2(rel, p->name, sizeof(p->name), p->leaf, sizeof(p->leaf));
+    p->attr = p->depth == 2 ? reg_attr_from_name(p->leaf) : -1;
+}
+
+/* Whether service name is active or pending now. */
+static bool svc_live(const char *name)
+{
+    struct reg_snapshot *snap = reg_snapshot_get();
+    bool live = reg_snapshot_find(snap, name) != NULL;
+
+    reg_snapshot_put(snap);
+    return live;
+}
+
+/* The size an attribute file shows now: its value and the newline. -ENOENT when the service is
+ * gone. */
+static long attr_size(const struct svc_path *p)
+{
+    struct reg_snapshot *snap = reg_snapshot_get();
+    const struct reg_service *svc = reg_snapshot_find(snap, p->name);
+    long size = svc ? (long)strlen(reg_attr_value(svc, p->attr)) + 1 : -ENOENT;
+
+    reg_snapshot_put(snap);
+    return size;
 }
 
 static int svc_getattr(const char *rel, struct stat *st)
@@ -105,8 +177,16 @@ static int svc_getattr(const char *rel, struct stat *st)
         fs_stat_dir(st);
         return 0;
     }
-    if (p.depth < 0 || (p.depth == 2 && p.attr < 0))
+    if (p.depth < 0)
         return -ENOENT;
+    if (p.depth == 2 && p.attr < 0) {
+        size_t size;
+
+        if (!svc_live(p.name) || stg_size(p.name, p.leaf, &size) < 0)
+            return -ENOENT;
+        fs_stat_file(st, 0644, size);
+        return 0;
+    }
     snap = reg_snapshot_get();
     svc = reg_snapshot_find(snap, p.name);
     if (!svc)
@@ -121,8 +201,21 @@ static int svc_getattr(const char *rel, struct stat *st)
     return rc;
 }
 
+struct fill_ctx {
+    void *buf;
+    fuse_fill_dir_t fill;
+};
+
+static void fill_one(const char *name, void *arg)
+{
+    struct fill_ctx *c = arg;
+
+    c->fill(c->buf, name, NULL, 0, 0);
+}
+
 static int svc_readdir(const char *rel, void *buf, fuse_fill_dir_t fill)
 {
+    struct fill_ctx ctx = { buf, fill };
     struct svc_path p;
     struct reg_snapshot *snap;
     int rc = 0;
@@ -138,6 +231,7 @@ static int svc_readdir(const char *rel, void *buf, fuse_fill_dir_t fill)
     } else if (reg_snapshot_find(snap, p.name)) {
         for (int a = 0; a < REG_NATTR; a++)
             fill(buf, reg_attr_name(a), NULL, 0, 0);
+        stg_list(p.name, fill_one, &ctx);
     } else {
         rc = -ENOENT;
     }
@@ -165,29 +259,37 @@ static int svc_rmdir(const char *rel)
 {
     struct svc_path p;
     char who[64];
+    int rc;
 
     parse(rel, &p);
     if (p.depth != 1)
         return p.depth == 2 ? -ENOTDIR : -ENOENT;
     fs_caller(who, sizeof(who));
     fresh_forget(p.name);
-    return reg_deregister(p.name, who);
+    rc = reg_deregister(p.name, who);
+    if (rc == 0)
+        stg_drop(p.name);
+    return rc;
 }
 
+/* rm of a staging file removes it. rm of an attribute changes nothing (see fresh_hide): 0, and
+ * the file looks absent to the caller until it creates it or for two seconds. */
 static int svc_unlink(const char *rel)
 {
     struct svc_path p;
-    char who[64];
+    pid_t pid = fs_caller_pid();
 
     parse(rel, &p);
     if (p.depth == 1)
         return -EISDIR;
-    if (p.depth != 2)
+    if (p.depth != 2 || !svc_live(p.name))
         return -ENOENT;
     if (p.attr < 0)
+        return stg_remove(p.name, p.leaf);
+    if (fresh_hidden(p.name, p.attr, pid, false))
         return -ENOENT;
-    fs_caller(who, sizeof(who));
-    return reg_reset(p.name, p.attr, who);
+    fresh_hide(p.name, p.attr, pid);
+    return 0;
 }
 
 /* Snapshot the attribute's value, with its newline, into the handle. */
@@ -206,13 +308,29 @@ static int open_attr(const struct svc_path *p, struct fuse_file_info *fi)
     return rc;
 }
 
+/* A staging file is served live (reads and writes at any offset), with direct_io. */
+static int open_staging(const struct svc_path *p, struct fuse_file_info *fi)
+{
+    size_t size;
+    int rc;
+
+    if (!svc_live(p->name) || stg_size(p->name, p->leaf, &size) < 0)
+        return -ENOENT;
+    if (fi->flags & O_TRUNC) {
+        rc = stg_truncate(p->name, p->leaf, 0);
+        if (rc < 0)
+            return rc;
+    }
+    return fs_fh_set(fi, "", 0);
+}
+
 static int svc_open(const char *rel, struct fuse_file_info *fi)
 {
     struct svc_path p;
 
     parse(rel, &p);
-    if (p.depth == 2 && p.attr >= 0)
-        return open_attr(&p, fi);
+    if (p.depth == 2)
+        return p.attr >= 0 ? open_attr(&p, fi) : open_staging(&p, fi);
     return p.depth == 0 || p.depth == 1 ? -EISDIR : -ENOENT;
 }
 
@@ -222,12 +340,41 @@ static int svc_create(const char *rel, struct fuse_file_info *fi)
     int rc;
 
     parse(rel, &p);
-    if (p.depth != 2 || p.attr < 0)
+    if (p.depth != 2)
         return -EPERM;
+    if (p.attr < 0) {
+        if (!svc_live(p.name))
+            return -ENOENT;
+        rc = stg_create(p.name, p.leaf);
+        if (rc < 0)
+            return rc;
+        /* an rmdir that raced the check above has dropped the service's files before or
+         * drops them after this one exists: either way none outlives the service */
+        if (!svc_live(p.name)) {
+            stg_remove(p.name, p.leaf);
+            return -ENOENT;
+        }
+        return open_staging(&p, fi);
+    }
     rc = open_attr(&p, fi);
     if (rc == 0)
         fresh_hidden(p.name, p.attr, fs_caller_pid(), true);
     return rc;
+}
+
+static int svc_read(const char *rel, char *buf, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    struct svc_path p;
+
+    parse(rel, &p);
+    if (p.depth == 2 && p.attr < 0 && fi->fh) {
+        int rc = stg_read(p.name, p.leaf, buf, size, off);
+
+        /* renamed over an attribute or removed meanwhile: what the handle holds (nothing) */
+        return rc == -ENOENT ? 0 : rc;
+    }
+    return fs_fh_read(fi, buf, size, off);
 }
 
 static int svc_write(const char *rel, const char *buf, size_t size, off_t off,
@@ -239,8 +386,10 @@ static int svc_write(const char *rel, const char *buf, size_t size, off_t off,
 
     (void)fi;
     parse(rel, &p);
-    if (p.depth != 2 || p.attr < 0)
+    if (p.depth != 2)
         return -EPERM;
+    if (p.attr < 0)
+        return svc_live(p.name) ? stg_write(p.name, p.leaf, buf, size, off) : -ENOENT;
     if (size > VAL_VALUE_MAX + 1)
         return -EFBIG;
     if (off != 0)
@@ -253,12 +402,86 @@ static int svc_write(const char *rel, const char *buf, size_t size, off_t off,
 static int svc_truncate(const char *rel, off_t size)
 {
     struct svc_path p;
+    long cur;
 
     parse(rel, &p);
-    if (p.depth != 2 || p.attr < 0)
-        return p.depth == 2 ? -ENOENT : -EPERM;
-    /* O_TRUNC and truncate to 0 leave the value alone until the write. */
-    return size == 0 ? 0 : -EINVAL;
+    if (p.depth != 2)
+        return -EPERM;
+    if (p.attr < 0)
+        return svc_live(p.name) ? stg_truncate(p.name, p.leaf, size) : -ENOENT;
+    /* O_TRUNC and truncate to 0 leave the value alone until the write; so does a truncate to
+     * the size the file has (rsync --inplace cuts the file to what it wrote). */
+    cur = attr_size(&p);
+    if (cur < 0)
+        return (int)cur;
+    return size == 0 || size == cur ? 0 : -EINVAL;
+}
+
+/* rename within services/NAME/: a staging file over an attribute is one validated set of it
+ * (on error nothing changes and the staging file stays); over another staging name it moves.
+ * An attribute cannot be renamed (EPERM), nor can a service directory; between two services'
+ * directories a rename is EXDEV (mv then copies, which works). */
+static int svc_rename(const char *from, const char *to, unsigned int flags)
+{
+    struct svc_path f, t;
+    char who[64];
+    pid_t pid = fs_caller_pid();
+    int rc;
+
+    parse(from, &f);
+    parse(to, &t);
+    if (f.depth != 2 || t.depth != 2 || f.attr >= 0)
+        return -EPERM;
+    if (strcmp(f.name, t.name) != 0)
+        return -EXDEV;
+    if (flags & ~(unsigned int)RENAME_NOREPLACE)
+        return -EINVAL;
+    if (!svc_live(f.name))
+        return -ENOENT;
+    if (t.attr < 0)
+        return stg_rename(f.name, f.leaf, t.leaf, flags & RENAME_NOREPLACE);
+    if ((flags & RENAME_NOREPLACE) && !fresh_hidden(t.name, t.attr, pid, false))
+        return -EEXIST;
+    fs_caller(who, sizeof(who));
+    rc = stg_commit(f.name, f.leaf, t.attr, who);
+    if (rc == 0)
+        fresh_hidden(t.name, t.attr, pid, true);
+    return rc;
+}
+
+/* Modes and owners are derived, as times are: chmod of a file here changes nothing and
+ * succeeds (install, editors and rsync set the mode they want); chown succeeds when it names
+ * the owner the file already has. */
+static int svc_chmod(const char *rel, mode_t mode)
+{
+    struct svc_path p;
+    struct stat st;
+
+    (void)mode;
+    parse(rel, &p);
+    if (p.depth != 2)
+        return -EPERM;
+    return svc_getattr(rel, &st);
+}
+
+static int svc_chown(const char *rel, uid_t uid, gid_t gid)
+{
+    struct svc_path p;
+    struct stat st;
+    int rc;
+
+    parse(rel, &p);
+    if (p.depth != 2)
+        return -EPERM;
+    rc = svc_getattr(rel, &st);
+    if (rc < 0)
+        return rc;
+    if (uid != (uid_t)-1 && uid != getuid())
+        return -EPERM;
+    if (gid != (gid_t)-1 && gid != getgid() &&
+        !(fs_cfg.has_admin_group && gid == (gid_t)fs_cfg.admin_gid))
+        return -EPERM;
+    return 0;
 }
 
 const struct fs_tree fs_services_tree = {
@@ -272,4 +495,8 @@ const struct fs_tree fs_services_tree = {
     .unlink = svc_unlink,
     .mkdir = svc_mkdir,
     .rmdir = svc_rmdir,
+    .read = svc_read,
+    .rename = svc_rename,
+    .chmod = svc_chmod,
+    .chown = svc_chown,
 };

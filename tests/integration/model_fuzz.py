@@ -3,8 +3,8 @@
 
 usage: model_fuzz.py MNT STATE --phase model|churn [--seed N] [--seconds S] [--workers W]
 
-Forked workers make random mkdir, rmdir, open, pread, pwrite, ftruncate, fstat, unlink (reset)
-and close calls on services/NAME/ATTR and monitor/NAME/target.json, keeping handles open across
+Forked workers make random mkdir, rmdir, open, pread, pwrite, ftruncate, fstat, unlink (which
+changes no value) and close calls on services/NAME/ATTR and monitor/NAME/target.json, keeping handles open across
 the removal of their file or directory (from the same or another process).
 
 - model: each worker owns its names (w<k>-0..2, t<k>), so it predicts every result: the errno of
@@ -220,9 +220,11 @@ class Worker:
         ok = {0} if self.model[n] is not None else {errno.ENOENT}
         if self.expect("unlink", p, e, self.predict(ok, {0, errno.ENOENT, errno.ESTALE})) \
                 and e == 0:
-            if self.model[n] is not None:
-                self.model[n][a] = defaults(n)[a]
+            # the value stays; the handles open on the file are stale, and the file looks
+            # absent to this process until it creates it again: do so
             self.mark_stale("svc", n, a)
+            _, e = self.call("create", lambda: os.close(os.open(p, os.O_RDONLY | os.O_CREAT)))
+            self.expect("create", p, e, self.predict({0}, {0, errno.ENOENT, errno.ESTALE}))
 
     def op_put(self):
         """echo VALUE > services/NAME/ATTR: open, one write, close."""

@@ -73,10 +73,13 @@ else
     echo "SKIP: dnsmasq not installed"
 fi
 
-# unlink resets
-check "unlink resets" rm "$S/core/health_check"
+# rm of an attribute changes nothing (issue 13 item 2); writing the default resets
+hc=$(cat "$S/core/health_check")
+check "rm of an attribute succeeds" rm "$S/core/health_check"
+check_eq "and changes nothing" "$(cat "$S/core/health_check")" "$hc"
+check "writing the default resets" put "$S/core/health_check" "/health"
 check_eq "reset to default" "$(cat "$S/core/health_check")" "/health"
-check "unlink resets upstream" rm "$S/core/upstream"
+check "an empty upstream" put "$S/core/upstream" ""
 check_eq "pending again" "$(jq -r '.services[] | select(.name=="core") | .status' \
     "$STATE/services.json")" "pending"
 
@@ -85,9 +88,12 @@ check_fails "rename" "not permitted" mv "$S/core/mode" "$S/core/mode2"
 check_fails "rename service" "not permitted" mv "$S/core" "$S/core2"
 check_fails "hard link" "not permitted" ln "$S/core/mode" "$S/core/mode2"
 check_fails "symlink" "not permitted" ln -s x "$S/core/l"
-check_fails "chmod" "not permitted" chmod 600 "$S/core/mode"
+check "chmod of an attribute changes nothing" chmod 600 "$S/core/mode"
+check_eq "its mode stays 0644" "$(stat -c %a "$S/core/mode")" "644"
+check_fails "chmod of a service" "not permitted" chmod 700 "$S/core"
 check_fails "chown" "not permitted" chown 1:1 "$S/core/mode"
-check_fails "create other file" "not permitted" touch "$S/core/notes"
+check "another name is a staging file" touch "$S/core/notes"
+check "which rm removes" rm "$S/core/notes"
 check_fails "create file in services/" "not permitted" touch "$S/readme"
 check_fails "mkdir at the root" "not permitted" mkdir "$MNT/extra"
 check_fails "rmdir a tree" "not permitted" rmdir "$MNT/ca"

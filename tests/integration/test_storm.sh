@@ -104,7 +104,12 @@ worker() {
         14|15)
             attr=$(printf '%s\n' upstream domain health_check mode monitoring |
                    sed -n "$((RANDOM % 5 + 1))p")
-            if rm "$S/$n/$attr" 2>/dev/null; then
+            # a reset is a write of the default (rm of an attribute changes nothing)
+            case $attr in
+            upstream) v= ;; domain) v=$n.internal ;; health_check) v=/health ;;
+            mode) v=proxy ;; monitoring) v={} ;;
+            esac
+            if printf '%s\n' "$v" 2>/dev/null > "$S/$n/$attr"; then
                 echo "reset $n $attr" >> "$log"
             else
                 echo "FAIL reset $n $attr" >> "$log"
