@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +22,12 @@ enum role {
     ROLE_FLOAT,     /* confidence or feasibility: an integer is written as a real */
 };
 
-/* A growing output buffer with a sticky error. */
+/* A growing output buffer with a sticky error, and the caller's AUDIT_CANON_* flags. */
 struct obuf {
     char *p;
     size_t len, cap;
     int err;
+    unsigned flags;
 };
 
 /* One object member, for sorting. */
@@ -225,25 +227,77 @@ done:
     return (int)n;
 }
 
-/* Write a JSON string: only '"', '\\' and C0 controls are escaped, the way Python does with
- * ensure_ascii=False (short forms for \b \f \n \r \t, else \u00xx in lowercase hex). */
-static void put_string(struct obuf *b, const char *s, size_t n)
+/* Decode one UTF-8 sequence at s[0..n) into *cp. Its length, or 0 when it is not valid UTF-8
+ * (jansson strings always are; this guards against a tree built with json_stringn_nocheck). */
+static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t i, run = 0;
+    size_t len, i;
+    uint32_t c;
+
+    if (s[0] < 0x80) {
+        *cp = s[0];
+        return 1;
+    }
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        len = 2;
+        c = s[0] & 0x1f;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        len = 3;
+        c = s[0] & 0x0f;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        len = 4;
+        c = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        c = (c << 6) | (s[i] & 0x3f);
+    }
+    if ((len == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
+        (len == 4 && (c < 0x10000 || c > 0x10ffff)))
+        return 0;
+    *cp = c;
+    return len;
+}
+
+/* Write a JSON string. Without ascii: only '"', '\\' and C0 controls are escaped, the way
+ * Python does with ensure_ascii=False (short forms for \b \f \n \r \t, else \u00xx in
+ * lowercase hex). With ascii: as jansson's JSON_ENSURE_ASCII, which also writes every non-ASCII
+ * code point as \uXXXX (uppercase hex, a surrogate pair above U+FFFF), controls included. */
+static void put_string(struct obuf *b, const char *s, size_t n, bool ascii)
+{
+    static const char lhex[] = "0123456789abcdef", uhex[] = "0123456789ABCDEF";
+    const char *hex = ascii ? uhex : lhex;
+    size_t i = 0, run = 0;
 
     put(b, "\"", 1);
-    for (i = 0; i < n; i++) {
+    while (i < n) {
         unsigned char c = (unsigned char)s[i];
-        char esc[7];
-        size_t elen = 2;
+        char esc[13];
+        size_t elen = 2, clen = 1;
+        uint32_t cp = c;
 
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (c >= 0x20 && c != '"' && c != '\\' && (c < 0x80 || !ascii)) {
+            i++;
             continue;
+        }
+        if (c >= 0x80) {
+            clen = utf8_decode((const unsigned char *)s + i, n - i, &cp);
+            if (clen == 0) {
+                if (!b->err)
+                    b->err = -EINVAL;
+                return;
+            }
+        }
         put(b, s + run, i - run);
-        run = i + 1;
+        i += clen;
+        run = i;
         esc[0] = '\\';
-        switch (c) {
+        switch (cp) {
         case '"': esc[1] = '"'; break;
         case '\\': esc[1] = '\\'; break;
         case '\b': esc[1] = 'b'; break;
@@ -252,10 +306,24 @@ static void put_string(struct obuf *b, const char *s, size_t n)
         case '\r': esc[1] = 'r'; break;
         case '\t': esc[1] = 't'; break;
         default:
-            memcpy(esc + 1, "u00", 3);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 0xf];
-            elen = 6;
+            if (cp >= 0x10000) {
+                uint32_t v = cp - 0x10000, hi = 0xd800 | (v >> 10), lo = 0xdc00 | (v & 0x3ff);
+
+                for (int k = 0; k < 2; k++) {
+                    uint32_t u = k ? lo : hi;
+
+                    esc[6 * k] = '\\';
+                    esc[6 * k + 1] = 'u';
+                    for (int d = 0; d < 4; d++)
+                        esc[6 * k + 2 + d] = hex[(u >> (12 - 4 * d)) & 0xf];
+                }
+                elen = 12;
+            } else {
+                esc[1] = 'u';
+                for (int d = 0; d < 4; d++)
+                    esc[2 + d] = hex[(cp >> (12 - 4 * d)) & 0xf];
+                elen = 6;
+            }
             break;
         }
         put(b, esc, elen);
@@ -312,12 +380,13 @@ static void emit_object(struct obuf *b, const json_t *v, enum role role, int dep
         i++;
     }
     n = i;
-    qsort(m, n, sizeof(*m), member_cmp);
+    if (!(b->flags & AUDIT_CANON_ORDER))
+        qsort(m, n, sizeof(*m), member_cmp);
     put(b, "{", 1);
     for (i = 0; i < n && !b->err; i++) {
         if (i)
             put(b, ",", 1);
-        put_string(b, m[i].key, m[i].keylen);
+        put_string(b, m[i].key, m[i].keylen, b->flags & AUDIT_CANON_ASCII);
         put(b, ":", 1);
         emit(b, m[i].value, child_role(role, m[i].key, m[i].keylen), depth + 1);
     }
@@ -365,7 +434,7 @@ static void emit(struct obuf *b, const json_t *v, enum role role, int depth)
         put(b, "]", 1);
         break;
     case JSON_STRING:
-        put_string(b, json_string_value(v), json_string_length(v));
+        put_string(b, json_string_value(v), json_string_length(v), b->flags & AUDIT_CANON_ASCII);
         break;
     case JSON_INTEGER:
         if (role == ROLE_FLOAT) {
@@ -395,7 +464,7 @@ static void emit(struct obuf *b, const json_t *v, enum role role, int depth)
 
 int audit_canon(const json_t *v, unsigned flags, char **out, size_t *len)
 {
-    struct obuf b = { 0 };
+    struct obuf b = { .flags = flags };
 
     *out = NULL;
     if (len)

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit/canon.h"
+
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define ACTION_MAX 64
 
@@ -246,10 +248,10 @@ char *audit_entry_line(const json_t *entry, size_t *len)
         if (!v || json_object_set(o, log_keys[i], v) < 0)
             goto out;
     }
-    text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
-    if (!text)
+    /* not json_dumps: jansson writes reals as %.17g (4.35 -> 4.3499999999999996); the log
+     * keeps the shortest form that reads back the same, as the capsule does */
+    if (audit_canon(o, AUDIT_CANON_ORDER | AUDIT_CANON_ASCII, &text, &n) < 0)
         goto out;
-    n = strlen(text);
     line = malloc(n + 2);
     if (!line)
         goto out;

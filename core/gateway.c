@@ -71,10 +71,10 @@ static int caddy_errno(CURLcode cc, long http, const struct body *b, char *why, 
     return -EIO;
 }
 
-/* POST caddyfile to /load. force adds Cache-Control: must-revalidate, so Caddy reloads even an
- * identical config (new certificate files behind the same paths). 0 or -errno. */
-static int caddy_load(const struct reg_config *cfg, const char *caddyfile, bool force,
-                      char *why, size_t whylen)
+/* POST caddyfile to /load on this mount's admin socket (sup_admin_socket). force adds
+ * Cache-Control: must-revalidate, so Caddy reloads even an identical config (new certificate
+ * files behind the same paths). 0 or -errno. */
+static int caddy_load(const char *caddyfile, bool force, char *why, size_t whylen)
 {
     char sock[PATH_MAX];
     struct curl_slist *hdr = NULL;
@@ -85,9 +85,9 @@ static int caddy_load(const struct reg_config *cfg, const char *caddyfile, bool 
     int rc;
 
     why[0] = '\0';
-    if (state_path(sock, sizeof(sock), cfg->state_dir, "caddy/admin.sock") < 0) {
-        snprintf(why, whylen, "admin socket path too long");
-        return -ENAMETOOLONG;
+    if (sup_admin_socket(sock, sizeof(sock)) < 0) {
+        snprintf(why, whylen, "caddy has no admin socket");
+        return -EIO;
     }
     if (!sup_caddy_wait_ready(10000)) {
         snprintf(why, whylen, "caddy is not answering on its admin socket");
@@ -238,7 +238,7 @@ int gw_apply(const struct reg_config *cfg, const struct render_out *next,
         char why[1200];
 
         /* Caddy first: if it refuses, the file on disk still holds what it runs. */
-        rc = caddy_load(cfg, next->caddyfile, false, why, sizeof(why));
+        rc = caddy_load(next->caddyfile, false, why, sizeof(why));
         if (rc < 0) {
             audit_reload_failure(why);
             return rc;
@@ -260,7 +260,7 @@ int gw_reload(bool force)
     if (rc == 0)
         rc = state_read_file(path, &doc, &len);
     if (rc == 0)
-        rc = caddy_load(live_cfg, doc, force, why, sizeof(why));
+        rc = caddy_load(doc, force, why, sizeof(why));
     else
         snprintf(why, sizeof(why), "cannot read the Caddyfile: %s", strerror(-rc));
     if (rc < 0) {

@@ -262,8 +262,34 @@ out:
     return rc;
 }
 
+/* The reverse-lookup name of a literal address: d.c.b.a.in-addr.arpa, or the 32 nibbles of an
+ * IPv6 address under ip6.arpa. 0 or -EINVAL. */
+static int reverse_name(const char *ip, char *buf, size_t len)
+{
+    unsigned char a[sizeof(struct in6_addr)];
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+
+    if (inet_pton(AF_INET, ip, a) == 1) {
+        int w = snprintf(buf, len, "%u.%u.%u.%u.in-addr.arpa", a[3], a[2], a[1], a[0]);
+
+        return w > 0 && (size_t)w < len ? 0 : -EINVAL;
+    }
+    if (inet_pton(AF_INET6, ip, a) != 1 || len < 16 * 4 + sizeof("ip6.arpa"))
+        return -EINVAL;
+    for (int i = 15; i >= 0; i--) {
+        buf[n++] = hex[a[i] & 0xf];
+        buf[n++] = '.';
+        buf[n++] = hex[a[i] >> 4];
+        buf[n++] = '.';
+    }
+    memcpy(buf + n, "ip6.arpa", sizeof("ip6.arpa"));
+    return 0;
+}
+
 static void render_dnsmasq(const struct reg_config *cfg, struct sbuf *b)
 {
+    char rev[80];
     int sl = state_len(cfg);
 
     sb_addf(b, GENERATED_LINE);
@@ -278,13 +304,31 @@ static void render_dnsmasq(const struct reg_config *cfg, struct sbuf *b)
     sb_addf(b, "cache-size=0\n");
     for (size_t i = 0; i < cfg->nsuffixes; i++)
         sb_addf(b, "local=/%s/\n", cfg->suffixes[i]);
+    /* Reverse lookups. dnsmasq answers PTR from every hosts file line and cannot be told not
+     * to; every proxy-mode and pending domain points at the gateway address, so its PTR would
+     * name whichever service dnsmasq loaded first. A ptr-record outranks the hosts files: the
+     * gateway address answers the gateway host's own name, never a service's (no name, ".",
+     * when the host name is not a valid DNS name). docs/operations.md, "Reverse DNS". */
+    if (reverse_name(cfg->gateway_ip, rev, sizeof(rev)) == 0) {
+        if (fits(cfg->hostname, sizeof(cfg->hostname)) && cfg->hostname[0] &&
+            safe_value(cfg->hostname) && val_is_hostname(cfg->hostname))
+            sb_addf(b, "ptr-record=%s,%s\n", rev, cfg->hostname);
+        else
+            sb_addf(b, "ptr-record=%s\n", rev);
+    }
     sb_addf(b, "hostsdir=%.*s/dns/hosts.d\n", sl, cfg->state_dir);
 }
 
-/* Caddy's admin endpoint as a unix socket under the state directory (no TCP port). */
+/* Caddy's admin endpoint as a unix socket under the state directory (no TCP port). Its name is
+ * the running Caddy's own: the supervisor gives each mount a unique one (caddy/admin-PID-RND.sock)
+ * in CONDUITFS_CADDY_ADMIN, which Caddy substitutes when it adapts this file, both at start and
+ * at every /load. So an orphaned Caddy of an earlier mount, when it exits, removes its own socket
+ * and never the live one; and the rendering stays a pure function of the registry. The default
+ * after ':' is for a Caddy started on this file by hand. */
 static void caddy_admin_socket(struct sbuf *b, const char *state, int state_len)
 {
-    sb_addf(b, "\tadmin unix/%.*s/caddy/admin.sock\n", state_len, state);
+    sb_addf(b, "\tadmin unix/{$CONDUITFS_CADDY_ADMIN:%.*s/caddy/admin.sock}\n", state_len,
+            state);
 }
 
 static int render_caddy(const struct reg_config *cfg, const struct item *items, size_t n,

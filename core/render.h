@@ -26,7 +26,8 @@ struct render_out {
  * Besides the validators, -EINVAL for: any rendered value (cfg included) with a byte < 0x21 or
  * >= 0x7f or one of {}#"\` ; two live records with one name or domain; an active record without
  * an upstream; a dns-mode active record whose upstream host is not an IP address. On any error
- * *out is left zeroed. */
+ * *out is left zeroed. cfg->hostname is never refused: dnsmasq.conf pins the gateway address's
+ * reverse lookup to it when it is a valid host name, and to no name (".") otherwise. */
 int render_all(const struct reg_config *cfg, const struct reg_service *svcs, size_t n,
                struct render_out *out);
 

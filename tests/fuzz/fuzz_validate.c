@@ -172,7 +172,7 @@ static void check_render(const struct reg_service *svcs, size_t n, bool manage)
     if (lines != want)
         abort();
     /* dnsmasq.conf depends on the settings only */
-    if (count_char(out.dnsmasq_conf, '\n') != 10 + cfg.nsuffixes)
+    if (count_char(out.dnsmasq_conf, '\n') != 11 + cfg.nsuffixes)
         abort();
     render_free(&out);
 }

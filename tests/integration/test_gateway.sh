@@ -30,9 +30,13 @@ trap cleanup_up EXIT
 cfs_mount_managed --health-interval 1 --health-timeout 1 --health-threshold 2
 check "caddy started" pgrep -f "caddy run --config $STATE/routing/Caddyfile"
 check "dnsmasq started" pgrep -f "dnsmasq --keep-in-foreground --conf-file=$STATE/dns"
-for _ in $(seq 50); do [[ -S "$STATE/caddy/admin.sock" ]] && break; sleep 0.1; done
+# each mount's admin socket has a name of its own: state/caddy/admin-PID-RANDOM.sock
+for _ in $(seq 50); do
+    ADMIN=$(ls "$STATE"/caddy/admin-*.sock 2>/dev/null | head -n 1)
+    [[ -S "$ADMIN" ]] && break; sleep 0.1
+done
 sleep 0.2
-check_eq "admin socket is 0600" "$(stat -c %a "$STATE/caddy/admin.sock" 2>/dev/null)" "600"
+check_eq "admin socket is 0600" "$(stat -c %a "$ADMIN" 2>/dev/null)" "600"
 check_fails "no TCP admin port" "" grep -q "2019" "$STATE/routing/Caddyfile"
 dnsmasq_pid=$(pgrep -f "dnsmasq --keep-in-foreground --conf-file=$STATE/dns")
 
@@ -72,10 +76,10 @@ check_eq "dnsmasq was never restarted (inotify)" \
 
 # a reload that Caddy rejects rolls the change back with EIO; the old config stays live
 echo "STAND-IN: fake_caddy_admin.py answers /load with HTTP 400 for the rejection case"
-mv "$STATE/caddy/admin.sock" "$STATE/caddy/admin.sock.real"
-python3 "$HERE/fake_caddy_admin.py" "$STATE/caddy/admin.sock" &
+mv "$ADMIN" "$ADMIN.real"
+python3 "$HERE/fake_caddy_admin.py" "$ADMIN" &
 FAKE_PID=$!
-for _ in $(seq 50); do [[ -S "$STATE/caddy/admin.sock" ]] && break; sleep 0.1; done
+for _ in $(seq 50); do [[ -S "$ADMIN" ]] && break; sleep 0.1; done
 before=$(configs_digest)
 check_fails "rejected reload gives EIO" "Input/output error" put "$S/core/upstream" "127.0.0.1:9"
 check_eq "registry and configs unchanged" "$(configs_digest)" "$before"
@@ -84,7 +88,7 @@ check "failure line carries Caddy's message" grep -q \
     '"action":"proxy_reload","status":"failure","message":"[^"]*simulated rejection' \
     "$STATE/audit.log"
 kill "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null; FAKE_PID=
-mv "$STATE/caddy/admin.sock.real" "$STATE/caddy/admin.sock"
+mv "$ADMIN.real" "$ADMIN"
 check_eq "old config still live" "$(get core.internal)" "hello from core"
 
 # health: kill the upstream, it turns unhealthy; restart it, it recovers

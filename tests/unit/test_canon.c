@@ -1,8 +1,12 @@
-/* test_canon.c: CPS canonical JSON against the 16 golden vectors, Python's escapes and reprs. */
+/* test_canon.c: CPS canonical JSON against the 16 golden vectors, Python's escapes and reprs,
+ * and the audit.log form (own key order, jansson's ASCII escapes, the same reprs). */
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -196,6 +200,127 @@ static void test_idempotent(void)
     json_decref(root);
 }
 
+/* More reals whose %.17g form differs from repr (4.35 was logged as 4.3499999999999996); the
+ * expected strings are CPython 3.11's repr(). */
+static void test_reals_shortest(void)
+{
+    static const struct { double d; const char *want; } cases[] = {
+        { 4.35, "4.35" }, { -4.35, "-4.35" }, { 0.3, "0.3" }, { 2.675, "2.675" },
+        { 1.1, "1.1" }, { 0.1 + 0.2, "0.30000000000000004" }, { 100.25, "100.25" },
+        { 123.456, "123.456" }, { 1e-07, "1e-07" }, { 3.14159, "3.14159" }, { 2.0, "2.0" },
+        { 1e23, "1e+23" }, { 1.2e-310, "1.2e-310" }, { 0.000123, "0.000123" },
+        { 12345678.9, "12345678.9" }, { 6.02214076e23, "6.02214076e+23" },
+        { 9007199254740993.0, "9007199254740992.0" }, { 0.01, "0.01" }, { 99.99, "99.99" },
+        { 5e-05, "5e-05" }, { 1234567890123456.7, "1234567890123456.8" },
+        { 1.5e-323, "1.5e-323" }, { 1.0 / 7.0, "0.14285714285714285" },
+        { 2.0 / 3.0, "0.6666666666666666" }, { 1.7e300, "1.7e+300" },
+        { 4.35e100, "4.35e+100" }, { 0.07, "0.07" }, { 1.005, "1.005" },
+    };
+    char buf[AUDIT_CANON_REAL_MAX];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int n = audit_canon_real(cases[i].d, buf, sizeof(buf));
+
+        CHECKF(n > 0 && strcmp(buf, cases[i].want) == 0, "repr of %.17g: got %s want %s",
+               cases[i].d, n > 0 ? buf : "(error)", cases[i].want);
+    }
+}
+
+/* Deterministic random doubles (all exponents) through audit_canon_real and through python3's
+ * repr(float.fromhex(...)), when python3 is there; always: the text reads back as the same double.
+ */
+static void test_reals_random(void)
+{
+    char path[] = "/tmp/test_canon.XXXXXX", cmd[256], want[64], buf[AUDIT_CANON_REAL_MAX];
+    enum { N = 3000 };
+    static double vals[N];
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    int fd = mkstemp(path), compared = 0;
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL, *py;
+
+    CHECK(f != NULL);
+    for (int i = 0; i < N; i++) {
+        uint64_t bits;
+        double d;
+
+        do {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            bits = x;
+            if (i % 3 == 1) {       /* short decimals too: k / 10^j */
+                double p10 = 1.0;
+
+                for (uint64_t j = x >> 60; j > 0; j--)
+                    p10 *= 10.0;
+                d = (double)(x % 100000) / p10;
+            } else {
+                memcpy(&d, &bits, sizeof(d));
+            }
+        } while (!isfinite(d));
+        vals[i] = d;
+        if (f)
+            fprintf(f, "%a\n", d);
+        int n = audit_canon_real(d, buf, sizeof(buf));
+
+        CHECKF(n > 0 && strtod(buf, NULL) == d && signbit(strtod(buf, NULL)) == signbit(d),
+               "%a gave %s", d, n > 0 ? buf : "(error)");
+    }
+    if (f)
+        fclose(f);
+    snprintf(cmd, sizeof(cmd), "python3 -c 'import sys\nfor l in sys.stdin: "
+             "print(repr(float.fromhex(l)))' < %s 2>/dev/null", path);
+    py = popen(cmd, "r");
+    for (int i = 0; py && i < N && fgets(want, sizeof(want), py); i++) {
+        want[strcspn(want, "\n")] = '\0';
+        audit_canon_real(vals[i], buf, sizeof(buf));
+        CHECKF(strcmp(buf, want) == 0, "repr of %a: got %s, python says %s", vals[i], buf, want);
+        compared++;
+    }
+    if (py && pclose(py) == 0)
+        CHECKF(compared == N, "python3 gave %d of %d reprs", compared, N);
+    else
+        printf("python3 not available: random reals checked for round trip only\n");
+    unlink(path);
+}
+
+/* The audit.log form: AUDIT_CANON_ORDER | AUDIT_CANON_ASCII gives jansson's bytes
+ * (json_dumps with JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII) wherever jansson
+ * and repr agree, and repr's reals where they do not. */
+static void test_log_form(void)
+{
+    const unsigned fl = AUDIT_CANON_ORDER | AUDIT_CANON_ASCII;
+    json_t *v = json_pack("{s:s,s:s,s:i,s:[b,n,s],s:{s:s,s:i}}", "zeta", "\x01\t\"\\/\x7f",
+                          "alpha", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "mid", -7,
+                          "arr", 1, "x\n", "obj", "b", "\xc3\xa9", "a", 1);
+    json_t *r = json_loads("{\"timestamp\":\"t\",\"action\":\"x\",\"details\":{\"v\":4.35,"
+                           "\"w\":[1e16,1e-05,0.1,2.0,-0.0,123456789012345678]}}", 0, NULL);
+    char *jt;
+
+    CHECK(v != NULL && r != NULL);
+    jt = v ? json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII) : NULL;
+    if (jt)
+        check_canon(v, fl, jt, "log form = jansson without reals");
+    free(jt);
+    if (v)
+        check_canon(v, AUDIT_CANON_ORDER,
+                    "{\"zeta\":\"\\u0001\\t\\\"\\\\/\x7f\",\"alpha\":\"caf\xc3\xa9 \xe2\x82\xac "
+                    "\xf0\x9f\x98\x80\",\"mid\":-7,\"arr\":[true,null,\"x\\n\"],"
+                    "\"obj\":{\"b\":\"\xc3\xa9\",\"a\":1}}", "own order, literal UTF-8");
+    if (r)
+        check_canon(r, fl, "{\"timestamp\":\"t\",\"action\":\"x\",\"details\":{\"v\":4.35,"
+                    "\"w\":[1e+16,1e-05,0.1,2.0,-0.0,123456789012345678]}}", "log form reals");
+    json_decref(v);
+    json_decref(r);
+    /* A string that is not UTF-8 (only json_stringn_nocheck makes one) is refused. */
+    v = json_pack("{s:o}", "k", json_stringn_nocheck("\xff", 1));
+    char *out = (char *)1;
+
+    CHECK_INT(audit_canon(v, fl, &out, NULL), -EINVAL);
+    CHECK(out == NULL);
+    json_decref(v);
+}
+
 static void test_errors(void)
 {
     json_t *deep = json_array(), *cur = deep;
@@ -221,6 +346,9 @@ int main(void)
     test_strings();
     test_scalars();
     test_reals();
+    test_reals_shortest();
+    test_reals_random();
+    test_log_form();
     test_float_typed();
     test_idempotent();
     test_errors();

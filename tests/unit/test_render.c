@@ -36,6 +36,7 @@ static void base_cfg(struct reg_config *cfg, const char *state)
     snprintf(cfg->https_addr, sizeof(cfg->https_addr), "10.77.0.2");
     cfg->https_port = 8443;
     cfg->manage = false;
+    snprintf(cfg->hostname, sizeof(cfg->hostname), "gw1");
 }
 
 static struct reg_service mk(const char *name, const char *upstream, const char *domain,
@@ -410,10 +411,37 @@ static void test_variants(void)
     fixture(s);
     CHECK_INT(render_all(&cfg, s, FIX_N, &out), 0);
     if (out.caddyfile) {
-        CHECK(strstr(out.caddyfile, "\tadmin unix//var/lib/qp-conduit/caddy/admin.sock\n"));
+        CHECK(strstr(out.caddyfile, "\tadmin unix/{$CONDUITFS_CADDY_ADMIN:/var/lib/qp-conduit/"
+                   "caddy/admin.sock}\n"));
         CHECK(strstr(out.caddyfile, "admin off") == NULL);
     }
     render_free(&out);
+
+    /* Reverse DNS: the gateway address answers the host's name (IPv4 and IPv6), or no name
+     * when the host name is not a DNS name; never a service's (hosts.d cannot outrank it). */
+    base_cfg(&cfg, GOLDEN_STATE);
+    fixture(s);
+    CHECK_INT(render_all(&cfg, s, FIX_N, &out), 0);
+    if (out.dnsmasq_conf)
+        CHECK(strstr(out.dnsmasq_conf, "\nptr-record=1.0.77.10.in-addr.arpa,gw1\n") != NULL);
+    render_free(&out);
+    snprintf(cfg.gateway_ip, sizeof(cfg.gateway_ip), "2001:db8::1");
+    snprintf(cfg.hostname, sizeof(cfg.hostname), "gw1.example.org");
+    CHECK_INT(render_all(&cfg, s, FIX_N, &out), 0);
+    if (out.dnsmasq_conf)
+        CHECK(strstr(out.dnsmasq_conf, "\nptr-record=1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0"
+                      ".0.0.8.b.d.0.1.0.0.2.ip6.arpa,gw1.example.org\n") != NULL);
+    render_free(&out);
+    static const char *const bad_hosts[] = { "", "bad host", "x\nport=53", "a{b}", "-x", "x_y" };
+    for (size_t i = 0; i < sizeof(bad_hosts) / sizeof(bad_hosts[0]); i++) {
+        base_cfg(&cfg, GOLDEN_STATE);
+        snprintf(cfg.hostname, sizeof(cfg.hostname), "%s", bad_hosts[i]);
+        CHECK_INT(render_all(&cfg, s, FIX_N, &out), 0);
+        if (out.dnsmasq_conf)
+            CHECKF(strstr(out.dnsmasq_conf, "\nptr-record=1.0.77.10.in-addr.arpa\nhostsdir=")
+                   != NULL, "host name [%s]:\n%s", bad_hosts[i], out.dnsmasq_conf);
+        render_free(&out);
+    }
 
     /* An empty registry and a trailing slash on the state directory. */
     base_cfg(&cfg, GOLDEN_STATE "/");
