@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include <openssl/rand.h>
 
 #include "audit/canon.h"
+#include "audit/util.h"
 
 #define SEED_LEN 32
 #define PUB_LEN 32
@@ -63,60 +63,6 @@ static const char *const outcome_keys[] = {
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Fill buf with a formatted message (when there is a buffer) and return rc. */
-__attribute__((format(printf, 4, 5)))
-static int say(int rc, char *buf, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (buf && len) {
-        va_start(ap, fmt);
-        vsnprintf(buf, len, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
-static void to_hex(const unsigned char *in, size_t n, char *out)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        out[2 * i] = hex[in[i] >> 4];
-        out[2 * i + 1] = hex[in[i] & 0xf];
-    }
-    out[2 * n] = '\0';
-}
-
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decode exactly 2*n hex chars (a string of that length) into out. 0 or -EINVAL. */
-static int from_hex(const char *s, unsigned char *out, size_t n)
-{
-    size_t i;
-
-    if (!s || strlen(s) != 2 * n)
-        return -EINVAL;
-    for (i = 0; i < n; i++) {
-        int hi = hex_val(s[2 * i]), lo = hex_val(s[2 * i + 1]);
-
-        if (hi < 0 || lo < 0)
-            return -EINVAL;
-        out[i] = (unsigned char)(hi << 4 | lo);
-    }
-    return 0;
-}
-
 /* True for exactly 64 lowercase hex chars. */
 static int is_hash_hex(const char *s)
 {
@@ -136,7 +82,7 @@ static int key_finish(struct audit_key *k)
 
     if (EVP_PKEY_get_raw_public_key(k->pkey, pub, &publen) != 1 || publen != PUB_LEN)
         return -EIO;
-    to_hex(pub, PUB_LEN, k->pubhex);
+    audit_hex(pub, PUB_LEN, k->pubhex);
     memcpy(k->id, k->pubhex, AUDIT_KEYID_HEX - 1);
     k->id[AUDIT_KEYID_HEX - 1] = '\0';
     return 0;
@@ -179,37 +125,37 @@ static int key_create(const char *path, char *err, size_t errlen)
 
     n = snprintf(tmp, sizeof(tmp), "%s.new.%ld", path, (long)getpid());
     if (n < 0 || (size_t)n >= sizeof(tmp))
-        return say(-ENAMETOOLONG, err, errlen, "key path %s is too long", path);
+        return audit_say(-ENAMETOOLONG, err, errlen, "key path %s is too long", path);
     if (RAND_priv_bytes(seed, sizeof(seed)) != 1) {
-        rc = say(-EIO, err, errlen, "no randomness for a new key");
+        rc = audit_say(-EIO, err, errlen, "no randomness for a new key");
         goto out;
     }
     (void)unlink(tmp);
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
-        rc = say(-errno, err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        rc = audit_say(-errno, err, errlen, "cannot create %s: %s", tmp, strerror(errno));
         goto out;
     }
     errno = 0;
     if (fchmod(fd, 0600) < 0 || write(fd, seed, sizeof(seed)) != (ssize_t)sizeof(seed) ||
         fsync(fd) < 0) {
         rc = errno ? -errno : -EIO;
-        say(rc, err, errlen, "cannot write %s: %s", tmp, strerror(-rc));
+        audit_say(rc, err, errlen, "cannot write %s: %s", tmp, strerror(-rc));
         goto out;
     }
     if (close(fd) < 0) {
         fd = -1;
-        rc = say(-errno, err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        rc = audit_say(-errno, err, errlen, "cannot write %s: %s", tmp, strerror(errno));
         goto out;
     }
     fd = -1;
     if (link(tmp, path) < 0 && errno != EEXIST) {
-        rc = say(-errno, err, errlen, "cannot create %s: %s", path, strerror(errno));
+        rc = audit_say(-errno, err, errlen, "cannot create %s: %s", path, strerror(errno));
         goto out;
     }
     rc = sync_dir_of(path);
     if (rc < 0)
-        say(rc, err, errlen, "cannot sync the directory of %s: %s", path, strerror(-rc));
+        audit_say(rc, err, errlen, "cannot sync the directory of %s: %s", path, strerror(-rc));
 out:
     OPENSSL_cleanse(seed, sizeof(seed));
     if (fd >= 0)
@@ -239,25 +185,25 @@ static int key_load(const char *path, int signer, struct audit_key **out, char *
         fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     }
     if (fd < 0) {
-        rc = say(-errno, err, errlen, "cannot open key %s: %s", path, strerror(errno));
+        rc = audit_say(-errno, err, errlen, "cannot open key %s: %s", path, strerror(errno));
         goto out;
     }
     if (fstat(fd, &st) < 0) {
-        rc = say(-errno, err, errlen, "cannot stat key %s: %s", path, strerror(errno));
+        rc = audit_say(-errno, err, errlen, "cannot stat key %s: %s", path, strerror(errno));
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        rc = say(-EINVAL, err, errlen, "key %s is not a regular file", path);
+        rc = audit_say(-EINVAL, err, errlen, "key %s is not a regular file", path);
         goto out;
     }
     if (signer && st.st_uid != geteuid()) {
-        rc = say(-EACCES, err, errlen, "key %s is owned by uid %ld, not by uid %ld", path,
-                 (long)st.st_uid, (long)geteuid());
+        rc = audit_say(-EACCES, err, errlen, "key %s is owned by uid %ld, not by uid %ld", path,
+                       (long)st.st_uid, (long)geteuid());
         goto out;
     }
     if (signer && (st.st_mode & 077)) {
-        rc = say(-EACCES, err, errlen, "key %s has mode %04o; it must be 0600", path,
-                 (unsigned)(st.st_mode & 07777));
+        rc = audit_say(-EACCES, err, errlen, "key %s has mode %04o; it must be 0600", path,
+                       (unsigned)(st.st_mode & 07777));
         goto out;
     }
     while (have < sizeof(seed)) {
@@ -265,7 +211,7 @@ static int key_load(const char *path, int signer, struct audit_key **out, char *
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0) {
-            rc = say(-errno, err, errlen, "cannot read key %s: %s", path, strerror(errno));
+            rc = audit_say(-errno, err, errlen, "cannot read key %s: %s", path, strerror(errno));
             goto out;
         }
         if (got == 0)
@@ -273,31 +219,31 @@ static int key_load(const char *path, int signer, struct audit_key **out, char *
         have += (size_t)got;
     }
     if (have != SEED_LEN) {
-        rc = say(-EINVAL, err, errlen, "key %s holds %s%zu bytes; an Ed25519 seed is %d", path,
-                 have > SEED_LEN ? "more than " : "", have > SEED_LEN ? (size_t)SEED_LEN : have,
-                 SEED_LEN);
+        rc = audit_say(-EINVAL, err, errlen, "key %s holds %s%zu bytes; an Ed25519 seed is %d",
+                       path, have > SEED_LEN ? "more than " : "",
+                       have > SEED_LEN ? (size_t)SEED_LEN : have, SEED_LEN);
         goto out;
     }
     k = calloc(1, sizeof(*k));
     if (!k) {
-        rc = say(-ENOMEM, err, errlen, "out of memory");
+        rc = audit_say(-ENOMEM, err, errlen, "out of memory");
         goto out;
     }
     k->pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, SEED_LEN);
     if (!k->pkey) {
-        rc = say(-EIO, err, errlen, "OpenSSL refused the Ed25519 seed in %s", path);
+        rc = audit_say(-EIO, err, errlen, "OpenSSL refused the Ed25519 seed in %s", path);
         goto out;
     }
     k->can_sign = 1;
     rc = key_finish(k);
     if (rc < 0) {
-        say(rc, err, errlen, "cannot derive the public key of %s", path);
+        audit_say(rc, err, errlen, "cannot derive the public key of %s", path);
         goto out;
     }
     if (!signer) {
         rc = audit_key_from_public(k->pubhex, out);
         if (rc < 0)
-            say(rc, err, errlen, "cannot derive the public key of %s", path);
+            audit_say(rc, err, errlen, "cannot derive the public key of %s", path);
         goto out;
     }
     *out = k;
@@ -327,7 +273,7 @@ int audit_key_from_public(const char *pubhex, struct audit_key **out)
     int rc;
 
     *out = NULL;
-    if (from_hex(pubhex, pub, sizeof(pub)) < 0)
+    if (audit_unhex(pubhex, pub, sizeof(pub)) < 0)
         return -EINVAL;
     k = calloc(1, sizeof(*k));
     if (!k)
@@ -549,7 +495,7 @@ static int uuid4(char out[37])
         return -EIO;
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    to_hex(b, sizeof(b), hex);
+    audit_hex(b, sizeof(b), hex);
     snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
     return 0;
 }
@@ -570,26 +516,26 @@ static int entry_check(const json_t *entry, char *err, size_t errlen)
     size_t i;
 
     if (!json_is_object(entry))
-        return say(-EINVAL, err, errlen, "audit entry is not a JSON object");
+        return audit_say(-EINVAL, err, errlen, "audit entry is not a JSON object");
     json_object_foreach((json_t *)entry, key, v) {
         for (i = 0; i < NELEM(entry_keys); i++)
             if (strcmp(key, entry_keys[i]) == 0)
                 break;
         if (i == NELEM(entry_keys))
-            return say(-EINVAL, err, errlen, "audit entry has an unknown key \"%s\"", key);
+            return audit_say(-EINVAL, err, errlen, "audit entry has an unknown key \"%s\"", key);
     }
     for (i = 0; i + 1 < NELEM(entry_keys); i++)
         if (!entry_string(entry, entry_keys[i]))
-            return say(-EINVAL, err, errlen, "audit entry lacks the string \"%s\"",
-                       entry_keys[i]);
+            return audit_say(-EINVAL, err, errlen, "audit entry lacks the string \"%s\"",
+                             entry_keys[i]);
     if (!json_is_object(json_object_get(entry, "details")))
-        return say(-EINVAL, err, errlen, "audit entry lacks the object \"details\"");
+        return audit_say(-EINVAL, err, errlen, "audit entry lacks the object \"details\"");
     if (json_string_length(json_object_get(entry, "action")) == 0)
-        return say(-EINVAL, err, errlen, "audit entry has an empty action");
+        return audit_say(-EINVAL, err, errlen, "audit entry has an empty action");
     key = json_string_value(json_object_get(entry, "status"));
     if (strcmp(key, "success") != 0 && strcmp(key, "failure") != 0)
-        return say(-EINVAL, err, errlen, "audit entry status is \"%s\", not success or failure",
-                   key);
+        return audit_say(-EINVAL, err, errlen,
+                         "audit entry status is \"%s\", not success or failure", key);
     return 0;
 }
 
@@ -607,18 +553,18 @@ int audit_capsule_from_entry(const json_t *entry, int system_event, const char *
     if (rc < 0)
         goto out;
     if (!hostname || duration_ms < 0) {
-        rc = say(-EINVAL, err, errlen, "no hostname or a negative duration");
+        rc = audit_say(-EINVAL, err, errlen, "no hostname or a negative duration");
         goto out;
     }
     if (audit_time_normalize(json_string_value(json_object_get(entry, "timestamp")), ts,
                              sizeof(ts)) < 0) {
-        rc = say(-EINVAL, err, errlen, "audit entry timestamp \"%s\" is not an RFC 3339 time",
-                 json_string_value(json_object_get(entry, "timestamp")));
+        rc = audit_say(-EINVAL, err, errlen, "audit entry timestamp \"%s\" is not an RFC 3339 time",
+                       json_string_value(json_object_get(entry, "timestamp")));
         goto out;
     }
     rc = uuid4(id);
     if (rc < 0) {
-        say(rc, err, errlen, "no randomness for a capsule id");
+        audit_say(rc, err, errlen, "no randomness for a capsule id");
         goto out;
     }
     action = entry_string(entry, "action");
@@ -631,7 +577,7 @@ int audit_capsule_from_entry(const json_t *entry, int system_event, const char *
                     : json_stringn(json_string_value(message), json_string_length(message));
     out_error = json_copy(tool_error);
     if (!user_id || !tool_error || !out_error) {
-        rc = say(-ENOMEM, err, errlen, "out of memory");
+        rc = audit_say(-ENOMEM, err, errlen, "out of memory");
         goto out;
     }
     /* "o" steals its reference even when packing fails. */
@@ -674,7 +620,7 @@ int audit_capsule_from_entry(const json_t *entry, int system_event, const char *
             "side_effects", "metrics");
     user_id = tool_error = out_error = NULL;
     if (!cap) {
-        rc = say(-ENOMEM, err, errlen, "cannot build the capsule: %s", jerr.text);
+        rc = audit_say(-ENOMEM, err, errlen, "cannot build the capsule: %s", jerr.text);
         goto out;
     }
     *out = cap;
@@ -717,7 +663,7 @@ int audit_capsule_hash(const json_t *capsule, char hash[AUDIT_HASH_HEX])
         rc = -EIO;
         goto out;
     }
-    to_hex(md, DIGEST_LEN, hash);
+    audit_hex(md, DIGEST_LEN, hash);
 out:
     free(canon);
     return rc;
@@ -737,7 +683,7 @@ int audit_capsule_seal(const struct audit_key *k, const json_t *capsule, struct 
     rc = audit_key_sign(k, (const unsigned char *)out->hash, AUDIT_HASH_HEX - 1, sig);
     if (rc < 0)
         goto out;
-    to_hex(sig, SIG_LEN, out->signature);
+    audit_hex(sig, SIG_LEN, out->signature);
     memcpy(out->signed_by, k->id, sizeof(out->signed_by));
     rc = audit_time_iso(NULL, out->signed_at, sizeof(out->signed_at));
 out:
@@ -753,7 +699,7 @@ static int is_uuid(const char *s)
         if (i == 8 || i == 13 || i == 18 || i == 23) {
             if (s[i] != '-')
                 return 0;
-        } else if (hex_val(s[i]) < 0) {
+        } else if (audit_hex_digit(s[i]) < 0) {
             return 0;
         }
     }
@@ -768,10 +714,10 @@ static int section_check(const json_t *cap, const char *name, const char *const 
     size_t i;
 
     if (!json_is_object(sec))
-        return say(-EBADMSG, why, whylen, "%s is not an object", name);
+        return audit_say(-EBADMSG, why, whylen, "%s is not an object", name);
     for (i = 0; i < nkeys; i++)
         if (!json_object_get(sec, keys[i]))
-            return say(-EBADMSG, why, whylen, "%s.%s is missing", name, keys[i]);
+            return audit_say(-EBADMSG, why, whylen, "%s.%s is missing", name, keys[i]);
     return 0;
 }
 
@@ -785,42 +731,44 @@ int audit_capsule_check(const json_t *cap, char *why, size_t whylen)
     int rc;
 
     if (!json_is_object(cap))
-        return say(-EBADMSG, why, whylen, "capsule is not a JSON object");
+        return audit_say(-EBADMSG, why, whylen, "capsule is not a JSON object");
     for (i = 0; i < NELEM(top_keys); i++)
         if (!json_object_get(cap, top_keys[i]))
-            return say(-EBADMSG, why, whylen, "capsule key %s is missing", top_keys[i]);
+            return audit_say(-EBADMSG, why, whylen, "capsule key %s is missing", top_keys[i]);
     v = json_object_get(cap, "id");
     if (!json_is_string(v) || !is_uuid(json_string_value(v)))
-        return say(-EBADMSG, why, whylen, "id is not a UUID string");
+        return audit_say(-EBADMSG, why, whylen, "id is not a UUID string");
     v = json_object_get(cap, "type");
     if (!json_is_string(v))
-        return say(-EBADMSG, why, whylen, "type is not a string");
+        return audit_say(-EBADMSG, why, whylen, "type is not a string");
     for (i = 0; i < NELEM(capsule_types); i++)
         if (strcmp(json_string_value(v), capsule_types[i]) == 0)
             break;
     if (i == NELEM(capsule_types))
-        return say(-EBADMSG, why, whylen, "unknown capsule type \"%s\"", json_string_value(v));
+        return audit_say(-EBADMSG, why, whylen, "unknown capsule type \"%s\"",
+                         json_string_value(v));
     if (!json_is_string(json_object_get(cap, "domain")))
-        return say(-EBADMSG, why, whylen, "domain is not a string");
+        return audit_say(-EBADMSG, why, whylen, "domain is not a string");
     v = json_object_get(cap, "parent_id");
     if (!json_is_null(v) && !(json_is_string(v) && is_uuid(json_string_value(v))))
-        return say(-EBADMSG, why, whylen, "parent_id is neither null nor a UUID string");
+        return audit_say(-EBADMSG, why, whylen, "parent_id is neither null nor a UUID string");
     v = json_object_get(cap, "sequence");
     if (!json_is_integer(v))
-        return say(-EBADMSG, why, whylen, "sequence is not an integer");
+        return audit_say(-EBADMSG, why, whylen, "sequence is not an integer");
     seq = json_integer_value(v);
     if (seq < 0)
-        return say(-EBADMSG, why, whylen, "sequence %" JSON_INTEGER_FORMAT " is negative", seq);
+        return audit_say(-EBADMSG, why, whylen, "sequence %" JSON_INTEGER_FORMAT " is negative",
+                         seq);
     prev = json_object_get(cap, "previous_hash");
     if (!json_is_null(prev) && !(json_is_string(prev) && is_hash_hex(json_string_value(prev))))
-        return say(-EBADMSG, why, whylen, "previous_hash is neither null nor 64 hex chars");
+        return audit_say(-EBADMSG, why, whylen, "previous_hash is neither null nor 64 hex chars");
     if (seq == 0 && !json_is_null(prev))
-        return say(-EBADMSG, why, whylen, "genesis capsule has a previous_hash");
+        return audit_say(-EBADMSG, why, whylen, "genesis capsule has a previous_hash");
     if (seq != 0 && json_is_null(prev))
-        return say(-EBADMSG, why, whylen, "capsule after genesis has no previous_hash");
+        return audit_say(-EBADMSG, why, whylen, "capsule after genesis has no previous_hash");
     v = json_object_get(cap, "spec_version");
     if (!json_is_string(v) || json_string_length(v) == 0)
-        return say(-EBADMSG, why, whylen, "spec_version is not a non-empty string");
+        return audit_say(-EBADMSG, why, whylen, "spec_version is not a non-empty string");
 
     rc = section_check(cap, "trigger", trigger_keys, NELEM(trigger_keys), why, whylen);
     if (rc == 0)
@@ -838,25 +786,25 @@ int audit_capsule_check(const json_t *cap, char *why, size_t whylen)
 
     v = json_object_get(cap, "trigger");
     if (!json_is_string(json_object_get(v, "type")))
-        return say(-EBADMSG, why, whylen, "trigger.type is not a string");
+        return audit_say(-EBADMSG, why, whylen, "trigger.type is not a string");
     v = json_object_get(v, "timestamp");
     if (!json_is_string(v) || audit_time_normalize(json_string_value(v), ts, sizeof(ts)) < 0)
-        return say(-EBADMSG, why, whylen, "trigger.timestamp is not a time with a zone");
+        return audit_say(-EBADMSG, why, whylen, "trigger.timestamp is not a time with a zone");
     if (!json_is_object(json_object_get(json_object_get(cap, "context"), "environment")))
-        return say(-EBADMSG, why, whylen, "context.environment is not an object");
+        return audit_say(-EBADMSG, why, whylen, "context.environment is not an object");
     v = json_object_get(json_object_get(cap, "reasoning"), "confidence");
     if (!json_is_number(v))
-        return say(-EBADMSG, why, whylen, "reasoning.confidence is not a number");
+        return audit_say(-EBADMSG, why, whylen, "reasoning.confidence is not a number");
     conf = json_number_value(v);
     if (!(conf >= 0.0 && conf <= 1.0))
-        return say(-EBADMSG, why, whylen, "reasoning.confidence %g is outside [0, 1]", conf);
+        return audit_say(-EBADMSG, why, whylen, "reasoning.confidence %g is outside [0, 1]", conf);
     v = json_object_get(cap, "execution");
     if (!json_is_array(json_object_get(v, "tool_calls")))
-        return say(-EBADMSG, why, whylen, "execution.tool_calls is not an array");
+        return audit_say(-EBADMSG, why, whylen, "execution.tool_calls is not an array");
     if (!json_is_integer(json_object_get(v, "duration_ms")))
-        return say(-EBADMSG, why, whylen, "execution.duration_ms is not an integer");
+        return audit_say(-EBADMSG, why, whylen, "execution.duration_ms is not an integer");
     if (!json_is_object(json_object_get(v, "resources_used")))
-        return say(-EBADMSG, why, whylen, "execution.resources_used is not an object");
+        return audit_say(-EBADMSG, why, whylen, "execution.resources_used is not an object");
     return 0;
 }
 
@@ -872,25 +820,27 @@ int audit_capsule_verify(const struct audit_key *k, const json_t *capsule, const
     if (rc < 0)
         return rc;
     if (!hash || !is_hash_hex(hash))
-        return say(-EBADMSG, why, whylen, "stored hash is not 64 lowercase hex chars");
-    if (from_hex(signature, sig, sizeof(sig)) < 0)
-        return say(-EBADMSG, why, whylen, "stored signature is not 128 hex chars");
+        return audit_say(-EBADMSG, why, whylen, "stored hash is not 64 lowercase hex chars");
+    if (audit_unhex(signature, sig, sizeof(sig)) < 0)
+        return audit_say(-EBADMSG, why, whylen, "stored signature is not 128 hex chars");
     rc = audit_capsule_hash(capsule, computed);
     if (rc < 0)
-        return say(rc, why, whylen, "cannot hash the capsule: %s", strerror(-rc));
+        return audit_say(rc, why, whylen, "cannot hash the capsule: %s", strerror(-rc));
     if (strcmp(computed, hash) != 0)
-        return say(-EBADMSG, why, whylen,
-                   "content hash mismatch: stored %.16s..., computed %.16s...", hash, computed);
+        return audit_say(-EBADMSG, why, whylen,
+                         "content hash mismatch: stored %.16s..., computed %.16s...", hash,
+                         computed);
     ctx = EVP_MD_CTX_new();
     if (!ctx)
-        return say(-ENOMEM, why, whylen, "out of memory");
+        return audit_say(-ENOMEM, why, whylen, "out of memory");
     if (EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k->pkey) != 1) {
-        rc = say(-EIO, why, whylen, "OpenSSL cannot set up Ed25519 verification");
+        rc = audit_say(-EIO, why, whylen, "OpenSSL cannot set up Ed25519 verification");
         goto out;
     }
     if (EVP_DigestVerify(ctx, sig, sizeof(sig), (const unsigned char *)hash,
                          AUDIT_HASH_HEX - 1) != 1) {
-        rc = say(-EBADMSG, why, whylen, "Ed25519 signature does not verify with key %s", k->id);
+        rc = audit_say(-EBADMSG, why, whylen, "Ed25519 signature does not verify with key %s",
+                       k->id);
         goto out;
     }
 out:

@@ -1,12 +1,12 @@
 /* checkpoint.c: the verified checkpoint in state/audit.checkpoint: its signed text, the SHA-256
  * of the log prefix it covers, and an atomic write. */
 #include "audit/checkpoint.h"
+#include "audit/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,52 +19,6 @@
 #define CP_MAGIC "conduitfs-audit-checkpoint-v1"
 #define CP_MAX 4096
 #define CHUNK 65536
-
-/* Fill buf with a formatted message (when there is a buffer) and return rc. */
-__attribute__((format(printf, 4, 5)))
-static int say(int rc, char *buf, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (buf && len) {
-        va_start(ap, fmt);
-        vsnprintf(buf, len, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
-static void to_hex(const unsigned char *in, size_t n, char *out)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        out[2 * i] = hex[in[i] >> 4];
-        out[2 * i + 1] = hex[in[i] & 0xf];
-    }
-    out[2 * n] = '\0';
-}
-
-/* n bytes from exactly 2n lowercase hex chars. 0 or -EINVAL. */
-static int from_hex(const char *s, unsigned char *out, size_t n)
-{
-    size_t i;
-    int hi, lo;
-
-    if (!s || strlen(s) != 2 * n)
-        return -EINVAL;
-    for (i = 0; i < n; i++) {
-        hi = s[2 * i] >= '0' && s[2 * i] <= '9' ? s[2 * i] - '0' :
-             s[2 * i] >= 'a' && s[2 * i] <= 'f' ? s[2 * i] - 'a' + 10 : -1;
-        lo = s[2 * i + 1] >= '0' && s[2 * i + 1] <= '9' ? s[2 * i + 1] - '0' :
-             s[2 * i + 1] >= 'a' && s[2 * i + 1] <= 'f' ? s[2 * i + 1] - 'a' + 10 : -1;
-        if (hi < 0 || lo < 0)
-            return -EINVAL;
-        out[i] = (unsigned char)(hi << 4 | lo);
-    }
-    return 0;
-}
 
 /* The text that is signed: the magic, the fields and the public key, one per line. */
 static int signed_text(const struct audit_checkpoint *cp, const char *pubhex, char *buf,
@@ -87,7 +41,7 @@ static int signed_digest(const char *text, size_t len, char out[AUDIT_SHA256_HEX
 
     if (EVP_Digest(text, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != sizeof(md))
         return -EIO;
-    to_hex(md, sizeof(md), out);
+    audit_hex(md, sizeof(md), out);
     return 0;
 }
 
@@ -99,7 +53,7 @@ static int sig_check(const char *pubhex, const char *sighex, const char *msg, si
     EVP_MD_CTX *ctx = NULL;
     int rc = -EBADMSG;
 
-    if (from_hex(pubhex, pub, sizeof(pub)) < 0 || from_hex(sighex, sig, sizeof(sig)) < 0)
+    if (audit_unhex(pubhex, pub, sizeof(pub)) < 0 || audit_unhex(sighex, sig, sizeof(sig)) < 0)
         return -EBADMSG;
     pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, sizeof(pub));
     ctx = EVP_MD_CTX_new();
@@ -139,17 +93,17 @@ int audit_checkpoint_load(const char *state_dir, const char *pubhex, struct audi
 
     memset(cp, 0, sizeof(*cp));
     if (snprintf(path, sizeof(path), "%s/%s", state_dir, CP_NAME) >= (int)sizeof(path))
-        return say(-ENAMETOOLONG, why, whylen, "state directory path too long");
+        return audit_say(-ENAMETOOLONG, why, whylen, "state directory path too long");
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
-        return say(-errno, why, whylen, "%s: %s", path, strerror(errno));
+        return audit_say(-errno, why, whylen, "%s: %s", path, strerror(errno));
     do {
         got = read(fd, buf, sizeof(buf) - 1);
     } while (got < 0 && errno == EINTR);
     rc = got < 0 ? -errno : 0;
     close(fd);
     if (rc < 0)
-        return say(rc, why, whylen, "%s: %s", path, strerror(-rc));
+        return audit_say(rc, why, whylen, "%s: %s", path, strerror(-rc));
     buf[got] = '\0';
     o = json_loads(buf, JSON_REJECT_DUPLICATES, &jerr);
     seq = json_object_get(o, "sequence");
@@ -161,13 +115,13 @@ int audit_checkpoint_load(const char *state_dir, const char *pubhex, struct audi
         hex_member(o, "log_sha256", cp->log_sha256, sizeof(cp->log_sha256)) < 0 ||
         hex_member(o, "key", key, sizeof(key)) < 0 ||
         hex_member(o, "signature", sig, sizeof(sig)) < 0) {
-        rc = say(-EBADMSG, why, whylen, "%s is malformed", path);
+        rc = audit_say(-EBADMSG, why, whylen, "%s is malformed", path);
         goto out;
     }
     cp->seq = json_integer_value(seq);
     cp->log_off = (off_t)json_integer_value(off);
     if (strcmp(key, pubhex) != 0) {
-        rc = say(-EBADMSG, why, whylen, "%s was signed by another key", path);
+        rc = audit_say(-EBADMSG, why, whylen, "%s was signed by another key", path);
         goto out;
     }
     n = signed_text(cp, pubhex, text, sizeof(text));
@@ -175,7 +129,7 @@ int audit_checkpoint_load(const char *state_dir, const char *pubhex, struct audi
     if (rc == 0)
         rc = sig_check(pubhex, sig, dig, AUDIT_SHA256_HEX - 1);
     if (rc < 0)
-        say(rc, why, whylen, "%s: the signature does not verify", path);
+        audit_say(rc, why, whylen, "%s: the signature does not verify", path);
 out:
     json_decref(o);
     if (rc < 0)
@@ -242,7 +196,7 @@ int audit_checkpoint_save(const char *state_dir, struct audit_store *st,
         rc = audit_store_sign(st, (const unsigned char *)dig, AUDIT_SHA256_HEX - 1, sig);
     if (rc < 0)
         return rc;
-    to_hex(sig, sizeof(sig), sighex);
+    audit_hex(sig, sizeof(sig), sighex);
     o = json_pack("{s:i, s:I, s:s, s:I, s:s, s:s, s:s}", "version", 1,
                   "sequence", (json_int_t)cp->seq, "hash", cp->hash,
                   "log_offset", (json_int_t)cp->log_off, "log_sha256", cp->log_sha256,
@@ -300,7 +254,7 @@ int audit_checkpoint_digest(int fd, off_t len, char out[AUDIT_SHA256_HEX])
         rc = -EIO;
         goto out;
     }
-    to_hex(md, sizeof(md), out);
+    audit_hex(md, sizeof(md), out);
 out:
     free(buf);
     EVP_MD_CTX_free(ctx);

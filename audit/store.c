@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "audit/canon.h"
+#include "audit/util.h"
 
 #define DB_NAME "capsules.db"
 #define KEY_NAME "key"
@@ -127,20 +127,6 @@ static int sq_errno(sqlite3 *db, int rc)
     }
 }
 
-/* Fill buf with a formatted message (when there is a buffer) and return rc. */
-__attribute__((format(printf, 4, 5)))
-static int say(int rc, char *buf, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (buf && len) {
-        va_start(ap, fmt);
-        vsnprintf(buf, len, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 /* Run one SQL statement without results. 0 or -errno. */
 static int exec_sql(sqlite3 *db, const char *sql)
 {
@@ -203,14 +189,14 @@ static int open_reader(struct audit_store *st, sqlite3 **out, char *err, size_t 
 
     if (st->immutable) {
         if (immutable_uri(st->path, uri, sizeof(uri)) < 0)
-            return say(-ENAMETOOLONG, err, errlen, "%s: path too long", st->path);
+            return audit_say(-ENAMETOOLONG, err, errlen, "%s: path too long", st->path);
         name = uri;
         flags |= SQLITE_OPEN_URI;
     }
     rc = sqlite3_open_v2(name, &db, flags, NULL);
     if (rc != SQLITE_OK) {
-        rc = say(sq_errno(db, rc), err, errlen, "cannot open %s: %s", st->path,
-                 db ? sqlite3_errmsg(db) : "out of memory");
+        rc = audit_say(sq_errno(db, rc), err, errlen, "cannot open %s: %s", st->path,
+                       db ? sqlite3_errmsg(db) : "out of memory");
         sqlite3_close(db);
         return rc;
     }
@@ -223,8 +209,8 @@ static int open_reader(struct audit_store *st, sqlite3 **out, char *err, size_t 
 static int schema_error(sqlite3 *db, const char *path, int rc, char *err, size_t errlen)
 {
     if ((rc & 0xff) == SQLITE_NOTADB)
-        return say(sq_errno(db, rc), err, errlen, "%s is not an SQLite database", path);
-    return say(sq_errno(db, rc), err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+        return audit_say(sq_errno(db, rc), err, errlen, "%s is not an SQLite database", path);
+    return audit_say(sq_errno(db, rc), err, errlen, "%s: %s", path, sqlite3_errmsg(db));
 }
 
 /* Make sure the database db (at path) is ours: an SQLite file with a capsules table of the CPS
@@ -258,9 +244,9 @@ static int check_schema(sqlite3 *db, const char *path, int create, char *err, si
     if (ncols > 0) {
         for (i = 0; i < sizeof(schema_columns) / sizeof(schema_columns[0]); i++) {
             if (!have[i]) {
-                rc = say(-EUCLEAN, err, errlen,
-                         "%s: table capsules has no column %s; not a CPS capsule store",
-                         path, schema_columns[i]);
+                rc = audit_say(-EUCLEAN, err, errlen,
+                               "%s: table capsules has no column %s; not a CPS capsule store",
+                               path, schema_columns[i]);
                 goto out;
             }
         }
@@ -273,24 +259,24 @@ static int check_schema(sqlite3 *db, const char *path, int create, char *err, si
     if (rc == SQLITE_OK)
         rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
-        rc = say(-EUCLEAN, err, errlen,
-                 "%s holds table %s but no capsules table; not a CPS capsule store", path,
-                 col_text(s, 0));
+        rc = audit_say(-EUCLEAN, err, errlen,
+                       "%s holds table %s but no capsules table; not a CPS capsule store", path,
+                       col_text(s, 0));
         goto out;
     }
     if (rc != SQLITE_DONE) {
-        rc = say(sq_errno(db, rc), err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+        rc = audit_say(sq_errno(db, rc), err, errlen, "%s: %s", path, sqlite3_errmsg(db));
         goto out;
     }
     if (!create) {
-        rc = say(-EUCLEAN, err, errlen, "%s holds no capsules table; not a CPS capsule store",
-                 path);
+        rc = audit_say(-EUCLEAN, err, errlen, "%s holds no capsules table; not a CPS capsule store",
+                       path);
         goto out;
     }
     rc = exec_sql(db, SQL_CREATE);
     if (rc < 0)
-        say(rc, err, errlen, "%s: cannot create the capsules table: %s", path,
-            sqlite3_errmsg(db));
+        audit_say(rc, err, errlen, "%s: cannot create the capsules table: %s", path,
+                  sqlite3_errmsg(db));
 out:
     sqlite3_finalize(s);
     return rc;
@@ -305,14 +291,14 @@ static int precreate(const char *path, char *err, size_t errlen)
 
     if (lstat(path, &sb) == 0) {
         if (!S_ISREG(sb.st_mode))
-            return say(-EUCLEAN, err, errlen, "%s is not a regular file", path);
+            return audit_say(-EUCLEAN, err, errlen, "%s is not a regular file", path);
         return 0;
     }
     if (errno != ENOENT)
-        return say(-errno, err, errlen, "cannot stat %s: %s", path, strerror(errno));
+        return audit_say(-errno, err, errlen, "cannot stat %s: %s", path, strerror(errno));
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0 && errno != EEXIST)
-        return say(-errno, err, errlen, "cannot create %s: %s", path, strerror(errno));
+        return audit_say(-errno, err, errlen, "cannot create %s: %s", path, strerror(errno));
     if (fd >= 0)
         close(fd);
     return 0;
@@ -326,12 +312,12 @@ static int open_writer(struct audit_store *st, char *err, size_t errlen)
 
     rc = sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        rc = say(sq_errno(st->db, rc), err, errlen, "cannot open %s: %s", st->path,
-                 st->db ? sqlite3_errmsg(st->db) : "out of memory");
+        rc = audit_say(sq_errno(st->db, rc), err, errlen, "cannot open %s: %s", st->path,
+                       st->db ? sqlite3_errmsg(st->db) : "out of memory");
         goto out;
     }
     if (sqlite3_db_readonly(st->db, "main") == 1) {
-        rc = say(-EROFS, err, errlen, "%s is not writable", st->path);
+        rc = audit_say(-EROFS, err, errlen, "%s is not writable", st->path);
         goto out;
     }
     sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
@@ -342,9 +328,9 @@ static int open_writer(struct audit_store *st, char *err, size_t errlen)
     if (rc == SQLITE_OK)
         rc = sqlite3_step(s);
     if (rc != SQLITE_ROW || strcmp(col_text(s, 0), "wal") != 0) {
-        rc = say(rc == SQLITE_ROW ? -EIO : sq_errno(st->db, rc), err, errlen,
-                 "%s: cannot switch to WAL mode: %s", st->path,
-                 rc == SQLITE_ROW ? col_text(s, 0) : sqlite3_errmsg(st->db));
+        rc = audit_say(rc == SQLITE_ROW ? -EIO : sq_errno(st->db, rc), err, errlen,
+                       "%s: cannot switch to WAL mode: %s", st->path,
+                       rc == SQLITE_ROW ? col_text(s, 0) : sqlite3_errmsg(st->db));
         goto out;
     }
     rc = exec_sql(st->db, "PRAGMA synchronous=FULL");
@@ -359,7 +345,7 @@ static int open_writer(struct audit_store *st, char *err, size_t errlen)
     if (rc == 0)
         rc = sq_errno(st->db, sqlite3_prepare_v2(st->db, SQL_INSERT, -1, &st->insert, NULL));
     if (rc < 0)
-        say(rc, err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->db));
+        audit_say(rc, err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->db));
 out:
     sqlite3_finalize(s);
     return rc;
@@ -598,7 +584,7 @@ static int load_key(struct audit_store *st, const char *keypath,
         return audit_key_load(keypath, &st->key, err, errlen);
     rc = signer->load(signer->arg, keypath, pubhex, err, errlen);
     if (rc == 0 && audit_key_from_signer(pubhex, signer->sign, signer->arg, &st->key) < 0)
-        rc = say(-EIO, err, errlen, "the signer gave no usable public key for %s", keypath);
+        rc = audit_say(-EIO, err, errlen, "the signer gave no usable public key for %s", keypath);
     return rc;
 }
 
@@ -617,14 +603,17 @@ static int open_rw(struct audit_store *st, const char *keypath, unsigned flags,
         return rc;
     if (lstat(keypath, &sb) < 0) {
         if (errno != ENOENT)
-            return say(-errno, err, errlen, "cannot stat key %s: %s", keypath, strerror(errno));
+            return audit_say(-errno, err, errlen, "cannot stat key %s: %s", keypath,
+                             strerror(errno));
         if (flags & AUDIT_STORE_KEEP_KEY) {
             rc = chain_has_rows(st);
             if (rc < 0)
-                return say(rc, err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->db));
+                return audit_say(rc, err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->db));
             if (rc > 0)
-                return say(-ENOENT, err, errlen, "signing key %s is missing, but %s holds "
-                           "capsules; they cannot be verified or extended", keypath, st->path);
+                return audit_say(-ENOENT, err, errlen,
+                                 "signing key %s is missing, but %s holds "
+                                 "" "capsules; they cannot be verified or extended", keypath,
+                                 st->path);
         }
         st->fresh_key = 1;
     }
@@ -644,16 +633,16 @@ static int open_ro(struct audit_store *st, const char *keypath, const char *pubh
     int rc;
 
     if (stat(st->path, &sb) < 0)
-        return say(-errno, err, errlen, "%s: %s", st->path, strerror(errno));
+        return audit_say(-errno, err, errlen, "%s: %s", st->path, strerror(errno));
     if (!S_ISREG(sb.st_mode))
-        return say(-EUCLEAN, err, errlen, "%s is not a regular file", st->path);
+        return audit_say(-EUCLEAN, err, errlen, "%s is not a regular file", st->path);
     snprintf(wal, sizeof(wal), "%s-wal", st->path);
     st->immutable = stat(wal, &sb) < 0 && errno == ENOENT;
     rc = open_reader(st, &st->rdb, err, errlen);
     if (rc == 0)
         rc = check_schema(st->rdb, st->path, 0, err, errlen);
     if (rc == 0 && pubhex && audit_key_from_public(pubhex, &st->key) < 0)
-        rc = say(-EINVAL, err, errlen, "not an Ed25519 public key: %.80s", pubhex);
+        rc = audit_say(-EINVAL, err, errlen, "not an Ed25519 public key: %.80s", pubhex);
     else if (rc == 0 && !pubhex)
         rc = audit_key_load_public(keypath, &st->key, err, errlen);
     return rc;
@@ -671,12 +660,12 @@ static int open_store(const char *state_dir, const char *hostname, unsigned flag
 
     *out = NULL;
     if (stat(state_dir, &sb) < 0)
-        return say(-errno, err, errlen, "state dir %s: %s", state_dir, strerror(errno));
+        return audit_say(-errno, err, errlen, "state dir %s: %s", state_dir, strerror(errno));
     if (!S_ISDIR(sb.st_mode))
-        return say(-ENOTDIR, err, errlen, "state dir %s is not a directory", state_dir);
+        return audit_say(-ENOTDIR, err, errlen, "state dir %s is not a directory", state_dir);
     st = calloc(1, sizeof(*st));
     if (!st)
-        return say(-ENOMEM, err, errlen, "out of memory");
+        return audit_say(-ENOMEM, err, errlen, "out of memory");
     pthread_mutex_init(&st->lock, NULL);
     pthread_mutex_init(&st->rlock, NULL);
     pthread_mutex_init(&st->order, NULL);
@@ -684,22 +673,22 @@ static int open_store(const char *state_dir, const char *hostname, unsigned flag
     st->readonly = (flags & AUDIT_STORE_READONLY) != 0;
     n = snprintf(st->path, sizeof(st->path), "%s/%s", state_dir, DB_NAME);
     if (n < 0 || (size_t)n >= sizeof(st->path)) {
-        rc = say(-ENAMETOOLONG, err, errlen, "state dir %s: path too long", state_dir);
+        rc = audit_say(-ENAMETOOLONG, err, errlen, "state dir %s: path too long", state_dir);
         goto fail;
     }
     n = snprintf(keypath, sizeof(keypath), "%s/%s", state_dir, KEY_NAME);
     if (n < 0 || (size_t)n >= sizeof(keypath)) {
-        rc = say(-ENAMETOOLONG, err, errlen, "state dir %s: path too long", state_dir);
+        rc = audit_say(-ENAMETOOLONG, err, errlen, "state dir %s: path too long", state_dir);
         goto fail;
     }
     if (hostname) {
         n = snprintf(st->hostname, sizeof(st->hostname), "%s", hostname);
         if (n < 0 || (size_t)n >= sizeof(st->hostname)) {
-            rc = say(-EINVAL, err, errlen, "hostname too long");
+            rc = audit_say(-EINVAL, err, errlen, "hostname too long");
             goto fail;
         }
     } else if (gethostname(st->hostname, sizeof(st->hostname) - 1) < 0) {
-        rc = say(-errno, err, errlen, "gethostname: %s", strerror(errno));
+        rc = audit_say(-errno, err, errlen, "gethostname: %s", strerror(errno));
         goto fail;
     }
     if (st->readonly)
@@ -941,17 +930,18 @@ static int check_row(struct audit_store *st, sqlite3_stmt *s, long long expected
     int rc;
 
     if (sqlite3_column_type(s, 0) != SQLITE_INTEGER) {
-        rc = say(-EBADMSG, why, whylen, "sequence column is not an integer");
+        rc = audit_say(-EBADMSG, why, whylen, "sequence column is not an integer");
         goto out;
     }
     seq = sqlite3_column_int64(s, 0);
     if (seq != expected) {
-        rc = say(-EBADMSG, why, whylen, "sequence gap: expected %lld, found %lld", expected, seq);
+        rc = audit_say(-EBADMSG, why, whylen, "sequence gap: expected %lld, found %lld", expected,
+                       seq);
         goto out;
     }
     cap = json_loadb(data, (size_t)sqlite3_column_bytes(s, 4), JSON_ALLOW_NUL, &jerr);
     if (!cap) {
-        rc = say(-EBADMSG, why, whylen, "data is not JSON: %s", jerr.text);
+        rc = audit_say(-EBADMSG, why, whylen, "data is not JSON: %s", jerr.text);
         goto out;
     }
     rc = audit_capsule_check(cap, why, whylen);
@@ -959,30 +949,30 @@ static int check_row(struct audit_store *st, sqlite3_stmt *s, long long expected
         goto out;
     seq = json_integer_value(json_object_get(cap, "sequence"));
     if (seq != expected) {
-        rc = say(-EBADMSG, why, whylen, "data holds sequence %lld in the row of sequence %lld",
-                 seq, expected);
+        rc = audit_say(-EBADMSG, why, whylen,
+                       "data holds sequence %lld in the row of sequence %lld", seq, expected);
         goto out;
     }
     v = json_object_get(cap, "previous_hash");
     if (expected > 0 && strcmp(json_string_value(v), prev) != 0) {
-        rc = say(-EBADMSG, why, whylen,
-                 "chain broken: previous_hash %.16s... is not the hash %.16s... of sequence %lld",
-                 json_string_value(v), prev, expected - 1);
+        rc = audit_say(-EBADMSG, why, whylen,
+                       "chain broken: previous_hash %.16s... is not the hash %.16s... of sequence "
+                       "%lld", json_string_value(v), prev, expected - 1);
         goto out;
     }
     if (json_is_null(v) ? col_prev != NULL
                         : (!col_prev || strcmp(col_prev, json_string_value(v)) != 0)) {
-        rc = say(-EBADMSG, why, whylen, "previous_hash column disagrees with the data");
+        rc = audit_say(-EBADMSG, why, whylen, "previous_hash column disagrees with the data");
         goto out;
     }
     if (strcmp(col_text(s, 1), json_string_value(json_object_get(cap, "id"))) != 0 ||
         strcmp(col_text(s, 2), json_string_value(json_object_get(cap, "type"))) != 0) {
-        rc = say(-EBADMSG, why, whylen, "id or type column disagrees with the data");
+        rc = audit_say(-EBADMSG, why, whylen, "id or type column disagrees with the data");
         goto out;
     }
     if (strcmp(col_text(s, 7), audit_key_id(st->key)) != 0) {
-        rc = say(-EBADMSG, why, whylen, "signed by key %.16s, not by this store's key %s",
-                 col_text(s, 7), audit_key_id(st->key));
+        rc = audit_say(-EBADMSG, why, whylen, "signed by key %.16s, not by this store's key %s",
+                       col_text(s, 7), audit_key_id(st->key));
         goto out;
     }
     rc = audit_capsule_verify(st->key, cap, col_text(s, 5), col_text(s, 6), why, whylen);
@@ -1039,7 +1029,7 @@ int audit_store_verify_from(struct audit_store *st, long long from, const char *
     r->head_seq = -1;
     r->checked = from;
     if (from < 0 || (from > 0 && (!prev_hash || strlen(prev_hash) != AUDIT_HASH_HEX - 1)))
-        return say(-EINVAL, r->reason, sizeof(r->reason), "bad starting point for verify");
+        return audit_say(-EINVAL, r->reason, sizeof(r->reason), "bad starting point for verify");
     if (from > 0)
         memcpy(prev, prev_hash, AUDIT_HASH_HEX);
     rc = open_reader(st, &db, r->reason, sizeof(r->reason));
@@ -1055,7 +1045,7 @@ int audit_store_verify_from(struct audit_store *st, long long from, const char *
     if (rc == 0)
         rc = sq_errno(db, sqlite3_bind_int64(s, 1, from));
     if (rc < 0) {
-        say(rc, r->reason, sizeof(r->reason), "%s: %s", st->path, sqlite3_errmsg(db));
+        audit_say(rc, r->reason, sizeof(r->reason), "%s: %s", st->path, sqlite3_errmsg(db));
         goto out;
     }
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -1069,7 +1059,7 @@ int audit_store_verify_from(struct audit_store *st, long long from, const char *
     }
     rc = sq_errno(db, rc);
     if (rc < 0)
-        say(rc, r->reason, sizeof(r->reason), "%s: %s", st->path, sqlite3_errmsg(db));
+        audit_say(rc, r->reason, sizeof(r->reason), "%s: %s", st->path, sqlite3_errmsg(db));
 out:
     sqlite3_finalize(s);
     if (db && !sqlite3_get_autocommit(db))

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,26 +13,13 @@
 #include <unistd.h>
 
 #include "audit/canon.h"
+#include "audit/util.h"
 
 #define CHUNK 65536
 #define LINE_LIMIT (64L << 20)
 #define EXIT_INTACT 0
 #define EXIT_BROKEN 1
 #define EXIT_USAGE 2
-
-/* Fill buf with a formatted message (when there is a buffer) and return rc. */
-__attribute__((format(printf, 4, 5)))
-static int say(int rc, char *buf, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (buf && len) {
-        va_start(ap, fmt);
-        vsnprintf(buf, len, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 void audit_lines_init(struct audit_lines *r, int fd, off_t end)
 {
@@ -164,16 +150,16 @@ static int compare_line(const char *line, size_t len, long long lineno, const js
 
     v = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!v)
-        return say(-EBADMSG, why, whylen, "audit.log line %lld is not JSON: %s", lineno,
-                   jerr.text);
+        return audit_say(-EBADMSG, why, whylen, "audit.log line %lld is not JSON: %s", lineno,
+                         jerr.text);
     rc = audit_canon(v, 0, &a, &alen);
     if (rc == 0)
         rc = result ? audit_canon(result, 0, &b, &blen) : -EINVAL;
     if (rc == -ENOMEM)
-        say(rc, why, whylen, "out of memory");
+        audit_say(rc, why, whylen, "out of memory");
     else if (rc < 0 || alen != blen || memcmp(a, b, alen) != 0)
-        rc = say(-EBADMSG, why, whylen,
-                 "audit.log line %lld differs from the capsule's outcome.result", lineno);
+        rc = audit_say(-EBADMSG, why, whylen,
+                       "audit.log line %lld differs from the capsule's outcome.result", lineno);
     free(a);
     free(b);
     json_decref(v);
@@ -188,15 +174,15 @@ static int on_row(void *arg, long long seq, const json_t *capsule, char *why, si
     int rc;
 
     if (x->err == -ESTALE)
-        return say(x->err, why, whylen, "audit.log is shorter than its checkpoint");
+        return audit_say(x->err, why, whylen, "audit.log is shorter than its checkpoint");
     if (x->err)
-        return say(x->err, why, whylen, "cannot stat audit.log: %s", strerror(-x->err));
+        return audit_say(x->err, why, whylen, "cannot stat audit.log: %s", strerror(-x->err));
     if (x->short_log)
         return 0;
     rc = audit_lines_next(&x->rd, &line, &len);
     if (rc < 0)
-        return say(rc, why, whylen, "cannot read audit.log line %lld: %s", seq + 1,
-                   strerror(-rc));
+        return audit_say(rc, why, whylen, "cannot read audit.log line %lld: %s", seq + 1,
+                         strerror(-rc));
     if (rc == 0) {
         if (x->flags & AUDIT_CHECK_REPAIR) {
             x->short_log = 1;
@@ -204,10 +190,10 @@ static int on_row(void *arg, long long seq, const json_t *capsule, char *why, si
         }
         x->length = 1;
         if (audit_lines_partial(&x->rd))
-            return say(-EBADMSG, why, whylen, "audit.log line %lld is incomplete (no newline)",
-                       seq + 1);
-        return say(-EBADMSG, why, whylen, "audit.log ends after %lld lines; this capsule has "
-                   "no line", seq);
+            return audit_say(-EBADMSG, why, whylen,
+                             "audit.log line %lld is incomplete (no newline)", seq + 1);
+        return audit_say(-EBADMSG, why, whylen, "audit.log ends after %lld lines; this capsule has "
+                         "no line", seq);
     }
     return compare_line(line, len, seq + 1, capsule, why, whylen);
 }
@@ -225,18 +211,18 @@ static int check_tail(struct check_ctx *x, struct audit_check *c)
     }
     rc = audit_lines_next(&x->rd, &line, &len);
     if (rc < 0)
-        return say(rc, c->r.reason, sizeof(c->r.reason), "cannot read audit.log: %s",
-                   strerror(-rc));
+        return audit_say(rc, c->r.reason, sizeof(c->r.reason), "cannot read audit.log: %s",
+                         strerror(-rc));
     c->r.failed_seq = c->r.entries;
     c->log_length = 1;
     if (rc > 0)
-        return say(-EBADMSG, c->r.reason, sizeof(c->r.reason),
-                   "audit.log line %lld has no capsule (the chain holds %lld)",
-                   c->r.entries + 1, c->r.entries);
+        return audit_say(-EBADMSG, c->r.reason, sizeof(c->r.reason),
+                         "audit.log line %lld has no capsule (the chain holds %lld)",
+                         c->r.entries + 1, c->r.entries);
     if (audit_lines_partial(&x->rd))
-        return say(-EBADMSG, c->r.reason, sizeof(c->r.reason),
-                   "audit.log ends in an incomplete line %lld that has no capsule",
-                   c->r.entries + 1);
+        return audit_say(-EBADMSG, c->r.reason, sizeof(c->r.reason),
+                         "audit.log ends in an incomplete line %lld that has no capsule",
+                         c->r.entries + 1);
     c->r.failed_seq = -1;
     c->log_length = 0;
     return 0;
@@ -254,12 +240,13 @@ int audit_check_run_from(struct audit_store *st, int log_fd, unsigned flags, lon
     if (from < 0 || log_off < 0 || (from == 0) != (log_off == 0)) {
         c->r.failed_seq = -1;
         c->r.head_seq = -1;
-        return say(-EINVAL, c->r.reason, sizeof(c->r.reason), "bad starting point for verify");
+        return audit_say(-EINVAL, c->r.reason, sizeof(c->r.reason),
+                         "bad starting point for verify");
     }
     rc = audit_store_verify_from(st, from, prev_hash, &h, &c->r);
     if (rc == 0 && x.err)
-        rc = say(x.err, c->r.reason, sizeof(c->r.reason), "cannot stat audit.log: %s",
-                 strerror(-x.err));
+        rc = audit_say(x.err, c->r.reason, sizeof(c->r.reason), "cannot stat audit.log: %s",
+                       strerror(-x.err));
     if (rc == 0)
         rc = check_tail(&x, c);
     c->log_lines = x.rd.n;
