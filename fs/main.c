@@ -19,6 +19,7 @@
 #include "core/casvc.h"
 #include "core/gateway.h"
 #include "core/health.h"
+#include "core/replay.h"
 #include "core/signer.h"
 #include "core/supervisor.h"
 #include "core/statefile.h"
@@ -27,6 +28,25 @@
 #include "monitor/monitor.h"
 
 #define EXIT_USAGE 2
+
+/* FUSE worker threads. A request holds its thread until it is answered, and a slow live read
+ * (metrics.prom behind an unreachable target, audit/verify of a long chain) holds one for
+ * seconds while it waits for a run that concurrent readers share. libfuse's default of 10 let
+ * a dozen such readers, which any local user may start, stall every other request. 256 leaves
+ * room for 50 hostile readers several times over; a waiting thread costs a few resident pages
+ * and no CPU. After a burst, threads beyond 16 idle ones end. */
+#define FUSE_MAX_THREADS 256
+#define FUSE_IDLE_THREADS 16
+
+#if FUSE_USE_VERSION < FUSE_MAKE_VERSION(3, 12)
+/* The loop that honours max_threads (libfuse >= 3.12), under its exported name: API level 35,
+ * which this project compiles at, declares only the older loop, whose config cannot set it.
+ * Here struct fuse_loop_config only names the opaque config of fuse_loop_cfg_create. */
+int fuse_loop_mt_312(struct fuse *f, struct fuse_loop_config *config);
+#define loop_mt fuse_loop_mt_312
+#else
+#define loop_mt fuse_loop_mt
+#endif
 
 struct opts {
     const char *state;
@@ -43,7 +63,10 @@ struct opts {
     const char *health_interval;
     const char *health_timeout;
     const char *health_threshold;
+    const char *alert_gpu_temp, *alert_gpu_vram, *alert_mem, *alert_disk;   /* monitor/ */
+    const char *docker_socket, *probe_ttl;
     int no_manage;
+    int empty_registry;
     int foreground, single, debug;
     struct fuse_args fargs;
 };
@@ -58,6 +81,7 @@ struct opt_copy {
  * exit early, main's end otherwise). */
 static struct fuse_args *g_fargs;
 static struct opt_copy *g_copies;
+static char mountpoint_abs[PATH_MAX];   /* the mount point, resolved before anything starts */
 
 static void free_args(void)
 {
@@ -83,7 +107,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: conduitfs [options] [SOURCE] MOUNTPOINT\n"
-        "       conduitfs verify [--state DIR]\n"
+        "       conduitfs verify [--state DIR] [--pubkey HEX]\n"
+        "       conduitfs recover --state DIR\n"
         "\n"
         "Mounts the conduit gateway: services/, ca/, monitor/, audit/.\n"
         "\n"
@@ -92,6 +117,9 @@ static void usage(FILE *f)
         "                       CONDUIT_APP_NAME defaults to qp-conduit)\n"
         "  --no-manage          write the configs only; start and reload no daemons\n"
         "                       (default: start and supervise dnsmasq and Caddy)\n"
+        "  --empty-registry     start with no services when services.json is missing even\n"
+        "                       though the audit trail shows registered services (otherwise\n"
+        "                       the mount is refused; `conduitfs recover` rebuilds the file)\n"
         "  --domains LIST       allowed domain suffixes, comma-separated (default internal)\n"
         "  --gateway-ip IP      DNS answer for proxy-mode services (default: the HTTPS\n"
         "                       listen address, or 127.0.0.1 when that is a wildcard)\n"
@@ -103,6 +131,13 @@ static void usage(FILE *f)
         "  --health-interval S  seconds between health probes (default 30)\n"
         "  --health-timeout S   seconds before a probe fails (default 5)\n"
         "  --health-threshold N failures in a row before unhealthy (default 2)\n"
+        "  --alert-gpu-temp C   monitor alert at a GPU temperature of C degrees (default 85)\n"
+        "  --alert-gpu-vram P   monitor alert at P %% of a GPU's memory used (default 90)\n"
+        "  --alert-mem P        monitor alert at P %% of host memory used (default 90)\n"
+        "  --alert-disk P       monitor alert at P %% of / used (default 90)\n"
+        "  --docker-socket PATH this host's Docker Engine API socket (default\n"
+        "                       $CONDUIT_DOCKER_SOCKET, else /var/run/docker.sock)\n"
+        "  --probe-ttl S        seconds a probe's result is shared (default 2)\n"
         "  -f                   stay in the foreground\n"
         "  -d                   debug: foreground, and log every FUSE request\n"
         "  -s                   single-threaded FUSE loop\n"
@@ -110,7 +145,9 @@ static void usage(FILE *f)
         "                       default_permissions); others may only read\n"
         "  -o OPT[,OPT...]      FUSE mount options (allow_other, default_permissions, ...);\n"
         "                       also state=, domains=, gateway_ip=, dns_listen=, https_listen=,\n"
-        "                       key_type=, admin_group=, manage, no_manage, as in fstab:\n"
+        "                       key_type=, admin_group=, manage, no_manage,\n"
+        "                       empty_registry, alert_gpu_temp=, alert_gpu_vram=, alert_mem=,\n"
+        "                       alert_disk=, docker_socket=, probe_ttl=, as in fstab:\n"
         "                       conduitfs /run/conduit fuse.conduitfs state=/var/lib/qp-conduit,\n"
         "                       allow_other,default_permissions,admin_group=conduit 0 0\n"
         "  -h, --help           this text\n"
@@ -165,6 +202,12 @@ static void parse_mount_opts(struct opts *o, const char *list)
         { "https_listen", offsetof(struct opts, https_listen) },
         { "key_type", offsetof(struct opts, key_type) },
         { "admin_group", offsetof(struct opts, admin_group) },
+        { "alert_gpu_temp", offsetof(struct opts, alert_gpu_temp) },
+        { "alert_gpu_vram", offsetof(struct opts, alert_gpu_vram) },
+        { "alert_mem", offsetof(struct opts, alert_mem) },
+        { "alert_disk", offsetof(struct opts, alert_disk) },
+        { "docker_socket", offsetof(struct opts, docker_socket) },
+        { "probe_ttl", offsetof(struct opts, probe_ttl) },
     };
     size_t len = strlen(list);
     struct opt_copy *c = malloc(sizeof(*c) + len + 1);
@@ -188,6 +231,10 @@ static void parse_mount_opts(struct opts *o, const char *list)
         }
         if (strcmp(tok, "no_manage") == 0 || strcmp(tok, "manage") == 0) {
             o->no_manage = tok[0] == 'n';
+            ours = true;
+        }
+        if (strcmp(tok, "empty_registry") == 0) {
+            o->empty_registry = 1;
             ours = true;
         }
         if (!ours) {
@@ -234,10 +281,24 @@ static void parse_args(int argc, char **argv, struct opts *o)
             o->health_timeout = v;
         } else if ((v = opt_value(argc, argv, &i, "--health-threshold"))) {
             o->health_threshold = v;
+        } else if ((v = opt_value(argc, argv, &i, "--alert-gpu-temp"))) {
+            o->alert_gpu_temp = v;
+        } else if ((v = opt_value(argc, argv, &i, "--alert-gpu-vram"))) {
+            o->alert_gpu_vram = v;
+        } else if ((v = opt_value(argc, argv, &i, "--alert-mem"))) {
+            o->alert_mem = v;
+        } else if ((v = opt_value(argc, argv, &i, "--alert-disk"))) {
+            o->alert_disk = v;
+        } else if ((v = opt_value(argc, argv, &i, "--docker-socket"))) {
+            o->docker_socket = v;
+        } else if ((v = opt_value(argc, argv, &i, "--probe-ttl"))) {
+            o->probe_ttl = v;
         } else if (strcmp(a, "--no-manage") == 0) {
             o->no_manage = 1;
         } else if (strcmp(a, "--manage") == 0) {
             o->no_manage = 0;
+        } else if (strcmp(a, "--empty-registry") == 0) {
+            o->empty_registry = 1;
         } else if (strcmp(a, "-f") == 0) {
             o->foreground = 1;
         } else if (strcmp(a, "-s") == 0) {
@@ -268,6 +329,14 @@ static void parse_args(int argc, char **argv, struct opts *o)
     }
     if (!o->mountpoint)
         die_usage("%s", "missing MOUNTPOINT");
+    /* Absolute from here on: the daemon's working directory becomes / (fuse_daemonize, also in
+     * the foreground), and the unmount at exit must name this directory, not one under /. */
+    if (!realpath(o->mountpoint, mountpoint_abs)) {
+        fprintf(stderr, "conduitfs: mount point %s: %s%s\n", o->mountpoint, strerror(errno),
+                errno == ENOTCONN ? " (a dead mount: fusermount3 -u it first)" : "");
+        leave(EXIT_USAGE);
+    }
+    o->mountpoint = mountpoint_abs;
 }
 
 /* A positive count option: 1..max, or exit 2. */
@@ -318,6 +387,7 @@ static void build_config(const struct opts *o, struct reg_config *cfg)
         leave(EXIT_USAGE);
     }
     cfg->manage = !o->no_manage;
+    cfg->empty_registry = o->empty_registry != 0;
 
     if (snprintf(list, sizeof(list), "%s", o->domains ? o->domains : "internal") >=
         (int)sizeof(list))
@@ -386,6 +456,29 @@ static void build_config(const struct opts *o, struct reg_config *cfg)
         setenv("CONDUIT_FIRST_INIT", "1", 1);
 }
 
+/* Fill the monitor's settings from the options (monitor/ validates them); exits 2 on a bad
+ * value. */
+static void build_mon_options(const struct opts *o, struct mon_options *m)
+{
+    const struct { const char *key, *opt, *value; } v[] = {
+        { "alert_gpu_temp", "--alert-gpu-temp", o->alert_gpu_temp },
+        { "alert_gpu_vram", "--alert-gpu-vram", o->alert_gpu_vram },
+        { "alert_mem", "--alert-mem", o->alert_mem },
+        { "alert_disk", "--alert-disk", o->alert_disk },
+        { "docker_socket", "--docker-socket", o->docker_socket },
+        { "probe_ttl", "--probe-ttl", o->probe_ttl },
+    };
+    char err[256], line[320];
+
+    mon_options_default(m);
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        if (!v[i].value || mon_options_set(m, v[i].key, v[i].value, err, sizeof(err)) == 0)
+            continue;
+        snprintf(line, sizeof(line), "%s: %s", v[i].opt, err);
+        die_usage("%s", line);
+    }
+}
+
 /* SIGHUP: re-render every config from the registry and reload the proxy. The signal is blocked
  * in every thread (the mask is set before any thread starts) and taken here with sigwait. */
 static void *sighup_main(void *arg)
@@ -416,19 +509,24 @@ int main(int argc, char **argv)
 {
     struct opts o = { .fargs = FUSE_ARGS_INIT(0, NULL) };
     struct fuse *fuse = NULL;
-    struct fuse_loop_config lcfg = { .clone_fd = 0, .max_idle_threads = 16 };
+    struct mon_options mopts;
+    struct fuse_loop_config *lcfg = NULL;
     char err[512], who[64];
     int rc, status = 1;
     bool first, mounted = false;
+    struct stat under, now;
 
     umask(077);
     if (argc == 3 && strcmp(argv[1], SIGNER_ARG) == 0)
         return signer_exec_main(argv[2]);
     if (argc > 1 && strcmp(argv[1], "verify") == 0)
-        return audit_verify_main(argc - 1, argv + 1);
+        return replay_verify_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "recover") == 0)
+        return replay_recover_main(argc - 1, argv + 1);
     g_fargs = &o.fargs;
     fuse_opt_add_arg(&o.fargs, argv[0]);
     parse_args(argc, argv, &o);
+    build_mon_options(&o, &mopts);
     build_config(&o, &fs_cfg);
     first = getenv("CONDUIT_FIRST_INIT") != NULL;
     unsetenv("CONDUIT_FIRST_INIT");
@@ -454,7 +552,7 @@ int main(int argc, char **argv)
     if (rc == 0)
         rc = reg_open(&fs_cfg, err, sizeof(err));
     if (rc == 0)
-        rc = mon_open(&fs_cfg, err, sizeof(err));
+        rc = mon_open(&fs_cfg, &mopts, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "conduitfs: %s\n", err);
         status = EXIT_USAGE;
@@ -475,6 +573,9 @@ int main(int argc, char **argv)
         status = EXIT_USAGE;
         goto out;
     }
+    /* The directory under the mount, to tell at exit whether the unmount really happened. */
+    if (stat(o.mountpoint, &under) != 0)
+        memset(&under, 0, sizeof(under));
     if (fuse_mount(fuse, o.mountpoint) != 0) {
         fprintf(stderr, "conduitfs: cannot mount on %s\n", o.mountpoint);
         goto out_destroy;
@@ -511,8 +612,16 @@ int main(int argc, char **argv)
         goto out_unmount;
     syslog(LOG_INFO, "mounted %s (state %s, signer pid %ld)", o.mountpoint, fs_cfg.state_dir,
            (long)signer_pid());
-    rc = o.single ? fuse_loop(fuse) : fuse_loop_mt(fuse, &lcfg);
-    status = rc == 0 ? 0 : 1;
+    lcfg = o.single ? NULL : fuse_loop_cfg_create();
+    if (lcfg) {
+        fuse_loop_cfg_set_max_threads(lcfg, FUSE_MAX_THREADS);
+        fuse_loop_cfg_set_idle_threads(lcfg, FUSE_IDLE_THREADS);
+    }
+    rc = o.single ? fuse_loop(fuse) : loop_mt(fuse, lcfg);
+    fuse_loop_cfg_destroy(lcfg);
+    /* The loop returns the number of the signal that ended it: SIGINT, SIGTERM (a stop,
+     * exit 0) or 0 (fusermount3 -u); anything else is an error. */
+    status = rc == 0 || rc == SIGINT || rc == SIGTERM ? 0 : 1;
     fuse_remove_signal_handlers(fuse_get_session(fuse));
 out_unmount:
     fuse_unmount(fuse);
@@ -528,7 +637,12 @@ out:
     audit_close();          /* removes SQLite's -wal and -shm files */
     signer_stop();          /* last: closing the CA and the trail may still seal lines */
     free_args();
-    if (mounted)
+    /* Say what happened: the FUSE session is closed by now, so a mount still there answers
+     * ENOTCONN at once instead of hanging this stat. */
+    if (mounted && stat(o.mountpoint, &now) == 0 && now.st_dev == under.st_dev &&
+        now.st_ino == under.st_ino)
         syslog(LOG_INFO, "unmounted %s", o.mountpoint);
+    else if (mounted)
+        syslog(LOG_ERR, "could not unmount %s (fusermount3 -u %s)", o.mountpoint, o.mountpoint);
     return status;
 }

@@ -1,5 +1,6 @@
-/* alerts.c: the alert rules over a probe's metrics, with their thresholds (see probe.h): hot or
- * full GPUs, memory and disk over 90 %, containers not running or unhealthy. Pure. */
+/* alerts.c: the alert rules over a probe's metrics, with their thresholds (struct mon_options;
+ * defaults in probe.h): hot or full GPUs, full memory and disk, containers not running or
+ * unhealthy. Pure. */
 #include "monitor/probe.h"
 
 #include <stdio.h>
@@ -31,7 +32,7 @@ static double num(const json_t *obj, const char *key)
     return json_is_number(j) ? json_number_value(j) : -1;
 }
 
-static void gpu_alerts(json_t *arr, const json_t *gpus)
+static void gpu_alerts(json_t *arr, const json_t *gpus, double max_temp, double max_vram)
 {
     size_t i;
     json_t *g;
@@ -46,19 +47,18 @@ static void gpu_alerts(json_t *arr, const json_t *gpus)
                      (long long)json_integer_value(json_object_get(g, "index")));
         else
             snprintf(subject, sizeof(subject), "gpu#%zu", i);
-        if (temp >= MON_GPU_TEMP_C) {
-            snprintf(msg, sizeof(msg), "%s temperature %.0f C >= %.0f C", subject, temp,
-                     MON_GPU_TEMP_C);
+        if (temp >= 0 && temp >= max_temp) {
+            snprintf(msg, sizeof(msg), "%s temperature %.0f C >= %g C", subject, temp,
+                     max_temp);
             add(arr, "gpu_temperature_high", "critical", subject, msg, mon_json_num(temp),
-                MON_GPU_TEMP_C);
+                max_temp);
         }
-        if (used >= 0 && total > 0 && 100.0 * used / total >= MON_GPU_VRAM_PCT) {
+        if (used >= 0 && total > 0 && 100.0 * used / total >= max_vram) {
             double pct = mon_round2(100.0 * used / total);
 
-            snprintf(msg, sizeof(msg), "%s memory %.1f %% used >= %.0f %%", subject, pct,
-                     MON_GPU_VRAM_PCT);
-            add(arr, "gpu_memory_high", "warning", subject, msg, mon_json_num(pct),
-                MON_GPU_VRAM_PCT);
+            snprintf(msg, sizeof(msg), "%s memory %.1f %% used >= %g %%", subject, pct,
+                     max_vram);
+            add(arr, "gpu_memory_high", "warning", subject, msg, mon_json_num(pct), max_vram);
         }
     }
 }
@@ -72,7 +72,7 @@ static void pct_alert(json_t *arr, const json_t *metrics, const char *section,
 
     if (pct < threshold)
         return;
-    snprintf(msg, sizeof(msg), "%s %.1f %% used >= %.0f %%", section, pct, threshold);
+    snprintf(msg, sizeof(msg), "%s %.1f %% used >= %g %%", section, pct, threshold);
     add(arr, name, "warning", section, msg, mon_json_num(pct), threshold);
 }
 
@@ -94,19 +94,26 @@ static void container_alerts(json_t *arr, const json_t *c)
     }
 }
 
-/* The alerts of type's metrics by the thresholds in probe.h; an empty array when none. */
-json_t *mon_alerts(const char *type, const json_t *metrics)
+/* The alerts of type's metrics by o's thresholds (NULL: the defaults); an empty array when
+ * none. */
+json_t *mon_alerts_at(const char *type, const json_t *metrics, const struct mon_options *o)
 {
+    struct mon_options dflt;
     json_t *arr = json_array(), *c;
     size_t i;
 
     if (!arr || !type || !json_is_object(metrics))
         return arr;
+    if (!o) {
+        mon_options_default(&dflt);
+        o = &dflt;
+    }
     if (strcmp(type, "gpu") == 0) {
-        gpu_alerts(arr, json_object_get(metrics, "gpus"));
+        gpu_alerts(arr, json_object_get(metrics, "gpus"), o->alert_gpu_temp_c,
+                   o->alert_gpu_vram_pct);
     } else if (strcmp(type, "server") == 0) {
-        pct_alert(arr, metrics, "memory", "memory_high", MON_MEM_PCT);
-        pct_alert(arr, metrics, "disk", "disk_high", MON_DISK_PCT);
+        pct_alert(arr, metrics, "memory", "memory_high", o->alert_mem_pct);
+        pct_alert(arr, metrics, "disk", "disk_high", o->alert_disk_pct);
     } else if (strcmp(type, "containers") == 0) {
         json_array_foreach(json_object_get(metrics, "containers"), i, c)
             container_alerts(arr, c);
@@ -114,4 +121,10 @@ json_t *mon_alerts(const char *type, const json_t *metrics)
         container_alerts(arr, metrics);
     }
     return arr;
+}
+
+/* The alerts of type's metrics by the default thresholds. */
+json_t *mon_alerts(const char *type, const json_t *metrics)
+{
+    return mon_alerts_at(type, metrics, NULL);
 }

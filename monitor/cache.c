@@ -1,7 +1,8 @@
 /* cache.c: the single-flight probe cache, keyed by (directory, file). One probe runs at a time
  * per key; readers that come while it runs wait and share its result, and so does every reader
- * for MON_TTL_MS after it. It also keeps each key's probe state (CPU samples) and its active
- * alerts, so that an alert writes one audit line when it appears and one when it clears. */
+ * for the probe TTL (mon_ttl_ms) after it. It also keeps each key's probe state (CPU samples)
+ * and its active alerts, so that an alert writes one audit line when it appears and one when it
+ * clears. */
 #include "monitor/probe.h"
 
 #include <errno.h>
@@ -204,8 +205,8 @@ static int copy_out(const struct entry *e, char **out, size_t *len)
     return 0;
 }
 
-/* A copy of the (dir, f) document: shared while fresh, else probed once for all waiters.
- * 0 or -ENOMEM. */
+/* A copy of the (dir, f) document: shared while fresh (mon_ttl_ms), else probed once for all
+ * waiters; its alerts by mon_opts()'s thresholds. 0 or -ENOMEM. */
 int mon_cache_get(const struct mon_src *src, enum mon_file f, char **out, size_t *len)
 {
     char settings[sizeof(((struct entry *)0)->settings)], err[512] = "";
@@ -229,7 +230,7 @@ int mon_cache_get(const struct mon_src *src, enum mon_file f, char **out, size_t
     e->used_ms = now_ms();
     for (;;) {
         if (e->has_result && strcmp(e->settings, settings) == 0 &&
-            now_ms() - e->done_ms < MON_TTL_MS) {
+            now_ms() - e->done_ms < mon_ttl_ms()) {
             rc = copy_out(e, out, len);
             pthread_mutex_unlock(&lock);
             return rc;
@@ -249,7 +250,7 @@ int mon_cache_get(const struct mon_src *src, enum mon_file f, char **out, size_t
     pthread_mutex_unlock(&lock);
 
     metrics = probe(src, &state, err, sizeof(err));
-    alerts = metrics ? mon_alerts(mon_file_type(f), metrics) : json_array();
+    alerts = metrics ? mon_alerts_at(mon_file_type(f), metrics, mon_opts()) : json_array();
     doc = alerts ? build_doc(src, f, metrics, alerts, metrics ? NULL : err) : NULL;
     if (metrics && alerts)
         keys = alert_keys(alerts);

@@ -30,6 +30,13 @@ static const char *const file_types[MON_NFILES] = {
 };
 
 static char docker_socket[MON_SOCK_MAX];    /* this host's engine */
+static struct mon_options options = {       /* mon_options_default's values until mon_open */
+    .alert_gpu_temp_c = MON_GPU_TEMP_C,
+    .alert_gpu_vram_pct = MON_GPU_VRAM_PCT,
+    .alert_mem_pct = MON_MEM_PCT,
+    .alert_disk_pct = MON_DISK_PCT,
+    .probe_ttl_ms = MON_TTL_MS,
+};
 static char service_key[MON_KEY_MAX];          /* the key service-derived SSH probes use */
 static char service_user[MON_USER_MAX];     /* their default user: this daemon's */
 static bool opened;
@@ -38,6 +45,18 @@ static bool opened;
 const char *mon_file_name(enum mon_file f)
 {
     return f < MON_NFILES ? file_names[f] : NULL;
+}
+
+/* The settings mon_open took. */
+const struct mon_options *mon_opts(void)
+{
+    return &options;
+}
+
+/* How long a probe's result is shared, in ms. */
+int mon_ttl_ms(void)
+{
+    return options.probe_ttl_ms;
 }
 
 /* The enum mon_file of a file name, -1 when unknown. */
@@ -231,7 +250,7 @@ static pthread_cond_t workers_cond = PTHREAD_COND_INITIALIZER;
 static int workers;
 
 /* The single flight of metrics.prom: one run at a time, its text shared with every reader
- * that came while it ran and with every reader for MON_TTL_MS after it. */
+ * that came while it ran and with every reader for mon_ttl_ms() after it. */
 static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t metrics_cond = PTHREAD_COND_INITIALIZER;
 static bool metrics_busy;
@@ -438,7 +457,7 @@ static int metrics_copy(char **out, size_t *len)
 }
 
 /* metrics.prom: every probe of every directory as Prometheus text, from one run shared by
- * concurrent readers (single flight) and by every reader for MON_TTL_MS after it. A run takes
+ * concurrent readers (single flight) and by every reader for mon_ttl_ms() after it. A run takes
  * at most METRICS_DEADLINE_MS. 0 or -ENOMEM. */
 int mon_metrics(char **out, size_t *len)
 {
@@ -450,7 +469,7 @@ int mon_metrics(char **out, size_t *len)
     *len = 0;
     pthread_mutex_lock(&metrics_lock);
     for (;;) {
-        if (metrics_text && elapsed_ms(&metrics_done) < MON_TTL_MS) {
+        if (metrics_text && elapsed_ms(&metrics_done) < mon_ttl_ms()) {
             rc = metrics_copy(out, len);
             pthread_mutex_unlock(&metrics_lock);
             return rc;
@@ -507,11 +526,12 @@ int mon_target_set(const char *name, const char *buf, size_t len, const char *wh
 
 /* ---- start and stop ---- */
 
-/* Create state/monitoring and load its targets.json. 0 or -errno with the reason in err. The
- * docker socket of this host comes from CONDUIT_DOCKER_SOCKET (default
- * /var/run/docker.sock); service-derived SSH probes log in with <state>/monitoring/ssh_key as
- * this daemon's user unless the attribute names one. */
-int mon_open(const struct reg_config *cfg, char *err, size_t errlen)
+/* Create state/monitoring and load its targets.json; take opts (NULL: the defaults). 0 or
+ * -errno with the reason in err. The docker socket of this host is opts->docker_socket, else
+ * CONDUIT_DOCKER_SOCKET, else /var/run/docker.sock; service-derived SSH probes log in with
+ * <state>/monitoring/ssh_key as this daemon's user unless the attribute names one. */
+int mon_open(const struct reg_config *cfg, const struct mon_options *opts, char *err,
+             size_t errlen)
 {
     char dir[PATH_MAX], file[PATH_MAX];
     const char *env = getenv("CONDUIT_DOCKER_SOCKET");
@@ -540,6 +560,12 @@ int mon_open(const struct reg_config *cfg, char *err, size_t errlen)
                  strerror(-rc));
         goto fail;
     }
+    if (opts)
+        options = *opts;
+    else
+        mon_options_default(&options);
+    if (*options.docker_socket)
+        env = options.docker_socket;        /* the option wins over the environment */
     if (env && *env && (env[0] != '/' || strlen(env) >= sizeof(docker_socket))) {
         snprintf(err, errlen, "CONDUIT_DOCKER_SOCKET must be an absolute path");
         rc = -EINVAL;

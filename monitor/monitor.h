@@ -17,9 +17,34 @@ enum mon_file {
     MON_NFILES
 };
 
-/* Load monitoring targets from cfg->state_dir. 0 or -errno with a one-line reason in err.
- * Starts no thread (the daemon forks after this). cfg must outlive the module. */
-int mon_open(const struct reg_config *cfg, char *err, size_t errlen);
+/* The monitor's settings, from the daemon's options (--alert-*, --docker-socket, --probe-ttl).
+ * An alert fires when a value is at or above its threshold. */
+struct mon_options {
+    double alert_gpu_temp_c;        /* GPU temperature, degrees C (default 85) */
+    double alert_gpu_vram_pct;      /* GPU memory used, % (default 90) */
+    double alert_mem_pct;           /* host memory used, % (default 90) */
+    double alert_disk_pct;          /* root file system used, % (default 90) */
+    char docker_socket[256];        /* this host's Docker Engine socket; "" for the default */
+    int probe_ttl_ms;               /* a probe's result is shared this long (default 2000) */
+};
+
+/* Fill *o with the defaults. */
+void mon_options_default(struct mon_options *o);
+
+/* Set the option named key ("alert_gpu_temp", "alert_gpu_vram", "alert_mem", "alert_disk",
+ * "docker_socket", "probe_ttl": the -o spelling) from its text value. Temperatures are 1..200
+ * degrees C, percentages 1..100 (decimals allowed), the socket an absolute path, the TTL 0..3600
+ * seconds (decimals allowed, millisecond resolution). 0; -EINVAL with a one-line reason in err
+ * (a bad value); -ENOENT (no such key). */
+int mon_options_set(struct mon_options *o, const char *key, const char *value, char *err,
+                    size_t errlen);
+
+/* Load monitoring targets from cfg->state_dir and take the settings of opts (NULL: the
+ * defaults; copied). The docker socket is opts->docker_socket, else CONDUIT_DOCKER_SOCKET, else
+ * /var/run/docker.sock. 0 or -errno with a one-line reason in err. Starts no thread (the daemon
+ * forks after this). cfg must outlive the module. */
+int mon_open(const struct reg_config *cfg, const struct mon_options *opts, char *err,
+             size_t errlen);
 
 /* Drop cached probes and close SSH sessions. */
 void mon_close(void);
@@ -38,13 +63,13 @@ int mon_dir_files(const char *dir, unsigned *mask);
 
 /* The current content of dir/f into a malloc'd buffer (NUL-terminated, *len without the NUL):
  * target.json's settings, or a probe's JSON document (run now, or shared from a probe less than
- * MON_TTL_MS old). A failed probe is still a document, with "error" set. 0, -ENOENT (no such
+ * the probe TTL old). A failed probe is still a document, with "error" set. 0, -ENOENT (no such
  * directory or file), or -ENOMEM. */
 int mon_read(const char *dir, enum mon_file f, char **out, size_t *len);
 
 /* Every probe's metrics in the Prometheus text format 0.0.4, malloc'd. Probes run in parallel
  * and a probe still running after MON_CONNECT_MS + MON_COMMAND_MS counts as failed; readers
- * that come while a run is under way share it, and so does every reader for MON_TTL_MS after
+ * that come while a run is under way share it, and so does every reader for the probe TTL after
  * it. 0 or -ENOMEM. */
 int mon_metrics(char **out, size_t *len);
 

@@ -12,8 +12,15 @@
 
 #include "monitor/monitor.h"
 
-/* A probe result is shared with every reader for this long (single flight, then cached). */
+/* A probe result is shared with every reader for this long (single flight, then cached) unless
+ * --probe-ttl says otherwise (see mon_ttl_ms). */
 #define MON_TTL_MS 2000
+#define MON_TTL_MAX_MS (3600 * 1000)
+/* CPU usage is the change of /proc/stat's counters over a window of at least MON_CPU_MIN_MS:
+ * since the directory's previous probe when that is at most MON_CPU_RECENT_MS old, else
+ * between two samples MON_CPU_MIN_MS apart taken by this probe. Never since boot. */
+#define MON_CPU_MIN_MS 100
+#define MON_CPU_RECENT_MS 30000
 /* Limits of one remote or local command: connect (SSH), run, output size. */
 #define MON_CONNECT_MS 5000
 #define MON_COMMAND_MS 5000
@@ -22,9 +29,9 @@
 #define MON_DOCKER_MS 5000
 #define MON_CONTAINERS_MAX 256
 
-/* Alert thresholds (inclusive). */
+/* Default alert thresholds (inclusive), the design's values; struct mon_options overrides. */
 #define MON_GPU_TEMP_C 85.0
-#define MON_GPU_VRAM_PCT 95.0
+#define MON_GPU_VRAM_PCT 90.0
 #define MON_MEM_PCT 90.0
 #define MON_DISK_PCT 90.0
 
@@ -202,9 +209,22 @@ json_t *mon_docker_container(const json_t *item, const char *inspect, size_t ile
                              const char *stats, size_t slen, const json_t *prev, json_t *next);
 
 /* The alerts of a probe's metrics ({"name","severity","subject","message","value",
- * "threshold"}), for type "server", "gpu", "containers" or "container". Never NULL unless out
- * of memory. */
+ * "threshold"}), for type "server", "gpu", "containers" or "container", by the thresholds of
+ * o (NULL: the defaults). Never NULL unless out of memory. */
+json_t *mon_alerts_at(const char *type, const json_t *metrics, const struct mon_options *o);
+
+/* mon_alerts_at with the default thresholds. */
 json_t *mon_alerts(const char *type, const json_t *metrics);
+
+/* The settings mon_open took (the defaults before it), and their probe TTL in ms. */
+const struct mon_options *mon_opts(void);
+int mon_ttl_ms(void);
+
+/* Tests only: the local server probe takes the text of /proc/loadavg, meminfo, uptime and stat
+ * (concatenated) from fn, called once per reading, instead of /proc (fn NULL: /proc again). fn
+ * returns a malloc'd text and its length in *len, or NULL for a failed read. */
+typedef char *(*mon_proc_source_fn)(void *ctx, size_t *len);
+void mon_server_proc_source(mon_proc_source_fn fn, void *ctx);
 
 /* The Prometheus text exposition (format 0.0.4) of an array of probe documents. malloc'd, or
  * NULL without memory. */
@@ -234,7 +254,7 @@ void mon_tgt_each(void (*fn)(const char *name, void *ctx), void *ctx);
 
 /* ---- the single-flight cache (cache.c) ---- */
 
-/* The document of probe f for src: shared from a run less than MON_TTL_MS old with the same
+/* The document of probe f for src: shared from a run less than mon_ttl_ms() old with the same
  * settings, or run now (concurrent callers wait for the one run). Alerts that newly appear or
  * clear write an audit line. 0 or -ENOMEM. */
 int mon_cache_get(const struct mon_src *src, enum mon_file f, char **out, size_t *len);

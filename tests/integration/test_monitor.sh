@@ -2,11 +2,15 @@
 # test_monitor.sh: the monitor/ tree end to end: local server.json and gpu.json, the single-flight
 # cache, alert audit lines, targets (mkdir, target.json, rmdir, persistence, audit), GPU and
 # server probes over a real loopback sshd (pooling, host key pinning), containers.json against
-# podman's Docker API, service-derived directories, metrics.prom, and unreachable targets.
+# podman's Docker API, service-derived directories, metrics.prom, and unreachable targets; a
+# first CPU reading covers a recent window (not the time since boot); the monitor's options
+# (--alert-*, --docker-socket, --probe-ttl and their -o spellings) with the design's default
+# thresholds on nvidia-smi output recorded on a real H200.
 # The only fake is nvidia-smi: a script printing recorded nvidia-smi CSV.
 source "$(dirname "$0")/lib.sh"
 M=$MNT/monitor
 TTL_WAIT=2.2
+GOLDEN=$(cd "$(dirname "$0")/../unit/golden/nvidia-smi" && pwd)
 ME=$(id -un)
 
 echo "NOTE: nvidia-smi is a FAKE here (a script printing recorded nvidia-smi CSV output);"
@@ -37,6 +41,14 @@ cat > "$FAKE/nvidia-smi" <<EOF
 echo "\$1" >> $T/nvsmi.runs
 [ "\$2" = "--format=csv,noheader,nounits" ] && [ \$# -eq 2 ] || exit 2
 sleep 0.2
+# replay a recording of tests/unit/golden/nvidia-smi/ (its name prefix in nvsmi.replay)
+if [ -f $T/nvsmi.replay ]; then
+    case "\$1" in
+    --query-gpu=*) cat "\$(cat $T/nvsmi.replay)-gpus.csv" ;;
+    *) cat "\$(cat $T/nvsmi.replay)-apps.csv" ;;
+    esac
+    exit 0
+fi
 temp=\$(cat $T/nvsmi.temp 2>/dev/null || echo 87)
 case "\$1" in
 --query-gpu=index,uuid,name,temperature.gpu,utilization.gpu,memory.used,memory.total,power.draw)
@@ -155,6 +167,12 @@ check_jq "health.json lists services" '.services | map(.name) | index("web") != 
 
 # ---- local server.json ----
 cat "$M/local/server.json" > "$T/server.json"
+# the first reading after a mount has no earlier sample: it must still cover a recent window
+# (two samples at least 100 ms apart), never the average since boot (usage_window_s = uptime)
+check_jq "first CPU reading after the mount covers a recent window, not the time since boot" \
+    '.metrics.cpu.usage_window_s | type == "number" and . >= 0.1 and . < 10' "$T/server.json"
+check_jq "...shorter than the uptime" '.metrics.cpu.usage_window_s < .metrics.uptime_s' \
+    "$T/server.json"
 check_jq "server.json shape" '.target == "local" and .type == "server" and .error == null and
     (.timestamp | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$")) and
     (.alerts | type == "array")' "$T/server.json"
@@ -291,6 +309,9 @@ if ((SSH_OK)); then
     check_jq "ssh server.json" ".error == null and
         .metrics.memory.total_bytes == $((mem_kb * 1024)) and
         (.metrics.disk.total_bytes | type) == \"number\" and .metrics.cpu.count > 0" \
+        "$T/rserver.json"
+    check_jq "first CPU reading over ssh covers a recent window, not the time since boot" \
+        '.metrics.cpu.usage_window_s | type == "number" and . > 0 and . < 10' \
         "$T/rserver.json"
     check "host key pinned on first use" grep -q "^\[127.0.0.1\]:$SSH_PORT ssh-ed25519 " \
         "$STATE/monitoring/known_hosts"
@@ -473,5 +494,65 @@ check_fails "rm of local's files" "not permitted" rm "$M/local/gpu.json"
 
 check_eq "state files are 0600" "$(find "$STATE" -type f ! -perm 600 | wc -l)" "0"
 check_eq "state dirs are 0700" "$(find "$STATE" -type d ! -perm 700 | wc -l)" "0"
+cfs_unmount
+
+# ---- the monitor's options: bad values refused before anything is mounted ----
+for bad in "--alert-gpu-temp hot" "--alert-gpu-temp=0" "--alert-gpu-vram 101" "--alert-mem 0.5" \
+    "--alert-disk 9e1" "--probe-ttl -1" "--probe-ttl 3601" "--docker-socket rel.sock" \
+    "-o alert_gpu_vram=95%" "-o alert_disk=" "-o probe_ttl=2s" "-o docker_socket=x"; do
+    # shellcheck disable=SC2086
+    out=$(timeout 20 "$CONDUITFS" -f --no-manage --state "$STATE" $bad "$MNT" 2>&1)
+    rc=$?
+    check_eq "refused: $bad (exit 2)" "$rc" "2"
+    # one line: "conduitfs: --alert-gpu-temp: "hot" is not ... (see --help)"
+    if [[ $out == "conduitfs: --"*": "* && $out != *$'\n'* ]]; then ok; else
+        bad "$bad: not one 'conduitfs: --OPTION: reason' line: $out"; fi
+done
+check "nothing was mounted" sh -c "! mountpoint -q '$MNT'"
+
+# ---- the design's thresholds (GPU 85 C, VRAM 90 %) on output recorded on a real H200 ----
+echo "$GOLDEN/h200-vramfull" > "$T/nvsmi.replay"
+cfs_mount
+cat "$M/local/gpu.json" > "$T/h200.json"
+check_jq "recorded H200 at 92 % VRAM, 57 C: gpu_memory_high at the default 90 %" \
+    '.error == null and [.alerts[] | [.name, .subject, .value, .threshold]] ==
+    [["gpu_memory_high", "gpu0", 92.02, 90]]' "$T/h200.json"
+cat "$M/local/server.json" > "$T/server.json"
+check_jq "first CPU reading after a remount: a recent window" \
+    '.metrics.cpu.usage_window_s | type == "number" and . < 10' "$T/server.json"
+echo "$GOLDEN/h200-busy" > "$T/nvsmi.replay"
+sleep "$TTL_WAIT"
+check_jq "recorded H200 at 79 % VRAM, 60 C: no alert" \
+    '.error == null and .metrics.gpus[0].temperature_c == 60 and .alerts == []' \
+    <(cat "$M/local/gpu.json")
+cfs_unmount
+
+# ---- each threshold is an option; -o spellings as fstab gives them; the option's socket wins
+# over CONDUIT_DOCKER_SOCKET; --probe-ttl 0 shares a result with no later reader ----
+cfs_mount --alert-gpu-vram 95 -o alert_gpu_temp=50,alert_mem=1,probe_ttl=0 \
+    --alert-disk=1 --docker-socket "$T/option.sock"
+cat "$M/local/gpu.json" > "$T/h200.json"
+check_jq "busy H200 (60 C) with -o alert_gpu_temp=50: gpu_temperature_high" \
+    '[.alerts[] | [.name, .subject, .value, .threshold]] ==
+    [["gpu_temperature_high", "gpu0", 60, 50]]' "$T/h200.json"
+echo "$GOLDEN/h200-vramfull" > "$T/nvsmi.replay"
+before=$(runs)
+cat "$M/local/gpu.json" > "$T/h200.json"
+check_jq "92 % VRAM with --alert-gpu-vram 95: no memory alert (57 C still over 50)" \
+    '[.alerts[].name] == ["gpu_temperature_high"]' "$T/h200.json"
+cat "$M/local/gpu.json" > /dev/null
+check_eq "--probe-ttl 0: the next read probes again" "$(($(runs) - before))" "4"
+cat "$M/local/server.json" > "$T/server.json"
+check_jq "-o alert_mem=1: memory_high at 1 %" \
+    'any(.alerts[]; .name == "memory_high" and .threshold == 1)' "$T/server.json"
+check_jq "--alert-disk=1: disk_high at 1 % (when / is 1 % used)" \
+    '(.metrics.disk.used_pct < 1) or any(.alerts[]; .name == "disk_high" and .threshold == 1)' \
+    "$T/server.json"
+check_jq "--docker-socket wins over CONDUIT_DOCKER_SOCKET" \
+    ".error == \"cannot connect to the Docker API at $T/option.sock\"" \
+    <(cat "$M/local/containers.json")
+check "the alert audit line carries the option's threshold" sh -c "jq -c 'select(.action ==
+    \"monitor_alert\" and .details.alert.name == \"gpu_temperature_high\" and
+    .details.alert.threshold == 50)' '$STATE/audit.log' | grep -q ."
 cfs_unmount
 finish

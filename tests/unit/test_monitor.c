@@ -123,6 +123,276 @@ out:
     free(ab);
 }
 
+/* The alerts of a gpu.json's metrics for recorded gpus/apps CSV, as "name subject value"
+ * lines, by o's thresholds (NULL: the defaults). */
+static void alert_lines(const char *gpus, const char *apps, const struct mon_options *o,
+                        char *out, size_t outlen)
+{
+    json_t *arr = nvsmi(gpus, apps), *m = json_pack("{s:o}", "gpus", arr), *a, *x;
+    size_t i, used = 0;
+
+    out[0] = '\0';
+    a = mon_alerts_at("gpu", m, o);
+    json_array_foreach(a, i, x) {
+        int n = snprintf(out + used, outlen - used, "%s %s %g;", str(x, "name"),
+                         str(x, "subject"), num(x, "value"));
+
+        if (n > 0 && (size_t)n < outlen - used)
+            used += (size_t)n;
+    }
+    json_decref(a);
+    json_decref(m);
+}
+
+/* Output recorded on a real H200 (idle; busy at 79 % VRAM; 92 % VRAM), and the design's alert
+ * thresholds on it: 90 % VRAM, 85 C; then lower and higher thresholds as the options set them. */
+static void test_nvsmi_h200(void)
+{
+    static const char *const files[] = {
+        "h200-idle-gpus.csv", "h200-idle-apps.csv", "h200-busy-gpus.csv", "h200-busy-apps.csv",
+        "h200-vramfull-gpus.csv", "h200-vramfull-apps.csv",
+    };
+    char *t[6], lines[512], err[256];
+    struct mon_options o;
+    json_t *a = NULL, *g, *p;
+    bool ok = true;
+
+    for (size_t i = 0; i < 6; i++)
+        ok &= (t[i] = recorded(files[i])) != NULL;
+    if (!ok)
+        goto out;
+    a = nvsmi(t[0], t[1]);
+    CHECK_INT(json_array_size(a), 1);
+    g = gpu_at(a, 0);
+    CHECK_INT(num(g, "index"), 0);
+    check_gpu(g, "GPU-b904d654-d2dd-7722-f2dd-b98af9d2c8d7", "NVIDIA H200", 38, 0, 0, 143771,
+              110.33, 0);
+    json_decref(a);
+    a = nvsmi(t[2], t[3]);
+    g = gpu_at(a, 0);
+    check_gpu(g, "GPU-b904d654-d2dd-7722-f2dd-b98af9d2c8d7", "NVIDIA H200", 60, 100, 114185,
+              143771, 692.84, 1);
+    p = json_array_get(json_object_get(g, "processes"), 0);
+    CHECK(num(p, "pid") == 488);
+    CHECK_STR(str(p, "name"), "python3");
+    CHECK(num(p, "vram_mb") == 114176);
+    json_decref(a);
+    a = nvsmi(t[4], t[5]);
+    g = gpu_at(a, 0);
+    check_gpu(g, "GPU-64c8aa8a-0e61-bf37-53b0-b21137a83b77", "NVIDIA H200", 57, 100, 132305,
+              143771, 671.62, 1);
+    CHECK(num(json_array_get(json_object_get(g, "processes"), 0), "vram_mb") == 132296);
+
+    /* the defaults: 92 % VRAM alerts, 79 % does not; 38..60 C is not hot */
+    alert_lines(t[0], t[1], NULL, lines, sizeof(lines));
+    CHECK_STR(lines, "");
+    alert_lines(t[2], t[3], NULL, lines, sizeof(lines));
+    CHECK_STR(lines, "");
+    alert_lines(t[4], t[5], NULL, lines, sizeof(lines));
+    CHECK_STR(lines, "gpu_memory_high gpu0 92.02;");
+    mon_options_default(&o);
+    alert_lines(t[4], t[5], &o, lines, sizeof(lines));
+    CHECK_STR(lines, "gpu_memory_high gpu0 92.02;");
+    CHECK(o.alert_gpu_temp_c == 85 && o.alert_gpu_vram_pct == 90 && o.alert_mem_pct == 90 &&
+          o.alert_disk_pct == 90 && o.probe_ttl_ms == 2000 && o.docker_socket[0] == '\0');
+
+    /* --alert-gpu-temp 50: the busy GPU (60 C) and the full one (57 C) are hot */
+    CHECK_INT(mon_options_set(&o, "alert_gpu_temp", "50", err, sizeof(err)), 0);
+    alert_lines(t[0], t[1], &o, lines, sizeof(lines));
+    CHECK_STR(lines, "");
+    alert_lines(t[2], t[3], &o, lines, sizeof(lines));
+    CHECK_STR(lines, "gpu_temperature_high gpu0 60;");
+    alert_lines(t[4], t[5], &o, lines, sizeof(lines));
+    CHECK_STR(lines, "gpu_temperature_high gpu0 57;gpu_memory_high gpu0 92.02;");
+    /* --alert-gpu-vram 95 (the old value): 92 % is quiet; 79.5 alerts the busy one */
+    CHECK_INT(mon_options_set(&o, "alert_gpu_temp", "85", err, sizeof(err)), 0);
+    CHECK_INT(mon_options_set(&o, "alert_gpu_vram", "95", err, sizeof(err)), 0);
+    alert_lines(t[4], t[5], &o, lines, sizeof(lines));
+    CHECK_STR(lines, "");
+    CHECK_INT(mon_options_set(&o, "alert_gpu_vram", "79.5", err, sizeof(err)), 0);
+    alert_lines(t[2], t[3], &o, lines, sizeof(lines));
+    CHECK_STR(lines, "");                       /* 114185 / 143771 = 79.42 % */
+    CHECK_INT(mon_options_set(&o, "alert_gpu_vram", "79.4", err, sizeof(err)), 0);
+    alert_lines(t[2], t[3], &o, lines, sizeof(lines));
+    CHECK_STR(lines, "gpu_memory_high gpu0 79.42;");
+out:
+    json_decref(a);
+    for (size_t i = 0; i < 6; i++)
+        free(t[i]);
+}
+
+/* mon_options_set: every key, good and bad values. */
+static void test_options(void)
+{
+    static const struct { const char *key, *value; int rc; } cases[] = {
+        { "alert_gpu_temp", "85", 0 }, { "alert_gpu_temp", "92.5", 0 },
+        { "alert_gpu_temp", "1", 0 }, { "alert_gpu_temp", "200", 0 },
+        { "alert_gpu_temp", "0", -EINVAL }, { "alert_gpu_temp", "201", -EINVAL },
+        { "alert_gpu_temp", "", -EINVAL }, { "alert_gpu_temp", "-5", -EINVAL },
+        { "alert_gpu_temp", "hot", -EINVAL }, { "alert_gpu_temp", "8e1", -EINVAL },
+        { "alert_gpu_temp", " 85", -EINVAL }, { "alert_gpu_temp", "85 ", -EINVAL },
+        { "alert_gpu_temp", "0x55", -EINVAL }, { "alert_gpu_temp", "nan", -EINVAL },
+        { "alert_gpu_temp", ".5", -EINVAL }, { "alert_gpu_temp", "85.", -EINVAL },
+        { "alert_gpu_temp", "8.5.1", -EINVAL },
+        { "alert_gpu_vram", "90", 0 }, { "alert_gpu_vram", "100", 0 },
+        { "alert_gpu_vram", "100.01", -EINVAL }, { "alert_gpu_vram", "0.5", -EINVAL },
+        { "alert_mem", "75", 0 }, { "alert_mem", "101", -EINVAL },
+        { "alert_disk", "99.9", 0 }, { "alert_disk", "95%", -EINVAL },
+        { "docker_socket", "/run/podman/podman.sock", 0 },
+        { "docker_socket", "run/docker.sock", -EINVAL }, { "docker_socket", "", -EINVAL },
+        { "docker_socket", "/a\nb", -EINVAL },
+        { "probe_ttl", "0", 0 }, { "probe_ttl", "0.5", 0 }, { "probe_ttl", "3600", 0 },
+        { "probe_ttl", "3601", -EINVAL }, { "probe_ttl", "2s", -EINVAL },
+        { "probe_ttl", "-1", -EINVAL },
+        { "alert_cpu", "90", -ENOENT }, { "ttl", "2", -ENOENT },
+    };
+    struct mon_options o;
+    char err[256], longsock[300];
+
+    for (size_t i = 0; i < NCASES(cases); i++) {
+        mon_options_default(&o);
+        err[0] = '\0';
+        CHECKF(mon_options_set(&o, cases[i].key, cases[i].value, err, sizeof(err)) ==
+               cases[i].rc, "%s=%s", cases[i].key, cases[i].value);
+        CHECKF(cases[i].rc == 0 ? err[0] == '\0' : err[0] != '\0' && !strchr(err, '\n'),
+               "%s=%s: err \"%s\"", cases[i].key, cases[i].value, err);
+    }
+    mon_options_default(&o);
+    CHECK_INT(mon_options_set(&o, "alert_gpu_temp", "92.5", err, sizeof(err)), 0);
+    CHECK(o.alert_gpu_temp_c == 92.5);
+    CHECK_INT(mon_options_set(&o, "alert_gpu_vram", "abc", err, sizeof(err)), -EINVAL);
+    CHECK(o.alert_gpu_vram_pct == 90);          /* a refused value changes nothing */
+    CHECK_INT(mon_options_set(&o, "alert_mem", "75", err, sizeof(err)), 0);
+    CHECK_INT(mon_options_set(&o, "alert_disk", "99.9", err, sizeof(err)), 0);
+    CHECK(o.alert_mem_pct == 75 && o.alert_disk_pct == 99.9);
+    CHECK_INT(mon_options_set(&o, "probe_ttl", "0.25", err, sizeof(err)), 0);
+    CHECK_INT(o.probe_ttl_ms, 250);
+    CHECK_INT(mon_options_set(&o, "docker_socket", "/run/d.sock", err, sizeof(err)), 0);
+    CHECK_STR(o.docker_socket, "/run/d.sock");
+    longsock[0] = '/';
+    memset(longsock + 1, 'a', sizeof(longsock) - 2);
+    longsock[sizeof(longsock) - 1] = '\0';
+    CHECK_INT(mon_options_set(&o, "docker_socket", longsock, err, sizeof(err)), -EINVAL);
+    CHECK_STR(o.docker_socket, "/run/d.sock");
+    /* the server thresholds reach the rules */
+    {
+        json_t *m = json_pack("{s:{s:f},s:{s:f}}", "memory", "used_pct", 80.0, "disk",
+                              "used_pct", 99.95);
+        json_t *a = mon_alerts_at("server", m, &o), *d = mon_alerts("server", m);
+
+        CHECK_INT(json_array_size(a), 2);       /* memory >= 75, disk >= 99.9 */
+        CHECK_INT(json_array_size(d), 1);       /* the defaults: disk only */
+        CHECK_STR(str(json_array_get(d, 0), "name"), "disk_high");
+        CHECK(num(json_array_get(a, 0), "threshold") == 75);
+        json_decref(a);
+        json_decref(d);
+        json_decref(m);
+    }
+}
+
+/* ---- CPU usage over a recent window ---- */
+
+/* A sequence of /proc readings for mon_server_proc_source: reading i gets texts[i] (the last
+ * one again past the end). */
+struct proc_seq {
+    const char *const *texts;
+    size_t n;
+    int reads;
+};
+
+static char *proc_seq_next(void *ctx, size_t *len)
+{
+    struct proc_seq *q = ctx;
+    const char *t = q->texts[(size_t)q->reads < q->n ? (size_t)q->reads : q->n - 1];
+
+    q->reads++;
+    *len = strlen(t);
+    return strdup(t);
+}
+
+#define PROC_REST "0.50 0.40 0.30 2/345 6789\nMemTotal: 1000 kB\nMemAvailable: 500 kB\n" \
+                  "4055.00 8000.00\n"
+
+static void test_cpu_window(void)
+{
+    /* since boot: 1 % busy (1000 of 100000 jiffies); then 80 % over the next 100 jiffies */
+    static const char *const texts[] = {
+        PROC_REST "cpu  1000 0 0 99000 0 0 0 0 0 0\ncpu0 500 0 0 49500\ncpu1 500 0 0 49500\n",
+        PROC_REST "cpu  1080 0 0 99020 0 0 0 0 0 0\ncpu0 540 0 0 49510\ncpu1 540 0 0 49510\n",
+        PROC_REST "cpu  1090 0 0 99110 0 0 0 0 0 0\ncpu0 545 0 0 49555\ncpu1 545 0 0 49555\n",
+        PROC_REST "cpu  1090 0 0 99110 0 0 0 0 0 0\ncpu0 545 0 0 49555\ncpu1 545 0 0 49555\n",
+        PROC_REST "cpu  2090 0 0 99110 0 0 0 0 0 0\ncpu0 545 0 0 49555\ncpu1 545 0 0 49555\n",
+        PROC_REST "cpu  2150 0 0 99160 0 0 0 0 0 0\ncpu0 545 0 0 49555\ncpu1 545 0 0 49555\n",
+    };
+    struct proc_seq q = { texts, NCASES(texts), 0 };
+    struct mon_src src;
+    json_t *state = NULL, *m, *cpu;
+    char err[256] = "";
+    struct timespec t0, t1;
+
+    memset(&src, 0, sizeof(src));
+    snprintf(src.name, sizeof(src.name), "local");
+    mon_server_proc_source(proc_seq_next, &q);
+
+    /* no previous sample: two readings at least MON_CPU_MIN_MS apart, not the boot average */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    m = mon_probe_server(&src, &state, err, sizeof(err));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    cpu = json_object_get(m, "cpu");
+    CHECK_INT(q.reads, 2);
+    CHECKF(num(cpu, "usage_pct") == 80, "usage_pct %g (1 would be the average since boot)",
+           num(cpu, "usage_pct"));
+    CHECKF(num(cpu, "usage_window_s") >= MON_CPU_MIN_MS / 1000.0 &&
+           num(cpu, "usage_window_s") < 5, "usage_window_s %g (4055 would be since boot)",
+           num(cpu, "usage_window_s"));
+    CHECK((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >=
+          MON_CPU_MIN_MS);
+    CHECK_INT(num(cpu, "count"), 2);
+    json_decref(m);
+
+    /* a recent sample: one reading, the window since it (waiting for MON_CPU_MIN_MS) */
+    m = mon_probe_server(&src, &state, err, sizeof(err));
+    cpu = json_object_get(m, "cpu");
+    CHECK_INT(q.reads, 3);
+    CHECK(num(cpu, "usage_pct") == 10);         /* 10 busy of 100 */
+    CHECK(num(cpu, "usage_window_s") >= MON_CPU_MIN_MS / 1000.0 &&
+          num(cpu, "usage_window_s") < 5);
+    json_decref(m);
+
+    /* counters that did not move: unknown, never a figure since boot */
+    m = mon_probe_server(&src, &state, err, sizeof(err));
+    cpu = json_object_get(m, "cpu");
+    CHECK_INT(q.reads, 4);
+    CHECK(is_null(cpu, "usage_pct") && is_null(cpu, "usage_window_s"));
+    CHECK(num(cpu, "busy_seconds") == 10.9);
+    json_decref(m);
+
+    /* a sample older than MON_CPU_RECENT_MS: two new readings, not the old window */
+    json_object_set_new(state, "t", json_integer(json_integer_value(json_object_get(state,
+                        "t")) - MON_CPU_RECENT_MS - 1000));
+    m = mon_probe_server(&src, &state, err, sizeof(err));
+    cpu = json_object_get(m, "cpu");
+    CHECK_INT(q.reads, 6);
+    CHECKF(num(cpu, "usage_pct") == 54.55, "usage_pct %g (95.5 would be the old window)",
+           num(cpu, "usage_pct"));                  /* 60 busy of 110 */
+    CHECK(num(cpu, "usage_window_s") >= MON_CPU_MIN_MS / 1000.0 &&
+          num(cpu, "usage_window_s") < 5);
+    json_decref(m);
+
+    /* the real /proc: a first reading covers a recent window too */
+    mon_server_proc_source(NULL, NULL);
+    json_decref(state);
+    state = NULL;
+    m = mon_probe_server(&src, &state, err, sizeof(err));
+    cpu = json_object_get(m, "cpu");
+    CHECKF(json_is_number(json_object_get(cpu, "usage_window_s")) &&
+           num(cpu, "usage_window_s") < 5, "real /proc: usage_window_s %g",
+           num(cpu, "usage_window_s"));
+    CHECK(num(cpu, "usage_pct") >= 0 && num(cpu, "usage_pct") <= 100);
+    json_decref(m);
+    json_decref(state);
+}
+
 static void test_nvsmi(void)
 {
     json_t *g, *a, *p;
@@ -420,8 +690,10 @@ static void test_alerts(void)
     CHECK_INT(count_alerts("gpu", "{\"gpus\":[{\"index\":0,\"temperature_c\":84.9}]}", NULL), 0);
     CHECK_INT(count_alerts("gpu", "{\"gpus\":[{\"index\":0,\"temperature_c\":null,"
                            "\"vram_used_mb\":95,\"vram_total_mb\":100}]}", "gpu_memory_high"), 1);
-    CHECK_INT(count_alerts("gpu", "{\"gpus\":[{\"vram_used_mb\":94,\"vram_total_mb\":100}]}",
-                           NULL), 0);
+    CHECK_INT(count_alerts("gpu", "{\"gpus\":[{\"vram_used_mb\":90,\"vram_total_mb\":100}]}",
+                           "gpu_memory_high"), 1);
+    CHECK_INT(count_alerts("gpu", "{\"gpus\":[{\"vram_used_mb\":89.99,"
+                           "\"vram_total_mb\":100}]}", NULL), 0);
     CHECK_INT(count_alerts("gpu", "{\"gpus\":[{\"vram_used_mb\":99,\"vram_total_mb\":0}]}",
                            NULL), 0);
     CHECK_INT(count_alerts("server", "{\"memory\":{\"used_pct\":90},\"disk\":{\"used_pct\":89.99}}",
@@ -975,7 +1247,7 @@ static void test_module(void)
     CHECK_INT(state_dir_init(dir, &created), 0);
     CHECK_INT(audit_open(dir, err, sizeof(err)), 0);
     CHECK_INT(reg_open(&cfg, err, sizeof(err)), 0);
-    CHECK_INT(mon_open(&cfg, err, sizeof(err)), 0);
+    CHECK_INT(mon_open(&cfg, NULL, err, sizeof(err)), 0);
 
     /* a fake nvidia-smi that counts its runs and is slow enough for readers to pile up */
     snprintf(bin, sizeof(bin), "%s/bin", dir);
@@ -1076,7 +1348,7 @@ static void test_module(void)
 
     /* persistence */
     mon_close();
-    CHECK_INT(mon_open(&cfg, err, sizeof(err)), 0);
+    CHECK_INT(mon_open(&cfg, NULL, err, sizeof(err)), 0);
     text = read_text("gpu-server-01", MON_FILE_TARGET);
     CHECK(text && strstr(text, "\"ssh_port\":1,") && strstr(text, "\"types\":[\"gpu\"]"));
     free(text);
@@ -1114,7 +1386,7 @@ static void test_module(void)
     snprintf(path, sizeof(path), "%s/monitoring/targets.json", dir);
     CHECK_INT(state_write_atomic(path, "{\"version\":1,\"targets\":[{\"name\":\"A\"}]}", 38,
                                  0600), 0);
-    CHECK_INT(mon_open(&cfg, err, sizeof(err)), -EINVAL);
+    CHECK_INT(mon_open(&cfg, NULL, err, sizeof(err)), -EINVAL);
     CHECK(strstr(err, "corrupt") != NULL);
     CHECK_INT(access(path, F_OK), 0);
 
@@ -1132,6 +1404,9 @@ int main(void)
 {
     test_nvsmi();
     test_nvsmi_recorded();
+    test_nvsmi_h200();
+    test_options();
+    test_cpu_window();
     test_proc();
     test_docker();
     test_alerts();
