@@ -93,6 +93,12 @@ int audit_pubkey_text(char *buf, size_t len);
  * one-line reason on stderr), 2 usage. */
 int audit_verify_main(int argc, char **argv);
 
+/* Record the verified checkpoint that audit_open's check at mount earned (state/
+ * audit.checkpoint), so that the next mount verifies only what is sealed after it. Call once the
+ * mount is up: a mount refused later leaves the state directory as it found it. Best effort (a
+ * failure is logged). */
+void audit_checkpoint_commit(void);
+
 /* Close the trail; no call may start after it. */
 void audit_close(void);
 

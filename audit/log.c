@@ -4,6 +4,7 @@
 #include "audit/audit.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
@@ -292,9 +293,27 @@ static int check_from_checkpoint(struct audit_store *st, off_t size, struct audi
     return 1;
 }
 
+/* The checkpoint the check at mount earned, recorded by audit_checkpoint_commit once the
+ * mount is up (a refused mount leaves the state directory as it found it). Set by audit_open. */
+static struct {
+    bool set;
+    long long seq;
+    char hash[AUDIT_HASH_HEX];
+    off_t log_off;
+} pending_cp;
+
+static void keep_checkpoint(long long seq, const char *hash, off_t log_off)
+{
+    pending_cp.set = true;
+    pending_cp.seq = seq;
+    snprintf(pending_cp.hash, sizeof(pending_cp.hash), "%s", hash);
+    pending_cp.log_off = log_off;
+}
+
 /* Check audit.log against the chain at mount; rebuild trailing lines whose capsules exist.
  * Verifies from the last verified checkpoint when there is a usable one, else the whole chain;
- * then records a new checkpoint at the head. 0 or -errno with err filled. */
+ * then keeps a new checkpoint at the head for audit_checkpoint_commit. 0 or -errno with err
+ * filled. */
 static int recover(struct audit_store *st, char *err, size_t errlen)
 {
     struct audit_checkpoint cp = { .seq = -1 };
@@ -330,7 +349,7 @@ static int recover(struct audit_store *st, char *err, size_t errlen)
     log_size = c.log_good;
     if (!c.log_short) {
         if (cp.seq != c.r.head_seq || cp.log_off != log_size)   /* else it is at the head */
-            save_checkpoint(st, c.r.head_seq, c.r.head_hash, log_size);
+            keep_checkpoint(c.r.head_seq, c.r.head_hash, log_size);
         return 0;
     }
     if (c.log_good < sb.st_size && ftruncate(log_fd, c.log_good) < 0) {
@@ -346,7 +365,7 @@ static int recover(struct audit_store *st, char *err, size_t errlen)
         snprintf(err, errlen, "cannot rebuild the last lines of %s/%s: %s", state_dir, LOG_NAME,
                  strerror(-rc));
     else
-        save_checkpoint(st, c.r.head_seq, c.r.head_hash, log_size);
+        keep_checkpoint(c.r.head_seq, c.r.head_hash, log_size);
     return rc;
 }
 
@@ -369,6 +388,7 @@ int audit_open(const char *dir, char *err, size_t errlen)
         pthread_mutex_unlock(&life);
         return -EBUSY;
     }
+    pending_cp.set = false;
     n = snprintf(path, sizeof(path), "%s/%s", dir, LOG_NAME);
     if (n < 0 || (size_t)n >= sizeof(path) ||
         snprintf(state_dir, sizeof(state_dir), "%s", dir) >= (int)sizeof(state_dir)) {
@@ -427,6 +447,15 @@ static struct audit_store *trail(void)
     st = store;
     pthread_mutex_unlock(&life);
     return st;
+}
+
+void audit_checkpoint_commit(void)
+{
+    struct audit_store *st = trail();
+
+    if (st && pending_cp.set)
+        save_checkpoint(st, pending_cp.seq, pending_cp.hash, pending_cp.log_off);
+    pending_cp.set = false;
 }
 
 /* Seal entries and append their lines (text, lines of them) as one append. 0 or -errno. */

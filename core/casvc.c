@@ -392,7 +392,7 @@ static void renew_pass(void)
     if (snap->n)
         domains = calloc(snap->n, sizeof(*domains));
     for (size_t i = 0; domains && i < snap->n; i++)
-        if (snap->svcs[i].status != REG_INACTIVE)
+        if (snap->svcs[i].status != REG_INACTIVE && snap->svcs[i].domain[0])
             snprintf(domains[n++], sizeof(domains[0]), "%s", snap->svcs[i].domain);
     reg_snapshot_put(snap);
     for (size_t i = 0; i < n && !stopping(); i++) {
@@ -667,8 +667,8 @@ void ca_service_foreach_leaf(void (*fn)(const char *domain, void *arg), void *ar
         return;
     snap = reg_snapshot_get();
     for (size_t i = 0; snap && i < snap->n; i++) {
-        if (snap->svcs[i].status == REG_INACTIVE)
-            continue;
+        if (snap->svcs[i].status == REG_INACTIVE || !snap->svcs[i].domain[0])
+            continue;           /* no domain yet: no leaf */
         pem = NULL;
         if (ca_leaf_pem(g_ca, snap->svcs[i].domain, &pem) == 0)
             fn(snap->svcs[i].domain, arg);

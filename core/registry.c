@@ -181,15 +181,122 @@ const struct reg_service *reg_snapshot_find(const struct reg_snapshot *snap, con
     return i < 0 ? NULL : &snap->svcs[i];
 }
 
+/* The live record other than skip that already uses domain, or -1. A live record may have no
+ * domain yet (see apply_op's OP_REGISTER): "" is never taken. */
+static ssize_t domain_user(const struct reg_service *svcs, size_t n, const char *domain,
+                           ssize_t skip)
+{
+    if (domain[0] == '\0')
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if ((ssize_t)i != skip && svcs[i].status != REG_INACTIVE &&
+            strcmp(svcs[i].domain, domain) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
 /* True when another live record than skip already uses domain. */
 static bool domain_taken(const struct reg_service *svcs, size_t n, const char *domain,
                          ssize_t skip)
 {
-    for (size_t i = 0; i < n; i++)
-        if ((ssize_t)i != skip && svcs[i].status != REG_INACTIVE &&
-            strcmp(svcs[i].domain, domain) == 0)
-            return true;
-    return false;
+    return domain_user(svcs, n, domain, skip) >= 0;
+}
+
+/* The records that render and the CA see: a live record without a domain is left out, as if
+ * inactive (it has no route, DNS name or leaf until a domain is written). Returns svcs itself
+ * when every live record has a domain, else a malloc'd copy into *own (free it); NULL when out
+ * of memory. */
+static const struct reg_service *routed(const struct reg_service *svcs, size_t n,
+                                        struct reg_service **own)
+{
+    size_t k;
+
+    *own = NULL;
+    for (k = 0; k < n; k++)
+        if (svcs[k].status != REG_INACTIVE && svcs[k].domain[0] == '\0')
+            break;
+    if (k == n)
+        return svcs;
+    *own = malloc(n * sizeof(**own));
+    if (!*own)
+        return NULL;
+    memcpy(*own, svcs, n * sizeof(**own));
+    for (; k < n; k++)
+        if ((*own)[k].domain[0] == '\0')
+            (*own)[k].status = REG_INACTIVE;
+    return *own;
+}
+
+/* ---- refusals ----
+ * A change the registry refuses (a bad value, a taken name or domain) says why: one syslog line
+ * (at most REFUSE_LOG_BURST a second; the rest are counted and summed up in one line) and one
+ * sealed failure entry in the audit chain naming the path, the caller and the reason. Nothing
+ * else is kept, so a loop of bad writes grows only the audit log. */
+#define REFUSE_LOG_BURST 10
+
+static pthread_mutex_t refuse_lock = PTHREAD_MUTEX_INITIALIZER;
+static time_t refuse_sec;
+static unsigned refuse_logged, refuse_quiet;
+
+static void refuse_syslog(const char *path, const char *who, const char *reason)
+{
+    time_t now = time(NULL);
+    unsigned quiet = 0;
+    bool log;
+
+    pthread_mutex_lock(&refuse_lock);
+    if (now != refuse_sec) {
+        quiet = refuse_quiet;
+        refuse_sec = now;
+        refuse_logged = 0;
+        refuse_quiet = 0;
+    }
+    log = refuse_logged < REFUSE_LOG_BURST;
+    if (log)
+        refuse_logged++;
+    else
+        refuse_quiet++;
+    pthread_mutex_unlock(&refuse_lock);
+    if (quiet)
+        syslog(LOG_NOTICE, "registry: %u more refused changes not logged here (each has its "
+               "audit entry)", quiet);
+    if (log)
+        syslog(LOG_NOTICE, "registry: refused a change of %s by %s: %s", path, who, reason);
+}
+
+/* Say why a change of service name (attr, or -1 for the service itself) was refused with rc:
+ * the syslog line and a change_refused failure entry, whose details name the operation (the
+ * action the change would have had). A distinct action, so that whoever reads service_* entries
+ * as changes (replay.c, conduit-logs --action, dashboards) never mistakes a refusal for one. */
+static void refuse(const char *action, const char *name, int attr, const char *who, int rc,
+                   const char *reason)
+{
+    char path[400], msg[700], safe[201];
+    json_t *d;
+    size_t k;
+
+    /* the name may be any bytes a mkdir was given: keep the printable ASCII ones */
+    for (k = 0; name[k] && k < sizeof(safe) - 1; k++)
+        safe[k] = (unsigned char)name[k] < 0x20 || (unsigned char)name[k] >= 0x7f ? '?'
+                                                                                 : name[k];
+    safe[k] = '\0';
+    name = safe;
+    if (!reason || !reason[0])
+        reason = strerror(-rc);
+    if (attr >= 0)
+        snprintf(path, sizeof(path), "services/%.63s/%s", name, reg_attr_name(attr));
+    else
+        snprintf(path, sizeof(path), "services/%.200s", name);
+    refuse_syslog(path, who, reason);
+    snprintf(msg, sizeof(msg), "Refused %s: %s", path, reason);
+    /* no "name" or "attribute": readers that select a service's changes by those keep doing
+     * so; the path says both */
+    d = json_pack("{s:s,s:s,s:s,s:s}", "path", path, "operation", action, "reason", reason,
+                  "error", strerror(-rc));
+    if (!d || audit_log("change_refused", "failure", msg, who, d) < 0)
+        syslog(LOG_ERR, "registry: the audit entry of a refused change of %s could not be "
+               "sealed", path);
+    json_decref(d);
 }
 
 /* ---- services.json ---- */
@@ -414,7 +521,7 @@ static int check_record(const struct reg_config *cfg, struct reg_service *s, siz
         what = "health_check";
     else if (val_mode(s->mode))
         what = "mode";
-    else if (s->status != REG_INACTIVE &&
+    else if (s->status != REG_INACTIVE && !(s->status == REG_PENDING && !s->domain[0]) &&
              val_domain(s->domain, cfg->suffixes_ptr, cfg->nsuffixes))
         what = "domain (is its suffix in --domains?)";
     else if (s->upstream[0] && strcmp(s->mode, "dns") == 0 && up.kind == VAL_HOST_NAME)
@@ -617,7 +724,7 @@ static int seal_abort(const char *sealed, const char *kept, const char *why, con
 
 /* ---- committing ---- */
 
-enum op_kind { OP_REGISTER, OP_DEREGISTER, OP_SET };
+enum op_kind { OP_REGISTER, OP_DEREGISTER, OP_SET, OP_APPLY };
 
 struct op {
     enum op_kind kind;
@@ -627,10 +734,61 @@ struct op {
     const char *who;
     char domain[254];           /* for the audit entry */
     char old[VAL_MONITORING_MAX], now[VAL_MONITORING_MAX];
+    char why[256];              /* why it was refused ("" when not, or no reason) */
+    const char *const *values;  /* OP_APPLY: each attribute's value, NULL for its default */
+    bool existed;               /* OP_APPLY: the service was live before */
+    unsigned changed;           /* OP_APPLY: bit per attribute whose value changed */
+    char olds[REG_NATTR][VAL_MONITORING_MAX], nows[REG_NATTR][VAL_MONITORING_MAX];
     int rc;                     /* 0, 1 (changed something) or -errno */
     bool done;
     struct op *next;
 };
+
+/* How many audit entries a changing op seals. */
+static size_t op_nitems(const struct op *o)
+{
+    size_t k = 0;
+
+    if (o->kind != OP_APPLY)
+        return 1;
+    for (int a = 0; a < REG_NATTR; a++)
+        k += (o->changed >> a) & 1u;
+    return k + !o->existed;
+}
+
+/* The audit entries of a changing OP_APPLY into it[0..op_nitems): service_register when it
+ * made the service (with its final domain), then one service_update per changed attribute, so
+ * that replay.c rebuilds it from the entries it already knows. */
+static int apply_items(const struct op *o, struct audit_item *it, char (*msg)[128])
+{
+    size_t k = 0;
+
+    if (!o->existed) {
+        it[k].status = "success";
+        it[k].user = o->who;
+        it[k].action = "service_register";
+        it[k].message = msg[k];
+        snprintf(msg[k], sizeof(msg[k]), "Registered service %s", o->name);
+        it[k].details = json_pack("{s:s,s:s}", "name", o->name, "domain", o->domain);
+        if (!it[k++].details)
+            return -ENOMEM;
+    }
+    for (int a = 0; a < REG_NATTR; a++) {
+        if (!((o->changed >> a) & 1u))
+            continue;
+        it[k].status = "success";
+        it[k].user = o->who;
+        it[k].action = "service_update";
+        it[k].message = msg[k];
+        snprintf(msg[k], sizeof(msg[k]), "Updated %s of service %s", reg_attr_name(a),
+                 o->name);
+        it[k].details = json_pack("{s:s,s:s,s:s,s:s}", "name", o->name, "attribute",
+                                  reg_attr_name(a), "old", o->olds[a], "new", o->nows[a]);
+        if (!it[k++].details)
+            return -ENOMEM;
+    }
+    return 0;
+}
 
 /* The audit entry of a changing op into it (details and message are the caller's to free). */
 static int op_item(const struct op *o, struct audit_item *it, char *msg, size_t msglen)
@@ -664,16 +822,32 @@ static int op_item(const struct op *o, struct audit_item *it, char *msg, size_t 
  * -EIO (any other reason the chain could not seal them); nothing is sealed then. */
 static int seal_batch(struct op **ops, size_t n, const char *ts, const char *sha)
 {
-    struct audit_item *items = calloc(n, sizeof(*items));
-    char (*msgs)[128] = calloc(n, sizeof(*msgs));
-    size_t k = 0;
+    struct audit_item *items = NULL;
+    char (*msgs)[128] = NULL;
+    size_t k = 0, total = 0;
     int rc = -ENOMEM;
 
+    for (size_t i = 0; i < n; i++)
+        total += ops[i]->rc == 1 ? op_nitems(ops[i]) : 0;
+    items = calloc(total ? total : 1, sizeof(*items));
+    msgs = calloc(total ? total : 1, sizeof(*msgs));
     if (!items || !msgs)
         goto out;
     for (size_t i = 0; i < n; i++) {
         if (ops[i]->rc != 1)
             continue;
+        if (ops[i]->kind == OP_APPLY) {
+            size_t m = op_nitems(ops[i]);
+
+            rc = apply_items(ops[i], &items[k], &msgs[k]);
+            k += m;
+            if (rc < 0) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            rc = -ENOMEM;
+            continue;
+        }
         if (op_item(ops[i], &items[k], msgs[k], sizeof(msgs[k])) < 0) {
             k++;
             goto out;
@@ -708,10 +882,17 @@ static int commit(struct reg_snapshot *next, struct op **ops, size_t n, const ch
     struct render_out out = {0};
     char path[PATH_MAX], sha[RMARK_SHA_HEX];
     char *doc = NULL;
+    struct reg_service *own_cur = NULL, *own_next = NULL;
+    const struct reg_service *cur_r = routed(g_cur->svcs, g_cur->n, &own_cur);
+    const struct reg_service *next_r = routed(next->svcs, next->n, &own_next);
     int rc;
 
     *sealfail = false;
-    rc = render_all(g_cfg, next->svcs, next->n, &out);
+    if ((!cur_r && g_cur->n) || (!next_r && next->n)) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    rc = render_all(g_cfg, next_r, next->n, &out);
     if (rc < 0) {
         syslog(LOG_ERR, "registry: render refused the next registry: %s", strerror(-rc));
         goto out;
@@ -743,7 +924,7 @@ static int commit(struct reg_snapshot *next, struct op **ops, size_t n, const ch
         goto out;
     }
     /* Leaves first: in managed mode the proxy loads them while the configs are applied. */
-    ca_service_sync(g_cur->svcs, g_cur->n, next->svcs, next->n, who);
+    ca_service_sync(cur_r, g_cur->n, next_r, next->n, who);
     rc = gw_apply(g_cfg, &out, &g_rendered);
     if (rc < 0) {
         syslog(LOG_ERR, "registry: applying configs failed: %s", strerror(-rc));
@@ -759,14 +940,14 @@ static int commit(struct reg_snapshot *next, struct op **ops, size_t n, const ch
     g_rendered = out;
     memset(&out, 0, sizeof(out));
     /* Archive the pairs of domains that are no longer live (deregistered, domain changed). */
-    ca_service_retire(g_cur->svcs, g_cur->n, next->svcs, next->n, who);
+    ca_service_retire(cur_r, g_cur->n, next_r, next->n, who);
     snap_publish(next);
     goto out;
 rollback:
     if (gw_apply(g_cfg, &g_rendered, &out) < 0)
         syslog(LOG_ERR, "registry: configs could not be restored; remount re-renders them");
     /* Undo this commit's issuances: archive the pairs of domains only next made live. */
-    ca_service_retire(next->svcs, next->n, g_cur->svcs, g_cur->n, who);
+    ca_service_retire(next_r, next->n, cur_r, g_cur->n, who);
     {
         char why[128];
 
@@ -778,6 +959,8 @@ rollback:
         }
     }
 out:
+    free(own_cur);
+    free(own_next);
     free(doc);
     render_free(&out);
     return rc;
@@ -799,11 +982,13 @@ static struct reg_snapshot *snap_copy(size_t extra)
 /* Validate value for attr of record s (within svcs[0..n), at index idx) and write it into s.
  * 0, -EINVAL or -EEXIST. */
 static int apply_attr(struct reg_service *svcs, size_t n, ssize_t idx, enum reg_attr attr,
-                      const char *value)
+                      const char *value, char *why, size_t whylen)
 {
     struct reg_service *s = &svcs[idx];
     struct val_upstream up;
     char canon[VAL_MONITORING_MAX];
+    ssize_t other;
+    int rc = 0;
 
     switch (attr) {
     case REG_UPSTREAM:
@@ -811,36 +996,65 @@ static int apply_attr(struct reg_service *svcs, size_t n, ssize_t idx, enum reg_
             s->upstream[0] = '\0';
             break;
         }
-        if (val_upstream(value, &up))
+        if (val_upstream(value, &up)) {
+            snprintf(why, whylen, "%s", val_reason());
             return -EINVAL;
-        if (strcmp(s->mode, "dns") == 0 && up.kind == VAL_HOST_NAME)
+        }
+        if (strcmp(s->mode, "dns") == 0 && up.kind == VAL_HOST_NAME) {
+            snprintf(why, whylen, "a dns-mode service needs an IP address, not a hostname");
             return -EINVAL;
-        return set_field(s->upstream, sizeof(s->upstream), value);
+        }
+        if (s->domain[0] == '\0') {
+            snprintf(why, whylen, "the service has no domain yet, as its default "
+                     "domain is taken: write its domain first");
+            return -EINVAL;
+        }
+        rc = set_field(s->upstream, sizeof(s->upstream), value);
+        break;
     case REG_DOMAIN:
-        if (val_domain(value, g_cfg->suffixes_ptr, g_cfg->nsuffixes))
+        if (val_domain(value, g_cfg->suffixes_ptr, g_cfg->nsuffixes)) {
+            snprintf(why, whylen, "%s", val_reason());
             return -EINVAL;
-        if (strcmp(value, s->domain) && domain_taken(svcs, n, value, idx))
+        }
+        other = strcmp(value, s->domain) ? domain_user(svcs, n, value, idx) : -1;
+        if (other >= 0) {
+            snprintf(why, whylen, "%s is the domain of service %s", value, svcs[other].name);
             return -EEXIST;
-        return set_field(s->domain, sizeof(s->domain), value);
+        }
+        rc = set_field(s->domain, sizeof(s->domain), value);
+        break;
     case REG_HEALTH_CHECK:
-        if (val_health_check(value))
+        if (val_health_check(value)) {
+            snprintf(why, whylen, "%s", val_reason());
             return -EINVAL;
-        return set_field(s->health_check, sizeof(s->health_check), value);
+        }
+        rc = set_field(s->health_check, sizeof(s->health_check), value);
+        break;
     case REG_MODE:
-        if (val_mode(value))
+        if (val_mode(value)) {
+            snprintf(why, whylen, "%s", val_reason());
             return -EINVAL;
+        }
         if (strcmp(value, "dns") == 0 && s->upstream[0] &&
-            (val_upstream(s->upstream, &up) || up.kind == VAL_HOST_NAME))
+            (val_upstream(s->upstream, &up) || up.kind == VAL_HOST_NAME)) {
+            snprintf(why, whylen, "dns mode needs an upstream at an IP address, not a hostname");
             return -EINVAL;
-        return set_field(s->mode, sizeof(s->mode), value);
+        }
+        rc = set_field(s->mode, sizeof(s->mode), value);
+        break;
     case REG_MONITORING:
-        if (val_monitoring(value, canon, sizeof(canon)))
+        if (val_monitoring(value, canon, sizeof(canon))) {
+            snprintf(why, whylen, "%s", val_reason());
             return -EINVAL;
-        return set_field(s->monitoring, sizeof(s->monitoring), canon);
+        }
+        rc = set_field(s->monitoring, sizeof(s->monitoring), canon);
+        break;
     default:
         return -EINVAL;
     }
-    return 0;
+    if (rc < 0)
+        snprintf(why, whylen, "the value is too long");
+    return rc;
 }
 
 /* ---- group commit ----
@@ -858,6 +1072,89 @@ static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER;
 static struct op *q_head, **q_tail = &q_head;
 static bool q_leader;
 
+/* The domain a service called name gets when none is given: its default, or "" when that is
+ * taken by another live record of svcs[0..n) than skip (or invalid). */
+static void default_domain(const struct reg_service *svcs, size_t n, ssize_t skip,
+                           const char *name, char *buf, size_t len)
+{
+    if (reg_attr_default(g_cfg, name, REG_DOMAIN, buf, len) < 0 ||
+        val_domain(buf, g_cfg->suffixes_ptr, g_cfg->nsuffixes) ||
+        domain_taken(svcs, n, buf, skip))
+        buf[0] = '\0';
+}
+
+/* OP_APPLY: make or replace service o->name with every attribute of o->values as one change,
+ * validated as one (each value as a write of it would be, then against each other: a dns-mode
+ * service's upstream is an address; upstream needs a domain). 1, 0 (nothing changed), -errno
+ * with o->why filled (next unchanged). */
+static int apply_whole(struct reg_snapshot *next, struct op *o, ssize_t i, const char *ts)
+{
+    static const enum reg_attr order[] = { REG_DOMAIN, REG_HEALTH_CHECK, REG_MODE,
+                                           REG_MONITORING, REG_UPSTREAM };
+    struct reg_service before, *s;
+    char value[VAL_MONITORING_MAX], why[200];
+    size_t n0 = next->n;
+    int rc = 0;
+
+    o->existed = i >= 0;
+    o->changed = 0;
+    if (i < 0) {
+        i = (ssize_t)next->n++;
+        s = &next->svcs[i];
+        memset(s, 0, sizeof(*s));
+        set_field(s->name, sizeof(s->name), o->name);
+        set_field(s->registered_at, sizeof(s->registered_at), ts);
+    }
+    s = &next->svcs[i];
+    before = *s;
+    /* start from the defaults: what the document leaves out is reset */
+    s->upstream[0] = '\0';
+    s->domain[0] = '\0';
+    reg_attr_default(g_cfg, o->name, REG_HEALTH_CHECK, s->health_check,
+                     sizeof(s->health_check));
+    reg_attr_default(g_cfg, o->name, REG_MODE, s->mode, sizeof(s->mode));
+    reg_attr_default(g_cfg, o->name, REG_MONITORING, s->monitoring, sizeof(s->monitoring));
+    for (size_t k = 0; k < sizeof(order) / sizeof(order[0]) && rc == 0; k++) {
+        enum reg_attr a = order[k];
+
+        why[0] = '\0';
+        if (o->values[a]) {
+            rc = apply_attr(next->svcs, next->n, i, a, o->values[a], why, sizeof(why));
+        } else if (a == REG_DOMAIN) {
+            default_domain(next->svcs, next->n, i, o->name, s->domain, sizeof(s->domain));
+        }
+        if (rc < 0)
+            snprintf(o->why, sizeof(o->why), "%s: %s", reg_attr_name(a),
+                     why[0] ? why : strerror(-rc));
+    }
+    if (rc < 0) {
+        if (o->existed)
+            *s = before;
+        next->n = n0;
+        return rc;
+    }
+    s->status = s->upstream[0] ? REG_ACTIVE : REG_PENDING;
+    if (!o->existed) {
+        /* the registration carries the final domain; the rest differ from the defaults */
+        set_field(o->domain, sizeof(o->domain), s->domain);
+        set_field(before.domain, sizeof(before.domain), s->domain);
+        reg_attr_default(g_cfg, o->name, REG_HEALTH_CHECK, before.health_check,
+                         sizeof(before.health_check));
+        reg_attr_default(g_cfg, o->name, REG_MODE, before.mode, sizeof(before.mode));
+        reg_attr_default(g_cfg, o->name, REG_MONITORING, before.monitoring,
+                         sizeof(before.monitoring));
+    }
+    for (int a = 0; a < REG_NATTR; a++) {
+        snprintf(value, sizeof(value), "%s", reg_attr_value(&before, a));
+        if (strcmp(value, reg_attr_value(s, a)) == 0)
+            continue;
+        o->changed |= 1u << a;
+        snprintf(o->olds[a], sizeof(o->olds[a]), "%s", value);
+        snprintf(o->nows[a], sizeof(o->nows[a]), "%s", reg_attr_value(s, a));
+    }
+    return o->existed && o->changed == 0 ? 0 : 1;
+}
+
 /* Apply op to next (which has room for one more record) at time ts. 1 when it changed next, 0
  * for a no-op, or -errno (next unchanged). */
 static int apply_op(struct reg_snapshot *next, struct op *o, const char *ts)
@@ -866,14 +1163,16 @@ static int apply_op(struct reg_snapshot *next, struct op *o, const char *ts)
     struct reg_service *s;
 
     switch (o->kind) {
+    case OP_APPLY:
+        return apply_whole(next, o, i, ts);
     case OP_REGISTER:
-        if (i >= 0)
+        if (i >= 0) {
+            snprintf(o->why, sizeof(o->why), "a service called %s is registered", o->name);
             return -EEXIST;
-        if (reg_attr_default(g_cfg, o->name, REG_DOMAIN, o->domain, sizeof(o->domain)) < 0 ||
-            val_domain(o->domain, g_cfg->suffixes_ptr, g_cfg->nsuffixes))
-            return -EINVAL;
-        if (domain_taken(next->svcs, next->n, o->domain, -1))
-            return -EEXIST;
+        }
+        /* A default domain that is taken (or invalid) is no reason to refuse the name: the
+         * service then has no domain, and no route, DNS name or leaf, until one is written. */
+        default_domain(next->svcs, next->n, -1, o->name, o->domain, sizeof(o->domain));
         s = &next->svcs[next->n++];
         memset(s, 0, sizeof(*s));
         set_field(s->name, sizeof(s->name), o->name);
@@ -900,7 +1199,7 @@ static int apply_op(struct reg_snapshot *next, struct op *o, const char *ts)
             return -ENOENT;
         s = &next->svcs[i];
         snprintf(o->old, sizeof(o->old), "%s", reg_attr_value(s, o->attr));
-        rc = apply_attr(next->svcs, next->n, i, o->attr, o->value);
+        rc = apply_attr(next->svcs, next->n, i, o->attr, o->value, o->why, sizeof(o->why));
         if (rc < 0)
             return rc;
         snprintf(o->now, sizeof(o->now), "%s", reg_attr_value(s, o->attr));
@@ -1005,17 +1304,124 @@ static int run_op(struct op *o)
     return o->rc;
 }
 
+/* Whether rc refuses a change for what it asked (rather than failing to make it). */
+static bool is_refusal(int rc)
+{
+    return rc == -EINVAL || rc == -EEXIST || rc == -EFBIG;
+}
+
 int reg_register(const char *name, const char *who)
 {
     struct op o = { .kind = OP_REGISTER, .name = name, .who = who };
     int rc;
 
-    if (val_name(name))
+    if (val_name(name)) {
+        refuse("service_register", name, -1, who, -EINVAL, val_reason());
         return -EINVAL;
+    }
     rc = run_op(&o);
     if (rc == 1)
         rc = 0;                 /* committed, its entry sealed by the batch */
     ca_service_flush();
+    if (is_refusal(rc))
+        refuse("service_register", name, -1, who, rc, o.why);
+    return rc;
+}
+
+void reg_refuse(const char *name, int attr, const char *who, int rc, const char *reason)
+{
+    refuse(attr >= 0 ? "service_update" : "service_register", name, attr, who, rc, reason);
+}
+
+int reg_apply(const char *name, const char *const values[REG_NATTR], const char *who)
+{
+    struct op *o = calloc(1, sizeof(*o));
+    int rc;
+
+    if (!o)
+        return -ENOMEM;
+    o->kind = OP_APPLY;
+    o->name = name;
+    o->values = values;
+    o->who = who;
+    if (val_name(name)) {
+        refuse("service_register", name, -1, who, -EINVAL, val_reason());
+        rc = -EINVAL;
+        goto out;
+    }
+    o->existed = true;
+    rc = run_op(o);
+    if (rc == 1)
+        rc = 0;
+    ca_service_flush();
+    if (is_refusal(rc))
+        refuse(o->existed ? "service_update" : "service_register", name, -1, who, rc, o->why);
+out:
+    free(o);
+    return rc;
+}
+
+int reg_apply_json(const char *buf, size_t len, const char *who)
+{
+    const char *values[REG_NATTR] = {0}, *name = NULL, *key, *why = NULL;
+    char *mon = NULL, label[80];
+    json_error_t jerr;
+    json_t *root = NULL, *v;
+    int rc = -EINVAL;
+
+    if (len > 0 && buf[len - 1] == '\n')
+        len--;
+    if (len > REG_APPLY_MAX) {
+        refuse("service_register", ".apply", -1, who, -EFBIG, "the document is longer than "
+               "16 KiB");
+        return -EFBIG;
+    }
+    root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(root)) {
+        why = "not a JSON object, or one with a key twice";
+        goto out;
+    }
+    name = json_string_value(json_object_get(root, "name"));
+    if (!name) {
+        why = "no \"name\"";
+        goto out;
+    }
+    json_object_foreach(root, key, v) {
+        int a = reg_attr_from_name(key);
+
+        if (strcmp(key, "name") == 0)
+            continue;
+        if (a < 0) {
+            snprintf(label, sizeof(label), "unknown key \"%.40s\"", key);
+            why = label;
+            goto out;
+        }
+        if (a == REG_MONITORING && json_is_object(v)) {
+            mon = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            values[a] = mon;
+        } else {
+            values[a] = json_string_value(v);
+        }
+        if (!values[a] || strlen(values[a]) > VAL_VALUE_MAX) {
+            snprintf(label, sizeof(label), "%s: not a string of at most 4096 bytes%s", key,
+                     a == REG_MONITORING ? " or an object" : "");
+            why = label;
+            goto out;
+        }
+    }
+    rc = reg_apply(name, values, who);
+out:
+    if (why) {
+        struct reg_snapshot *snap = reg_snapshot_get();
+        bool ok = name && val_name(name) == 0;
+        bool live = ok && reg_snapshot_find(snap, name);
+
+        reg_snapshot_put(snap);
+        refuse(live ? "service_update" : "service_register", name ? name : ".apply", -1, who,
+               rc, why);
+    }
+    free(mon);
+    json_decref(root);
     return rc;
 }
 
@@ -1039,6 +1445,8 @@ static int set_value(const char *name, enum reg_attr attr, const char *value, co
     if (rc == 1)
         rc = 0;
     ca_service_flush();
+    if (is_refusal(rc))
+        refuse("service_update", name, (int)attr, who, rc, o.why);
     return rc;
 }
 
@@ -1050,10 +1458,15 @@ int reg_set(const char *name, enum reg_attr attr, const char *buf, size_t len, c
         return -EINVAL;
     if (len > 0 && buf[len - 1] == '\n')
         len--;
-    if (len > VAL_VALUE_MAX)
+    if (len > VAL_VALUE_MAX) {
+        refuse("service_update", name, (int)attr, who, -EFBIG, "the value is longer than 4096 "
+               "bytes");
         return -EFBIG;
-    if (memchr(buf, '\0', len))
+    }
+    if (memchr(buf, '\0', len)) {
+        refuse("service_update", name, (int)attr, who, -EINVAL, "the value holds a NUL byte");
         return -EINVAL;
+    }
     memcpy(value, buf, len);
     value[len] = '\0';
     return set_value(name, attr, value, who);
@@ -1073,11 +1486,15 @@ int reg_rerender(void)
     struct render_out out = {0};
     int rc;
 
+    struct reg_service *own = NULL;
+    const struct reg_service *svcs;
+
     pthread_mutex_lock(&mut_lock);
-    rc = render_all(g_cfg, g_cur->svcs, g_cur->n, &out);
+    svcs = routed(g_cur->svcs, g_cur->n, &own);
+    rc = svcs || !g_cur->n ? render_all(g_cfg, svcs, g_cur->n, &out) : -ENOMEM;
     if (rc == 0) {
         /* Every live domain must have a valid leaf before the proxy loads the configs. */
-        ca_service_check(g_cur->svcs, g_cur->n);
+        ca_service_check(svcs, g_cur->n);
         rc = gw_apply(g_cfg, &out, NULL);
     }
     if (rc == 0) {
@@ -1086,6 +1503,7 @@ int reg_rerender(void)
         memset(&out, 0, sizeof(out));
     }
     pthread_mutex_unlock(&mut_lock);
+    free(own);
     render_free(&out);
     ca_service_flush();
     return rc;

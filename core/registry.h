@@ -76,6 +76,28 @@ void reg_close(void);
  * who is the caller's user name, for the audit line. */
 int reg_register(const char *name, const char *who);
 
+/* Make or replace service NAME with all its attributes as one change (one validation, one
+ * audit batch, one commit): values[attr] is the written value of each attribute (one trailing
+ * newline not included), NULL for its default; the domain's default is NAME.<first suffix>, or
+ * none when another service has it. A refusal seals a failure entry saying why (as every
+ * refusal here does). 0 (also when nothing changed), -EINVAL, -EEXIST (domain taken), or
+ * -errno. */
+int reg_apply(const char *name, const char *const values[REG_NATTR], const char *who);
+
+/* Longest document reg_apply_json takes, in bytes. */
+#define REG_APPLY_MAX (16 * 1024)
+
+/* services/.apply: reg_apply with the JSON object in buf[0..len) (one trailing newline
+ * stripped): {"name":NAME[,"upstream":S][,"domain":S][,"health_check":S][,"mode":S]
+ * [,"monitoring":OBJECT or S]}. Unknown keys, duplicate keys, other types: -EINVAL, audited
+ * like every refusal; over REG_APPLY_MAX: -EFBIG. Otherwise what reg_apply returns. */
+int reg_apply_json(const char *buf, size_t len, const char *who);
+
+/* Say why a change of service name's attr (-1: the service itself) was refused with rc before
+ * it reached the registry (a write at an offset): one syslog line and a sealed failure entry,
+ * as every refusal by the registry itself gets. */
+void reg_refuse(const char *name, int attr, const char *who, int rc, const char *reason);
+
 /* Deregister NAME: it stays in services.json as inactive. 0, -ENOENT or -errno. */
 int reg_deregister(const char *name, const char *who);
 

@@ -15,6 +15,21 @@
 #define SSH_USER_MAX 32
 #define PORT_MAX 65535u
 
+/* Why the last check of this thread failed (see val_reason); a constant string. */
+static _Thread_local const char *g_why = "";
+
+/* Note why a check fails and return -EINVAL. */
+static int why(const char *reason)
+{
+    g_why = reason;
+    return -EINVAL;
+}
+
+const char *val_reason(void)
+{
+    return g_why;
+}
+
 static bool is_digit(char c)
 {
     return c >= '0' && c <= '9';
@@ -148,9 +163,11 @@ static bool path_char(char c)
 int val_name(const char *s)
 {
     if (!s)
-        return -EINVAL;
+        return why("no name");
     size_t len = strnlen(s, NAME_LABEL_MAX + 1);
-    return label_ok(s, len, false) && s[len] == '\0' ? 0 : -EINVAL;
+    if (label_ok(s, len, false) && s[len] == '\0')
+        return 0;
+    return why("a name is 1-63 of a-z, 0-9 and '-', not starting or ending with '-'");
 }
 
 /* Contract: s is a canonical dotted quad: four 0-255 octets, no leading zeros, nothing else. */
@@ -205,7 +222,7 @@ int val_upstream(const char *s, struct val_upstream *out)
     const char *port;
 
     if (!s)
-        return -EINVAL;
+        return why("no upstream");
     memset(&u, 0, sizeof(u));
     if (strncmp(s, "https://", 8) == 0) {
         u.tls = true;
@@ -217,10 +234,10 @@ int val_upstream(const char *s, struct val_upstream *out)
     if (s[0] == '[') {
         const char *end = strchr(s + 1, ']');
         if (!end || end[1] != ':')
-            return -EINVAL;
+            return why("an IPv6 upstream is [ADDRESS]:PORT");
         size_t hlen = (size_t)(end - (s + 1));
         if (!ipv6_ok(s + 1, hlen))
-            return -EINVAL;
+            return why("not a valid IPv6 address, or one with a zone id");
         memcpy(u.host, s + 1, hlen);
         u.host[hlen] = '\0';
         u.kind = VAL_HOST_IPV6;
@@ -228,10 +245,12 @@ int val_upstream(const char *s, struct val_upstream *out)
     } else {
         const char *colon = strchr(s, ':');
         if (!colon)
-            return -EINVAL;
+            return why("no :PORT: the form is [http://|https://]HOST:PORT");
         size_t hlen = (size_t)(colon - s);
-        if (hlen == 0 || hlen >= sizeof(u.host))
-            return -EINVAL;
+        if (hlen == 0)
+            return why("no host before :PORT");
+        if (hlen >= sizeof(u.host))
+            return why("the host is longer than 253 characters");
         memcpy(u.host, s, hlen);
         u.host[hlen] = '\0';
         if (val_is_ipv4(u.host))
@@ -239,12 +258,13 @@ int val_upstream(const char *s, struct val_upstream *out)
         else if (val_is_hostname(u.host))
             u.kind = VAL_HOST_NAME;
         else
-            return -EINVAL;
+            return why("the host is not an IPv4 address, [IPv6] address or hostname");
         port = colon + 1;
     }
 
     if (!port_parse(port, strnlen(port, 6), &u.port))
-        return -EINVAL;
+        return why("the port is not 1-65535, in digits without a leading zero and with nothing "
+                   "after it");
     if (out)
         *out = u;
     return 0;
@@ -256,7 +276,8 @@ int val_upstream(const char *s, struct val_upstream *out)
 int val_domain(const char *s, const char *const *suffixes, size_t nsuffixes)
 {
     if (!s || !suffixes || !labels_ok(s, false))
-        return -EINVAL;
+        return why("not a lowercase domain name: labels of a-z, 0-9 and '-', at most 253 "
+                   "characters, no trailing dot");
     size_t len = strlen(s);
     for (size_t i = 0; i < nsuffixes; i++) {
         const char *suf = suffixes[i];
@@ -268,7 +289,7 @@ int val_domain(const char *s, const char *const *suffixes, size_t nsuffixes)
         if (s[len - slen - 1] == '.' && memcmp(s + len - slen, suf, slen) == 0)
             return 0;
     }
-    return -EINVAL;
+    return why("the domain does not end, after a label, in a suffix that --domains allows");
 }
 
 /* Contract: s starts with '/' but not "//", is at most 256 chars, and holds only RFC 3986
@@ -276,17 +297,17 @@ int val_domain(const char *s, const char *const *suffixes, size_t nsuffixes)
 int val_health_check(const char *s)
 {
     if (!s || s[0] != '/' || s[1] == '/')
-        return -EINVAL;
+        return why("a health check path starts with one '/'");
     size_t len = strnlen(s, HEALTH_MAX + 1);
     if (len > HEALTH_MAX)
-        return -EINVAL;
+        return why("the path is longer than 256 characters");
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '%') {
             if (!is_hex(s[i + 1]) || !is_hex(s[i + 2]))
-                return -EINVAL;
+                return why("'%' must start a %XX escape");
             i += 2;
         } else if (!path_char(s[i])) {
-            return -EINVAL;
+            return why("only RFC 3986 path and query characters are allowed");
         }
     }
     return 0;
@@ -295,9 +316,9 @@ int val_health_check(const char *s)
 /* Contract: s is exactly "proxy" or "dns". Returns 0 or -EINVAL. */
 int val_mode(const char *s)
 {
-    if (!s)
-        return -EINVAL;
-    return strcmp(s, "proxy") == 0 || strcmp(s, "dns") == 0 ? 0 : -EINVAL;
+    if (s && (strcmp(s, "proxy") == 0 || strcmp(s, "dns") == 0))
+        return 0;
+    return why("the mode is proxy or dns");
 }
 
 /* Append text at *pos in canon (nothing when canon is NULL); false once it no longer fits. */
@@ -348,11 +369,13 @@ int val_monitoring(const char *s, char *canon, size_t canon_len)
 
     if (canon && canon_len > 0)
         canon[0] = '\0';
+    g_why = "the normalized document is too long";
     if (!s || (canon && canon_len == 0))
         goto out;
     size_t len = strnlen(s, VAL_VALUE_MAX + 1);
     if (len > VAL_VALUE_MAX)
         goto out;
+    g_why = "only printable ASCII and JSON whitespace are allowed";
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c >= 0x7f)
@@ -360,6 +383,7 @@ int val_monitoring(const char *s, char *canon, size_t canon_len)
     }
 
     root = json_loads(s, JSON_REJECT_DUPLICATES, &jerr);
+    g_why = "not a JSON object, or one with a key twice";
     if (!json_is_object(root))
         goto out;
     if (json_object_size(root) == 0) {
@@ -369,10 +393,12 @@ int val_monitoring(const char *s, char *canon, size_t canon_len)
     }
 
     const char *type = json_string_value(json_object_get(root, "type"));
+    g_why = "\"type\" must be \"container\", \"gpu\" or \"server\"";
     if (!type)
         goto out;
     if (strcmp(type, "container") == 0) {
         const char *name = json_string_value(json_object_get(root, "container_name"));
+        g_why = "a container target has only \"type\" and a valid \"container_name\"";
         if (!keys_only(root, container_keys) || !name
             || !token_ok(name, CONTAINER_MAX, container_first, container_rest))
             goto out;
@@ -384,22 +410,28 @@ int val_monitoring(const char *s, char *canon, size_t canon_len)
     }
     if (strcmp(type, "gpu") != 0 && strcmp(type, "server") != 0)
         goto out;
+    g_why = "a gpu or server target has only \"type\", \"ssh_host\", \"ssh_user\" and "
+            "\"ssh_port\"";
     if (!keys_only(root, ssh_keys))
         goto out;
 
     const char *host = json_string_value(json_object_get(root, "ssh_host"));
+    g_why = "\"ssh_host\" must be an IPv4 or IPv6 address or a hostname";
     if (!host || !(val_is_ipv4(host) || val_is_hostname(host) || ipv6_ok(host, strlen(host))))
         goto out;
     json_t *juser = json_object_get(root, "ssh_user");
     const char *user = json_string_value(juser);
+    g_why = "\"ssh_user\" must be a user name of a-z, 0-9, '_' and '-', at most 32 long";
     if (juser && (!user || !token_ok(user, SSH_USER_MAX, user_first, user_rest)))
         goto out;
     json_t *jport = json_object_get(root, "ssh_port");
     json_int_t port = json_integer_value(jport);
+    g_why = "\"ssh_port\" must be an integer 1-65535";
     if (jport && (!json_is_integer(jport) || port < 1 || port > (json_int_t)PORT_MAX))
         goto out;
     char portbuf[16];
     snprintf(portbuf, sizeof(portbuf), "%u", (unsigned)port);
+    g_why = "the normalized document is too long";
 
     if (!canon_put(canon, canon_len, &pos, "{\"type\":\"")
         || !canon_put(canon, canon_len, &pos, type)

@@ -19,6 +19,7 @@
 #include "core/casvc.h"
 #include "core/gateway.h"
 #include "core/health.h"
+#include "core/mountopts.h"
 #include "core/replay.h"
 #include "core/signer.h"
 #include "core/supervisor.h"
@@ -28,6 +29,7 @@
 #include "monitor/monitor.h"
 
 #define EXIT_USAGE 2
+#define DEFAULT_DOMAINS "internal,local,test"   /* the design's suffixes; the first is default */
 
 /* FUSE worker threads. A request holds its thread until it is answered, and a slow live read
  * (metrics.prom behind an unreachable target, audit/verify of a long chain) holds one for
@@ -120,7 +122,8 @@ static void usage(FILE *f)
         "  --empty-registry     start with no services when services.json is missing even\n"
         "                       though the audit trail shows registered services (otherwise\n"
         "                       the mount is refused; `conduitfs recover` rebuilds the file)\n"
-        "  --domains LIST       allowed domain suffixes, comma-separated (default internal)\n"
+        "  --domains LIST       allowed domain suffixes, comma-separated; a new service is\n"
+        "                       NAME.<the first> (default internal,local,test)\n"
         "  --gateway-ip IP      DNS answer for proxy-mode services (default: the HTTPS\n"
         "                       listen address, or 127.0.0.1 when that is a wildcard)\n"
         "  --dns-listen A:P     dnsmasq listen address (default 127.0.0.1:5353)\n"
@@ -145,13 +148,19 @@ static void usage(FILE *f)
         "                       default_permissions); others may only read\n"
         "  -o OPT[,OPT...]      FUSE mount options (allow_other, default_permissions, ...);\n"
         "                       also state=, domains=, gateway_ip=, dns_listen=, https_listen=,\n"
-        "                       key_type=, admin_group=, manage, no_manage,\n"
-        "                       empty_registry, alert_gpu_temp=, alert_gpu_vram=, alert_mem=,\n"
-        "                       alert_disk=, docker_socket=, probe_ttl=, as in fstab:\n"
+        "                       key_type=, admin_group=, leaf_days=, renew_before_days=,\n"
+        "                       health_interval=, health_timeout=, health_threshold=,\n"
+        "                       manage, no_manage, empty_registry, alert_gpu_temp=,\n"
+        "                       alert_gpu_vram=, alert_mem=, alert_disk=, docker_socket=,\n"
+        "                       probe_ttl=, as in fstab:\n"
         "                       conduitfs /run/conduit fuse.conduitfs state=/var/lib/qp-conduit,\n"
         "                       allow_other,default_permissions,admin_group=conduit 0 0\n"
         "  -h, --help           this text\n"
-        "  -V, --version        print the version\n");
+        "  -V, --version        print the version\n"
+        "\n"
+        "A mount records the options it was given in STATE/mount.json; a later mount of the\n"
+        "same state directory uses them for every option it is not given. An option given\n"
+        "empty (--admin-group '', -o admin_group=) clears its recorded value.\n");
 }
 
 /* One-line error on stderr and exit code 2, before anything is mounted. */
@@ -190,25 +199,40 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name)
     return argv[++*i];
 }
 
+/* The options that take a value, by their -o (fstab) spelling. The same names are recorded in
+ * the state directory's mount.json (all but state), so a remount without options uses them. */
+static const struct { const char *key; size_t off; } opt_keys[] = {
+    { "state", offsetof(struct opts, state) },
+    { "domains", offsetof(struct opts, domains) },
+    { "gateway_ip", offsetof(struct opts, gateway_ip) },
+    { "dns_listen", offsetof(struct opts, dns_listen) },
+    { "https_listen", offsetof(struct opts, https_listen) },
+    { "key_type", offsetof(struct opts, key_type) },
+    { "admin_group", offsetof(struct opts, admin_group) },
+    { "leaf_days", offsetof(struct opts, leaf_days) },
+    { "renew_before_days", offsetof(struct opts, renew_before_days) },
+    { "health_interval", offsetof(struct opts, health_interval) },
+    { "health_timeout", offsetof(struct opts, health_timeout) },
+    { "health_threshold", offsetof(struct opts, health_threshold) },
+    { "alert_gpu_temp", offsetof(struct opts, alert_gpu_temp) },
+    { "alert_gpu_vram", offsetof(struct opts, alert_gpu_vram) },
+    { "alert_mem", offsetof(struct opts, alert_mem) },
+    { "alert_disk", offsetof(struct opts, alert_disk) },
+    { "docker_socket", offsetof(struct opts, docker_socket) },
+    { "probe_ttl", offsetof(struct opts, probe_ttl) },
+};
+#define NOPT_KEYS (sizeof(opt_keys) / sizeof(opt_keys[0]))
+
+/* The value of option key k in o (NULL when not given). */
+static const char **opt_field(struct opts *o, size_t k)
+{
+    return (const char **)((char *)o + opt_keys[k].off);
+}
+
 /* Split a -o list: our own keys (the fstab spelling of the long options) are taken out, the
  * rest go to FUSE. The values point into a copy that lives until free_args. */
 static void parse_mount_opts(struct opts *o, const char *list)
 {
-    static const struct { const char *key; size_t off; } keys[] = {
-        { "state", offsetof(struct opts, state) },
-        { "domains", offsetof(struct opts, domains) },
-        { "gateway_ip", offsetof(struct opts, gateway_ip) },
-        { "dns_listen", offsetof(struct opts, dns_listen) },
-        { "https_listen", offsetof(struct opts, https_listen) },
-        { "key_type", offsetof(struct opts, key_type) },
-        { "admin_group", offsetof(struct opts, admin_group) },
-        { "alert_gpu_temp", offsetof(struct opts, alert_gpu_temp) },
-        { "alert_gpu_vram", offsetof(struct opts, alert_gpu_vram) },
-        { "alert_mem", offsetof(struct opts, alert_mem) },
-        { "alert_disk", offsetof(struct opts, alert_disk) },
-        { "docker_socket", offsetof(struct opts, docker_socket) },
-        { "probe_ttl", offsetof(struct opts, probe_ttl) },
-    };
     size_t len = strlen(list);
     struct opt_copy *c = malloc(sizeof(*c) + len + 1);
     char *save = NULL, *tok;
@@ -223,9 +247,9 @@ static void parse_mount_opts(struct opts *o, const char *list)
         size_t klen = eq ? (size_t)(eq - tok) : strlen(tok);
         bool ours = false;
 
-        for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]) && eq; k++) {
-            if (strlen(keys[k].key) == klen && strncmp(tok, keys[k].key, klen) == 0) {
-                *(const char **)((char *)o + keys[k].off) = eq + 1;
+        for (size_t k = 0; k < NOPT_KEYS && eq; k++) {
+            if (strlen(opt_keys[k].key) == klen && strncmp(tok, opt_keys[k].key, klen) == 0) {
+                *opt_field(o, k) = eq + 1;
                 ours = true;
             }
         }
@@ -354,29 +378,99 @@ static int parse_count(const char *s, const char *name, int dflt, long max)
     return (int)v;
 }
 
+/* The state directory the options name (--state, or ~/.config/$CONDUIT_APP_NAME), into state;
+ * exits 2 when it cannot be named. */
+static void state_dir_of(const struct opts *o, char *state, size_t len)
+{
+    const char *app = getenv("CONDUIT_APP_NAME");
+    const char *home = getenv("HOME");
+
+    if (o->state) {
+        if (snprintf(state, len, "%s", o->state) >= (int)len)
+            die_usage("%s", "state directory path too long");
+        return;
+    }
+    if (!app || !*app)
+        app = "qp-conduit";
+    if (val_name(app) < 0 && strcmp(app, "qp-conduit") != 0)
+        die_usage("CONDUIT_APP_NAME \"%s\" is not a plain name", app);
+    if (!home || !*home)
+        die_usage("%s", "HOME is not set; give --state DIR");
+    if (snprintf(state, len, "%s/.config/%s", home, app) >= (int)len)
+        die_usage("%s", "state directory path too long");
+}
+
+/* A copy of text that lives until free_args; exits 2 without memory. */
+static const char *keep_copy(const char *text)
+{
+    size_t len = strlen(text);
+    struct opt_copy *c = malloc(sizeof(*c) + len + 1);
+
+    if (!c)
+        die_usage("%s", "out of memory");
+    memcpy(c->text, text, len + 1);
+    c->next = g_copies;
+    g_copies = c;
+    return c->text;
+}
+
+/* The options the state directory was last mounted with (mount.json) fill in those not given
+ * now: a remount without options is the same gateway. Exits 2 on an unreadable record. */
+static void apply_mount_record(struct opts *o)
+{
+    char state[PATH_MAX], err[512];
+    json_t *rec = NULL;
+
+    state_dir_of(o, state, sizeof(state));
+    if (access(state, F_OK) != 0)
+        return;                 /* a new state directory: nothing recorded yet */
+    if (mopt_load(state, &rec, err, sizeof(err)) < 0) {
+        fprintf(stderr, "conduitfs: %s\n", err);
+        leave(EXIT_USAGE);
+    }
+    for (size_t k = 0; k < NOPT_KEYS; k++) {
+        const char *v = json_string_value(json_object_get(rec, opt_keys[k].key));
+
+        if (strcmp(opt_keys[k].key, "state") != 0 && v && !*opt_field(o, k))
+            *opt_field(o, k) = keep_copy(v);
+    }
+    json_decref(rec);
+}
+
+/* An option given empty (--admin-group '', -o admin_group=) clears its recorded value: the
+ * default applies, and mount.json forgets it. */
+static void clear_empty_options(struct opts *o)
+{
+    for (size_t k = 0; k < NOPT_KEYS; k++)
+        if (strcmp(opt_keys[k].key, "state") != 0 && *opt_field(o, k) && !**opt_field(o, k))
+            *opt_field(o, k) = NULL;
+}
+
+/* The options this mount was given or inherited, by their -o names (state excluded): what
+ * mount.json records and the conduit_mount audit entry shows. NULL without memory. */
+static json_t *mount_record(struct opts *o)
+{
+    json_t *rec = json_object();
+
+    for (size_t k = 0; rec && k < NOPT_KEYS; k++)
+        if (strcmp(opt_keys[k].key, "state") != 0 && *opt_field(o, k) &&
+            json_object_set_new(rec, opt_keys[k].key, json_string(*opt_field(o, k))) < 0) {
+            json_decref(rec);
+            return NULL;
+        }
+    return rec;
+}
+
 /* Fill fs_cfg from the options; exits 2 on a bad value. */
 static void build_config(const struct opts *o, struct reg_config *cfg)
 {
     char state[PATH_MAX], list[1024];
-    const char *app = getenv("CONDUIT_APP_NAME");
-    const char *home = getenv("HOME");
     char *save = NULL, *tok;
     bool created;
     int rc;
 
     memset(cfg, 0, sizeof(*cfg));
-    if (o->state) {
-        snprintf(state, sizeof(state), "%s", o->state);
-    } else {
-        if (!app || !*app)
-            app = "qp-conduit";
-        if (val_name(app) < 0 && strcmp(app, "qp-conduit") != 0)
-            die_usage("CONDUIT_APP_NAME \"%s\" is not a plain name", app);
-        if (!home || !*home)
-            die_usage("%s", "HOME is not set; give --state DIR");
-        if (snprintf(state, sizeof(state), "%s/.config/%s", home, app) >= (int)sizeof(state))
-            die_usage("%s", "state directory path too long");
-    }
+    state_dir_of(o, state, sizeof(state));
     rc = state_dir_init(state, &created);
     if (rc < 0) {
         fprintf(stderr, "conduitfs: unusable state directory %s: %s\n", state, strerror(-rc));
@@ -389,7 +483,7 @@ static void build_config(const struct opts *o, struct reg_config *cfg)
     cfg->manage = !o->no_manage;
     cfg->empty_registry = o->empty_registry != 0;
 
-    if (snprintf(list, sizeof(list), "%s", o->domains ? o->domains : "internal") >=
+    if (snprintf(list, sizeof(list), "%s", o->domains ? o->domains : DEFAULT_DOMAINS) >=
         (int)sizeof(list))
         die_usage("%s", "--domains list too long");
     for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
@@ -479,6 +573,27 @@ static void build_mon_options(const struct opts *o, struct mon_options *m)
     }
 }
 
+/* A successful mount: record its options in mount.json (a remount without options uses them)
+ * and seal a conduit_mount entry that shows them, with the mounting user (into who). */
+static void audit_mount(struct opts *o, char *who, size_t wholen)
+{
+    json_t *rec = mount_record(o), *d;
+    char msg[PATH_MAX + 16];
+    int rc;
+
+    rc = rec ? mopt_save(fs_cfg.state_dir, rec) : -ENOMEM;
+    if (rc < 0)
+        syslog(LOG_WARNING, "cannot record the mount options in %s/mount.json: %s",
+               fs_cfg.state_dir, strerror(-rc));
+    snprintf(who, wholen, "%s", getenv("USER") ? getenv("USER") : "root");
+    snprintf(msg, sizeof(msg), "Mounted %s", o->mountpoint);
+    d = json_pack("{s:s,s:s,s:b,s:O?}", "mountpoint", o->mountpoint, "state_dir",
+                  fs_cfg.state_dir, "manage", fs_cfg.manage, "options", rec);
+    audit_log("conduit_mount", "success", msg, who, d);
+    json_decref(d);
+    json_decref(rec);
+}
+
 /* SIGHUP: re-render every config from the registry and reload the proxy. The signal is blocked
  * in every thread (the mask is set before any thread starts) and taken here with sigwait. */
 static void *sighup_main(void *arg)
@@ -526,8 +641,16 @@ int main(int argc, char **argv)
     g_fargs = &o.fargs;
     fuse_opt_add_arg(&o.fargs, argv[0]);
     parse_args(argc, argv, &o);
+    apply_mount_record(&o);
+    clear_empty_options(&o);
     build_mon_options(&o, &mopts);
     build_config(&o, &fs_cfg);
+    /* An option that would invalidate registered services is refused here, before anything
+     * starts: the registry is fine, the options are not (no quarantine copy). */
+    if (mopt_check_domains(&fs_cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "conduitfs: %s\n", err);
+        leave(EXIT_USAGE);
+    }
     first = getenv("CONDUIT_FIRST_INIT") != NULL;
     unsetenv("CONDUIT_FIRST_INIT");
     /* Foreground: stderr too, unless stderr already goes to the journal (systemd). */
@@ -612,6 +735,8 @@ int main(int argc, char **argv)
         goto out_unmount;
     syslog(LOG_INFO, "mounted %s (state %s, signer pid %ld)", o.mountpoint, fs_cfg.state_dir,
            (long)signer_pid());
+    audit_checkpoint_commit();
+    audit_mount(&o, who, sizeof(who));
     lcfg = o.single ? NULL : fuse_loop_cfg_create();
     if (lcfg) {
         fuse_loop_cfg_set_max_threads(lcfg, FUSE_MAX_THREADS);
@@ -634,6 +759,13 @@ out:
     sup_stop();
     mon_close();
     reg_close();
+    if (mounted) {
+        json_t *d = json_pack("{s:s,s:i}", "mountpoint", o.mountpoint, "status", status);
+
+        audit_log_event("conduit_unmount", status == 0 ? "success" : "failure",
+                        status == 0 ? "Unmounted" : "Unmounted after an error", d);
+        json_decref(d);
+    }
     audit_close();          /* removes SQLite's -wal and -shm files */
     signer_stop();          /* last: closing the CA and the trail may still seal lines */
     free_args();

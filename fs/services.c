@@ -2,7 +2,9 @@
  * sysfs write semantics; mkdir and rmdir register and deregister. Any other name in
  * services/NAME/ is a staging file (core/staging.h): the temporary file a tool writes before it
  * renames it over an attribute, which sets that attribute as one validated write. An attribute
- * cannot be removed or renamed away: rm of one changes nothing (see unlink below). */
+ * cannot be removed or renamed away: rm of one changes nothing (see unlink below).
+ * services/.apply (not listed) takes a whole service as one JSON document in one write:
+ * reg_apply_json makes or replaces it as one validated change. */
 #include "fs/fs.h"
 
 #include <errno.h>
@@ -143,6 +145,14 @@ static void parse(const char *rel, struct svc_path *p)
     p->attr = p->depth == 2 ? reg_attr_from_name(p->leaf) : -1;
 }
 
+/* The control file services/.apply. */
+#define APPLY_NAME ".apply"
+
+static bool is_apply(const struct svc_path *p)
+{
+    return p->depth == 1 && strcmp(p->name, APPLY_NAME) == 0;
+}
+
 /* Whether service name is active or pending now. */
 static bool svc_live(const char *name)
 {
@@ -179,6 +189,10 @@ static int svc_getattr(const char *rel, struct stat *st)
     }
     if (p.depth < 0)
         return -ENOENT;
+    if (is_apply(&p)) {
+        fs_stat_file(st, 0644, 0);
+        return 0;
+    }
     if (p.depth == 2 && p.attr < 0) {
         size_t size;
 
@@ -280,6 +294,8 @@ static int svc_unlink(const char *rel)
     pid_t pid = fs_caller_pid();
 
     parse(rel, &p);
+    if (is_apply(&p))
+        return -EPERM;
     if (p.depth == 1)
         return -EISDIR;
     if (p.depth != 2 || !svc_live(p.name))
@@ -331,6 +347,8 @@ static int svc_open(const char *rel, struct fuse_file_info *fi)
     parse(rel, &p);
     if (p.depth == 2)
         return p.attr >= 0 ? open_attr(&p, fi) : open_staging(&p, fi);
+    if (is_apply(&p))
+        return fs_fh_set(fi, "", 0);
     return p.depth == 0 || p.depth == 1 ? -EISDIR : -ENOENT;
 }
 
@@ -340,6 +358,8 @@ static int svc_create(const char *rel, struct fuse_file_info *fi)
     int rc;
 
     parse(rel, &p);
+    if (is_apply(&p))
+        return fs_fh_set(fi, "", 0);
     if (p.depth != 2)
         return -EPERM;
     if (p.attr < 0) {
@@ -386,15 +406,22 @@ static int svc_write(const char *rel, const char *buf, size_t size, off_t off,
 
     (void)fi;
     parse(rel, &p);
+    fs_caller(who, sizeof(who));
+    if (is_apply(&p) || (p.depth == 2 && p.attr >= 0 && off != 0)) {
+        /* sysfs semantics: the whole value (document) in one write at offset 0 */
+        if (off != 0) {
+            reg_refuse(is_apply(&p) ? APPLY_NAME : p.name, is_apply(&p) ? -1 : p.attr, who,
+                       -EINVAL, "a value is written whole, in one write at offset 0");
+            return -EINVAL;
+        }
+        rc = reg_apply_json(buf, size, who);
+        return rc < 0 ? rc : (int)size;
+    }
     if (p.depth != 2)
         return -EPERM;
     if (p.attr < 0)
         return svc_live(p.name) ? stg_write(p.name, p.leaf, buf, size, off) : -ENOENT;
-    if (size > VAL_VALUE_MAX + 1)
-        return -EFBIG;
-    if (off != 0)
-        return -EINVAL;   /* sysfs semantics: the whole value in one write at offset 0 */
-    fs_caller(who, sizeof(who));
+    /* reg_set refuses a value over VAL_VALUE_MAX with EFBIG, audited like every refusal */
     rc = reg_set(p.name, p.attr, buf, size, who);
     return rc < 0 ? rc : (int)size;
 }
@@ -405,6 +432,8 @@ static int svc_truncate(const char *rel, off_t size)
     long cur;
 
     parse(rel, &p);
+    if (is_apply(&p))
+        return size == 0 ? 0 : -EINVAL;
     if (p.depth != 2)
         return -EPERM;
     if (p.attr < 0)

@@ -53,15 +53,40 @@ cl_errtext() {
     printf '%s' "${last##*: }"
 }
 
+# cl_reason PATH ERRTEXT: why the mount refused this user's last change of PATH ("services/
+# NAME" or "services/NAME/ATTR"), from the newest change_refused entry for it in audit/audit.log whose
+# error is ERRTEXT ("Invalid argument"); nothing when there is none or jq is missing.
+cl_reason() {
+    local me
+    me=$(id -un 2>/dev/null || id -u)
+    cl_has jq || return 0
+    tail -n 64 -- "$M/audit/audit.log" 2>/dev/null |
+        jq -r --arg p "$1" --arg u "$me" --arg e "$2" 'select(.action == "change_refused" and
+            .details.path == $p and .details.error == $e and .user == $u) | .details.reason' \
+            2>/dev/null | tail -n 1
+}
+
+# cl_fail PATH RAW: set CL_ERR to "PATH: <errno text>", plus " (<reason>)" when the mount
+# audited why it refused the change (see cl_reason).
+cl_fail() {
+    local errtext reason
+    errtext=$(cl_errtext "$2")
+    case $errtext in
+    'Invalid argument' | 'File exists' | 'File too large') reason=$(cl_reason "$1" "$errtext") ;;
+    *) reason= ;;
+    esac
+    CL_ERR="$1: $errtext${reason:+ ($reason)}"
+}
+
 # cl_try REL COMMAND...: run COMMAND (stdout discarded); on failure set CL_ERR to
-# "REL: <errno text>" and return 1.
+# "REL: <errno text>[ (<reason>)]" and return 1.
 cl_try() {
     local rel=$1 err
     shift
     if err=$("$@" 2>&1 >/dev/null); then
         return 0
     fi
-    CL_ERR="$rel: $(cl_errtext "${err:-failed}")"
+    cl_fail "$rel" "${err:-failed}"
     return 1
 }
 
@@ -71,7 +96,18 @@ cl_write() {
     if err=$({ printf '%s\n' "$2" > "$M/$1"; } 2>&1); then
         return 0
     fi
-    CL_ERR="$1: $(cl_errtext "${err:-write failed}")"
+    cl_fail "$1" "${err:-write failed}"
+    return 1
+}
+
+# cl_apply NAME DOC: make or replace service NAME with the JSON document DOC in one write to
+# services/.apply (one validated change, see docs/filesystem.md); CL_ERR names services/NAME.
+cl_apply() {
+    local err
+    if err=$({ printf '%s\n' "$2" > "$M/services/.apply"; } 2>&1); then
+        return 0
+    fi
+    cl_fail "services/$1" "${err:-write failed}"
     return 1
 }
 

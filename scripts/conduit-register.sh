@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
-# conduit-register: register a service through the mount: mkdir services/NAME, then write its
-# attribute files. All or nothing: when a write fails, the directory this command made is
-# removed again (rmdir), so no half-configured service is left behind.
+# conduit-register: register a service through the mount with one write of the whole service
+# (all its attributes) to services/.apply: all or nothing, validated and committed as one.
 set -euo pipefail
 PROG=conduit-register
 USAGE="usage: $PROG --name NAME --upstream HOST:PORT [--domain DOMAIN] [--health PATH]
                         [--mode proxy|dns]
 
-Registers service NAME on the conduitfs mount at \$CONDUIT_MOUNT (default /run/conduit):
-mkdir services/NAME, then writes domain, health_check, mode and, last, upstream (which makes
-the service active). Options take --opt VALUE or --opt=VALUE.
+Registers service NAME on the conduitfs mount at \$CONDUIT_MOUNT (default /run/conduit) with
+one write of a JSON document holding all its attributes to services/.apply, which the mount
+validates and commits as one change. Options take --opt VALUE or --opt=VALUE.
 
   --name NAME          service name (lowercase letters, digits, hyphens)
   --upstream HOST:PORT where the service listens; http:// or https:// prefix allowed
@@ -18,7 +17,7 @@ the service active). Options take --opt VALUE or --opt=VALUE.
   --mode proxy|dns     proxy: DNS answers the gateway and Caddy routes (default);
                        dns: DNS answers the upstream's address
 
-If any write fails, services/NAME is removed again and nothing stays registered.
+If the mount refuses it, nothing is registered, and the error says why.
 Exit status: 0 registered, 1 the mount refused an operation, 2 bad arguments."
 lib=$(dirname "$(readlink -f "$0")")
 [[ -r $lib/conduit-lib.sh ]] || lib=$lib/../lib/conduitfs
@@ -53,22 +52,18 @@ esac
 cl_need_mount
 
 dir=services/$name
-cl_try "$dir" mkdir -- "$M/$dir" || cl_die "$CL_ERR"
-
-# Undo the mkdir after a failed write, and say what happened.
-rollback() {
-    local why=$CL_ERR
-    if cl_try "$dir" rmdir -- "$M/$dir"; then
-        cl_die "$why (nothing registered: $dir removed again)"
-    fi
-    cl_die "$why; removing $dir again failed too ($CL_ERR): remove it by hand"
-}
-
-# mode before upstream: the service only becomes active once everything else is set.
-[[ -z $domain ]] || cl_write "$dir/domain" "$domain" || rollback
-[[ -z $health ]] || cl_write "$dir/health_check" "$health" || rollback
-[[ -z $mode ]] || cl_write "$dir/mode" "$mode" || rollback
-cl_write "$dir/upstream" "$upstream" || rollback
+# One write of the whole service to services/.apply: validated and committed as one change, so
+# a refusal leaves nothing behind (no registration, no certificate). It would replace a service
+# that exists, so that is refused first.
+if [[ -e $M/$dir ]]; then
+    cl_die "$dir: File exists"
+fi
+doc="{\"name\":$(cl_jstr "$name"),\"upstream\":$(cl_jstr "$upstream")"
+[[ -z $domain ]] || doc+=",\"domain\":$(cl_jstr "$domain")"
+[[ -z $health ]] || doc+=",\"health_check\":$(cl_jstr "$health")"
+[[ -z $mode ]] || doc+=",\"mode\":$(cl_jstr "$mode")"
+doc+="}"
+cl_apply "$name" "$doc" || cl_die "$CL_ERR; nothing registered"
 
 cl_read "$dir/domain" || cl_die "registered $name, but $CL_ERR"
 printf 'registered %s: %s -> %s (%s)\n' "$name" "$CL_OUT" "$upstream" "${mode:-proxy}"

@@ -258,9 +258,13 @@ tamper "key replaced" 0 sh -c "head -c 32 /dev/urandom > '$T/t/key'"
 head -n -3 "$T/base/audit.log" > "$STATE/audit.log"
 tail -1 "$T/base/audit.log" | head -c 40 >> "$STATE/audit.log"
 cfs_mount
-check_eq "missing trailing lines rebuilt" "$(lines)" "$(wc -l < "$T/base/audit.log")"
-check_eq "rebuilt lines equal the lost ones" "$(tail -3 "$STATE/audit.log" | jq -cS .)" \
-    "$(tail -3 "$T/base/audit.log" | jq -cS .)"
+# the rebuilt lines, then this mount's own conduit_mount entry
+n=$(wc -l < "$T/base/audit.log")
+check_eq "missing trailing lines rebuilt" "$(lines)" "$((n + 1))"
+check_eq "rebuilt lines equal the lost ones" "$(head -n "$n" "$STATE/audit.log" | tail -3 |
+    jq -cS .)" "$(tail -3 "$T/base/audit.log" | jq -cS .)"
+check_eq "then the mount's own entry" "$(tail -1 "$STATE/audit.log" | jq -r .action)" \
+    "conduit_mount"
 check_eq "verify passes after repair" "$(jq .ok "$A/verify")" "true"
 cfs_unmount
 check "offline verify passes after repair" "$CONDUITFS" verify --state "$STATE"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test_bad_input.sh: every bad value is refused with its errno, and the registry and every
-# generated config stay byte-identical afterwards.
+# generated config stay byte-identical afterwards; each refusal is one sealed failure entry that
+# names the path, the caller and the reason, and one log line (issue 13 item 3).
 source "$(dirname "$0")/lib.sh"
 cfs_mount --domains internal,test
 
@@ -9,6 +10,7 @@ put "$S/core/upstream" "10.0.1.10:8000"
 put "$S/other/domain" "taken.internal"
 before=$(configs_digest)
 lines=$(wc -l < "$STATE/audit.log")
+checks=$((PASS + FAIL))
 
 # injection strings, tried through every attribute
 inject=($'a\nb' 'a{b' 'a}b' 'a#b' 'a b' 'a`id`b' $'x\rlocal=/evil/' '}' '{' '#' ' ' '`'
@@ -63,5 +65,30 @@ for v in "${bad_names[@]}"; do
 done
 
 check_eq "registry and configs byte-identical" "$(configs_digest)" "$before"
-check_eq "no audit line for a refused value" "$(wc -l < "$STATE/audit.log")" "$lines"
+refused=$((PASS + FAIL - checks - 1))   # all but the digest check above refused a value
+tail -n +"$((lines + 1))" "$STATE/audit.log" > "$T/new.log"
+check_eq "one audit entry per refused value" "$(wc -l < "$T/new.log")" "$refused"
+check_jq "every one a failure naming the path, the caller and the reason" \
+    '[.status == "failure", .action == "change_refused",
+      (.details.operation | test("^service_(update|register)$")),
+      (.details.path | test("^services/")), .user == "root",
+      (.details.reason | length > 0)] | all' "$T/new.log"
+check "a bad port says why" grep -q '"path":"services/core/upstream".*"reason":"the port is not 1-65535' \
+    "$T/new.log"
+check "a taken domain names its service" \
+    grep -q '"reason":"taken.internal is the domain of service other"' "$T/new.log"
+check "the overlong value is audited too" grep -q '"reason":"the value is longer than 4096 bytes"' \
+    "$T/new.log"
+check "the daemon's log says why" grep -q \
+    "registry: refused a change of services/core/upstream by root: no :PORT" "$T/conduitfs.log"
+
+# a loop of bad writes: the log lines are rate-limited, the audit log alone grows
+loglines=$(wc -l < "$T/conduitfs.log")
+ports=$(grep -c '"reason":"the port is not 1-65535' "$STATE/audit.log")
+for _ in $(seq 300); do put "$S/core/upstream" "10.0.0.1:99999" 2>/dev/null; done
+check "300 bad writes log fewer lines than that" \
+    test "$(($(wc -l < "$T/conduitfs.log") - loglines))" -lt 200
+check_eq "300 bad writes, 300 failure entries" \
+    "$(grep -c '"reason":"the port is not 1-65535' "$STATE/audit.log")" "$((ports + 300))"
+check_eq "registry and configs still byte-identical" "$(configs_digest)" "$before"
 finish

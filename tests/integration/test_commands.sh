@@ -121,31 +121,52 @@ check_eq "db's mode" "$(cat "$S/db/mode")" "dns"
 check_eq "db's health_check" "$(cat "$S/db/health_check")" "/ready"
 check_eq "HTTPS through Caddy reaches core" "$(get core.internal)" "hello from core"
 
-# ---- register: failures are all or nothing, with the errno text ----
+# ---- register: failures are all or nothing, with the errno text and the reason ----
+# (issue 13 items 3 and 6: one write of the whole service to services/.apply; a refusal leaves
+# no register/issue/deregister/archive line and no certificate, and says why)
 fails "register a bad upstream" 1 \
-    "conduit-register: services/broken/upstream: Invalid argument (nothing registered: services/broken removed again)" \
+    "conduit-register: services/broken: Invalid argument (upstream: no :PORT: the form is [http://|https://]HOST:PORT); nothing registered" \
     register --name broken --upstream nope
-check_fails "broken was rolled back" "" test -e "$S/broken"
-check "the rollback is in the audit log" jq -e -s \
-    'map(select(.details.name == "broken") | .action) == ["service_register", "service_deregister"]' \
+check_fails "broken was never registered" "" test -e "$S/broken"
+check "the refusal is one failure entry naming the path, the caller and the reason" jq -e -s \
+    'map(select(.details.name == "broken" or .details.path == "services/broken")) | length == 1 and
+     .[0].status == "failure" and
+     .[0].action == "change_refused" and .[0].details.operation == "service_register" and
+     .[0].details.path == "services/broken" and
+     .[0].user == "root" and (.[0].details.reason | startswith("upstream: no :PORT"))' \
     "$STATE/audit.log"
 fails "register a bad domain" 1 \
-    "conduit-register: services/broken/domain: Invalid argument (nothing registered: services/broken removed again)" \
+    "conduit-register: services/broken: Invalid argument (domain: the domain does not end, after a label, in a suffix that --domains allows); nothing registered" \
     register --name broken --upstream 127.0.0.1:1 --domain broken.example
 fails "register a hostname upstream in dns mode" 1 \
-    "conduit-register: services/broken/upstream: Invalid argument (nothing registered: services/broken removed again)" \
+    "conduit-register: services/broken: Invalid argument (upstream: a dns-mode service needs an IP address, not a hostname); nothing registered" \
     register --name broken --upstream db.example:5432 --mode dns
 fails "register a taken domain" 1 \
-    "conduit-register: services/broken/domain: File exists (nothing registered: services/broken removed again)" \
+    "conduit-register: services/broken: File exists (domain: gw.internal is the domain of service api); nothing registered" \
     register --name broken --upstream 127.0.0.1:1 --domain gw.internal
 fails "register a bad health path" 1 \
-    "conduit-register: services/broken/health_check: Invalid argument (nothing registered: services/broken removed again)" \
+    "conduit-register: services/broken: Invalid argument (health_check: a health check path starts with one '/'); nothing registered" \
     register --name broken --upstream 127.0.0.1:1 --health nope
+check "failed registrations sealed only failure entries" jq -e -s \
+    '[.[] | select(.details.name == "broken" or .details.path == "services/broken" or
+      .details.domain == "broken.internal" or
+      .details.domain == "broken.example")] | length == 5 and all(.status == "failure")' \
+    "$STATE/audit.log"
+check_fails "failed registrations left no certificate" "" test -e "$STATE/tls/broken.internal"
+check_fails "nor an archived one" "" \
+    bash -c "ls '$STATE/tls/archive' 2>/dev/null | grep -q broken"
 check_eq "no broken service left" "$(ls "$S" | tr '\n' ' ')" "api core db "
+# issue 13 item 5: a name whose default domain another service has (api has gw.internal)
+c register --name gw --domain gw2.internal --upstream "127.0.0.1:$UP_PORT"
+rc "register gw at gw2.internal while api has gw.internal" 0
+check_eq "register gw says so" "$(out)" "registered gw: gw2.internal -> 127.0.0.1:$UP_PORT (proxy)"
+c deregister --name gw
+rc "deregister gw" 0
 fails "register an existing name" 1 "conduit-register: services/core: File exists" \
     register --name core --upstream 127.0.0.9:9
 check_eq "the existing service is untouched" "$(cat "$S/core/upstream")" "127.0.0.1:$UP_PORT"
-fails "register an invalid name" 1 "conduit-register: services/Bad_Name: Invalid argument" \
+fails "register an invalid name" 1 \
+    "conduit-register: services/Bad_Name: Invalid argument (a name is 1-63 of a-z, 0-9 and '-', not starting or ending with '-'); nothing registered" \
     register --name Bad_Name --upstream 127.0.0.1:1
 CONDUIT_MOUNT=$T/nowhere fails "register without a mount" 1 \
     "conduit-register: $T/nowhere is not a conduitfs mount (no services/ there); set CONDUIT_MOUNT" \

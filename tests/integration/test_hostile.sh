@@ -201,6 +201,7 @@ append_file() { dd if="$1" of="$A" bs=1M oflag=append conv=notrunc status=none; 
 before=$(configs_digest)
 targets_before=$(cat "$STATE/monitoring/targets.json" 2>/dev/null | sha256sum)
 log_before=$(sha256sum < "$STATE/audit.log")
+log_lines=$(wc -l < "$STATE/audit.log")
 attr_before=$(for a in upstream domain health_check mode monitoring; do cat "$S/victim/$a"; done)
 tgt_before=$(cat "$M/tgt/target.json" 2>/dev/null)
 rows=0; skipped=0
@@ -247,8 +248,12 @@ check_eq "attribute values unchanged" \
 check_eq "target table unchanged" "$(cat "$STATE/monitoring/targets.json" 2>/dev/null |
     sha256sum)" "$targets_before"
 check_eq "target.json unchanged" "$(cat "$M/tgt/target.json" 2>/dev/null)" "$tgt_before"
-check_eq "audit.log unchanged (no line for a refused value)" "$(sha256sum < "$STATE/audit.log")" \
-    "$log_before"
+# a refused change is audited (issue 13 item 3): only change_refused failure lines are added
+check_eq "audit.log: the earlier lines are unchanged" \
+    "$(head -n "$log_lines" "$STATE/audit.log" | sha256sum)" "$log_before"
+check_jq "only change_refused failures were added" \
+    'all(.action == "change_refused" and .status == "failure")' \
+    <(tail -n +$((log_lines + 1)) "$STATE/audit.log" | jq -s .)
 check_eq "no service was created" "$(ls "$S" | tr '\n' ' ')" "victim "
 
 # ---- stance: valid values that only look hostile are accepted and rendered as what they are ----

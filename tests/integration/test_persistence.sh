@@ -45,9 +45,28 @@ echo '{"version":1,"services":[{"name":"x"}]}' > "$STATE/services.json"
 "$CONDUITFS" -f --state "$STATE" "$MNT" 2>"$T/out"
 check_eq "incomplete record: exit 2" "$?" "2"
 cp "$T/good.json" "$STATE/services.json"
-"$CONDUITFS" -f --state "$STATE" "$MNT" 2>"$T/out"
+# the mount options are recorded (mount.json, issue 13 item 4): one that would invalidate a
+# registered service is refused with one line naming the option and the service, and nothing
+# is quarantined; without options the recorded ones apply again
+rm -f "$STATE"/services.json.corrupt-*
+check_jq "the options are recorded" '.options.domains == "internal,test"' "$STATE/mount.json"
+timeout 20 "$CONDUITFS" -f --state "$STATE" --domains internal "$MNT" 2>"$T/out"
 check_eq "suffix no longer allowed: exit 2" "$?" "2"
-check "suffix no longer allowed: says which" grep -q "domain" "$T/out"
+check_eq "suffix no longer allowed: one line" "$(wc -l < "$T/out")" "1"
+check "suffix no longer allowed: names the option and the service" \
+    grep -q -- "--domains internal does not cover 1 registered service: web (www.test)" "$T/out"
+check_eq "suffix no longer allowed: no quarantine copy" \
+    "$(find "$STATE" -name 'services.json.corrupt-*' | wc -l)" "0"
+check "suffix no longer allowed: the registry is untouched" cmp "$STATE/services.json" \
+    "$T/good.json"
+cfs_mount
+check_eq "a remount without options keeps the recorded domains" "$(cat "$S/web/domain")" \
+    "www.test"
+check_jq "the mount is audited with its options" 'select(.action == "conduit_mount") |
+    .details.options.domains == "internal,test"' <(tail -n 1 "$STATE/audit.log")
+cfs_unmount
+check_jq "the unmount is audited" '.action == "conduit_unmount" and .status == "success"' \
+    <(tail -n 1 "$STATE/audit.log")
 
 # options
 expect_usage() {

@@ -34,8 +34,13 @@ check_eq "the update line too" "$(jq -r 'select(.action=="service_update" and
 check_eq "group owns the tree" "$(stat -c %G "$S")" "$G"
 cfs_unmount
 
-# without --admin-group, only root (the daemon's user) may write, even with allow_other
+# a remount without options keeps the recorded --admin-group (mount.json)
 cfs_mount -o allow_other
+check_eq "the recorded admin group applies again" "$(stat -c %G "$S")" "$G"
+cfs_unmount
+# without --admin-group (cleared with an empty value), only root (the daemon's user) may write,
+# even with allow_other
+cfs_mount -o allow_other,admin_group=
 check_fails "others may not write without --admin-group" "Permission denied" as "$U1" \
     mkdir "$S/nope"
 check_eq "others may read" "$(as "$U1" cat "$S/core/domain")" "core.internal"

@@ -20,6 +20,17 @@ rmdir "$S/gone"
 mkdir "$S/gone"
 put "$S/gone/upstream" "10.0.9.9:80"
 put "$S/web/health_check" "/health"  # back to the default
+# whole services in one write each (issue 13 item 6): a new one and a replaced one
+printf '%s\n' '{"name":"api","upstream":"10.0.3.3:443","domain":"api.test","mode":"dns","monitoring":{"type":"gpu","ssh_host":"gpu1"}}' \
+    > "$S/.apply"
+printf '%s\n' '{"name":"db","upstream":"10.0.2.6:5432","mode":"dns","health_check":"/ready"}' \
+    > "$S/.apply"
+# a name whose default domain is taken is registered without one (issue 13 item 5)
+put "$S/idle/domain" "late.internal"
+mkdir "$S/late"
+# refused changes seal failure entries, which recover must not replay
+put "$S/db/upstream" "nope" 2>/dev/null
+printf '%s\n' '{"name":"new","upstream":"nope"}' > "$S/.apply" 2>/dev/null
 cfs_unmount
 cp "$STATE/services.json" "$T/before.json"
 check_eq "the chain explains the registry: verify passes" \
@@ -54,10 +65,11 @@ check_fails "recover refuses to replace an existing registry" "exists" \
     "$CONDUITFS" recover --state "$STATE"
 check "verify passes after recover" "$CONDUITFS" verify --state "$STATE"
 cfs_mount --domains internal,test
-check_eq "the mount serves the recovered services" "$(ls "$S" | tr '\n' ' ')" "db gone idle web "
+check_eq "the mount serves the recovered services" "$(ls "$S" | tr '\n' ' ')" \
+    "api db gone idle late web "
 check_eq "recovered attributes" "$(cat "$S/web/upstream" "$S/web/domain" "$S/web/health_check" \
-    "$S/db/mode" "$S/gone/upstream" | tr '\n' ' ')" \
-    "http://127.0.0.1:8080 shop.test /health dns 10.0.9.9:80 "
+    "$S/db/mode" "$S/gone/upstream" "$S/api/monitoring" "$S/db/health_check" | tr '\n' ' ')" \
+    "http://127.0.0.1:8080 shop.test /health dns 10.0.9.9:80 {\"type\":\"gpu\",\"ssh_host\":\"gpu1\"} /ready "
 check "recovered routes" grep -q 'reverse_proxy 127.0.0.1:8080' "$STATE/routing/Caddyfile"
 cfs_unmount
 check "a recovered registry loads unchanged" cmp "$T/before.json" "$STATE/services.json"
@@ -67,8 +79,8 @@ rm "$STATE/services.json"
 cfs_mount --domains internal,test --empty-registry
 check_eq "--empty-registry: no services" "$(ls "$S" | wc -l)" "0"
 cfs_unmount
-check "--empty-registry: recorded in the chain" jq -e 'select(.action == "registry_adopt")
-    | .status == "success"' "$STATE/audit.log"
+check "--empty-registry: recorded in the chain" jq -e -s 'map(select(.action == "registry_adopt"))
+    | last | .status == "success"' "$STATE/audit.log"
 check "--empty-registry: verify passes" "$CONDUITFS" verify --state "$STATE"
 rm "$STATE/services.json"
 cfs_mount --domains internal,test -o empty_registry
@@ -93,7 +105,7 @@ check "verify: the line says so ($(head -c 120 "$T/verify.err"))" \
     grep -q "changed outside conduitfs" "$T/verify.err"
 cfs_mount --domains internal,test
 cfs_unmount
-check "the mount records the edit" jq -e 'select(.action == "registry_adopt" and
+check "the mount records the edit" jq -e -s 'any(.action == "registry_adopt" and
     .status == "failure")' "$STATE/audit.log"
 check "verify passes once the edit is recorded" "$CONDUITFS" verify --state "$STATE"
 finish

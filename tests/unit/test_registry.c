@@ -63,9 +63,24 @@ static void test_parse(void)
         "\"health_check\":\"/health\",\"mode\":\"proxy\",\"monitoring\":{}}]}",
         /* duplicate keys */
         "{\"version\":1,\"version\":1,\"services\":[]}",
+        /* only a pending service may lack a domain (issue 13 item 5) */
+        "{\"version\":1,\"services\":[{\"name\":\"core\",\"upstream\":\"10.0.0.1:80\","
+        "\"domain\":\"\",\"status\":\"active\",\"registered_at\":\"t\","
+        "\"health_check\":\"/health\",\"mode\":\"proxy\",\"monitoring\":{}}]}",
     };
+    /* two pending services without a domain: "" is nobody's domain */
+    const char *nodomain =
+        "{\"version\":1,\"services\":[{\"name\":\"a\",\"upstream\":\"\",\"domain\":\"\","
+        "\"status\":\"pending\",\"registered_at\":\"t\",\"health_check\":\"/health\","
+        "\"mode\":\"proxy\",\"monitoring\":{}},{\"name\":\"b\",\"upstream\":\"\","
+        "\"domain\":\"\",\"status\":\"pending\",\"registered_at\":\"t\","
+        "\"health_check\":\"/health\",\"mode\":\"proxy\",\"monitoring\":{}}]}";
     char *doc;
 
+    CHECK_INT(reg_parse(nodomain, strlen(nodomain), &cfg, &svcs, &n, err, sizeof(err)), 0);
+    CHECK_INT(n, 2);
+    free(svcs);
+    svcs = NULL;
     CHECK_INT(reg_parse(good, strlen(good), &cfg, &svcs, &n, err, sizeof(err)), 0);
     CHECK_INT(n, 2);
     if (n == 2) {

@@ -467,8 +467,44 @@ static void test_monitoring(void)
     }
 }
 
+/* Every refusal says why, in one line that names the rule the value broke (issue 13 item 3). */
+static void test_reasons(void)
+{
+    static const char *const sfx[] = { "internal" };
+    char canon[VAL_MONITORING_MAX];
+
+    CHECK_INT(val_upstream("127.0.0.1:99999", NULL), -EINVAL);
+    CHECK(strstr(val_reason(), "port is not 1-65535") != NULL);
+    CHECK_INT(val_upstream("nope", NULL), -EINVAL);
+    CHECK(strstr(val_reason(), "no :PORT") != NULL);
+    CHECK_INT(val_upstream("10.0.0.1.2:80", NULL), -EINVAL);
+    CHECK(strstr(val_reason(), "host is not") != NULL);
+    CHECK_INT(val_domain("a.example", sfx, 1), -EINVAL);
+    CHECK(strstr(val_reason(), "suffix that --domains allows") != NULL);
+    CHECK_INT(val_domain("A.internal", sfx, 1), -EINVAL);
+    CHECK(strstr(val_reason(), "lowercase domain") != NULL);
+    CHECK_INT(val_health_check("health"), -EINVAL);
+    CHECK(strstr(val_reason(), "starts with one") != NULL);
+    CHECK_INT(val_health_check("/a b"), -EINVAL);
+    CHECK(strstr(val_reason(), "RFC 3986") != NULL);
+    CHECK_INT(val_mode("tcp"), -EINVAL);
+    CHECK_STR(val_reason(), "the mode is proxy or dns");
+    CHECK_INT(val_name("-x"), -EINVAL);
+    CHECK(strstr(val_reason(), "1-63 of a-z") != NULL);
+    CHECK_INT(val_monitoring("{\"type\":\"vm\"}", canon, sizeof(canon)), -EINVAL);
+    CHECK(strstr(val_reason(), "\"type\" must be") != NULL);
+    CHECK_INT(val_monitoring("{\"type\":\"gpu\",\"ssh_host\":\"h\",\"ssh_port\":0}", canon,
+                             sizeof(canon)), -EINVAL);
+    CHECK(strstr(val_reason(), "ssh_port") != NULL);
+    CHECK_INT(val_monitoring("[1]", canon, sizeof(canon)), -EINVAL);
+    CHECK(strstr(val_reason(), "not a JSON object") != NULL);
+    /* one line, no value echoed */
+    CHECK(strchr(val_reason(), '\n') == NULL);
+}
+
 int main(void)
 {
+    test_reasons();
     test_name();
     test_ipv4();
     test_hostname();
