@@ -97,4 +97,14 @@ check_eq "default state dir mode" "$(stat -c %a "$T/home/.config/lab-conduit")" 
 check "pass-through -o" sh -c "grep -q '$MNT' /proc/mounts"
 check "fusermount3 -u unmounts" fusermount3 -u "$MNT"
 check "not mounted" sh -c "! mountpoint -q '$MNT'"
+
+# the default suffixes are the design's: internal, local and test (issue 13 item 9)
+STATE=$T/s9 cfs_mount
+mkdir "$S/dflt"
+check_eq "a new service is NAME.internal" "$(cat "$S/dflt/domain")" "dflt.internal"
+check "NAME.local is allowed by default" put "$S/dflt/domain" "dflt.local"
+check "NAME.test is allowed by default" put "$S/dflt/domain" "dflt.test"
+check_fails "another suffix is not" "Invalid argument" put "$S/dflt/domain" "dflt.lab"
+cfs_unmount
+check_jq "defaults are not recorded as options" '.options.domains == null' "$T/s9/mount.json"
 finish
