@@ -381,6 +381,8 @@ check_jq "...with a timeout error" '.metrics == null and (.error | test("timed o
 check "rmdir it (metrics.prom below would wait for it again)" rmdir "$M/down-silent"
 
 # ---- containers: podman's Docker API ----
+SCHEMA_DIR=$(cd "$(dirname "$0")/../../docs/schema" && pwd)
+SCHEMA_CHECK=$(cd "$(dirname "$0")" && pwd)/check_schema.py
 cat "$M/local/containers.json" > "$T/ctr.json"
 if ((PODMAN_OK)); then
     check_jq "containers.json from the API" '.error == null and .type == "containers" and
@@ -403,6 +405,9 @@ if ((CTR_OK)); then
     cat "$M/local/containers.json" > "$T/ctr.json"
     check_jq "cpu usage from the second sample on" ".metrics.containers[] | select(.name ==
         \"$RUN\") | (.cpu_pct | type) == \"number\"" "$T/ctr.json"
+    # the published JSON Schemas (docs/schema/) hold for real Docker API output
+    check "containers.json (podman's API) matches its schema" py3 "$SCHEMA_CHECK" \
+        "$SCHEMA_DIR" containers.json "$T/ctr.json"
 
     # a service naming a container gets monitor/<service>/container.json
     check "service monitoring names a container" put "$S/web/monitoring" \
@@ -413,6 +418,8 @@ if ((CTR_OK)); then
     cat "$M/web/container.json" > "$T/web.json"
     check_jq "container.json" ".error == null and .type == \"container\" and .target == \"web\"
         and .metrics.name == \"$RUN\" and .metrics.state == \"running\"" "$T/web.json"
+    check "container.json matches its schema" py3 "$SCHEMA_CHECK" "$SCHEMA_DIR" container.json \
+        "$T/web.json"
     check_fails "a target may not take a service's name" "File exists" mkdir "$M/web"
     check_fails "nor be removed as one" "not permitted" rmdir "$M/web"
     check "service monitoring names a missing container" put "$S/web/monitoring" \
@@ -499,7 +506,8 @@ cfs_unmount
 # ---- the monitor's options: bad values refused before anything is mounted ----
 for bad in "--alert-gpu-temp hot" "--alert-gpu-temp=0" "--alert-gpu-vram 101" "--alert-mem 0.5" \
     "--alert-disk 9e1" "--probe-ttl -1" "--probe-ttl 3601" "--docker-socket rel.sock" \
-    "-o alert_gpu_vram=95%" "-o alert_disk=" "-o probe_ttl=2s" "-o docker_socket=x"; do
+    "-o alert_gpu_vram=95%" "-o alert_disk=9e1" "-o probe_ttl=2s" "-o docker_socket=x"; do
+    # (an empty value, -o alert_disk=, clears a recorded option: see mount.json)
     # shellcheck disable=SC2086
     out=$(timeout 20 "$CONDUITFS" -f --no-manage --state "$STATE" $bad "$MNT" 2>&1)
     rc=$?
