@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,32 +262,26 @@ static void refuse_syslog(const char *path, const char *who, const char *reason)
         syslog(LOG_NOTICE, "registry: %u more refused changes not logged here (each has its "
                "audit entry)", quiet);
     if (log)
-        syslog(LOG_NOTICE, "registry: refused a change of %s by %s: %s", path, who, reason);
+        syslog(LOG_NOTICE, "%s: refused a change of %s by %s: %s",
+               strncmp(path, "monitor/", 8) == 0 ? "monitor" : "registry", path, who, reason);
 }
 
-/* Say why a change of service name (attr, or -1 for the service itself) was refused with rc:
- * the syslog line and a change_refused failure entry, whose details name the operation (the
- * action the change would have had). A distinct action, so that whoever reads service_* entries
- * as changes (replay.c, conduit-logs --action, dashboards) never mistakes a refusal for one. */
-static void refuse(const char *action, const char *name, int attr, const char *who, int rc,
-                   const char *reason)
+void reg_refuse_path(const char *action, const char *who, int rc, const char *reason,
+                     const char *fmt, ...)
 {
-    char path[400], msg[700], safe[201];
+    char path[400], msg[700];
+    va_list ap;
     json_t *d;
-    size_t k;
 
-    /* the name may be any bytes a mkdir was given: keep the printable ASCII ones */
-    for (k = 0; name[k] && k < sizeof(safe) - 1; k++)
-        safe[k] = (unsigned char)name[k] < 0x20 || (unsigned char)name[k] >= 0x7f ? '?'
-                                                                                 : name[k];
-    safe[k] = '\0';
-    name = safe;
+    va_start(ap, fmt);
+    vsnprintf(path, sizeof(path), fmt, ap);
+    va_end(ap);
+    /* a name may be any bytes a mkdir was given: keep the printable ASCII ones */
+    for (char *c = path; *c; c++)
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+            *c = '?';
     if (!reason || !reason[0])
         reason = strerror(-rc);
-    if (attr >= 0)
-        snprintf(path, sizeof(path), "services/%.63s/%s", name, reg_attr_name(attr));
-    else
-        snprintf(path, sizeof(path), "services/%.200s", name);
     refuse_syslog(path, who, reason);
     snprintf(msg, sizeof(msg), "Refused %s: %s", path, reason);
     /* no "name" or "attribute": readers that select a service's changes by those keep doing
@@ -297,6 +292,20 @@ static void refuse(const char *action, const char *name, int attr, const char *w
         syslog(LOG_ERR, "registry: the audit entry of a refused change of %s could not be "
                "sealed", path);
     json_decref(d);
+}
+
+/* Say why a change of service name (attr, or -1 for the service itself) was refused with rc:
+ * the syslog line and a change_refused failure entry, whose details name the operation (the
+ * action the change would have had). A distinct action, so that whoever reads service_* entries
+ * as changes (replay.c, conduit-logs --action, dashboards) never mistakes a refusal for one. */
+static void refuse(const char *action, const char *name, int attr, const char *who, int rc,
+                   const char *reason)
+{
+    if (attr >= 0)
+        reg_refuse_path(action, who, rc, reason, "services/%.63s/%s", name,
+                        reg_attr_name(attr));
+    else
+        reg_refuse_path(action, who, rc, reason, "services/%.200s", name);
 }
 
 /* ---- services.json ---- */

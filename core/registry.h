@@ -98,6 +98,15 @@ int reg_apply_json(const char *buf, size_t len, const char *who);
  * as every refusal by the registry itself gets. */
 void reg_refuse(const char *name, int attr, const char *who, int rc, const char *reason);
 
+/* Say why a change of a path below the mount (fmt and its arguments, printf-style, e.g.
+ * "monitor/%s/target.json") was refused with rc, by who: one syslog line ("registry: refused a
+ * change of PATH by WHO: REASON", "monitor:" for monitor/ paths; at most ten a second, shared
+ * by every caller, the rest counted in one line) and a sealed change_refused failure entry
+ * {path, operation: action, reason, error: rc's text}. reason NULL or "": rc's text. Bytes of
+ * the path outside printable ASCII become '?'. Nothing else is kept. */
+void reg_refuse_path(const char *action, const char *who, int rc, const char *reason,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
 /* Deregister NAME: it stays in services.json as inactive. 0, -ENOENT or -errno. */
 int reg_deregister(const char *name, const char *who);
 

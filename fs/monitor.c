@@ -166,12 +166,9 @@ static int tree_write(const char *rel, const char *buf, size_t size, off_t off,
     parse(rel, &p);
     if (p.depth != 2 || p.file != MON_FILE_TARGET)
         return -EPERM;
-    if (size > VAL_VALUE_MAX + 1)
-        return -EFBIG;
-    if (off != 0)
-        return -EINVAL;   /* sysfs semantics: the whole value in one write at offset 0 */
     fs_caller(who, sizeof(who));
-    rc = mon_target_set(p.name, buf, size, who);
+    /* refuses a write over 4 KiB (EFBIG) or at an offset (EINVAL), audited like every refusal */
+    rc = mon_target_write(p.name, buf, size, (long long)off, who);
     return rc < 0 ? rc : (int)size;
 }
 

@@ -27,6 +27,7 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char state_real[PATH_MAX];       /* the state directory, symlinks resolved */
 static char keys_real[PATH_MAX];        /* <state_real>/monitoring/keys */
+static _Thread_local const char *reason = "";   /* why this thread's last load failed */
 
 /* Create <state>/monitoring/keys (0700) and remember where the state directory really is.
  * 0 or -errno. */
@@ -173,6 +174,13 @@ out:
     return rc;
 }
 
+/* Why the calling thread's last failed mon_keys_load refused its key: a constant one-line
+ * text without the path itself. */
+const char *mon_keys_reason(void)
+{
+    return reason;
+}
+
 /* Apply the key rules to key for a target written by uid owner (-1: unknown writer, so only
  * the keys directory counts). With out, also read the file into *out (malloc'd, NUL-terminated,
  * *len bytes; the caller wipes and frees it). 0; -EACCES when the file is missing, unreadable,
@@ -193,9 +201,11 @@ int mon_keys_load(const char *key, long owner, char **out, size_t *len)
     snprintf(state, sizeof(state), "%s", state_real);
     snprintf(keys, sizeof(keys), "%s", keys_real);
     pthread_mutex_unlock(&lock);
+    reason = "ssh_key is not an absolute path";
     if (!key || key[0] != '/' || !*state)
         return -EACCES;
     /* O_PATH opens no device and reads nothing: the judgement is about this very inode */
+    reason = "ssh_key names no file the daemon can open";
     fd = open(key, O_PATH | O_CLOEXEC);
     if (fd < 0)
         return -EACCES;
@@ -204,16 +214,26 @@ int mon_keys_load(const char *key, long owner, char **out, size_t *len)
     if (n <= 0 || fstat(fd, &st) < 0)
         goto out;
     real[n] = '\0';
+    reason = "ssh_key is in no allowed place: a file directly in <state>/monitoring/keys/ "
+             "(root's, writable by no one else), or a file the writer owns outside the state "
+             "directory";
     if (in_keys_dir(real, &st, keys))
         rc = 0;
     else if (!in_state(real, state) && owner >= 0 && st.st_uid == (uid_t)owner)
         rc = 0;
-    if (rc == 0 && state_key(&st, state))
+    if (rc == 0 && state_key(&st, state)) {
+        reason = "ssh_key is one of the state directory's own keys (state/key, state/tls/*.key)";
         rc = -EACCES;
-    if (rc == 0 && !S_ISREG(st.st_mode))
+    }
+    if (rc == 0 && !S_ISREG(st.st_mode)) {
+        reason = "ssh_key is not a regular file";
         rc = -EINVAL;
-    if (rc == 0 && out)
+    }
+    if (rc == 0 && out) {
         rc = read_key(fd, &st, out, len);
+        reason = rc == -EFBIG ? "ssh_key is over 64 KiB: not a private key"
+                              : "ssh_key could not be read";
+    }
 out:
     close(fd);
     return rc;

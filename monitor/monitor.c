@@ -500,28 +500,59 @@ int mon_metrics(char **out, size_t *len)
 /* ---- targets ---- */
 
 /* A new, unconfigured target. 0, -EINVAL, -EEXIST (also a service's directory), -ENOSPC
- * or -errno. */
+ * or -errno. A refusal says why (mon_tgt_add, or here for a service's directory). */
 int mon_target_add(const char *name, const char *who)
 {
-    if (val_name(name) < 0)
-        return -EINVAL;
-    if (service_dir(name, NULL))
+    if (val_name(name) == 0 && service_dir(name, NULL)) {
+        reg_refuse_path("monitor_target_add", who, -EEXIST, "a service's monitor directory has "
+                        "the name (its monitoring attribute names something to probe)",
+                        "monitor/%s", name);
         return -EEXIST;
+    }
     return mon_tgt_add(name, who);
 }
 
-/* Remove a target. 0, -ENOENT, -EPERM (local or a service's directory) or -errno. */
+/* Remove a target. 0, -ENOENT, -EPERM (local or a service's directory, said why) or -errno. */
 int mon_target_remove(const char *name, const char *who)
 {
-    if (mon_tgt_lookup(name, NULL, NULL) < 0)
-        return strcmp(name, "local") == 0 || service_dir(name, NULL) ? -EPERM : -ENOENT;
-    return mon_tgt_remove(name, who);
+    if (mon_tgt_lookup(name, NULL, NULL) == 0)
+        return mon_tgt_remove(name, who);
+    if (strcmp(name, "local") == 0) {
+        reg_refuse_path("monitor_target_remove", who, -EPERM, "local is this host's own "
+                        "directory, not a target", "monitor/local");
+        return -EPERM;
+    }
+    if (service_dir(name, NULL)) {
+        reg_refuse_path("monitor_target_remove", who, -EPERM, "a service's monitor directory "
+                        "is not a target: it follows the service's monitoring attribute",
+                        "monitor/%s", name);
+        return -EPERM;
+    }
+    return -ENOENT;
 }
 
-/* Set (buf) or clear (NULL) a target's settings. 0, -EINVAL, -EFBIG, -ENOENT or -errno. */
+/* Set (buf) or clear (NULL) a target's settings. 0, -EINVAL, -EFBIG, -EACCES, -ENOENT or
+ * -errno. */
 int mon_target_set(const char *name, const char *buf, size_t len, const char *who)
 {
     return mon_tgt_set(name, buf, len, who);
+}
+
+int mon_target_write(const char *name, const char *buf, size_t size, long long off,
+                     const char *who)
+{
+    if (size > VAL_VALUE_MAX + 1) {
+        reg_refuse_path("monitor_target_update", who, -EFBIG, "target.json is longer than 4096 "
+                        "bytes", "monitor/%.200s/target.json", name);
+        return -EFBIG;
+    }
+    if (off != 0) {
+        /* sysfs semantics: the whole value in one write at offset 0 */
+        reg_refuse_path("monitor_target_update", who, -EINVAL, "a value is written whole, in "
+                        "one write at offset 0", "monitor/%.200s/target.json", name);
+        return -EINVAL;
+    }
+    return mon_tgt_set(name, buf, size, who);
 }
 
 /* ---- start and stop ---- */

@@ -88,4 +88,13 @@ int mon_target_remove(const char *name, const char *who);
  * -EACCES (a key in no allowed place, or missing), -ENOENT or -errno. */
 int mon_target_set(const char *name, const char *buf, size_t len, const char *who);
 
+/* A write(2) of size bytes at offset off to target name's target.json: mon_target_set, after
+ * refusing a write at an offset (EINVAL) or over VAL_VALUE_MAX + 1 bytes (EFBIG). Every refused
+ * change of monitor/ (these, a bad name or a taken one at mon_target_add, an EPERM at
+ * mon_target_remove, a value or key mon_target_set refuses) says why: one syslog line and a
+ * sealed change_refused failure entry naming the path (monitor/NAME or monitor/NAME/
+ * target.json), the caller and the reason (reg_refuse_path). Returns what mon_target_set does. */
+int mon_target_write(const char *name, const char *buf, size_t size, long long off,
+                     const char *who);
+
 #endif

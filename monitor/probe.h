@@ -93,6 +93,10 @@ long mon_keys_owner(const char *who);
  * not a regular file); -EFBIG (over 64 KiB); -ENOMEM. */
 int mon_keys_load(const char *key, long owner, char **out, size_t *len);
 
+/* Why the calling thread's last failed mon_keys_load refused the key: a constant one-line text
+ * (for the change_refused entry of a target.json write). */
+const char *mon_keys_reason(void);
+
 /* ---- runners ---- */
 
 /* Run argv (argv[0] looked up on PATH unless it holds a '/') with fork/exec, no shell; stdin

@@ -116,9 +116,8 @@ static int types_of(const json_t *j, unsigned *types)
     return 0;
 }
 
-/* Strictly validate a target.json write into *out. 0, -EINVAL or -EFBIG. Required: ssh_host,
- * ssh_user, ssh_key; ssh_port defaults to 22, docker_socket to null, types to all three. */
-int mon_target_parse(const char *buf, size_t len, struct mon_target_cfg *out)
+/* mon_target_parse, with why set to the reason of a refusal (a constant text). */
+static int parse_cfg(const char *buf, size_t len, struct mon_target_cfg *out, const char **why)
 {
     static const char *const keys[] = { "ssh_host", "ssh_port", "ssh_user", "ssh_key",
                                         "docker_socket", "types" };
@@ -130,17 +129,25 @@ int mon_target_parse(const char *buf, size_t len, struct mon_target_cfg *out)
     out->key_owner = -1;
     if (len > 0 && buf[len - 1] == '\n')
         len--;
+    *why = "target.json is longer than 4096 bytes";
     if (len > VAL_VALUE_MAX)
         return -EFBIG;
+    *why = "target.json holds a control byte, a NUL byte or a byte outside ASCII";
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)buf[i];
 
         if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c >= 0x7f)
             return -EINVAL;
     }
+    *why = "target.json is not one JSON document without repeated keys";
     root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
+    if (!root)
+        goto out;
+    *why = "target.json is not a JSON object";
     if (!json_is_object(root))
         goto out;
+    *why = "target.json has an unknown key (the keys are ssh_host, ssh_port, ssh_user, ssh_key, "
+           "docker_socket and types)";
     json_object_foreach(root, key, j) {
         size_t k;
 
@@ -151,25 +158,41 @@ int mon_target_parse(const char *buf, size_t len, struct mon_target_cfg *out)
             goto out;
     }
     s = plain_string(json_object_get(root, "ssh_host"));
-    if (!s || !host_ok(s))
+    *why = "ssh_host is missing or not a string";
+    if (!s)
+        goto out;
+    *why = "ssh_host is not an IPv4 address, an IPv6 address or a host name of at most 253 "
+           "bytes";
+    if (!host_ok(s))
         goto out;
     snprintf(out->host, sizeof(out->host), "%s", s);
     j = json_object_get(root, "ssh_port");
     out->port = 22;
+    *why = "ssh_port is not an integer 1-65535";
     if (j) {
         if (!json_is_integer(j) || json_integer_value(j) < 1 || json_integer_value(j) > 65535)
             goto out;
         out->port = (unsigned)json_integer_value(j);
     }
     s = plain_string(json_object_get(root, "ssh_user"));
-    if (!s || !user_ok(s))
+    *why = "ssh_user is missing or not a string";
+    if (!s)
+        goto out;
+    *why = "ssh_user is not a user name: [a-z_] then [a-z0-9_-], at most 32 bytes";
+    if (!user_ok(s))
         goto out;
     snprintf(out->user, sizeof(out->user), "%s", s);
     s = plain_string(json_object_get(root, "ssh_key"));
-    if (!s || !path_ok(s, MON_KEY_MAX, "+@=,:~"))
+    *why = "ssh_key is missing or not a string";
+    if (!s)
+        goto out;
+    *why = "ssh_key is not an absolute path of [A-Za-z0-9._+@=,:~-] components, none . or ..";
+    if (!path_ok(s, MON_KEY_MAX, "+@=,:~"))
         goto out;
     snprintf(out->key, sizeof(out->key), "%s", s);
     j = json_object_get(root, "docker_socket");
+    *why = "docker_socket is not null or an absolute path of [A-Za-z0-9._-] components, none . "
+           "or ..";
     if (j && !json_is_null(j)) {
         s = plain_string(j);
         if (!s || !path_ok(s, MON_SOCK_MAX, ""))
@@ -177,11 +200,13 @@ int mon_target_parse(const char *buf, size_t len, struct mon_target_cfg *out)
         snprintf(out->docker_socket, sizeof(out->docker_socket), "%s", s);
     }
     j = json_object_get(root, "types");
+    *why = "types is not a non-empty list of distinct \"server\", \"gpu\" and \"containers\"";
     if (!j)
         out->types = MON_BIT(MON_FILE_SERVER) | MON_BIT(MON_FILE_GPU) |
                      MON_BIT(MON_FILE_CONTAINERS);
     else if (types_of(j, &out->types) < 0)
         goto out;
+    *why = "";
     rc = 0;
 out:
     if (rc < 0) {
@@ -190,6 +215,15 @@ out:
     }
     json_decref(root);
     return rc;
+}
+
+/* Strictly validate a target.json write into *out. 0, -EINVAL or -EFBIG. Required: ssh_host,
+ * ssh_user, ssh_key; ssh_port defaults to 22, docker_socket to null, types to all three. */
+int mon_target_parse(const char *buf, size_t len, struct mon_target_cfg *out)
+{
+    const char *why;
+
+    return parse_cfg(buf, len, out, &why);
 }
 
 static json_t *cfg_json(const struct mon_target_cfg *c)
@@ -275,10 +309,15 @@ int mon_tgt_add(const char *name, const char *who)
     struct target *grown;
     int rc;
 
-    if (val_name(name) < 0)
+    if (val_name(name) < 0) {
+        reg_refuse_path("monitor_target_add", who, -EINVAL, val_reason(), "monitor/%.200s",
+                        name);
         return -EINVAL;
-    if (strcmp(name, "local") == 0)
-        return -EEXIST;
+    }
+    if (strcmp(name, "local") == 0) {
+        rc = -EEXIST;
+        goto refused;
+    }
     pthread_mutex_lock(&lock);
     if (find(name) >= 0) {
         rc = -EEXIST;
@@ -305,6 +344,16 @@ out:
     if (rc == 0)
         audit("monitor_target_add", "Added monitoring target %s", name, who,
               json_pack("{s:s}", "target", name));
+refused:
+    if (rc == -EEXIST)
+        reg_refuse_path("monitor_target_add", who, rc, "local or another target has the name",
+                        "monitor/%s", name);
+    else if (rc == -ENOSPC) {
+        char why[64];
+
+        snprintf(why, sizeof(why), "a mount keeps at most %d targets", MON_TARGETS_MAX);
+        reg_refuse_path("monitor_target_add", who, rc, why, "monitor/%s", name);
+    }
     return rc;
 }
 
@@ -363,11 +412,19 @@ int mon_tgt_set(const char *name, const char *buf, size_t len, const char *who)
     memset(&cfg, 0, sizeof(cfg));
     cfg.key_owner = -1;
     if (buf) {
-        rc = mon_target_parse(buf, len, &cfg);
+        const char *why = "";
+
+        rc = parse_cfg(buf, len, &cfg, &why);
         if (rc == 0) {
             cfg.key_owner = mon_keys_owner(who);
             rc = mon_keys_load(cfg.key, cfg.key_owner, NULL, NULL);
+            why = mon_keys_reason();
         }
+        /* a refused value or key says why (also for a target that is gone: the value is
+         * judged first, whatever the target) */
+        if (rc == -EINVAL || rc == -EFBIG || rc == -EACCES)
+            reg_refuse_path("monitor_target_update", who, rc, why,
+                            "monitor/%.200s/target.json", name);
         if (rc < 0)
             return rc;
     }

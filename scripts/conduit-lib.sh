@@ -53,9 +53,10 @@ cl_errtext() {
     printf '%s' "${last##*: }"
 }
 
-# cl_reason PATH ERRTEXT: why the mount refused this user's last change of PATH ("services/
-# NAME" or "services/NAME/ATTR"), from the newest change_refused entry for it in audit/audit.log whose
-# error is ERRTEXT ("Invalid argument"); nothing when there is none or jq is missing.
+# cl_reason PATH ERRTEXT: why the mount refused this user's last change of PATH
+# ("services/NAME", "services/NAME/ATTR", "monitor/NAME", "monitor/NAME/target.json"), from the
+# newest change_refused entry for it in audit/audit.log whose error is ERRTEXT ("Invalid
+# argument"); nothing when there is none or jq is missing.
 cl_reason() {
     local me
     me=$(id -un 2>/dev/null || id -u)
