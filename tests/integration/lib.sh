@@ -125,3 +125,37 @@ check_jq() {
     if jq -e "$2" "$3" >/dev/null 2>"$T/err"; then ok; else
         bad "$1: $2 is false for: $(head -c 600 "$3")"; fi
 }
+
+# sshd_setup SETENV: a real sshd for the test on a free loopback port (SSH_PORT), with its own
+# host key and a client key ($T/sshd/client_key) that root may log in with; SETENV is the
+# sessions' environment (sshd's SetEnv line). Its pid file is $T/sshd/sshd.pid. Needs root and
+# openssh-server: returns 1 without them. Start it with sshd_start.
+sshd_setup() {
+    SSH_PORT=$(free_port)
+    mkdir -p "$T/sshd" && chmod 700 "$T/sshd"
+    [[ -x /usr/sbin/sshd && $(id -u) -eq 0 ]] && command -v ssh-keygen >/dev/null || return 1
+    ssh-keygen -q -t ed25519 -N '' -C host -f "$T/sshd/host_key" &&
+        ssh-keygen -q -t ed25519 -N '' -C client -f "$T/sshd/client_key" &&
+        cp "$T/sshd/client_key.pub" "$T/sshd/authorized_keys" || return 1
+    cat > "$T/sshd/sshd_config" <<EOF
+Port $SSH_PORT
+ListenAddress 127.0.0.1
+HostKey $T/sshd/host_key
+AuthorizedKeysFile $T/sshd/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+LogLevel INFO
+PidFile $T/sshd/sshd.pid
+SetEnv $1
+EOF
+    mkdir -p /run/sshd
+}
+
+# sshd_start: start the sshd of sshd_setup (again) and wait until its port answers.
+sshd_start() {
+    /usr/sbin/sshd -f "$T/sshd/sshd_config" -E "$T/sshd/log" &&
+        wait_for 5 py3 -c "import socket; socket.create_connection(('127.0.0.1', $SSH_PORT))"
+}

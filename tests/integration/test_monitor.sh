@@ -63,33 +63,10 @@ chmod 755 "$FAKE/nvidia-smi"
 runs() { wc -l < "$T/nvsmi.runs" 2>/dev/null || echo 0; }
 
 # ---- a real sshd on a loopback port, its own host key, a generated client key ----
+# HOME points away from the login user's dotfiles (a slow .bashrc would slow every probe)
 SSH_OK=0
-SSH_PORT=$(free_port)
-mkdir -p "$T/sshd" && chmod 700 "$T/sshd"
-start_sshd() {
-    /usr/sbin/sshd -f "$T/sshd/sshd_config" -E "$T/sshd/log" &&
-        wait_for 5 py3 -c "import socket; socket.create_connection(('127.0.0.1', $SSH_PORT))"
-}
-if [[ -x /usr/sbin/sshd && $(id -u) -eq 0 ]] && command -v ssh-keygen >/dev/null; then
-    ssh-keygen -q -t ed25519 -N '' -C host -f "$T/sshd/host_key"
-    ssh-keygen -q -t ed25519 -N '' -C client -f "$T/sshd/client_key"
-    cp "$T/sshd/client_key.pub" "$T/sshd/authorized_keys"
-    # HOME points away from the login user's dotfiles (a slow .bashrc would slow every probe)
-    cat > "$T/sshd/sshd_config" <<EOF
-Port $SSH_PORT
-ListenAddress 127.0.0.1
-HostKey $T/sshd/host_key
-AuthorizedKeysFile $T/sshd/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-LogLevel INFO
-PidFile $SSHD_PID_FILE
-SetEnv PATH=$FAKE:/usr/local/bin:/usr/bin:/bin HOME=$T/sshd
-EOF
-    mkdir -p /run/sshd
+start_sshd() { sshd_start; }
+if sshd_setup "PATH=$FAKE:/usr/local/bin:/usr/bin:/bin HOME=$T/sshd"; then
     start_sshd && SSH_OK=1
 fi
 ((SSH_OK)) || echo "SKIP: no sshd could be started (not root, or openssh-server missing)"

@@ -28,31 +28,7 @@ as() { local u=$1; shift; runuser -u "$u" -- "$@"; }
 
 # ---- a real sshd on loopback that lets root in with the client key ----
 SSH_OK=0
-SSH_PORT=$(free_port)
-mkdir -p "$T/sshd" && chmod 700 "$T/sshd"
-if [[ -x /usr/sbin/sshd ]] && command -v ssh-keygen >/dev/null; then
-    ssh-keygen -q -t ed25519 -N '' -C host -f "$T/sshd/host_key"
-    ssh-keygen -q -t ed25519 -N '' -C client -f "$T/sshd/client_key"
-    cp "$T/sshd/client_key.pub" "$T/sshd/authorized_keys"
-    cat > "$T/sshd/sshd_config" <<EOF
-Port $SSH_PORT
-ListenAddress 127.0.0.1
-HostKey $T/sshd/host_key
-AuthorizedKeysFile $T/sshd/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-LogLevel INFO
-PidFile $T/sshd/sshd.pid
-SetEnv HOME=$T/sshd
-EOF
-    mkdir -p /run/sshd
-    /usr/sbin/sshd -f "$T/sshd/sshd_config" -E "$T/sshd/log" &&
-        wait_for 5 py3 -c "import socket; socket.create_connection(('127.0.0.1', $SSH_PORT))" &&
-        SSH_OK=1
-fi
+sshd_setup "HOME=$T/sshd" && sshd_start && SSH_OK=1
 ((SSH_OK)) || echo "SKIP (login part): no sshd could be started"
 if ((SSH_OK)); then KEY_TEXT=$T/sshd/client_key; else
     KEY_TEXT=$T/fake_key; echo "not a real key" > "$KEY_TEXT"; fi
