@@ -22,8 +22,8 @@ json_t *audit_entry_new(const char *action, const char *status, const char *mess
  * (^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$) and "user" (a non-empty string), no other key and no
  * key twice, at most AUDIT_LINE_MAX bytes. The registry's own actions (service_register,
  * service_deregister, service_update, registry_abort, registry_adopt) and a "registry" member of
- * details are refused: only the daemon writes those. Each becomes a new entry with the current time and
- * user as its user. On success *out is a malloc'd array of *n entries (free with
+ * details are refused: only the daemon writes those. Each becomes a new entry with the current
+ * time and user as its user. On success *out is a malloc'd array of *n entries (free with
  * audit_entry_free_all). 0, -EINVAL with why filled (nothing returned), or -ENOMEM. */
 int audit_entry_parse_lines(const char *buf, size_t len, const char *user, json_t ***out,
                             size_t *n, char *why, size_t whylen);

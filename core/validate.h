@@ -45,7 +45,8 @@ int val_mode(const char *s);
  * duplicate keys, wrong types: -EINVAL. On success writes the normalized compact form (keys in the
  * order above) into canon (NUL-terminated); -EINVAL also if it does not fit canon_len. The input
  * must be at most VAL_VALUE_MAX bytes of printable ASCII and JSON whitespace (so jq's pretty
- * output is accepted; other control bytes are not). canon may be NULL to validate only; on failure canon is "". */
+ * output is accepted; other control bytes are not). canon may be NULL to validate only; on
+ * failure canon is "". */
 int val_monitoring(const char *s, char *canon, size_t canon_len);
 
 /* Why the calling thread's last failed val_name, val_upstream, val_domain, val_health_check,
