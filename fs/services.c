@@ -39,15 +39,12 @@ static struct {
 } fresh[FRESH_SLOTS];
 static pthread_mutex_t fresh_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void fresh_note(const char *name, pid_t pid)
+/* Take a slot for name and pid: an expired one, else the one that expires first. Called with
+ * fresh_lock held; the caller sets until and created. */
+static int fresh_claim(const char *name, size_t len, pid_t pid, time_t now)
 {
-    time_t now = time(NULL);
-    size_t len = strlen(name);
     int slot = 0;
 
-    if (len >= sizeof(fresh[0].name))
-        return;
-    pthread_mutex_lock(&fresh_lock);
     for (int i = 0; i < FRESH_SLOTS; i++) {
         if (fresh[i].until < fresh[slot].until)
             slot = i;
@@ -58,6 +55,19 @@ static void fresh_note(const char *name, pid_t pid)
     }
     memcpy(fresh[slot].name, name, len + 1);
     fresh[slot].pid = pid;
+    return slot;
+}
+
+static void fresh_note(const char *name, pid_t pid)
+{
+    time_t now = time(NULL);
+    size_t len = strlen(name);
+    int slot;
+
+    if (len >= sizeof(fresh[0].name))
+        return;
+    pthread_mutex_lock(&fresh_lock);
+    slot = fresh_claim(name, len, pid, now);
     fresh[slot].until = now + FRESH_SECONDS;
     fresh[slot].created = 0;
     pthread_mutex_unlock(&fresh_lock);
@@ -102,17 +112,7 @@ static void fresh_hide(const char *name, int attr, pid_t pid)
             break;
         }
     if (slot < 0) {
-        slot = 0;
-        for (int i = 0; i < FRESH_SLOTS; i++) {
-            if (fresh[i].until < fresh[slot].until)
-                slot = i;
-            if (fresh[i].until < now) {
-                slot = i;
-                break;
-            }
-        }
-        memcpy(fresh[slot].name, name, len + 1);
-        fresh[slot].pid = pid;
+        slot = fresh_claim(name, len, pid, now);
         fresh[slot].created = ~0u;
     }
     fresh[slot].until = now + FRESH_SECONDS;
