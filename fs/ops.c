@@ -51,6 +51,17 @@ static const struct fs_tree *route(const char *path, const char **rel)
     return NULL;
 }
 
+/* Route path like route(). NULL is the path libfuse passes for a handle whose node was removed
+ * (see the top of this file): -ESTALE. libfuse resolves the paths of mkdir, unlink, open and the
+ * like itself, so they are never NULL there, but nothing here trusts that. 0 or -ESTALE. */
+static int resolve(const char *path, const struct fs_tree **t, const char **rel)
+{
+    if (!path)
+        return -ESTALE;
+    *t = route(path, rel);
+    return 0;
+}
+
 /* Whether thread tid has gid among its supplementary groups ("Groups:" in its
  * /proc/TID/task/TID/status). Not fuse_getgroups: libfuse 3.14 searches that file's text
  * without terminating it, reading past its buffer. Unreadable counts as not a member. */
@@ -126,9 +137,8 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
     int rc;
 
     (void)fi;
-    if (!path)
-        return -ESTALE;   /* a handle whose file was removed (lseek SEEK_END, ...) */
-    t = route(path, &rel);
+    if ((rc = resolve(path, &t, &rel)) < 0)
+        return rc;
     memset(st, 0, sizeof(*st));
     st->st_uid = getuid();
     st->st_gid = getgid();
@@ -162,10 +172,10 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
 {
     const char *rel;
     const struct fs_tree *t;
+    int rc;
 
-    if (!path)
-        return -ESTALE;   /* a directory removed while it was open */
-    t = route(path, &rel);
+    if ((rc = resolve(path, &t, &rel)) < 0)
+        return rc;
     (void)off;
     (void)fi;
     (void)flags;
@@ -187,10 +197,10 @@ static int fs_mkdir(const char *path, mode_t mode)
 {
     const char *rel;
     const struct fs_tree *t;
+    int rc;
 
-    if (!path)
-        return -ESTALE;   /* libfuse resolves these itself; never NULL, but never trusted */
-    t = route(path, &rel);
+    if ((rc = resolve(path, &t, &rel)) < 0)
+        return rc;
     if (!may_write())
         return -EACCES;
 
@@ -206,10 +216,10 @@ static int fs_rmdir(const char *path)
 {
     const char *rel;
     const struct fs_tree *t;
+    int rc;
 
-    if (!path)
-        return -ESTALE;   /* libfuse resolves these itself; never NULL, but never trusted */
-    t = route(path, &rel);
+    if ((rc = resolve(path, &t, &rel)) < 0)
+        return rc;
     if (!may_write())
         return -EACCES;
 
@@ -222,10 +232,10 @@ static int fs_unlink(const char *path)
 {
     const char *rel;
     const struct fs_tree *t;
+    int rc;
 
-    if (!path)
-        return -ESTALE;   /* libfuse resolves these itself; never NULL, but never trusted */
-    t = route(path, &rel);
+    if ((rc = resolve(path, &t, &rel)) < 0)
+        return rc;
     if (!may_write())
         return -EACCES;
 
@@ -238,10 +248,10 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 {
     const char *rel;
     const struct fs_tree *t;
+    int rc;
 
-    if (!path)
-        return -ESTALE;   /* libfuse resolves these itself; never NULL, but never trusted */
-    t = route(path, &rel);
+    if ((rc = resolve(path, &t, &rel)) < 0)
+        return rc;
     if ((fi->flags & O_ACCMODE) != O_RDONLY && !may_write())
         return -EACCES;
 
@@ -255,10 +265,10 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
     const char *rel;
     const struct fs_tree *t;
+    int rc;
 
-    if (!path)
-        return -ESTALE;   /* libfuse resolves these itself; never NULL, but never trusted */
-    t = route(path, &rel);
+    if ((rc = resolve(path, &t, &rel)) < 0)
+        return rc;
     if (!may_write())
         return -EACCES;
 
@@ -288,10 +298,10 @@ static int fs_write(const char *path, const char *buf, size_t size, off_t off,
 {
     const char *rel;
     const struct fs_tree *t;
+    int rc;
 
-    if (!path)
-        return -ESTALE;   /* removed while open: the change has no file left to go to */
-    t = route(path, &rel);
+    if ((rc = resolve(path, &t, &rel)) < 0)
+        return rc;
     if (!may_write())
         return -EACCES;
 
@@ -304,10 +314,10 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
     const char *rel;
     const struct fs_tree *t;
+    int rc;
 
-    if (!path)
-        return -ESTALE;   /* ftruncate of a file removed while open */
-    t = route(path, &rel);
+    if ((rc = resolve(path, &t, &rel)) < 0)
+        return rc;
     if (!may_write())
         return -EACCES;
 
@@ -329,9 +339,7 @@ static int fs_utimens(const char *path, const struct timespec tv[2], struct fuse
     struct stat st;
 
     (void)tv;
-    if (!path)
-        return -ESTALE;   /* futimens of a file removed while open */
-    /* Times are derived; touching an existing node is accepted and changes nothing. */
+    /* Times are derived (a removed node: ESTALE from getattr); touching an existing node is accepted and changes nothing. */
     return fs_getattr(path, &st, fi);
 }
 
@@ -365,11 +373,11 @@ static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
     const char *rel;
     const struct fs_tree *t;
+    int rc;
 
     (void)fi;
-    if (!path)
-        return -ESTALE;   /* fchmod of a file removed while open */
-    t = route(path, &rel);
+    if ((rc = resolve(path, &t, &rel)) < 0)
+        return rc;
     if (!may_write())
         return -EACCES;
     if (!t || *rel == '\0' || !t->chmod)
@@ -381,11 +389,11 @@ static int fs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_inf
 {
     const char *rel;
     const struct fs_tree *t;
+    int rc;
 
     (void)fi;
-    if (!path)
-        return -ESTALE;   /* fchown of a file removed while open */
-    t = route(path, &rel);
+    if ((rc = resolve(path, &t, &rel)) < 0)
+        return rc;
     if (!may_write())
         return -EACCES;
     if (!t || *rel == '\0' || !t->chown)
