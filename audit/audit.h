@@ -65,6 +65,11 @@ int audit_log_batch(const struct audit_item *items, size_t n, const char *timest
  * -errno. */
 int audit_append_lines(const char *buf, size_t len, const char *user);
 
+/* Whether action is one of the registry's own (service_register, service_deregister,
+ * service_update, registry_abort, registry_adopt): the entries that carry registry marks and
+ * that `conduitfs recover` replays, which an appended line may not use. */
+int audit_action_reserved(const char *action);
+
 /* Read up to size bytes of audit.log at off, as it is now. Bytes read or -errno. */
 int audit_log_read(char *buf, size_t size, off_t off);
 

@@ -310,8 +310,7 @@ int audit_key_from_signer(const char *pubhex, audit_sign_fn fn, void *arg,
     return 0;
 }
 
-/* Ed25519 check of sig over msg with the public half of k. 1 good, 0 bad, -ENOMEM or -EIO. */
-static int key_verify(const struct audit_key *k, const unsigned char *msg, size_t len,
+int audit_key_verify(const struct audit_key *k, const unsigned char *msg, size_t len,
                       const unsigned char sig[AUDIT_SIG_LEN])
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -339,7 +338,7 @@ int audit_key_sign(const struct audit_key *k, const unsigned char *msg, size_t l
         /* Another process signs: take nothing back that this public key does not verify. */
         rc = k->sign(k->sign_arg, msg, len, sig);
         if (rc == 0) {
-            rc = key_verify(k, msg, len, sig);
+            rc = audit_key_verify(k, msg, len, sig);
             rc = rc == 1 ? 0 : rc == 0 ? -EIO : rc;
         }
         goto out;

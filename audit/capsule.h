@@ -63,6 +63,10 @@ int audit_key_sign(const struct audit_key *k, const unsigned char *msg, size_t l
 /* Free a key (NULL is fine). */
 void audit_key_free(struct audit_key *k);
 
+/* Ed25519 check of sig over msg with the public half of k. 1 good, 0 bad, -ENOMEM or -EIO. */
+int audit_key_verify(const struct audit_key *k, const unsigned char *msg, size_t len,
+                     const unsigned char sig[AUDIT_SIG_LEN]);
+
 /* Format ts (the current time when NULL) as YYYY-MM-DDTHH:MM:SS+00:00, with .ffffff before the
  * offset only when the microseconds are not zero (Python's isoformat). 0 or -ENOSPC. */
 int audit_time_iso(const struct timespec *ts, char *buf, size_t buflen);

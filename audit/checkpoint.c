@@ -48,26 +48,15 @@ static int signed_digest(const char *text, size_t len, char out[AUDIT_SHA256_HEX
 /* Whether sig (hex) is pubhex's Ed25519 signature over msg. 0, -EBADMSG or -ENOMEM. */
 static int sig_check(const char *pubhex, const char *sighex, const char *msg, size_t len)
 {
-    unsigned char pub[32], sig[AUDIT_SIG_LEN];
-    EVP_PKEY *pk = NULL;
-    EVP_MD_CTX *ctx = NULL;
-    int rc = -EBADMSG;
+    unsigned char sig[AUDIT_SIG_LEN];
+    struct audit_key *k = NULL;
+    int rc;
 
-    if (audit_unhex(pubhex, pub, sizeof(pub)) < 0 || audit_unhex(sighex, sig, sizeof(sig)) < 0)
+    if (audit_unhex(sighex, sig, sizeof(sig)) < 0 || audit_key_from_public(pubhex, &k) < 0)
         return -EBADMSG;
-    pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, sizeof(pub));
-    ctx = EVP_MD_CTX_new();
-    if (!pk || !ctx) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    if (EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pk) == 1 &&
-        EVP_DigestVerify(ctx, sig, sizeof(sig), (const unsigned char *)msg, len) == 1)
-        rc = 0;
-out:
-    EVP_MD_CTX_free(ctx);
-    EVP_PKEY_free(pk);
-    return rc;
+    rc = audit_key_verify(k, (const unsigned char *)msg, len, sig);
+    audit_key_free(k);
+    return rc == 1 ? 0 : rc == -ENOMEM ? -ENOMEM : -EBADMSG;
 }
 
 /* Copy a string member of exactly want - 1 lowercase hex chars into dst. 0 or -EBADMSG. */

@@ -82,7 +82,7 @@ static const char *const reserved_actions[] = {
     "registry_adopt",
 };
 
-static int action_reserved(const char *s)
+int audit_action_reserved(const char *s)
 {
     for (size_t i = 0; i < sizeof(reserved_actions) / sizeof(reserved_actions[0]); i++)
         if (strcmp(s, reserved_actions[i]) == 0)
@@ -103,7 +103,7 @@ static int line_check(const json_t *obj, long long lineno, char *why, size_t why
             if (!json_is_string(v) || !action_ok(json_string_value(v), json_string_length(v)))
                 return audit_say(-EINVAL, why, whylen, "line %lld: action must match "
                                  "^[a-z][a-z0-9_-]{0,63}$", lineno);
-            if (action_reserved(json_string_value(v)))
+            if (audit_action_reserved(json_string_value(v)))
                 return audit_say(-EINVAL, why, whylen, "line %lld: action %s is the daemon's own",
                                  lineno, json_string_value(v));
         } else if (strcmp(key, "status") == 0) {

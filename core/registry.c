@@ -83,7 +83,7 @@ int reg_attr_default(const struct reg_config *cfg, const char *name, enum reg_at
     switch (attr) {
     case REG_DOMAIN:
         n = snprintf(buf, buflen, "%s.%s", name,
-                     cfg->nsuffixes ? cfg->suffixes[0] : "internal");
+                     cfg && cfg->nsuffixes ? cfg->suffixes[0] : "internal");
         break;
     case REG_HEALTH_CHECK: n = snprintf(buf, buflen, "/health"); break;
     case REG_MODE: n = snprintf(buf, buflen, "proxy"); break;
@@ -357,6 +357,17 @@ out:
     json_decref(arr);
     json_decref(root);
     return out;
+}
+
+int reg_empty_sha(char sha[65])
+{
+    char *empty = reg_serialize(NULL, 0);
+
+    if (!empty)
+        return -ENOMEM;
+    rmark_sha256(empty, strlen(empty), sha);
+    free(empty);
+    return 0;
 }
 
 /* ---- serializing with a cache of inactive records ----
@@ -1642,14 +1653,11 @@ int reg_open(const struct reg_config *cfg, char *err, size_t errlen)
     }
     rc = state_read_file(path, &doc, &len);
     if (rc == -ENOENT) {
-        char *empty = reg_serialize(NULL, 0);
         char esha[RMARK_SHA_HEX];
         bool live;
 
-        if (!empty)
+        if (reg_empty_sha(esha) < 0)
             return -ENOMEM;
-        rmark_sha256(empty, strlen(empty), esha);
-        free(empty);
         /* A missing registry is a fresh start only when nothing says services were live. */
         live = mark.found ? strcmp(mark.sha256, esha) != 0
                           : mark.legacy_services || tls_has_leaves(cfg);

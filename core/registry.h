@@ -140,7 +140,8 @@ int reg_attr_from_name(const char *name);
 /* The current value of attr in svc, as shown in the attribute file (without newline). */
 const char *reg_attr_value(const struct reg_service *svc, enum reg_attr attr);
 
-/* The default value of attr for a service called name into buf. 0 or -ENAMETOOLONG. */
+/* The default value of attr for a service called name into buf. cfg is read for REG_DOMAIN only
+ * (NULL elsewhere is fine). 0 or -ENAMETOOLONG. */
 int reg_attr_default(const struct reg_config *cfg, const char *name, enum reg_attr attr,
                      char *buf, size_t buflen);
 
@@ -154,5 +155,9 @@ int reg_parse(const char *json, size_t len, const struct reg_config *cfg,
 
 /* Serialize records into a services.json document (malloc'd, NUL-terminated), or NULL. */
 char *reg_serialize(const struct reg_service *svcs, size_t n);
+
+/* The SHA-256 (64 hex chars and a NUL) of an empty registry's services.json, into sha: what a
+ * registry mark names when no service is registered. 0 or -ENOMEM. */
+int reg_empty_sha(char sha[65]);
 
 #endif

@@ -2,6 +2,8 @@
  * the newest mark in audit.log, found by reading the log backwards from its end. */
 #include "core/regmark.h"
 
+#include "audit/audit.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -52,21 +54,6 @@ bool rmark_of_details(const json_t *details, char sha256[RMARK_SHA_HEX],
     return true;
 }
 
-/* Whether entries called action carry registry marks: the registry's changes and the marks a
- * mount seals. */
-static bool mark_action(const char *action)
-{
-    static const char *const names[] = {
-        "service_register", "service_deregister", "service_update", "registry_abort",
-        "registry_adopt",
-    };
-
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strcmp(action, names[i]) == 0)
-            return true;
-    return false;
-}
-
 /* Look at one complete line of the log. 1 when it is the newest mark (m filled), else 0. */
 static int look(const char *line, size_t len, struct rmark *m)
 {
@@ -83,7 +70,7 @@ static int look(const char *line, size_t len, struct rmark *m)
     status = json_string_value(json_object_get(e, "status"));
     ts = json_string_value(json_object_get(e, "timestamp"));
     d = json_object_get(e, "details");
-    if (action && mark_action(action) && rmark_of_details(d, m->sha256, m->previous)) {
+    if (action && audit_action_reserved(action) && rmark_of_details(d, m->sha256, m->previous)) {
         m->found = true;
         snprintf(m->action, sizeof(m->action), "%s", action);
         snprintf(m->timestamp, sizeof(m->timestamp), "%s", ts ? ts : "");

@@ -121,9 +121,10 @@ static int apply(struct replay *r, long long seq, const char *action, const char
             !put(s->domain, sizeof(s->domain), json_string_value(json_object_get(d, "domain"))) ||
             !put(s->registered_at, sizeof(s->registered_at), ts))
             fail_at(r, seq, "registration of %s without a valid domain or time", name);
-        snprintf(s->health_check, sizeof(s->health_check), "/health");
-        snprintf(s->mode, sizeof(s->mode), "proxy");
-        snprintf(s->monitoring, sizeof(s->monitoring), "{}");
+        /* the defaults of a new record; only the domain's depends on the mount's options */
+        reg_attr_default(NULL, name, REG_HEALTH_CHECK, s->health_check, sizeof(s->health_check));
+        reg_attr_default(NULL, name, REG_MODE, s->mode, sizeof(s->mode));
+        reg_attr_default(NULL, name, REG_MONITORING, s->monitoring, sizeof(s->monitoring));
         s->status = REG_PENDING;
         return 0;
     }
@@ -340,12 +341,8 @@ int replay_check_registry(const char *state_dir, char *why, size_t whylen)
     if (rc == 0)
         rc = state_read_file(path, &doc, &len);
     if (rc == -ENOENT) {
-        char *empty = reg_serialize(NULL, 0);
-
-        if (!empty)
+        if (reg_empty_sha(sha) < 0)
             return -ENOMEM;
-        rmark_sha256(empty, strlen(empty), sha);
-        free(empty);
         if (strcmp(sha, m.sha256) == 0)
             return 0;
         snprintf(why, whylen, "services.json is missing, but the audit chain's last registry "

@@ -65,6 +65,18 @@ static bool running, stopping, caddy_ready;
  * of an earlier mount removes only its own socket when it exits, never this one. */
 static char admin_sock[PATH_MAX];
 
+/* The CLOCK_REALTIME time ms milliseconds from now (pthread_cond_timedwait's clock), into ts. */
+static void deadline_in(struct timespec *ts, long ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
 /* Find prog on PATH into buf. 0 or -ENOENT. */
 static int find_exe(const char *prog, char *buf, size_t len)
 {
@@ -513,12 +525,7 @@ static void *sup_main(void *arg)
                 pthread_cond_broadcast(&cond);
                 pthread_mutex_unlock(&lock);
             }
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += need_probe ? 10 * 1000000L : 50 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            deadline_in(&ts, need_probe ? 10 : 50);
             pthread_mutex_lock(&lock);
             if (!stopping)
                 pthread_cond_timedwait(&cond, &lock, &ts);
@@ -782,13 +789,7 @@ bool sup_caddy_wait_ready(int timeout_ms)
     struct timespec ts;
     bool ready;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    deadline_in(&ts, timeout_ms);
     pthread_mutex_lock(&lock);
     while (!caddy_ready && !stopping)
         if (pthread_cond_timedwait(&cond, &lock, &ts) == ETIMEDOUT)
