@@ -24,7 +24,7 @@ static const char *const state_names[] = { "unknown", "healthy", "unhealthy" };
 /* What we know of one service, keyed by name and upstream (a new upstream starts unknown). */
 struct hrec {
     char name[64];
-    char upstream[300];
+    char upstream[REG_UPSTREAM_MAX];
     enum hstate state;
     char since[32];
     int fails;
@@ -47,7 +47,7 @@ static const struct reg_config *g_cfg;
 /* One probe in flight. */
 struct probe {
     char name[64];
-    char upstream[300];
+    char upstream[REG_UPSTREAM_MAX];
     char url[600];
     CURL *h;
     CURLcode result;
@@ -65,11 +65,13 @@ static size_t discard(char *p, size_t size, size_t n, void *arg)
 /* Build the probe URL from a validated upstream and health path. 0 or -EINVAL. */
 static int probe_url(const struct reg_service *s, char *url, size_t len)
 {
-    struct val_upstream up;
+    struct val_upstream ups[VAL_UPSTREAMS_MAX], up;
+    size_t nups = 0;
     int n;
 
-    if (val_upstream(s->upstream, &up) < 0)
+    if (val_upstreams(s->upstream, ups, &nups) < 0 || nups == 0)
         return -EINVAL;
+    up = ups[0];
     n = snprintf(url, len, "%s://%s%s%s:%u%s", up.tls ? "https" : "http",
                  up.kind == VAL_HOST_IPV6 ? "[" : "", up.host,
                  up.kind == VAL_HOST_IPV6 ? "]" : "", up.port, s->health_check);

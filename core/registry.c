@@ -38,7 +38,7 @@ static char g_sha[RMARK_SHA_HEX];       /* SHA-256 of services.json as committed
 static char g_unaborted[RMARK_SHA_HEX]; /* a sealed batch whose abort mark is still unsealed */
 
 static const char *const attr_names[REG_NATTR] = {
-    "upstream", "domain", "health_check", "mode", "monitoring",
+    "upstream", "domain", "health_check", "mode", "monitoring", "lb_policy",
 };
 
 const char *reg_attr_name(enum reg_attr attr)
@@ -71,6 +71,7 @@ const char *reg_attr_value(const struct reg_service *svc, enum reg_attr attr)
     case REG_HEALTH_CHECK: return svc->health_check;
     case REG_MODE: return svc->mode;
     case REG_MONITORING: return svc->monitoring;
+    case REG_LB_POLICY: return svc->lb_policy;
     default: return "";
     }
 }
@@ -88,6 +89,7 @@ int reg_attr_default(const struct reg_config *cfg, const char *name, enum reg_at
     case REG_HEALTH_CHECK: n = snprintf(buf, buflen, "/health"); break;
     case REG_MODE: n = snprintf(buf, buflen, "proxy"); break;
     case REG_MONITORING: n = snprintf(buf, buflen, "{}"); break;
+    case REG_LB_POLICY: n = snprintf(buf, buflen, "round_robin"); break;
     default: n = snprintf(buf, buflen, "%s", ""); break;
     }
     return (n < 0 || (size_t)n >= buflen) ? -ENAMETOOLONG : 0;
@@ -326,6 +328,11 @@ static json_t *service_json(const struct reg_service *s)
         json_object_set_new(o, "mode", json_string(s->mode)) ||
         json_object_set_new(o, "monitoring", mon))
         goto fail_nomon;
+    /* only when not the default: a registry that uses no policy stays byte for byte what the
+     * version before several upstreams wrote, and loads in it */
+    if (strcmp(s->lb_policy, "round_robin") != 0 &&
+        json_object_set_new(o, "lb_policy", json_string(s->lb_policy)))
+        goto fail_nomon;
     if (s->status == REG_INACTIVE &&
         json_object_set_new(o, "deregistered_at", json_string(s->deregistered_at)))
         goto fail_nomon;
@@ -430,7 +437,7 @@ static bool same_record(const struct reg_service *a, const struct reg_service *b
     return a->status == b->status && strcmp(a->name, b->name) == 0 &&
            strcmp(a->upstream, b->upstream) == 0 && strcmp(a->domain, b->domain) == 0 &&
            strcmp(a->health_check, b->health_check) == 0 && strcmp(a->mode, b->mode) == 0 &&
-           strcmp(a->monitoring, b->monitoring) == 0 &&
+           strcmp(a->monitoring, b->monitoring) == 0 && strcmp(a->lb_policy, b->lb_policy) == 0 &&
            strcmp(a->registered_at, b->registered_at) == 0 &&
            strcmp(a->deregistered_at, b->deregistered_at) == 0;
 }
@@ -526,17 +533,29 @@ static int get_str(json_t *o, const char *key, char *dst, size_t dstlen, size_t 
     return 0;
 }
 
+/* Whether any of ups[0..n) names its host rather than an address (dns mode cannot answer it). */
+static bool any_hostname(const struct val_upstream *ups, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ups[i].kind == VAL_HOST_NAME)
+            return true;
+    return false;
+}
+
 /* Check one loaded record the way a write through the mount would have. */
 static int check_record(const struct reg_config *cfg, struct reg_service *s, size_t idx,
                         char *err, size_t errlen)
 {
-    struct val_upstream up;
+    struct val_upstream ups[VAL_UPSTREAMS_MAX];
+    size_t nups = 0;
     const char *what = NULL;
 
     if (val_name(s->name))
         what = "name";
-    else if (s->upstream[0] && val_upstream(s->upstream, &up))
+    else if (val_upstreams(s->upstream, ups, &nups))
         what = "upstream";
+    else if (val_lb_policy(s->lb_policy))
+        what = "lb_policy";
     else if (val_health_check(s->health_check))
         what = "health_check";
     else if (val_mode(s->mode))
@@ -544,7 +563,7 @@ static int check_record(const struct reg_config *cfg, struct reg_service *s, siz
     else if (s->status != REG_INACTIVE && !(s->status == REG_PENDING && !s->domain[0]) &&
              val_domain(s->domain, cfg->suffixes_ptr, cfg->nsuffixes))
         what = "domain (is its suffix in --domains?)";
-    else if (s->upstream[0] && strcmp(s->mode, "dns") == 0 && up.kind == VAL_HOST_NAME)
+    else if (strcmp(s->mode, "dns") == 0 && any_hostname(ups, nups))
         what = "upstream (a hostname in dns mode)";
     if (what) {
         snprintf(err, errlen, "service #%zu (%s): invalid %s", idx, s->name, what);
@@ -626,6 +645,11 @@ int reg_parse(const char *json, size_t len, const struct reg_config *cfg,
             snprintf(err, errlen, "service #%zu: status does not match its upstream", i);
             goto out;
         }
+        /* lb_policy came with several upstreams: a registry written before has none */
+        if (!json_object_get(v, "lb_policy"))
+            reg_attr_default(cfg, s->name, REG_LB_POLICY, s->lb_policy, sizeof(s->lb_policy));
+        else if (get_str(v, "lb_policy", s->lb_policy, sizeof(s->lb_policy), i, err, errlen))
+            goto out;
         if (s->status == REG_INACTIVE &&
             get_str(v, "deregistered_at", s->deregistered_at, sizeof(s->deregistered_at), i,
                     err, errlen))
@@ -753,12 +777,12 @@ struct op {
     const char *value;          /* OP_SET */
     const char *who;
     char domain[254];           /* for the audit entry */
-    char old[VAL_MONITORING_MAX], now[VAL_MONITORING_MAX];
+    char old[REG_VALUE_MAX], now[REG_VALUE_MAX];
     char why[256];              /* why it was refused ("" when not, or no reason) */
     const char *const *values;  /* OP_APPLY: each attribute's value, NULL for its default */
     bool existed;               /* OP_APPLY: the service was live before */
     unsigned changed;           /* OP_APPLY: bit per attribute whose value changed */
-    char olds[REG_NATTR][VAL_MONITORING_MAX], nows[REG_NATTR][VAL_MONITORING_MAX];
+    char olds[REG_NATTR][REG_VALUE_MAX], nows[REG_NATTR][REG_VALUE_MAX];
     int rc;                     /* 0, 1 (changed something) or -errno */
     bool done;
     struct op *next;
@@ -1005,7 +1029,8 @@ static int apply_attr(struct reg_service *svcs, size_t n, ssize_t idx, enum reg_
                       const char *value, char *why, size_t whylen)
 {
     struct reg_service *s = &svcs[idx];
-    struct val_upstream up;
+    struct val_upstream ups[VAL_UPSTREAMS_MAX];
+    size_t nups = 0;
     char canon[VAL_MONITORING_MAX];
     ssize_t other;
     int rc = 0;
@@ -1016,11 +1041,16 @@ static int apply_attr(struct reg_service *svcs, size_t n, ssize_t idx, enum reg_
             s->upstream[0] = '\0';
             break;
         }
-        if (val_upstream(value, &up)) {
+        if (strlen(value) >= sizeof(s->upstream)) {
+            snprintf(why, whylen, "the upstream list is longer than %d bytes",
+                     REG_UPSTREAM_MAX - 1);
+            return -EFBIG;
+        }
+        if (val_upstreams(value, ups, &nups)) {
             snprintf(why, whylen, "%s", val_reason());
             return -EINVAL;
         }
-        if (strcmp(s->mode, "dns") == 0 && up.kind == VAL_HOST_NAME) {
+        if (strcmp(s->mode, "dns") == 0 && any_hostname(ups, nups)) {
             snprintf(why, whylen, "a dns-mode service needs an IP address, not a hostname");
             return -EINVAL;
         }
@@ -1055,8 +1085,8 @@ static int apply_attr(struct reg_service *svcs, size_t n, ssize_t idx, enum reg_
             snprintf(why, whylen, "%s", val_reason());
             return -EINVAL;
         }
-        if (strcmp(value, "dns") == 0 && s->upstream[0] &&
-            (val_upstream(s->upstream, &up) || up.kind == VAL_HOST_NAME)) {
+        if (strcmp(value, "dns") == 0 &&
+            (val_upstreams(s->upstream, ups, &nups) || any_hostname(ups, nups))) {
             snprintf(why, whylen, "dns mode needs an upstream at an IP address, not a hostname");
             return -EINVAL;
         }
@@ -1068,6 +1098,13 @@ static int apply_attr(struct reg_service *svcs, size_t n, ssize_t idx, enum reg_
             return -EINVAL;
         }
         rc = set_field(s->monitoring, sizeof(s->monitoring), canon);
+        break;
+    case REG_LB_POLICY:
+        if (val_lb_policy(value)) {
+            snprintf(why, whylen, "%s", val_reason());
+            return -EINVAL;
+        }
+        rc = set_field(s->lb_policy, sizeof(s->lb_policy), value);
         break;
     default:
         return -EINVAL;
@@ -1110,9 +1147,9 @@ static void default_domain(const struct reg_service *svcs, size_t n, ssize_t ski
 static int apply_whole(struct reg_snapshot *next, struct op *o, ssize_t i, const char *ts)
 {
     static const enum reg_attr order[] = { REG_DOMAIN, REG_HEALTH_CHECK, REG_MODE,
-                                           REG_MONITORING, REG_UPSTREAM };
+                                           REG_MONITORING, REG_LB_POLICY, REG_UPSTREAM };
     struct reg_service before, *s;
-    char value[VAL_MONITORING_MAX], why[200];
+    char value[REG_VALUE_MAX], why[200];
     size_t n0 = next->n;
     int rc = 0;
 
@@ -1134,6 +1171,7 @@ static int apply_whole(struct reg_snapshot *next, struct op *o, ssize_t i, const
                      sizeof(s->health_check));
     reg_attr_default(g_cfg, o->name, REG_MODE, s->mode, sizeof(s->mode));
     reg_attr_default(g_cfg, o->name, REG_MONITORING, s->monitoring, sizeof(s->monitoring));
+    reg_attr_default(g_cfg, o->name, REG_LB_POLICY, s->lb_policy, sizeof(s->lb_policy));
     for (size_t k = 0; k < sizeof(order) / sizeof(order[0]) && rc == 0; k++) {
         enum reg_attr a = order[k];
 
@@ -1163,6 +1201,8 @@ static int apply_whole(struct reg_snapshot *next, struct op *o, ssize_t i, const
         reg_attr_default(g_cfg, o->name, REG_MODE, before.mode, sizeof(before.mode));
         reg_attr_default(g_cfg, o->name, REG_MONITORING, before.monitoring,
                          sizeof(before.monitoring));
+        reg_attr_default(g_cfg, o->name, REG_LB_POLICY, before.lb_policy,
+                         sizeof(before.lb_policy));
     }
     for (int a = 0; a < REG_NATTR; a++) {
         snprintf(value, sizeof(value), "%s", reg_attr_value(&before, a));
@@ -1201,6 +1241,7 @@ static int apply_op(struct reg_snapshot *next, struct op *o, const char *ts)
                          sizeof(s->health_check));
         reg_attr_default(g_cfg, o->name, REG_MODE, s->mode, sizeof(s->mode));
         reg_attr_default(g_cfg, o->name, REG_MONITORING, s->monitoring, sizeof(s->monitoring));
+    reg_attr_default(g_cfg, o->name, REG_LB_POLICY, s->lb_policy, sizeof(s->lb_policy));
         s->status = REG_PENDING;
         set_field(s->registered_at, sizeof(s->registered_at), ts);
         return 1;

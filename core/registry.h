@@ -36,17 +36,24 @@ struct reg_config {
                                         * registered services */
 };
 
-enum reg_attr { REG_UPSTREAM, REG_DOMAIN, REG_HEALTH_CHECK, REG_MODE, REG_MONITORING, REG_NATTR };
+enum reg_attr { REG_UPSTREAM, REG_DOMAIN, REG_HEALTH_CHECK, REG_MODE, REG_MONITORING,
+                REG_LB_POLICY, REG_NATTR };
+
+/* Room for the upstream list (val_upstreams: up to 64 lines), with its NUL. */
+#define REG_UPSTREAM_MAX 2048
+/* Room for any attribute's value as the registry holds it, with its NUL. */
+#define REG_VALUE_MAX REG_UPSTREAM_MAX
 enum reg_status { REG_ACTIVE, REG_PENDING, REG_INACTIVE };
 
 /* One record of services.json. Strings are NUL-terminated and always validated. */
 struct reg_service {
     char name[64];
-    char upstream[300];                /* "" while pending */
+    char upstream[REG_UPSTREAM_MAX];   /* val_upstreams lines, "\n" between; "" while pending */
     char domain[254];
     char health_check[257];
     char mode[8];
     char monitoring[VAL_MONITORING_MAX];
+    char lb_policy[16];                /* val_lb_policy */
     enum reg_status status;
     char registered_at[32];            /* YYYY-MM-DDTHH:MM:SSZ */
     char deregistered_at[32];          /* "" unless inactive */

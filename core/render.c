@@ -171,7 +171,8 @@ static int upstream_target(const struct val_upstream *up, char *buf, size_t bufl
 static int check_service(const struct reg_config *cfg, const char *const *sfx,
                          const struct reg_service *s, struct item *it)
 {
-    struct val_upstream up;
+    struct val_upstream ups[VAL_UPSTREAMS_MAX], up;
+    size_t nups = 0;
     const char *ip;
     size_t iplen;
     bool has_up;
@@ -183,7 +184,7 @@ static int check_service(const struct reg_config *cfg, const char *const *sfx,
         !fits(s->domain, sizeof(s->domain)) || !fits(s->health_check, sizeof(s->health_check)) ||
         !fits(s->mode, sizeof(s->mode)))
         return -EINVAL;
-    if (!safe_value(s->name) || !safe_value(s->upstream) || !safe_value(s->domain) ||
+    if (!safe_value(s->name) || !safe_value(s->domain) ||
         !safe_value(s->health_check) || !safe_value(s->mode))
         return -EINVAL;
     if (s->name[0] == '\0' || s->domain[0] == '\0' || s->health_check[0] == '\0')
@@ -201,8 +202,10 @@ static int check_service(const struct reg_config *cfg, const char *const *sfx,
     if (!has_up && !it->pending)
         return -EINVAL;         /* active without an upstream: inconsistent record */
     if (has_up) {
-        if (val_upstream(s->upstream, &up) != 0 ||
-            upstream_target(&up, it->target, sizeof(it->target)) != 0)
+        if (val_upstreams(s->upstream, ups, &nups) != 0 || nups == 0)
+            return -EINVAL;
+        up = ups[0];
+        if (!safe_value(up.host) || upstream_target(&up, it->target, sizeof(it->target)) != 0)
             return -EINVAL;
     }
 

@@ -125,6 +125,7 @@ static int apply(struct replay *r, long long seq, const char *action, const char
         reg_attr_default(NULL, name, REG_HEALTH_CHECK, s->health_check, sizeof(s->health_check));
         reg_attr_default(NULL, name, REG_MODE, s->mode, sizeof(s->mode));
         reg_attr_default(NULL, name, REG_MONITORING, s->monitoring, sizeof(s->monitoring));
+        reg_attr_default(NULL, name, REG_LB_POLICY, s->lb_policy, sizeof(s->lb_policy));
         s->status = REG_PENDING;
         return 0;
     }
@@ -154,6 +155,7 @@ static int apply(struct replay *r, long long seq, const char *action, const char
         case REG_HEALTH_CHECK: dst = s->health_check; len = sizeof(s->health_check); break;
         case REG_MODE: dst = s->mode; len = sizeof(s->mode); break;
         case REG_MONITORING: dst = s->monitoring; len = sizeof(s->monitoring); break;
+        case REG_LB_POLICY: dst = s->lb_policy; len = sizeof(s->lb_policy); break;
         default: break;
         }
         if (!dst || !put(dst, len, val)) {

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #define NAME_LABEL_MAX 63
 #define HOSTNAME_MAX 253
@@ -268,6 +269,74 @@ int val_upstream(const char *s, struct val_upstream *out)
     if (out)
         *out = u;
     return 0;
+}
+
+/* Contract: see validate.h. Lines are split on '\n'; each is checked by val_upstream. The reason
+ * of a refused line names the line's number when there are several. Returns 0 or -EINVAL. */
+int val_upstreams(const char *s, struct val_upstream *out, size_t *n)
+{
+    static _Thread_local char reason[160];
+    struct val_upstream ups[VAL_UPSTREAMS_MAX];
+    char line[VAL_VALUE_MAX + 1];
+    size_t count = 0;
+
+    bool several;
+
+    if (!s)
+        return why("no upstream");
+    several = strchr(s, '\n') != NULL;
+    while (*s) {
+        const char *nl = strchr(s, '\n');
+        size_t len = nl ? (size_t)(nl - s) : strlen(s);
+
+        if (count == VAL_UPSTREAMS_MAX)
+            return why("more than 64 upstreams");
+        if (len == 0)
+            return why("an empty line: one upstream per line, no blank lines");
+        if (len >= sizeof(line))
+            return why("an upstream line is too long");
+        memcpy(line, s, len);
+        line[len] = '\0';
+        if (val_upstream(line, &ups[count]) != 0) {
+            if (!several)
+                return -EINVAL;     /* one line: val_upstream's own reason */
+            snprintf(reason, sizeof(reason), "upstream line %zu: %s", count + 1, val_reason());
+            return why(reason);
+        }
+        for (size_t i = 0; i < count; i++) {
+            if (ups[i].tls != ups[count].tls)
+                return why("the upstreams mix http and https: all of a service's upstreams "
+                           "use one scheme");
+            if (ups[i].port == ups[count].port && strcasecmp(ups[i].host, ups[count].host) == 0) {
+                snprintf(reason, sizeof(reason), "upstream line %zu repeats line %zu",
+                         count + 1, i + 1);
+                return why(reason);
+            }
+        }
+        count++;
+        if (!nl)
+            break;
+        s = nl + 1;
+        if (*s == '\0')
+            return why("an empty line: one upstream per line, no blank lines");
+    }
+    if (out)
+        memcpy(out, ups, count * sizeof(*ups));
+    if (n)
+        *n = count;
+    return 0;
+}
+
+/* Contract: one of the five policy names, exactly. Returns 0 or -EINVAL. */
+int val_lb_policy(const char *s)
+{
+    static const char *const names[] = { "round_robin", "least_conn", "random", "ip_hash",
+                                         "first" };
+
+    for (size_t i = 0; s && i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(s, names[i]) == 0)
+            return 0;
+    return why("the lb_policy is round_robin, least_conn, random, ip_hash or first");
 }
 
 /* Contract: s is a lowercase FQDN (<= 253 chars, val_name labels, no trailing dot) that ends,

@@ -28,6 +28,21 @@ int val_name(const char *s);
  * follow it. Fills *out when non-NULL, only on success. 0 or -EINVAL. */
 int val_upstream(const char *s, struct val_upstream *out);
 
+/* Most upstreams one service may have. */
+#define VAL_UPSTREAMS_MAX 64
+
+/* Upstream list: one to VAL_UPSTREAMS_MAX val_upstream entries, one per line ('\n' between them,
+ * none after the last: strip the written newline first), no empty line, no two naming one
+ * endpoint (same scheme, port and host, hosts compared without case), all of one scheme (http or
+ * https). "" is the empty list (*n = 0). Fills out[0..*n) when out is non-NULL (room for
+ * VAL_UPSTREAMS_MAX), *n when n is non-NULL; only on success. 0 or -EINVAL (val_reason says
+ * which line and why). */
+int val_upstreams(const char *s, struct val_upstream *out, size_t *n);
+
+/* Load-balancing policy: "round_robin", "least_conn", "random", "ip_hash" or "first".
+ * 0 or -EINVAL. */
+int val_lb_policy(const char *s);
+
 /* Lowercase FQDN of at most 253 chars, valid labels, with at least one label before one of the
  * allowed suffixes (each itself a dot-separated list of labels, without leading dot), matched on
  * a label boundary; no trailing dot. NULL entries in suffixes are skipped. 0 or -EINVAL. */
@@ -49,8 +64,8 @@ int val_mode(const char *s);
  * failure canon is "". */
 int val_monitoring(const char *s, char *canon, size_t canon_len);
 
-/* Why the calling thread's last failed val_name, val_upstream, val_domain, val_health_check,
- * val_mode or val_monitoring refused its value: a constant, one-line English text without the
+/* Why the calling thread's last failed val_name, val_upstream(s), val_domain, val_health_check,
+ * val_mode, val_lb_policy or val_monitoring refused its value: a constant, one-line English text without the
  * value itself ("the port is not 1-65535 ..."); "" before any failure. Not reset by a success:
  * read it right after a check returned -EINVAL. */
 const char *val_reason(void);

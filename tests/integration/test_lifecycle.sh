@@ -11,7 +11,7 @@ check_eq "state dir mode" "$(stat -c %a "$STATE")" "700"
 # registration and defaults
 check "mkdir registers" mkdir "$S/core"
 check_eq "attribute files" "$(ls "$S/core" | tr '\n' ' ')" \
-    "domain health_check mode monitoring upstream "
+    "domain health_check lb_policy mode monitoring upstream "
 check_eq "default upstream" "$(cat "$S/core/upstream")" ""
 check_eq "default domain" "$(cat "$S/core/domain")" "core.internal"
 check_eq "default health_check" "$(cat "$S/core/health_check")" "/health"

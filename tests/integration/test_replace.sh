@@ -24,7 +24,7 @@ fi
 cfs_mount --domains internal "${MOPTS[@]}"
 mkdir "$E"
 put "$E/upstream" "$OLD"
-ATTRS="domain health_check mode monitoring upstream"
+ATTRS="domain health_check lb_policy mode monitoring upstream"
 
 # The upstream changes of $N in the audit log, one "OLD>NEW" per line.
 changes() {
