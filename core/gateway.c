@@ -234,17 +234,17 @@ int gw_apply(const struct reg_config *cfg, const struct render_out *next,
     rc = prune_hosts(cfg, next, prev);
     if (rc < 0)
         return rc;
-    if (live_cfg && (!prev || strcmp(prev->caddyfile, next->caddyfile) != 0)) {
+    if (live_cfg && (!prev || strcmp(prev->proxy, next->proxy) != 0)) {
         char why[1200];
 
         /* Caddy first: if it refuses, the file on disk still holds what it runs. */
-        rc = caddy_load(next->caddyfile, false, why, sizeof(why));
+        rc = caddy_load(next->proxy, false, why, sizeof(why));
         if (rc < 0) {
             audit_reload_failure(why);
             return rc;
         }
     }
-    return put_file(cfg, "routing/Caddyfile", next->caddyfile, prev ? prev->caddyfile : NULL);
+    return put_file(cfg, "routing/Caddyfile", next->proxy, prev ? prev->proxy : NULL);
 }
 
 int gw_reload(bool force)

@@ -3,6 +3,8 @@
 #ifndef CONDUIT_HEALTH_H
 #define CONDUIT_HEALTH_H
 
+#include <stdbool.h>
+
 #include "core/registry.h"
 
 /* Start the prober thread (after daemonizing). It probes at once, then every
@@ -16,5 +18,14 @@ void health_stop(void);
  * {"timestamp","services":[{"name","domain","upstream","state","since","consecutive_failures",
  * "last_status","last_latency_ms","last_error"}]}. 0 or -ENOMEM. */
 int health_json(char **out);
+
+/* Whether upstream (one line of service's upstream list, as written) is in the rotation: true
+ * unless the prober saw it fail --health-threshold probes in a row and not answer since (an
+ * upstream not probed yet is in it). A render_rotation_fn (render.h); arg is unused. */
+bool health_in_rotation(const char *service, const char *upstream, void *arg);
+
+/* Have fn() called, from the prober thread and without locks held, after each round in which an
+ * upstream left or rejoined the rotation. NULL: no call. */
+void health_on_rotation(void (*fn)(void));
 
 #endif

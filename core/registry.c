@@ -936,7 +936,7 @@ static int commit(struct reg_snapshot *next, struct op **ops, size_t n, const ch
         rc = -ENOMEM;
         goto out;
     }
-    rc = render_all(g_cfg, next_r, next->n, &out);
+    rc = render_all(g_cfg, next_r, next->n, NULL, NULL, &out);
     if (rc < 0) {
         syslog(LOG_ERR, "registry: render refused the next registry: %s", strerror(-rc));
         goto out;
@@ -1552,7 +1552,7 @@ int reg_rerender(void)
 
     pthread_mutex_lock(&mut_lock);
     svcs = routed(g_cur->svcs, g_cur->n, &own);
-    rc = svcs || !g_cur->n ? render_all(g_cfg, svcs, g_cur->n, &out) : -ENOMEM;
+    rc = svcs || !g_cur->n ? render_all(g_cfg, svcs, g_cur->n, NULL, NULL, &out) : -ENOMEM;
     if (rc == 0) {
         /* Every live domain must have a valid leaf before the proxy loads the configs. */
         ca_service_check(svcs, g_cur->n);

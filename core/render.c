@@ -391,7 +391,7 @@ static int render_caddy(const struct reg_config *cfg, const struct item *items, 
 
 /* Render all configs from svcs[0..n); see render.h. */
 int render_all(const struct reg_config *cfg, const struct reg_service *svcs, size_t n,
-               struct render_out *out)
+               render_rotation_fn rot, void *rot_arg, struct render_out *out)
 {
     const char *sfx[REG_MAX_SUFFIXES];
     struct item *items = NULL;
@@ -400,6 +400,8 @@ int render_all(const struct reg_config *cfg, const struct reg_service *svcs, siz
     size_t nitems = 0;
     int rc;
 
+    (void)rot;                  /* the Caddyfile shape routes to the first upstream only */
+    (void)rot_arg;
     if (out)
         memset(out, 0, sizeof(*out));
     if (!cfg || !out || (n > 0 && !svcs))
@@ -439,7 +441,7 @@ int render_all(const struct reg_config *cfg, const struct reg_service *svcs, siz
     rc = render_caddy(cfg, items, nitems, &caddy);
     if (rc != 0)
         goto out;
-    rc = sb_take(&caddy, &res.caddyfile);
+    rc = sb_take(&caddy, &res.proxy);
     if (rc != 0)
         goto out;
 
@@ -476,7 +478,7 @@ void render_free(struct render_out *out)
     if (!out)
         return;
     free(out->dnsmasq_conf);
-    free(out->caddyfile);
+    free(out->proxy);
     for (size_t i = 0; i < out->nhosts; i++)
         free(out->hosts[i].data);
     free(out->hosts);

@@ -2,6 +2,7 @@
 #ifndef CONDUIT_RENDER_H
 #define CONDUIT_RENDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/registry.h"
@@ -15,10 +16,13 @@ struct render_file {
 /* Everything generated from one registry. */
 struct render_out {
     char *dnsmasq_conf;        /* state/dns/dnsmasq.conf */
-    char *caddyfile;           /* state/routing/Caddyfile */
+    char *proxy;               /* the proxy's config: state/routing/Caddyfile */
     struct render_file *hosts; /* sorted by name, one per active or pending service */
     size_t nhosts;
 };
+
+/* Whether upstream (one line of service's upstream list, as written) is in the rotation. */
+typedef bool (*render_rotation_fn)(const char *service, const char *upstream, void *arg);
 
 /* Render all configs from the records svcs[0..n) (inactive ones are skipped). Deterministic: the
  * same input gives byte-identical output. Every value is re-validated; a value that fails gives
@@ -27,9 +31,10 @@ struct render_out {
  * >= 0x7f or one of {}#"\` ; two live records with one name or domain; an active record without
  * an upstream; a dns-mode active record whose upstream host is not an IP address. On any error
  * *out is left zeroed. cfg->hostname is never refused: dnsmasq.conf pins the gateway address's
- * reverse lookup to it when it is a valid host name, and to no name (".") otherwise. */
+ * reverse lookup to it when it is a valid host name, and to no name (".") otherwise. rot (NULL:
+ * every upstream) says which upstreams are in the rotation; it is called with rot_arg. */
 int render_all(const struct reg_config *cfg, const struct reg_service *svcs, size_t n,
-               struct render_out *out);
+               render_rotation_fn rot, void *rot_arg, struct render_out *out);
 
 /* Free what render_all allocated; safe on a zeroed struct. */
 void render_free(struct render_out *out);

@@ -57,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     /* a registry that loads can be mounted: it renders */
-    if (render_all(&cfg, svcs, n, &out) != 0)
+    if (render_all(&cfg, svcs, n, NULL, NULL, &out) != 0)
         abort();
     render_free(&out);
 

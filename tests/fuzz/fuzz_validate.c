@@ -123,7 +123,7 @@ static void check_render(const struct reg_service *svcs, size_t n, bool manage)
 
     base_cfg(&cfg);
     cfg.manage = manage;
-    if (render_all(&cfg, svcs, n, &out) != 0) {
+    if (render_all(&cfg, svcs, n, NULL, NULL, &out) != 0) {
         /* a refusal leaves *out zeroed */
         if (out.caddyfile || out.dnsmasq_conf || out.hosts || out.nhosts)
             abort();

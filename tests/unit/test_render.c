@@ -133,7 +133,7 @@ static void check_golden(const char *rel, const char *data)
 
 static bool same_output(const struct render_out *a, const struct render_out *b)
 {
-    if (strcmp(a->dnsmasq_conf, b->dnsmasq_conf) != 0 || strcmp(a->caddyfile, b->caddyfile) != 0 ||
+    if (strcmp(a->dnsmasq_conf, b->dnsmasq_conf) != 0 || strcmp(a->proxy, b->proxy) != 0 ||
         a->nhosts != b->nhosts)
         return false;
     for (size_t i = 0; i < a->nhosts; i++) {
@@ -146,7 +146,7 @@ static bool same_output(const struct render_out *a, const struct render_out *b)
 
 static bool is_zero(const struct render_out *o)
 {
-    return !o->dnsmasq_conf && !o->caddyfile && !o->hosts && o->nhosts == 0;
+    return !o->dnsmasq_conf && !o->proxy && !o->hosts && o->nhosts == 0;
 }
 
 static const struct render_file *find_host(const struct render_out *o, const char *name)
@@ -181,15 +181,15 @@ static void test_golden(void)
 
     base_cfg(&cfg, GOLDEN_STATE);
     fixture(s);
-    CHECK_INT(render_all(&cfg, s, FIX_N, &out), 0);
-    if (!out.caddyfile)
+    CHECK_INT(render_all(&cfg, s, FIX_N, NULL, NULL, &out), 0);
+    if (!out.proxy)
         return;
     if (g_update) {
         mkdir(GOLDEN_DIR, 0755);
         mkdir(GOLDEN_DIR "/hosts", 0755);
     }
     check_golden("dnsmasq.conf", out.dnsmasq_conf);
-    check_golden("Caddyfile", out.caddyfile);
+    check_golden("Caddyfile", out.proxy);
     CHECK_INT(out.nhosts, 8);
     for (size_t i = 0; i < out.nhosts; i++) {
         snprintf(rel, sizeof(rel), "hosts/%s", out.hosts[i].name);
@@ -202,11 +202,11 @@ static void test_golden(void)
 
     /* Spot checks that do not depend on the goldens being reviewed right. */
     CHECK(find_host(&out, "old") == NULL);
-    CHECK(strstr(out.caddyfile, "old.internal") == NULL);
-    CHECK(strstr(out.caddyfile, "nas.internal") == NULL);      /* dns mode: no route */
-    CHECK(strstr(out.caddyfile, "printer.qp.test") == NULL);
-    CHECK(strstr(out.caddyfile, "lab.internal:8443 {") != NULL); /* pending dns: 503 route */
-    CHECK(strstr(out.caddyfile, "\tadmin off\n") != NULL);
+    CHECK(strstr(out.proxy, "old.internal") == NULL);
+    CHECK(strstr(out.proxy, "nas.internal") == NULL);      /* dns mode: no route */
+    CHECK(strstr(out.proxy, "printer.qp.test") == NULL);
+    CHECK(strstr(out.proxy, "lab.internal:8443 {") != NULL); /* pending dns: 503 route */
+    CHECK(strstr(out.proxy, "\tadmin off\n") != NULL);
     if (find_host(&out, "nas"))
         CHECK_STR(find_host(&out, "nas")->data, "10.0.2.5 nas.internal\n");
     if (find_host(&out, "printer"))
@@ -228,9 +228,9 @@ static void test_determinism(void)
 
     base_cfg(&cfg, GOLDEN_STATE);
     fixture(s);
-    CHECK_INT(render_all(&cfg, s, FIX_N, &a), 0);
-    CHECK_INT(render_all(&cfg, s, FIX_N, &b), 0);
-    if (a.caddyfile && b.caddyfile)
+    CHECK_INT(render_all(&cfg, s, FIX_N, NULL, NULL, &a), 0);
+    CHECK_INT(render_all(&cfg, s, FIX_N, NULL, NULL, &b), 0);
+    if (a.proxy && b.proxy)
         CHECK(same_output(&a, &b));
     render_free(&b);
 
@@ -243,8 +243,8 @@ static void test_determinism(void)
             p[i] = p[j];
             p[j] = t;
         }
-        CHECK_INT(render_all(&cfg, p, FIX_N, &b), 0);
-        if (a.caddyfile && b.caddyfile)
+        CHECK_INT(render_all(&cfg, p, FIX_N, NULL, NULL, &b), 0);
+        if (a.proxy && b.proxy)
             CHECKF(same_output(&a, &b), "round %d", round);
         render_free(&b);
     }
@@ -258,7 +258,7 @@ static void expect_einval(const struct reg_config *cfg, const struct reg_service
     struct render_out out;
 
     memset(&out, 0xa5, sizeof(out));
-    int rc = render_all(cfg, s, n, &out);
+    int rc = render_all(cfg, s, n, NULL, NULL, &out);
 
     CHECKF(rc == -EINVAL, "%s: got %d", what, rc);
     CHECKF(is_zero(&out), "%s: output not zeroed", what);
@@ -329,9 +329,9 @@ static void test_injection(void)
     struct render_out out = {0};
     fixture(s);
     snprintf(s[3].domain, sizeof(s[3].domain), "old.internal\n}\nevil {");
-    CHECK_INT(render_all(&cfg, s, FIX_N, &out), 0);
-    if (out.caddyfile)
-        CHECK(strstr(out.caddyfile, "evil") == NULL);
+    CHECK_INT(render_all(&cfg, s, FIX_N, NULL, NULL, &out), 0);
+    if (out.proxy)
+        CHECK(strstr(out.proxy, "evil") == NULL);
     render_free(&out);
 }
 
@@ -409,11 +409,11 @@ static void test_variants(void)
     base_cfg(&cfg, GOLDEN_STATE);
     cfg.manage = true;
     fixture(s);
-    CHECK_INT(render_all(&cfg, s, FIX_N, &out), 0);
-    if (out.caddyfile) {
-        CHECK(strstr(out.caddyfile, "\tadmin unix/{$CONDUITFS_CADDY_ADMIN:/var/lib/qp-conduit/"
+    CHECK_INT(render_all(&cfg, s, FIX_N, NULL, NULL, &out), 0);
+    if (out.proxy) {
+        CHECK(strstr(out.proxy, "\tadmin unix/{$CONDUITFS_CADDY_ADMIN:/var/lib/qp-conduit/"
                    "caddy/admin.sock}\n"));
-        CHECK(strstr(out.caddyfile, "admin off") == NULL);
+        CHECK(strstr(out.proxy, "admin off") == NULL);
     }
     render_free(&out);
 
@@ -421,13 +421,13 @@ static void test_variants(void)
      * when the host name is not a DNS name; never a service's (hosts.d cannot outrank it). */
     base_cfg(&cfg, GOLDEN_STATE);
     fixture(s);
-    CHECK_INT(render_all(&cfg, s, FIX_N, &out), 0);
+    CHECK_INT(render_all(&cfg, s, FIX_N, NULL, NULL, &out), 0);
     if (out.dnsmasq_conf)
         CHECK(strstr(out.dnsmasq_conf, "\nptr-record=1.0.77.10.in-addr.arpa,gw1\n") != NULL);
     render_free(&out);
     snprintf(cfg.gateway_ip, sizeof(cfg.gateway_ip), "2001:db8::1");
     snprintf(cfg.hostname, sizeof(cfg.hostname), "gw1.example.org");
-    CHECK_INT(render_all(&cfg, s, FIX_N, &out), 0);
+    CHECK_INT(render_all(&cfg, s, FIX_N, NULL, NULL, &out), 0);
     if (out.dnsmasq_conf)
         CHECK(strstr(out.dnsmasq_conf, "\nptr-record=1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0"
                       ".0.0.8.b.d.0.1.0.0.2.ip6.arpa,gw1.example.org\n") != NULL);
@@ -436,7 +436,7 @@ static void test_variants(void)
     for (size_t i = 0; i < sizeof(bad_hosts) / sizeof(bad_hosts[0]); i++) {
         base_cfg(&cfg, GOLDEN_STATE);
         snprintf(cfg.hostname, sizeof(cfg.hostname), "%s", bad_hosts[i]);
-        CHECK_INT(render_all(&cfg, s, FIX_N, &out), 0);
+        CHECK_INT(render_all(&cfg, s, FIX_N, NULL, NULL, &out), 0);
         if (out.dnsmasq_conf)
             CHECKF(strstr(out.dnsmasq_conf, "\nptr-record=1.0.77.10.in-addr.arpa\nhostsdir=")
                    != NULL, "host name [%s]:\n%s", bad_hosts[i], out.dnsmasq_conf);
@@ -445,11 +445,11 @@ static void test_variants(void)
 
     /* An empty registry and a trailing slash on the state directory. */
     base_cfg(&cfg, GOLDEN_STATE "/");
-    CHECK_INT(render_all(&cfg, NULL, 0, &out), 0);
+    CHECK_INT(render_all(&cfg, NULL, 0, NULL, NULL, &out), 0);
     CHECK_INT(out.nhosts, 0);
-    if (out.caddyfile) {
-        CHECK(strstr(out.caddyfile, "\tstorage file_system /var/lib/qp-conduit/caddy\n"));
-        CHECK(strstr(out.caddyfile, "8443 {") == NULL);
+    if (out.proxy) {
+        CHECK(strstr(out.proxy, "\tstorage file_system /var/lib/qp-conduit/caddy\n"));
+        CHECK(strstr(out.proxy, "8443 {") == NULL);
         CHECK(strstr(out.dnsmasq_conf, "hostsdir=/var/lib/qp-conduit/dns/hosts.d\n"));
     }
     render_free(&out);
@@ -460,10 +460,10 @@ static void test_variants(void)
     snprintf(cfg.dns_addr, sizeof(cfg.dns_addr), "::1");
     snprintf(cfg.https_addr, sizeof(cfg.https_addr), "fd00::1");
     fixture(s);
-    CHECK_INT(render_all(&cfg, s, FIX_N, &out), 0);
-    if (out.caddyfile) {
+    CHECK_INT(render_all(&cfg, s, FIX_N, NULL, NULL, &out), 0);
+    if (out.proxy) {
         CHECK(strstr(out.dnsmasq_conf, "listen-address=::1\n"));
-        CHECK(strstr(out.caddyfile, "\tbind fd00::1\n"));
+        CHECK(strstr(out.proxy, "\tbind fd00::1\n"));
         CHECK_STR(find_host(&out, "web") ? find_host(&out, "web")->data : "",
                   "fd00::1 web.internal\n");
     }
@@ -560,14 +560,14 @@ static void check_with_tools(bool manage)
     base_cfg(&cfg, dir);
     cfg.manage = manage;
     fixture(s);
-    CHECK_INT(render_all(&cfg, s, FIX_N, &out), 0);
-    if (!out.caddyfile)
+    CHECK_INT(render_all(&cfg, s, FIX_N, NULL, NULL, &out), 0);
+    if (!out.proxy)
         goto out;
     snprintf(log, sizeof(log), "%s/tool.log", dir);
 
     if (caddy) {
         snprintf(path, sizeof(path), "%s/Caddyfile", dir);
-        CHECK_INT(write_file(path, out.caddyfile), 0);
+        CHECK_INT(write_file(path, out.proxy), 0);
         char *argv[] = { "caddy", "adapt", "--config", path, "--adapter", "caddyfile", NULL };
         int rc = run_tool(argv, log);
         char *msg = read_file(log);
