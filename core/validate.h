@@ -65,9 +65,9 @@ int val_mode(const char *s);
 int val_monitoring(const char *s, char *canon, size_t canon_len);
 
 /* Why the calling thread's last failed val_name, val_upstream(s), val_domain, val_health_check,
- * val_mode, val_lb_policy or val_monitoring refused its value: a constant, one-line English text without the
- * value itself ("the port is not 1-65535 ..."); "" before any failure. Not reset by a success:
- * read it right after a check returned -EINVAL. */
+ * val_mode, val_lb_policy or val_monitoring refused its value: a one-line English text without
+ * the value itself ("the port is not 1-65535 ..."); "" before any failure. Not reset by a
+ * success: read it right after a check returned -EINVAL. */
 const char *val_reason(void);
 
 /* True when s is a dotted-quad IPv4 address with octets 0-255 (no leading-zero ambiguity). */
