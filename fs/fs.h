@@ -36,6 +36,9 @@ struct fs_tree {
     /* chmod and chown, which change nothing anywhere: 0 where the tree accepts them. */
     int (*chmod)(const char *rel, mode_t mode);
     int (*chown)(const char *rel, uid_t uid, gid_t gid);
+    /* A close of a handle of rel (flush: once per close(2) of each descriptor); NULL: 0. Its
+     * error is close(2)'s. */
+    int (*flush)(const char *rel);
 };
 
 extern const struct fs_tree fs_services_tree;

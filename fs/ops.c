@@ -10,6 +10,7 @@
  * hard_remove (fs_init), an open file is removed like any other instead of being renamed. */
 #include "fs/fs.h"
 
+#include "core/restore.h"
 #include "core/staging.h"
 
 #include <errno.h>
@@ -327,6 +328,19 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
     return t->truncate ? t->truncate(rel, size) : -EPERM;
 }
 
+/* close(2): the tree's flush. A removed node (NULL path) has nothing left to commit. */
+static int fs_flush(const char *path, struct fuse_file_info *fi)
+{
+    const char *rel;
+    const struct fs_tree *t;
+
+    (void)fi;
+    if (!path)
+        return 0;
+    t = route(path, &rel);
+    return t && t->flush && rel ? t->flush(rel) : 0;
+}
+
 static int fs_release(const char *path, struct fuse_file_info *fi)
 {
     (void)path;
@@ -413,6 +427,7 @@ static int deny_mknod(const char *path, mode_t mode, dev_t dev)
 static void fs_destroy(void *private_data)
 {
     (void)private_data;
+    rst_finish();
     stg_clear();
 }
 
@@ -429,6 +444,7 @@ const struct fuse_operations fs_ops = {
     .read = fs_read,
     .write = fs_write,
     .truncate = fs_truncate,
+    .flush = fs_flush,
     .release = fs_release,
     .utimens = fs_utimens,
     .rename = fs_rename,

@@ -4,7 +4,9 @@
  * renames it over an attribute, which sets that attribute as one validated write. An attribute
  * cannot be removed or renamed away: rm of one changes nothing (see unlink below).
  * services/.apply (not listed) takes a whole service as one JSON document in one write:
- * reg_apply_json makes or replaces it as one validated change. */
+ * reg_apply_json makes or replaces it as one validated change. How cp -r, mv from another
+ * filesystem and install see an attribute they create, and a cp -r restore committed as one
+ * change: core/restore.h. */
 #include "fs/fs.h"
 
 #include <errno.h>
@@ -15,119 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/restore.h"
 #include "core/staging.h"
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1u << 0)   /* rename(2)'s flag; <stdio.h> names it under _GNU_SOURCE */
 #endif
-
-/* ---- the cp -r restore idiom ----
- * `cp -r backup/core services/` makes the directory, then creates each file with
- * O_CREAT|O_EXCL, which fails with EEXIST on a file that already exists. So, for the process
- * that just made a service directory and for a few seconds, an attribute file it has not created
- * yet looks absent to it; its exclusive create then reaches svc_create, which opens the
- * attribute, and from then on that file is visible to it again. Other processes always see
- * every file. */
-#define FRESH_SLOTS 16
-#define FRESH_SECONDS 2
-
-static struct {
-    char name[64];
-    pid_t pid;
-    time_t until;
-    unsigned created;   /* bit per attribute this process has created */
-} fresh[FRESH_SLOTS];
-static pthread_mutex_t fresh_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* Take a slot for name and pid: an expired one, else the one that expires first. Called with
- * fresh_lock held; the caller sets until and created. */
-static int fresh_claim(const char *name, size_t len, pid_t pid, time_t now)
-{
-    int slot = 0;
-
-    for (int i = 0; i < FRESH_SLOTS; i++) {
-        if (fresh[i].until < fresh[slot].until)
-            slot = i;
-        if (fresh[i].until < now) {
-            slot = i;
-            break;
-        }
-    }
-    memcpy(fresh[slot].name, name, len + 1);
-    fresh[slot].pid = pid;
-    return slot;
-}
-
-static void fresh_note(const char *name, pid_t pid)
-{
-    time_t now = time(NULL);
-    size_t len = strlen(name);
-    int slot;
-
-    if (len >= sizeof(fresh[0].name))
-        return;
-    pthread_mutex_lock(&fresh_lock);
-    slot = fresh_claim(name, len, pid, now);
-    fresh[slot].until = now + FRESH_SECONDS;
-    fresh[slot].created = 0;
-    pthread_mutex_unlock(&fresh_lock);
-}
-
-/* Whether attr of service name is hidden from pid; with create set, unhide it for good. */
-static bool fresh_hidden(const char *name, int attr, pid_t pid, bool create)
-{
-    time_t now = time(NULL);
-    bool hit = false;
-
-    pthread_mutex_lock(&fresh_lock);
-    for (int i = 0; i < FRESH_SLOTS && !hit; i++) {
-        if (fresh[i].until < now || fresh[i].pid != pid || strcmp(fresh[i].name, name) != 0)
-            continue;
-        hit = !(fresh[i].created & (1u << attr));
-        if (create)
-            fresh[i].created |= 1u << attr;
-    }
-    pthread_mutex_unlock(&fresh_lock);
-    return hit;
-}
-
-/* ---- replacing an attribute by remove-then-create ----
- * mv from another filesystem and install remove the target, then create it with O_EXCL; rm -r
- * removes every file before the rmdir. An attribute cannot be removed: its unlink changes nothing
- * but hides that one file from the calling process, in the same table as above and for as long,
- * so that its exclusive create reaches svc_create (which opens the attribute again: its write is
- * one validated set) and its rmdir follows. The value never passes through a default. */
-static void fresh_hide(const char *name, int attr, pid_t pid)
-{
-    time_t now = time(NULL);
-    size_t len = strlen(name);
-    int slot = -1;
-
-    if (len >= sizeof(fresh[0].name))
-        return;
-    pthread_mutex_lock(&fresh_lock);
-    for (int i = 0; i < FRESH_SLOTS; i++)
-        if (fresh[i].until >= now && fresh[i].pid == pid && strcmp(fresh[i].name, name) == 0) {
-            slot = i;
-            break;
-        }
-    if (slot < 0) {
-        slot = fresh_claim(name, len, pid, now);
-        fresh[slot].created = ~0u;
-    }
-    fresh[slot].until = now + FRESH_SECONDS;
-    fresh[slot].created &= ~(1u << attr);
-    pthread_mutex_unlock(&fresh_lock);
-}
-
-static void fresh_forget(const char *name)
-{
-    pthread_mutex_lock(&fresh_lock);
-    for (int i = 0; i < FRESH_SLOTS; i++)
-        if (strcmp(fresh[i].name, name) == 0)
-            fresh[i].until = 0;
-    pthread_mutex_unlock(&fresh_lock);
-}
 
 /* A path below services/: "" (the tree), "NAME", or "NAME/LEAF": an attribute (attr >= 0) or
  * a staging file (attr -1). */
@@ -207,7 +102,7 @@ static int svc_getattr(const char *rel, struct stat *st)
         rc = -ENOENT;
     else if (p.depth == 1)
         fs_stat_dir(st);
-    else if (fresh_hidden(p.name, p.attr, fs_caller_pid(), false))
+    else if (rst_hidden(p.name, p.attr, fs_caller_pid()))
         rc = -ENOENT;
     else
         fs_stat_file(st, 0644, strlen(reg_attr_value(svc, p.attr)) + 1);
@@ -265,7 +160,7 @@ static int svc_mkdir(const char *rel)
     fs_caller(who, sizeof(who));
     rc = reg_register(p.name, who);
     if (rc == 0)
-        fresh_note(p.name, fs_caller_pid());
+        rst_begin(p.name, fs_caller_pid(), who);
     return rc;
 }
 
@@ -279,14 +174,14 @@ static int svc_rmdir(const char *rel)
     if (p.depth != 1)
         return p.depth == 2 ? -ENOTDIR : -ENOENT;
     fs_caller(who, sizeof(who));
-    fresh_forget(p.name);
+    rst_forget(p.name);
     rc = reg_deregister(p.name, who);
     if (rc == 0)
         stg_drop(p.name);
     return rc;
 }
 
-/* rm of a staging file removes it. rm of an attribute changes nothing (see fresh_hide): 0, and
+/* rm of a staging file removes it. rm of an attribute changes nothing (see rst_hide): 0, and
  * the file looks absent to the caller until it creates it or for two seconds. */
 static int svc_unlink(const char *rel)
 {
@@ -302,9 +197,9 @@ static int svc_unlink(const char *rel)
         return -ENOENT;
     if (p.attr < 0)
         return stg_remove(p.name, p.leaf);
-    if (fresh_hidden(p.name, p.attr, pid, false))
+    if (rst_hidden(p.name, p.attr, pid))
         return -ENOENT;
-    fresh_hide(p.name, p.attr, pid);
+    rst_hide(p.name, p.attr, pid);
     return 0;
 }
 
@@ -378,7 +273,7 @@ static int svc_create(const char *rel, struct fuse_file_info *fi)
     }
     rc = open_attr(&p, fi);
     if (rc == 0)
-        fresh_hidden(p.name, p.attr, fs_caller_pid(), true);
+        rst_created(p.name, p.attr, fs_caller_pid(), (fi->flags & O_EXCL) != 0);
     return rc;
 }
 
@@ -421,6 +316,9 @@ static int svc_write(const char *rel, const char *buf, size_t size, off_t off,
         return -EPERM;
     if (p.attr < 0)
         return svc_live(p.name) ? stg_write(p.name, p.leaf, buf, size, off) : -ENOENT;
+    rc = rst_write(p.name, p.attr, fs_caller_pid(), buf, size, off);
+    if (rc != 0)
+        return rc < 0 ? rc : (int)size;
     /* reg_set refuses a value over VAL_VALUE_MAX with EFBIG, audited like every refusal */
     rc = reg_set(p.name, p.attr, buf, size, who);
     return rc < 0 ? rc : (int)size;
@@ -469,13 +367,25 @@ static int svc_rename(const char *from, const char *to, unsigned int flags)
         return -ENOENT;
     if (t.attr < 0)
         return stg_rename(f.name, f.leaf, t.leaf, flags & RENAME_NOREPLACE);
-    if ((flags & RENAME_NOREPLACE) && !fresh_hidden(t.name, t.attr, pid, false))
+    if ((flags & RENAME_NOREPLACE) && !rst_hidden(t.name, t.attr, pid))
         return -EEXIST;
     fs_caller(who, sizeof(who));
     rc = stg_commit(f.name, f.leaf, t.attr, who);
     if (rc == 0)
-        fresh_hidden(t.name, t.attr, pid, true);
+        rst_created(t.name, t.attr, pid, false);
     return rc;
+}
+
+/* The close of an attribute file: where a cp -r restore's collected values are committed, so
+ * that close(2) reports a refusal (core/restore.h). */
+static int svc_flush(const char *rel)
+{
+    struct svc_path p;
+
+    parse(rel, &p);
+    if (p.depth != 2 || p.attr < 0)
+        return 0;
+    return rst_flush(p.name, fs_caller_pid());
 }
 
 /* Modes and owners are derived, as times are: chmod of a file here changes nothing and
@@ -528,4 +438,5 @@ const struct fs_tree fs_services_tree = {
     .rename = svc_rename,
     .chmod = svc_chmod,
     .chown = svc_chown,
+    .flush = svc_flush,
 };
