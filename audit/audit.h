@@ -30,7 +30,9 @@ int audit_open(const char *state_dir, char *err, size_t errlen);
 /* Seal one six-field entry {"timestamp","action","status","message","user","details"} and
  * append its line; on return the capsule is durable and the line is in audit.log (a crash can
  * only cost lines at its end, which the next audit_open rebuilds). status is "success" or
- * "failure"; details is borrowed and may be NULL ({}). Thread-safe. 0 or -errno. */
+ * "failure"; details is borrowed and may be NULL ({}). A number in details outside the
+ * portable subset (audit_canon_portable) is sealed in portable form, with a syslog warning;
+ * keys outside it give -EINVAL. Thread-safe. 0 or -errno. */
 int audit_log(const char *action, const char *status, const char *message, const char *user,
               json_t *details);
 
@@ -61,8 +63,9 @@ int audit_log_batch(const struct audit_item *items, size_t n, const char *timest
  * JSON object {"action","status"[,"message","details","timestamp","user"]} (see
  * audit/entry.h); timestamp and user are replaced by the current time and user (the caller).
  * All lines are sealed in one transaction with consecutive sequences, or none. 0, -EFBIG when
- * len is over AUDIT_APPEND_MAX, -EINVAL for any bad line (nothing sealed either way), or
- * -errno. */
+ * len is over AUDIT_APPEND_MAX, -EINVAL for any bad line (nothing sealed either way; a line
+ * whose details are outside the portable subset, audit_canon_portable, also seals a
+ * change_refused failure entry saying why), or -errno. */
 int audit_append_lines(const char *buf, size_t len, const char *user);
 
 /* Whether action is one of the registry's own (service_register, service_deregister,

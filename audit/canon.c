@@ -1,8 +1,10 @@
-/* canon.c: CPS 1.0 canonical JSON: sorted keys, no whitespace, literal UTF-8, Python-repr reals. */
+/* canon.c: CPS 1.0 canonical JSON: sorted keys, no whitespace, literal UTF-8, Python-repr reals;
+ * and the portable subset that the TypeScript reference (JSON.stringify) writes alike. */
 #include "audit/canon.h"
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -480,4 +482,365 @@ int audit_canon(const json_t *v, unsigned flags, char **out, size_t *len)
     if (len)
         *len = b.len;
     return 0;
+}
+
+/* ---- the portable subset: what both CPS references canonicalize alike ---- */
+
+int audit_canon_real_js(double d, int float_field, char *buf, size_t buflen)
+{
+    char dig[REPR_MAX_DIGITS + 2], out[AUDIT_CANON_REAL_MAX];
+    size_t n = 0, nd, i;
+    int exp, pt, w;
+
+    if (!isfinite(d))
+        return -EINVAL;
+    if (d == 0.0) {
+        /* JavaScript writes -0 as 0 */
+        w = snprintf(out, sizeof(out), "%s", float_field ? "0.0" : "0");
+        n = (size_t)w;
+        goto done;
+    }
+    if (d < 0)
+        out[n++] = '-';
+    shortest_digits(fabs(d), dig, &exp);
+    nd = strlen(dig);
+    pt = exp + 1;   /* Number::toString's n: the value is 0.DIGITS x 10^pt */
+    if ((int)nd <= pt && pt <= 21) {
+        memcpy(out + n, dig, nd);
+        n += nd;
+        for (i = nd; i < (size_t)pt; i++)
+            out[n++] = '0';
+        if (float_field) {
+            out[n++] = '.';
+            out[n++] = '0';
+        }
+    } else if (pt > 0 && pt <= 21) {
+        memcpy(out + n, dig, (size_t)pt);
+        n += (size_t)pt;
+        out[n++] = '.';
+        memcpy(out + n, dig + pt, nd - (size_t)pt);
+        n += nd - (size_t)pt;
+    } else if (pt > -6 && pt <= 0) {
+        out[n++] = '0';
+        out[n++] = '.';
+        for (i = 0; i < (size_t)-pt; i++)
+            out[n++] = '0';
+        memcpy(out + n, dig, nd);
+        n += nd;
+    } else {
+        out[n++] = dig[0];
+        if (nd > 1) {
+            out[n++] = '.';
+            memcpy(out + n, dig + 1, nd - 1);
+            n += nd - 1;
+        }
+        w = snprintf(out + n, sizeof(out) - n, "e%c%d", pt - 1 < 0 ? '-' : '+',
+                     pt - 1 < 0 ? 1 - pt : pt - 1);
+        if (w < 0 || (size_t)w >= sizeof(out) - n)
+            return -EINVAL;
+        n += (size_t)w;
+    }
+    out[n] = '\0';
+done:
+    if (n + 1 > buflen)
+        return -ENOSPC;
+    memcpy(buf, out, n + 1);
+    return (int)n;
+}
+
+#define PATH_MAX_SHOWN 160
+#define KEY_MAX_SHOWN 40
+
+/* A walk of audit_canon_portable: where it is, and the first reason found. */
+struct pwalk {
+    char path[PATH_MAX_SHOWN + 48];
+    size_t plen;
+    unsigned flags;
+    char *why;
+    size_t whylen;
+    int err;
+};
+
+/* Append a path step ("[3]", or "." and the key in printable ASCII); returns the old length,
+ * for path_pop. A path that would grow past PATH_MAX_SHOWN ends in "..." instead. */
+static size_t path_push(struct pwalk *w, const char *key, size_t keylen, size_t index)
+{
+    size_t old = w->plen, i;
+    char *p = w->path;
+
+    if (w->plen >= PATH_MAX_SHOWN) {
+        return old;
+    }
+    if (!key) {
+        int k = snprintf(p + w->plen, sizeof(w->path) - w->plen, "[%zu]", index);
+
+        if (k > 0)
+            w->plen += (size_t)k;
+    } else {
+        p[w->plen++] = '.';
+        for (i = 0; i < keylen && i < KEY_MAX_SHOWN; i++) {
+            unsigned char c = (unsigned char)key[i];
+
+            p[w->plen++] = (c < 0x20 || c >= 0x7f) ? '?' : (char)c;
+        }
+        if (keylen > KEY_MAX_SHOWN) {
+            memcpy(p + w->plen, "...", 3);
+            w->plen += 3;
+        }
+    }
+    if (w->plen >= PATH_MAX_SHOWN) {
+        w->plen = PATH_MAX_SHOWN;
+        memcpy(p + w->plen, "...", 3);
+        w->plen += 3;
+    }
+    p[w->plen] = '\0';
+    return old;
+}
+
+static void path_pop(struct pwalk *w, size_t old)
+{
+    w->plen = old;
+    w->path[old] = '\0';
+}
+
+__attribute__((format(printf, 2, 3)))
+static void refuse_at(struct pwalk *w, const char *fmt, ...)
+{
+    char reason[200];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    if (w->why && w->whylen)
+        snprintf(w->why, w->whylen, "%s: %s", w->path, reason);
+    w->err = -EINVAL;
+}
+
+/* The first code unit of cp in UTF-16. */
+static uint32_t utf16_first(uint32_t cp)
+{
+    return cp < 0x10000 ? cp : 0xd800 + ((cp - 0x10000) >> 10);
+}
+
+/* Whether a (which sorts before b by code point) sorts after b by UTF-16 code unit: at their
+ * first different code point one is at or above U+10000 and the other in U+E000..U+FFFF. */
+static bool utf16_disagrees(const struct member *a, const struct member *b)
+{
+    size_t i = 0, j = 0;
+
+    while (i < a->keylen && j < b->keylen) {
+        uint32_t x = 0, y = 0;
+        size_t lx = utf8_decode((const unsigned char *)a->key + i, a->keylen - i, &x);
+        size_t ly = utf8_decode((const unsigned char *)b->key + j, b->keylen - j, &y);
+
+        if (lx == 0 || ly == 0)
+            return false;   /* not UTF-8: audit_canon refuses it anyway */
+        if (x != y)
+            return (x < y) != (utf16_first(x) < utf16_first(y));
+        i += lx;
+        j += ly;
+    }
+    return false;
+}
+
+static void check_real(struct pwalk *w, double d, bool float_field)
+{
+    char py[AUDIT_CANON_REAL_MAX], js[AUDIT_CANON_REAL_MAX];
+
+    if (audit_canon_real(d, py, sizeof(py)) < 0 ||
+        audit_canon_real_js(d, float_field, js, sizeof(js)) < 0) {
+        refuse_at(w, "not a finite number");
+        return;
+    }
+    if (strcmp(py, js) == 0)
+        return;
+    if (d == 0.0)
+        refuse_at(w, "-0.0 (Python writes %s, JavaScript %s)", py, js);
+    else if (!strchr(py, 'e') && !strchr(js, '.') && !strchr(js, 'e'))
+        refuse_at(w, "an integral real (Python writes %s, JavaScript %s)", py, js);
+    else
+        refuse_at(w, "a real in exponent form for one reference only (Python writes %s, "
+                  "JavaScript %s)", py, js);
+}
+
+static void check_object(struct pwalk *w, const json_t *v, enum role role, int depth);
+
+static void check_value(struct pwalk *w, const json_t *v, enum role role, int depth)
+{
+    size_t i, old;
+
+    if (w->err)
+        return;
+    if (!v || depth > CANON_MAX_DEPTH) {
+        refuse_at(w, "nested too deep");
+        return;
+    }
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        check_object(w, v, role, depth);
+        break;
+    case JSON_ARRAY:
+        for (i = 0; i < json_array_size(v) && !w->err; i++) {
+            old = path_push(w, NULL, 0, i);
+            check_value(w, json_array_get(v, i), role == ROLE_OPTIONS ? ROLE_OPTION : ROLE_PLAIN,
+                        depth + 1);
+            if (!w->err)
+                path_pop(w, old);
+        }
+        break;
+    case JSON_INTEGER:
+        if (role == ROLE_FLOAT) {
+            check_real(w, (double)json_integer_value(v), true);
+        } else if (json_integer_value(v) > AUDIT_CANON_SAFE_INT ||
+                   json_integer_value(v) < -AUDIT_CANON_SAFE_INT) {
+            refuse_at(w, "an integer beyond +-(2^53-1) (Python writes %" JSON_INTEGER_FORMAT
+                      ", JavaScript %.0f)", json_integer_value(v),
+                      (double)json_integer_value(v));
+        }
+        break;
+    case JSON_REAL:
+        check_real(w, json_real_value(v), role == ROLE_FLOAT);
+        break;
+    default:
+        break;   /* strings, true, false, null: written alike */
+    }
+}
+
+static void check_object(struct pwalk *w, const json_t *v, enum role role, int depth)
+{
+    struct member stackm[16], *m = stackm;
+    size_t n = json_object_size(v), i = 0, old;
+    void *it;
+
+    if (n > sizeof(stackm) / sizeof(stackm[0])) {
+        m = calloc(n, sizeof(*m));
+        if (!m) {
+            w->err = -ENOMEM;
+            return;
+        }
+    }
+    for (it = json_object_iter((json_t *)v); it && i < n;
+         it = json_object_iter_next((json_t *)v, it)) {
+        m[i].key = json_object_iter_key(it);
+        m[i].keylen = json_object_iter_key_len(it);
+        m[i].value = json_object_iter_value(it);
+        i++;
+    }
+    n = i;
+    qsort(m, n, sizeof(*m), member_cmp);
+    for (i = 1; i < n; i++) {
+        if (utf16_disagrees(&m[i - 1], &m[i])) {
+            refuse_at(w, "keys that mix code points from U+10000 up with U+E000..U+FFFF "
+                      "(JavaScript sorts them by UTF-16 code unit, Python by code point)");
+            goto out;
+        }
+    }
+    for (i = 0; i < n && !w->err; i++) {
+        old = path_push(w, m[i].key, m[i].keylen, 0);
+        check_value(w, m[i].value, (w->flags & AUDIT_CANON_CAPSULE)
+                                       ? child_role(role, m[i].key, m[i].keylen) : ROLE_PLAIN,
+                    depth + 1);
+        if (!w->err)
+            path_pop(w, old);
+    }
+out:
+    if (m != stackm)
+        free(m);
+}
+
+int audit_canon_portable(const json_t *v, unsigned flags, const char *root, char *why,
+                         size_t whylen)
+{
+    struct pwalk w = { .flags = flags, .why = why, .whylen = whylen };
+    int n = snprintf(w.path, PATH_MAX_SHOWN, "%s", root ? root : "$");
+
+    w.plen = n < 0 ? 0 : (size_t)n >= PATH_MAX_SHOWN ? PATH_MAX_SHOWN - 1 : (size_t)n;
+    if (why && whylen)
+        why[0] = '\0';
+    check_value(&w, v, (flags & AUDIT_CANON_CAPSULE) ? ROLE_ROOT : ROLE_PLAIN, 0);
+    if (w.err == -ENOMEM && why && whylen)
+        snprintf(why, whylen, "out of memory");
+    return w.err;
+}
+
+/* The portable replacement of one number, or NULL when it is portable as it is (or on
+ * ENOMEM, with *err set). */
+static json_t *fix_number(const json_t *v, int *err)
+{
+    char py[AUDIT_CANON_REAL_MAX], js[AUDIT_CANON_REAL_MAX];
+    json_t *r = NULL;
+
+    if (json_is_integer(v)) {
+        json_int_t i = json_integer_value(v);
+
+        if (i <= AUDIT_CANON_SAFE_INT && i >= -AUDIT_CANON_SAFE_INT)
+            return NULL;
+        snprintf(py, sizeof(py), "%" JSON_INTEGER_FORMAT, i);
+        r = json_string(py);
+    } else {
+        double d = json_real_value(v);
+
+        if (audit_canon_real(d, py, sizeof(py)) < 0 ||
+            audit_canon_real_js(d, 0, js, sizeof(js)) < 0 || strcmp(py, js) == 0)
+            return NULL;
+        if (d == floor(d) && fabs(d) <= (double)AUDIT_CANON_SAFE_INT)
+            r = json_integer((json_int_t)d);
+        else
+            r = json_string(py);
+    }
+    if (!r)
+        *err = -ENOMEM;
+    return r;
+}
+
+static int fix_walk(json_t *v, int depth)
+{
+    int changed = 0, err = 0, rc;
+    size_t i;
+    void *it;
+
+    if (depth > CANON_MAX_DEPTH)
+        return 0;
+    if (json_is_object(v)) {
+        for (it = json_object_iter(v); it; it = json_object_iter_next(v, it)) {
+            json_t *c = json_object_iter_value(it), *r;
+
+            if (json_is_number(c)) {
+                r = fix_number(c, &err);
+                if (r && json_object_iter_set_new(v, it, r) == 0)
+                    changed++;
+            } else {
+                rc = fix_walk(c, depth + 1);
+                if (rc < 0)
+                    return rc;
+                changed += rc;
+            }
+            if (err)
+                return err;
+        }
+    } else if (json_is_array(v)) {
+        for (i = 0; i < json_array_size(v); i++) {
+            json_t *c = json_array_get(v, i), *r;
+
+            if (json_is_number(c)) {
+                r = fix_number(c, &err);
+                if (r && json_array_set_new(v, i, r) == 0)
+                    changed++;
+            } else {
+                rc = fix_walk(c, depth + 1);
+                if (rc < 0)
+                    return rc;
+                changed += rc;
+            }
+            if (err)
+                return err;
+        }
+    }
+    return changed;
+}
+
+int audit_canon_portable_fix(json_t *v)
+{
+    return fix_walk(v, 0);
 }

@@ -4,6 +4,7 @@
 #include "audit/audit.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -17,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit/canon.h"
 #include "audit/checkpoint.h"
 #include "audit/entry.h"
 #include "audit/store.h"
@@ -471,15 +473,102 @@ static int seal(json_t *const *entries, size_t n, const char *text, size_t len,
                                    NULL);
 }
 
+/* ---- the portable subset (audit_canon_portable) ----
+ * What a user appends must lie inside it: a line whose details hold a number or keys that the
+ * two CPS references canonicalize differently is refused. The daemon's own details are brought
+ * into it (audit_canon_portable_fix); keys that are not (the daemon builds none such) refuse the
+ * entry. Each is said in one syslog line, at most PORTABLE_LOG_BURST a second; the rest are
+ * counted and summed up in one line, so a loop of bad writes grows only the audit log. */
+#define PORTABLE_LOG_BURST 10
+
+static pthread_mutex_t plog_lock = PTHREAD_MUTEX_INITIALIZER;
+static time_t plog_sec;
+static unsigned plog_logged, plog_quiet;
+
+__attribute__((format(printf, 2, 3)))
+static void portable_syslog(int prio, const char *fmt, ...)
+{
+    time_t now = time(NULL);
+    unsigned quiet = 0;
+    char text[700];
+    va_list ap;
+    bool log;
+
+    pthread_mutex_lock(&plog_lock);
+    if (now != plog_sec) {
+        quiet = plog_quiet;
+        plog_sec = now;
+        plog_logged = 0;
+        plog_quiet = 0;
+    }
+    log = plog_logged < PORTABLE_LOG_BURST;
+    if (log)
+        plog_logged++;
+    else
+        plog_quiet++;
+    pthread_mutex_unlock(&plog_lock);
+    if (quiet)
+        syslog(LOG_NOTICE, "audit: %u more entries outside the portable subset not logged here "
+               "(each refused append has its audit entry)", quiet);
+    if (!log)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    syslog(prio, "%s", text);
+}
+
+/* The details the daemon's own entry is sealed with, inside the portable subset: details
+ * itself (a new reference; NULL stays NULL), or a copy with its numbers made portable. 0,
+ * -EINVAL (keys that are not portable: logged) or -ENOMEM. */
+static int own_details(const char *action, json_t *details, json_t **out)
+{
+    char why[300], why2[300];
+    json_t *copy;
+    int rc;
+
+    *out = NULL;
+    if (!details)
+        return 0;
+    rc = audit_canon_portable(details, 0, "details", why, sizeof(why));
+    if (rc == 0) {
+        *out = json_incref(details);
+        return 0;
+    }
+    if (rc != -EINVAL)
+        return rc;
+    copy = json_deep_copy(details);
+    if (!copy)
+        return -ENOMEM;
+    rc = audit_canon_portable_fix(copy);
+    if (rc >= 0)
+        rc = audit_canon_portable(copy, 0, "details", why2, sizeof(why2));
+    if (rc < 0) {
+        json_decref(copy);
+        if (rc == -EINVAL)
+            portable_syslog(LOG_ERR, "audit: %s not recorded: %s (outside the portable "
+                            "subset)", action, why2);
+        return rc;
+    }
+    portable_syslog(LOG_WARNING, "audit: %s: %s; sealed as a portable value", action, why);
+    *out = copy;
+    return 0;
+}
+
 /* Build, seal and append one entry. */
 static int log_one(const char *action, const char *status, const char *message,
                    const char *user, json_t *details, int system_event)
 {
-    json_t *entry = audit_entry_new(action, status, message, user, details);
+    json_t *entry = NULL, *own = NULL;
     char *line = NULL;
     size_t len = 0;
-    int rc = -ENOMEM;
+    int rc;
 
+    rc = own_details(action, details, &own);
+    if (rc == 0) {
+        rc = -ENOMEM;
+        entry = audit_entry_new(action, status, message, user, own);
+    }
     if (entry)
         line = audit_entry_line(entry, &len);
     if (line)
@@ -489,6 +578,7 @@ static int log_one(const char *action, const char *status, const char *message,
                strerror(-rc));
     free(line);
     json_decref(entry);
+    json_decref(own);
     return rc;
 }
 
@@ -503,10 +593,39 @@ int audit_log_event(const char *action, const char *status, const char *message,
     return log_one(action, status, message, "system", details, 1);
 }
 
+/* Refuse an append whose lines' details are not all inside the portable subset: one syslog
+ * line (rate-limited) and one change_refused failure entry naming the path, the caller and the
+ * reason; nothing of the append is sealed. 0 when all are portable, -EINVAL, or -ENOMEM. */
+static int append_portable(json_t *const *entries, size_t n, const char *user)
+{
+    char why[400], reason[480], msg[560];
+    json_t *d;
+    size_t i;
+    int rc = 0;
+
+    for (i = 0; i < n && rc == 0; i++)
+        rc = audit_canon_portable(json_object_get(entries[i], "details"), 0, "details", why,
+                                  sizeof(why));
+    if (rc != -EINVAL)
+        return rc;
+    snprintf(reason, sizeof(reason), "line %zu: not portable, %s", i, why);
+    portable_syslog(LOG_NOTICE, "audit: refused an append to audit/audit.log by %s: %s", user,
+                    reason);
+    snprintf(msg, sizeof(msg), "Refused audit/audit.log: %s", reason);
+    d = json_pack("{s:s,s:s,s:s,s:s}", "path", "audit/audit.log", "operation",
+                  json_string_value(json_object_get(entries[i - 1], "action")), "reason",
+                  reason, "error", strerror(EINVAL));
+    if (!d || audit_log("change_refused", "failure", msg, user, d) < 0)
+        syslog(LOG_ERR, "audit: the audit entry of a refused append by %s could not be sealed",
+               user);
+    json_decref(d);
+    return -EINVAL;
+}
+
 int audit_append_lines(const char *buf, size_t len, const char *user)
 {
     json_t **entries = NULL;
-    char why[256], *text = NULL, *line;
+    char why[512], *text = NULL, *line;
     size_t n = 0, i, total = 0, cap = 0, l;
     int rc;
 
@@ -520,6 +639,9 @@ int audit_append_lines(const char *buf, size_t len, const char *user)
         syslog(LOG_NOTICE, "audit: append by %s refused: %s", user, why);
         return rc;
     }
+    rc = append_portable(entries, n, user);
+    if (rc < 0)
+        goto out;
     for (i = 0; i < n; i++) {
         line = audit_entry_line(entries[i], &l);
         if (!line) {
@@ -813,10 +935,16 @@ int audit_log_batch(const struct audit_item *items, size_t n, const char *timest
         goto out;
     }
     for (i = 0; i < n; i++) {
+        json_t *own = NULL;
         char *nt;
 
+        rc = own_details(items[i].action, items[i].details, &own);
+        if (rc < 0)
+            goto out;
+        rc = -ENOMEM;
         entries[i] = audit_entry_new(items[i].action, items[i].status, items[i].message,
-                                     items[i].user, items[i].details);
+                                     items[i].user, own);
+        json_decref(own);
         if (!entries[i] || (timestamp && json_object_set_new(entries[i], "timestamp",
                                                              json_string(timestamp))))
             goto out;

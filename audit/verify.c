@@ -116,7 +116,28 @@ struct check_ctx {
     int err;            /* fstat of the log failed */
     int short_log;
     int length;         /* the log ended before the chain did */
+    int portable;       /* warn on stderr about capsules outside the portable subset */
+    long long outside;  /* capsules found outside it */
 };
+
+/* Capsules outside the portable subset that `conduitfs verify` names one by one; the rest are
+ * only counted. */
+#define PORTABLE_WARN_MAX 100
+
+/* `conduitfs verify`: a capsule sealed outside the portable subset (before conduitfs refused
+ * such values) verifies under the Python reference but not under the TypeScript one: a warning,
+ * not a failure. */
+static void warn_portable(struct check_ctx *x, long long seq, const json_t *capsule)
+{
+    char why[400];
+
+    if (audit_canon_portable(capsule, AUDIT_CANON_CAPSULE, "capsule", why, sizeof(why)) !=
+        -EINVAL)
+        return;
+    if (++x->outside <= PORTABLE_WARN_MAX)
+        fprintf(stderr, "conduitfs verify: warning: sequence %lld is outside the portable "
+                "subset: %s\n", seq, why);
+}
 
 static void on_snapshot(void *arg, const struct audit_verify_report *r)
 {
@@ -177,6 +198,8 @@ static int on_row(void *arg, long long seq, const json_t *capsule, char *why, si
         return audit_say(x->err, why, whylen, "audit.log is shorter than its checkpoint");
     if (x->err)
         return audit_say(x->err, why, whylen, "cannot stat audit.log: %s", strerror(-x->err));
+    if (x->portable)
+        warn_portable(x, seq, capsule);
     if (x->short_log)
         return 0;
     rc = audit_lines_next(&x->rd, &line, &len);
@@ -228,10 +251,14 @@ static int check_tail(struct check_ctx *x, struct audit_check *c)
     return 0;
 }
 
-int audit_check_run_from(struct audit_store *st, int log_fd, unsigned flags, long long from,
-                         const char *prev_hash, off_t log_off, struct audit_check *c)
+/* audit_check_run_from; with portable, warn about capsules outside the portable subset and
+ * count them into *outside. */
+static int check_run(struct audit_store *st, int log_fd, unsigned flags, long long from,
+                     const char *prev_hash, off_t log_off, struct audit_check *c, int portable,
+                     long long *outside)
 {
-    struct check_ctx x = { .fd = log_fd, .flags = flags, .from = from, .start = log_off };
+    struct check_ctx x = { .fd = log_fd, .flags = flags, .from = from, .start = log_off,
+                           .portable = portable };
     struct audit_verify_hooks h = { .snapshot = on_snapshot, .row = on_row, .arg = &x };
     int rc;
 
@@ -253,7 +280,15 @@ int audit_check_run_from(struct audit_store *st, int log_fd, unsigned flags, lon
     c->log_good = x.rd.good;
     c->log_length |= x.length;
     audit_lines_free(&x.rd);
+    if (outside)
+        *outside = x.outside;
     return rc;
+}
+
+int audit_check_run_from(struct audit_store *st, int log_fd, unsigned flags, long long from,
+                         const char *prev_hash, off_t log_off, struct audit_check *c)
+{
+    return check_run(st, log_fd, flags, from, prev_hash, log_off, c, 0, NULL);
 }
 
 int audit_check_run(struct audit_store *st, int log_fd, unsigned flags, struct audit_check *c)
@@ -319,8 +354,10 @@ static void verify_usage(FILE *f)
                "audit.log line N is capsule N's outcome.result. --pubkey pins the signing key\n"
                "(as audit/pubkey shows it); the key file is then not read, so a copy of\n"
                "capsules.db and audit.log is enough. Also checks that services.json is what\n"
-               "the chain's newest registry mark says the last change left. Exits 0 when\n"
-               "intact, 1 when not, 2 on usage errors.\n");
+               "the chain's newest registry mark says the last change left. A capsule that\n"
+               "holds a number or keys outside the portable subset (sealed before conduitfs\n"
+               "refused them; the TypeScript reference canonicalizes it differently) is named\n"
+               "in a warning on stderr. Exits 0 when intact, 1 when not, 2 on usage errors.\n");
 }
 
 static int usage_error(const char *what, const char *arg)
@@ -354,6 +391,7 @@ static int verify_dir(const char *dir, const char *pin)
     struct audit_check c;
     char path[PATH_MAX], err[512], why[600];
     int fd = -1, rc, tries, status = EXIT_BROKEN;
+    long long outside = 0, first_outside = 0;
 
     /* with a pinned key the key file is not read at all: every seal is checked against the pin */
     if (pin)
@@ -376,7 +414,9 @@ static int verify_dir(const char *dir, const char *pin)
     /* A daemon running on dir may be between sealing a batch and appending its lines: a log
      * that is only too short or too long gets two more looks. */
     for (tries = 0;; tries++) {
-        rc = audit_check_run(st, fd, 0, &c);
+        rc = check_run(st, fd, 0, 0, NULL, 0, &c, tries == 0, &outside);
+        if (tries == 0)
+            first_outside = outside;
         if (rc != -EBADMSG || !c.log_length || tries == 2)
             break;
         usleep(100 * 1000);
@@ -387,6 +427,13 @@ static int verify_dir(const char *dir, const char *pin)
                 why);
         goto out;
     }
+    if (first_outside > PORTABLE_WARN_MAX)
+        fprintf(stderr, "conduitfs verify: warning: %lld more capsules outside the portable "
+                "subset not named here\n", first_outside - PORTABLE_WARN_MAX);
+    if (first_outside)
+        fprintf(stderr, "conduitfs verify: warning: %lld of %lld capsules hold values outside "
+                "the portable subset (see \"Portable numbers and keys in audit details\" in "
+                "docs/filesystem.md)\n", first_outside, c.r.entries);
     if (c.r.entries)
         printf("ok: %lld entries, head sequence %lld, hash %s, key %s\n", c.r.entries,
                c.r.head_seq, c.r.head_hash, audit_store_pubkey_hex(st));

@@ -6,6 +6,21 @@
 #include <stdio.h>
 #include <string.h>
 
+/* v as an alert's value or threshold. Alerts are sealed in monitor_alert audit entries, so the
+ * number stays inside the portable subset of audit details (docs/filesystem.md): rounded to two
+ * decimals, an integer when integral (never 2.0 or -0.0), otherwise a real of at least 0.01
+ * that both CPS references write alike; null for a magnitude of 2^53 or more, which neither an
+ * integer nor a real holds portably (the message keeps the number). */
+static json_t *alert_num(double v)
+{
+    v = mon_round2(v);
+    if (!(v < 9007199254740992.0 && v > -9007199254740992.0))
+        return json_null();
+    if (v == (double)(long long)v)
+        return json_integer((json_int_t)v);
+    return json_real(v);
+}
+
 /* Append {"name","severity","subject","message","value","threshold"}; value is stolen. */
 static void add(json_t *arr, const char *name, const char *severity, const char *subject,
                 const char *message, json_t *value, double threshold)
@@ -21,7 +36,7 @@ static void add(json_t *arr, const char *name, const char *severity, const char 
     json_object_set_new(a, "subject", json_string(subject));
     json_object_set_new(a, "message", json_string(message));
     json_object_set_new(a, "value", value ? value : json_null());
-    json_object_set_new(a, "threshold", threshold >= 0 ? mon_json_num(threshold) : json_null());
+    json_object_set_new(a, "threshold", threshold >= 0 ? alert_num(threshold) : json_null());
     json_array_append_new(arr, a);
 }
 
@@ -50,7 +65,7 @@ static void gpu_alerts(json_t *arr, const json_t *gpus, double max_temp, double 
         if (temp >= 0 && temp >= max_temp) {
             snprintf(msg, sizeof(msg), "%s temperature %.0f C >= %g C", subject, temp,
                      max_temp);
-            add(arr, "gpu_temperature_high", "critical", subject, msg, mon_json_num(temp),
+            add(arr, "gpu_temperature_high", "critical", subject, msg, alert_num(temp),
                 max_temp);
         }
         if (used >= 0 && total > 0 && 100.0 * used / total >= max_vram) {
@@ -58,7 +73,7 @@ static void gpu_alerts(json_t *arr, const json_t *gpus, double max_temp, double 
 
             snprintf(msg, sizeof(msg), "%s memory %.1f %% used >= %g %%", subject, pct,
                      max_vram);
-            add(arr, "gpu_memory_high", "warning", subject, msg, mon_json_num(pct), max_vram);
+            add(arr, "gpu_memory_high", "warning", subject, msg, alert_num(pct), max_vram);
         }
     }
 }
@@ -73,7 +88,7 @@ static void pct_alert(json_t *arr, const json_t *metrics, const char *section,
     if (pct < threshold)
         return;
     snprintf(msg, sizeof(msg), "%s %.1f %% used >= %g %%", section, pct, threshold);
-    add(arr, name, "warning", section, msg, mon_json_num(pct), threshold);
+    add(arr, name, "warning", section, msg, alert_num(pct), threshold);
 }
 
 static void container_alerts(json_t *arr, const json_t *c)

@@ -534,6 +534,104 @@ static void test_verify_main(void)
     CHECK_INT(audit_verify_main(5, pin), 2);
 }
 
+/* The last line of sub's audit.log, parsed (NULL when none). */
+static json_t *last_line(const char *sub)
+{
+    size_t len = 0;
+    char *s = slurp(sub, "audit.log", &len), *p;
+    json_t *v = NULL;
+
+    if (s && len > 1) {
+        s[len - 1] = '\0';
+        p = strrchr(s, '\n');
+        v = json_loads(p ? p + 1 : s, 0, NULL);
+    }
+    free(s);
+    return v;
+}
+
+/* The portable subset (issue 15): an append whose details the two CPS references canonicalize
+ * differently is EINVAL, seals none of its lines but one change_refused failure entry naming
+ * the path, the caller and the reason; the daemon's own details are made portable; a chain
+ * that holds such a capsule from before still verifies (with a warning). */
+static void test_portable(void)
+{
+    const char *bad = "{\"action\":\"x\",\"status\":\"success\",\"details\":"
+                      "{\"a\":[{\"b\":2.0}]}}\n";
+    const char *two = "{\"action\":\"good\",\"status\":\"success\",\"details\":{\"v\":0.1}}\n"
+                      "{\"action\":\"big\",\"status\":\"success\",\"details\":{\"v\":1e16}}\n";
+    const char *fine = "{\"action\":\"fine\",\"status\":\"success\",\"details\":{\"v\":4.35,"
+                       "\"w\":1e22,\"n\":9007199254740991}}\n";
+    const char *legacy = "{\"timestamp\":\"2025-01-01T00:00:00Z\",\"action\":\"old\",\"status\":"
+        "\"success\",\"message\":\"\",\"user\":\"root\",\"details\":{\"v\":2.0}}\n";
+    struct audit_item items[2] = {
+        { .action = "batch_one", .status = "success", .user = "op" },
+        { .action = "batch_two", .status = "success", .user = "op" },
+    };
+    json_t *own = json_loads("{\"a\":2.0,\"b\":-0.0,\"c\":1e-05,\"d\":9007199254740993,"
+                             "\"e\":[3.0,0.5]}", 0, NULL);
+    json_t *keys = json_loads("{\"\\ud83d\\ude00\":1,\"\\ue000\":2}", 0, NULL), *v, *d;
+    char err[512], *text;
+    long long n;
+
+    CHECKF(open_sub("portable", err, sizeof(err)) == 0, "%s", err);
+    CHECK_INT(audit_append_lines(bad, strlen(bad), "alice"), -EINVAL);
+    CHECK_INT(count_lines("portable"), 1);
+    v = last_line("portable");
+    d = json_object_get(v, "details");
+    CHECK_STR(json_string_value(json_object_get(v, "action")), "change_refused");
+    CHECK_STR(json_string_value(json_object_get(v, "status")), "failure");
+    CHECK_STR(json_string_value(json_object_get(v, "user")), "alice");
+    CHECK_STR(json_string_value(json_object_get(d, "path")), "audit/audit.log");
+    CHECK_STR(json_string_value(json_object_get(d, "operation")), "x");
+    CHECK_STR(json_string_value(json_object_get(d, "reason")), "line 1: not portable, "
+              "details.a[0].b: an integral real (Python writes 2.0, JavaScript 2)");
+    CHECK_STR(json_string_value(json_object_get(d, "error")), "Invalid argument");
+    json_decref(v);
+    CHECK_INT(audit_append_lines(two, strlen(two), "alice"), -EINVAL);
+    CHECK_INT(count_lines("portable"), 2);
+    v = last_line("portable");
+    d = json_object_get(v, "details");
+    CHECK_STR(json_string_value(json_object_get(d, "operation")), "big");
+    CHECK(strstr(json_string_value(json_object_get(d, "reason")), "line 2: not portable, "
+                 "details.v: a real in exponent form") != NULL);
+    json_decref(v);
+    CHECK_INT(audit_append_lines(fine, strlen(fine), "alice"), 0);
+    CHECK_INT(count_lines("portable"), 3);
+
+    /* the daemon's own: numbers made portable, keys that are not refused */
+    CHECK_INT(audit_log("own", "success", NULL, "op", own), 0);
+    v = last_line("portable");
+    text = json_dumps(json_object_get(v, "details"), JSON_COMPACT | JSON_SORT_KEYS);
+    CHECK_STR(text ? text : "", "{\"a\":2,\"b\":0,\"c\":\"1e-05\",\"d\":\"9007199254740993\","
+              "\"e\":[3,0.5]}");
+    free(text);
+    json_decref(v);
+    CHECK(json_is_real(json_object_get(own, "a")));   /* the caller's stays as it was */
+    CHECK_INT(audit_log_event("own_keys", "success", NULL, keys), -EINVAL);
+    CHECK_INT(count_lines("portable"), 4);
+    items[1].details = own;
+    CHECK_INT(audit_log_batch(items, 2, NULL), 0);
+    v = last_line("portable");
+    CHECK(json_is_integer(json_object_get(json_object_get(v, "details"), "a")));
+    json_decref(v);
+    check_intact(6);
+    audit_close();
+    CHECK_INT(verify_sub("portable"), 0);
+
+    /* a chain sealed before: adopted as it stands, and it verifies (a warning on stderr) */
+    path_in(err, sizeof(err), "portable_old", NULL);
+    mkdir(err, 0700);
+    spill("portable_old", "audit.log", legacy, strlen(legacy));
+    CHECKF(open_sub("portable_old", err, sizeof(err)) == 0, "%s", err);
+    n = count_lines("portable_old");
+    CHECK_INT(n, 1);
+    audit_close();
+    CHECK_INT(verify_sub("portable_old"), 0);
+    json_decref(own);
+    json_decref(keys);
+}
+
 /* Fill buf with len bytes of valid lines of about 1 KiB (the last takes the rest). */
 static void fill_lines(char *buf, size_t len)
 {
@@ -608,6 +706,7 @@ int main(void)
     test_legacy();
     test_verify_main();
     test_append_limit();
+    test_portable();
     nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return tl_finish();
 }

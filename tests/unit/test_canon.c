@@ -1,5 +1,6 @@
 /* test_canon.c: CPS canonical JSON against the 16 golden vectors, Python's escapes and reprs,
- * and the audit.log form (own key order, jansson's ASCII escapes, the same reprs). */
+ * and the audit.log form (own key order, jansson's ASCII escapes, the same reprs); the portable
+ * subset both CPS references canonicalize alike (JSON.stringify numbers, UTF-16 key order). */
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -340,6 +341,164 @@ static void test_errors(void)
     CHECK_INT(audit_canon(NULL, 0, &out, &len), -EINVAL);
 }
 
+/* ---- the portable subset ---- */
+
+/* d in the TypeScript reference's form (JSON.stringify; float_field: confidence, feasibility). */
+static void check_js(double d, int float_field, const char *want)
+{
+    char buf[AUDIT_CANON_REAL_MAX];
+    int n = audit_canon_real_js(d, float_field, buf, sizeof(buf));
+
+    CHECKF(n >= 0 && strcmp(buf, want) == 0 && (size_t)n == strlen(want),
+           "js %.17g (%d): got \"%s\" want \"%s\"", d, float_field, n >= 0 ? buf : "?", want);
+}
+
+/* Number::toString: positional from 1e-6 to below 1e21, "e-7" without zero padding, "e+21",
+ * no ".0", -0 as 0; float-typed fields add ".0" to an integral value. */
+static void test_real_js(void)
+{
+    char buf[AUDIT_CANON_REAL_MAX];
+
+    check_js(0.1, 0, "0.1");
+    check_js(4.35, 0, "4.35");
+    check_js(-4.35, 0, "-4.35");
+    check_js(2.0, 0, "2");
+    check_js(-0.0, 0, "0");
+    check_js(0.0, 0, "0");
+    check_js(1e-5, 0, "0.00001");
+    check_js(1e-6, 0, "0.000001");
+    check_js(1.5e-7, 0, "1.5e-7");
+    check_js(1e-7, 0, "1e-7");
+    check_js(1e16, 0, "10000000000000000");
+    check_js(1e20, 0, "100000000000000000000");
+    check_js(1e21, 0, "1e+21");
+    check_js(1e22, 0, "1e+22");
+    check_js(1.2345678901234568e+20, 0, "123456789012345680000");
+    check_js(123456.789, 0, "123456.789");
+    check_js(0.30000000000000004, 0, "0.30000000000000004");
+    check_js(5e-324, 0, "5e-324");
+    check_js(1.7976931348623157e308, 0, "1.7976931348623157e+308");
+    check_js(-2.5e-10, 0, "-2.5e-10");
+    check_js(1.0, 1, "1.0");
+    check_js(0.0, 1, "0.0");
+    check_js(-0.0, 1, "0.0");
+    check_js(0.95, 1, "0.95");
+    check_js(5e-5, 1, "0.00005");
+    CHECK_INT(audit_canon_real_js(NAN, 0, buf, sizeof(buf)), -EINVAL);
+    CHECK_INT(audit_canon_real_js(1e-7, 0, buf, 3), -ENOSPC);
+}
+
+/* audit_canon_portable of text (flags) must be rc, and its reason must hold want. */
+static void check_portable(const char *text, unsigned flags, int rc, const char *want)
+{
+    json_error_t jerr;
+    json_t *v = json_loads(text, JSON_ALLOW_NUL, &jerr);
+    char why[400] = "";
+    int got;
+
+    CHECKF(v != NULL, "parse %s: %s", text, jerr.text);
+    if (!v)
+        return;
+    got = audit_canon_portable(v, flags, "details", why, sizeof(why));
+    CHECKF(got == rc, "portable %s: rc %d want %d (%s)", text, got, rc, why);
+    if (want)
+        CHECKF(strstr(why, want) != NULL, "portable %s: reason \"%s\" lacks \"%s\"", text, why,
+               want);
+    json_decref(v);
+}
+
+/* The table of the issue: every kind the references write differently is refused with its
+ * reason, at any depth; every value they agree on is accepted. */
+static void test_portable_table(void)
+{
+    static const struct {
+        const char *text, *why;
+    } refused[] = {
+        { "{\"v\":2.0}", "details.v: an integral real (Python writes 2.0, JavaScript 2)" },
+        { "{\"v\":1e-05}", "details.v: a real in exponent form for one reference only "
+                           "(Python writes 1e-05, JavaScript 0.00001" },
+        { "{\"v\":0.00001}", "Python writes 1e-05, JavaScript 0.00001" },
+        { "{\"v\":0.000001}", "Python writes 1e-06, JavaScript 0.000001" },
+        { "{\"v\":1.5e-7}", "Python writes 1.5e-07, JavaScript 1.5e-7" },
+        { "{\"v\":1e16}", "Python writes 1e+16, JavaScript 10000000000000000" },
+        { "{\"v\":1e+20}", "Python writes 1e+20, JavaScript 100000000000000000000" },
+        { "{\"v\":-0.0}", "details.v: -0.0 (Python writes -0.0, JavaScript 0)" },
+        { "{\"v\":9007199254740993}", "details.v: an integer beyond +-(2^53-1) (Python writes "
+                                      "9007199254740993, JavaScript 9007199254740992)" },
+        { "{\"v\":-9007199254740992}", "an integer beyond" },
+        { "{\"v\":{\"\\ud800\\udc00\":1,\"\\ue000\":2}}",
+          "details.v: keys that mix code points from U+10000 up with U+E000..U+FFFF" },
+        { "{\"v\":{\"a\\uffff\":1,\"a\\ud83d\\ude00\":2}}", "details.v: keys that mix" },
+        { "{\"a\":[1,{\"b\":[0.5,2.0]}]}", "details.a[1].b[1]: an integral real" },
+        { "{\"a\":[[[-0.0]]]}", "details.a[0][0][0]: -0.0" },
+        { "{\"a\":{\"b\":{\"\\ud83d\\ude00\":1,\"\\uf8ff\":1}}}", "details.a.b: keys that mix" },
+        { "{\"\\u00e9\\u0001\":{\"x\":2.5e-5}}", "details.???.x: a real in exponent form" },
+    };
+    static const char *const accepted[] = {
+        "{\"v\":0.1}", "{\"v\":4.35}", "{\"v\":1e+22}", "{\"v\":1e21}", "{\"v\":-0.5}",
+        "{\"v\":0.0001}", "{\"v\":123456.789}", "{\"v\":1e300}", "{\"v\":-1e-300}",
+        "{\"v\":0.30000000000000004}",
+        "{\"v\":0}", "{\"v\":-0}", "{\"v\":42}", "{\"v\":-17}",
+        "{\"v\":9007199254740991}", "{\"v\":-9007199254740991}",
+        "{\"v\":\"tab\\t quote\\\" backslash\\\\ nul\\u0000 ctl\\u001f\"}",
+        "{\"v\":\"caf\\u00e9 \\u65e5\\u672c \\ud83d\\ude00\"}", "{\"v\":\"\\u2028\\u2029\"}",
+        "{\"v\":true,\"w\":false,\"x\":null}",
+        "{\"\\ue000\":1,\"a\":2,\"\\uffff\":3,\"\\u00e9\":4}",
+        "{\"\\ud83d\\ude00\":1,\"\\ud800\\udc00\":2,\"\\udbff\\udfff\":3}",
+        "{\"\\ud83d\\ude00\":1,\"a\":2,\"\\u00e9\":3,\"\\ud7ff\":4}",
+        "{\"a\":[1,{\"b\":[0.5,{\"c\":4.35}]}],\"d\":{}}", "{}", "[]",
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        check_portable(refused[i].text, 0, -EINVAL, refused[i].why);
+    for (i = 0; i < sizeof(accepted) / sizeof(accepted[0]); i++)
+        check_portable(accepted[i], 0, 0, NULL);
+    /* capsule dicts: confidence and feasibility are floats on both sides */
+    check_portable("{\"reasoning\":{\"confidence\":1.0,\"options\":[{\"feasibility\":0}]}}",
+                   AUDIT_CANON_CAPSULE, 0, NULL);
+    check_portable("{\"reasoning\":{\"confidence\":0.00005}}", AUDIT_CANON_CAPSULE, -EINVAL,
+                   "details.reasoning.confidence: a real in exponent form");
+    check_portable("{\"reasoning\":{\"confidence\":-0.0}}", AUDIT_CANON_CAPSULE, -EINVAL,
+                   "details.reasoning.confidence: -0.0");
+    check_portable("{\"reasoning\":{\"confidence\":1}}", 0, 0, NULL);
+    check_portable("{\"reasoning\":{\"confidence\":1.0}}", 0, -EINVAL, "an integral real");
+}
+
+/* Every golden vector lies in the portable subset (the TypeScript reference passes them). */
+static void test_portable_golden(void)
+{
+    json_t *root = json_load_file(VECTORS, 0, NULL), *f;
+    char why[400];
+    size_t i;
+
+    CHECK(root != NULL);
+    json_array_foreach(json_object_get(root, "fixtures"), i, f)
+        CHECKF(audit_canon_portable(json_object_get(f, "capsule_dict"), AUDIT_CANON_CAPSULE,
+                                    NULL, why, sizeof(why)) == 0, "vector %zu: %s", i, why);
+    json_decref(root);
+}
+
+/* The daemon's safety net: numbers made portable in place, keys left alone. */
+static void test_portable_fix(void)
+{
+    json_t *v = json_loads("{\"a\":2.0,\"b\":-0.0,\"c\":1e-05,\"d\":[1e16,0.1,9007199254740993],"
+                           "\"e\":{\"f\":3.0,\"g\":\"2.0\"},\"h\":1e22,\"i\":5}", 0, NULL);
+    char *out = NULL;
+    size_t len;
+
+    CHECK(v != NULL);
+    CHECK_INT(audit_canon_portable_fix(v), 6);
+    CHECK_INT(audit_canon_portable(v, 0, NULL, NULL, 0), 0);
+    CHECK_INT(audit_canon(v, 0, &out, &len), 0);
+    if (out)
+        CHECK_STR(out, "{\"a\":2,\"b\":0,\"c\":\"1e-05\",\"d\":[\"1e+16\",0.1,"
+                       "\"9007199254740993\"],\"e\":{\"f\":3,\"g\":\"2.0\"},\"h\":1e+22,\"i\":5}");
+    free(out);
+    CHECK_INT(audit_canon_portable_fix(v), 0);
+    json_decref(v);
+}
+
 int main(void)
 {
     test_golden_vectors();
@@ -352,5 +511,9 @@ int main(void)
     test_float_typed();
     test_idempotent();
     test_errors();
+    test_real_js();
+    test_portable_table();
+    test_portable_golden();
+    test_portable_fix();
     return tl_finish();
 }
