@@ -11,11 +11,13 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "audit/canon.h"
 #include "audit/util.h"
+#include "util/util.h"
 
 #define SEED_LEN 32
 #define PUB_LEN 32
@@ -30,6 +32,20 @@ struct audit_key {
     char pubhex[AUDIT_PUB_HEX];
     char id[AUDIT_KEYID_HEX];
 };
+
+/* The one place an OpenSSL failure becomes an errno: drain this thread's OpenSSL error queue
+ * (so that no stale entry is blamed on a later call) and return -ENOMEM when OpenSSL ran out of
+ * memory, else fallback. Call it right after each failed OpenSSL call. */
+static int ossl_errno(int fallback)
+{
+    unsigned long e;
+    int rc = fallback;
+
+    while ((e = ERR_get_error()) != 0)
+        if (ERR_GET_REASON(e) == ERR_R_MALLOC_FAILURE)
+            rc = -ENOMEM;
+    return rc;
+}
 
 /* The six keys of an audit entry, in log order. */
 static const char *const entry_keys[] = {
@@ -80,38 +96,14 @@ static int key_finish(struct audit_key *k)
     unsigned char pub[PUB_LEN];
     size_t publen = sizeof(pub);
 
-    if (EVP_PKEY_get_raw_public_key(k->pkey, pub, &publen) != 1 || publen != PUB_LEN)
+    if (EVP_PKEY_get_raw_public_key(k->pkey, pub, &publen) != 1)
+        return ossl_errno(-EIO);
+    if (publen != PUB_LEN)
         return -EIO;
     audit_hex(pub, PUB_LEN, k->pubhex);
     memcpy(k->id, k->pubhex, AUDIT_KEYID_HEX - 1);
     k->id[AUDIT_KEYID_HEX - 1] = '\0';
     return 0;
-}
-
-/* fsync the directory holding path. 0 or -errno. */
-static int sync_dir_of(const char *path)
-{
-    char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    size_t n;
-    int fd, rc = 0;
-
-    if (!slash) {
-        snprintf(dir, sizeof(dir), ".");
-    } else {
-        n = slash == path ? 1 : (size_t)(slash - path);
-        if (n >= sizeof(dir))
-            return -ENAMETOOLONG;
-        memcpy(dir, path, n);
-        dir[n] = '\0';
-    }
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    if (fsync(fd) < 0)
-        rc = -errno;
-    close(fd);
-    return rc;
 }
 
 /* Create path with a fresh random seed unless it exists. 0 (created or already there) or
@@ -125,37 +117,37 @@ static int key_create(const char *path, char *err, size_t errlen)
 
     n = snprintf(tmp, sizeof(tmp), "%s.new.%ld", path, (long)getpid());
     if (n < 0 || (size_t)n >= sizeof(tmp))
-        return audit_say(-ENAMETOOLONG, err, errlen, "key path %s is too long", path);
+        return cu_errf(-ENAMETOOLONG, err, errlen, "key path %s is too long", path);
     if (RAND_priv_bytes(seed, sizeof(seed)) != 1) {
-        rc = audit_say(-EIO, err, errlen, "no randomness for a new key");
+        rc = cu_errf(ossl_errno(-EIO), err, errlen, "no randomness for a new key");
         goto out;
     }
     (void)unlink(tmp);
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
-        rc = audit_say(-errno, err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        rc = cu_errf(-errno, err, errlen, "cannot create %s: %s", tmp, strerror(errno));
         goto out;
     }
     errno = 0;
     if (fchmod(fd, 0600) < 0 || write(fd, seed, sizeof(seed)) != (ssize_t)sizeof(seed) ||
         fsync(fd) < 0) {
         rc = errno ? -errno : -EIO;
-        audit_say(rc, err, errlen, "cannot write %s: %s", tmp, strerror(-rc));
+        cu_errf(rc, err, errlen, "cannot write %s: %s", tmp, strerror(-rc));
         goto out;
     }
     if (close(fd) < 0) {
         fd = -1;
-        rc = audit_say(-errno, err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        rc = cu_errf(-errno, err, errlen, "cannot write %s: %s", tmp, strerror(errno));
         goto out;
     }
     fd = -1;
     if (link(tmp, path) < 0 && errno != EEXIST) {
-        rc = audit_say(-errno, err, errlen, "cannot create %s: %s", path, strerror(errno));
+        rc = cu_errf(-errno, err, errlen, "cannot create %s: %s", path, strerror(errno));
         goto out;
     }
-    rc = sync_dir_of(path);
+    rc = cu_fsync_parent(path);
     if (rc < 0)
-        audit_say(rc, err, errlen, "cannot sync the directory of %s: %s", path, strerror(-rc));
+        cu_errf(rc, err, errlen, "cannot sync the directory of %s: %s", path, strerror(-rc));
 out:
     OPENSSL_cleanse(seed, sizeof(seed));
     if (fd >= 0)
@@ -185,25 +177,25 @@ static int key_load(const char *path, int signer, struct audit_key **out, char *
         fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     }
     if (fd < 0) {
-        rc = audit_say(-errno, err, errlen, "cannot open key %s: %s", path, strerror(errno));
+        rc = cu_errf(-errno, err, errlen, "cannot open key %s: %s", path, strerror(errno));
         goto out;
     }
     if (fstat(fd, &st) < 0) {
-        rc = audit_say(-errno, err, errlen, "cannot stat key %s: %s", path, strerror(errno));
+        rc = cu_errf(-errno, err, errlen, "cannot stat key %s: %s", path, strerror(errno));
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        rc = audit_say(-EINVAL, err, errlen, "key %s is not a regular file", path);
+        rc = cu_errf(-EINVAL, err, errlen, "key %s is not a regular file", path);
         goto out;
     }
     if (signer && st.st_uid != geteuid()) {
-        rc = audit_say(-EACCES, err, errlen, "key %s is owned by uid %ld, not by uid %ld", path,
-                       (long)st.st_uid, (long)geteuid());
+        rc = cu_errf(-EACCES, err, errlen, "key %s is owned by uid %ld, not by uid %ld", path,
+                     (long)st.st_uid, (long)geteuid());
         goto out;
     }
     if (signer && (st.st_mode & 077)) {
-        rc = audit_say(-EACCES, err, errlen, "key %s has mode %04o; it must be 0600", path,
-                       (unsigned)(st.st_mode & 07777));
+        rc = cu_errf(-EACCES, err, errlen, "key %s has mode %04o; it must be 0600", path,
+                     (unsigned)(st.st_mode & 07777));
         goto out;
     }
     while (have < sizeof(seed)) {
@@ -211,7 +203,7 @@ static int key_load(const char *path, int signer, struct audit_key **out, char *
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0) {
-            rc = audit_say(-errno, err, errlen, "cannot read key %s: %s", path, strerror(errno));
+            rc = cu_errf(-errno, err, errlen, "cannot read key %s: %s", path, strerror(errno));
             goto out;
         }
         if (got == 0)
@@ -219,31 +211,32 @@ static int key_load(const char *path, int signer, struct audit_key **out, char *
         have += (size_t)got;
     }
     if (have != SEED_LEN) {
-        rc = audit_say(-EINVAL, err, errlen, "key %s holds %s%zu bytes; an Ed25519 seed is %d",
-                       path, have > SEED_LEN ? "more than " : "",
-                       have > SEED_LEN ? (size_t)SEED_LEN : have, SEED_LEN);
+        rc = cu_errf(-EINVAL, err, errlen, "key %s holds %s%zu bytes; an Ed25519 seed is %d",
+                     path, have > SEED_LEN ? "more than " : "",
+                     have > SEED_LEN ? (size_t)SEED_LEN : have, SEED_LEN);
         goto out;
     }
     k = calloc(1, sizeof(*k));
     if (!k) {
-        rc = audit_say(-ENOMEM, err, errlen, "out of memory");
+        rc = cu_errf(-ENOMEM, err, errlen, "out of memory");
         goto out;
     }
     k->pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, SEED_LEN);
     if (!k->pkey) {
-        rc = audit_say(-EIO, err, errlen, "OpenSSL refused the Ed25519 seed in %s", path);
+        rc = cu_errf(ossl_errno(-EIO), err, errlen, "OpenSSL refused the Ed25519 seed in %s",
+                     path);
         goto out;
     }
     k->can_sign = 1;
     rc = key_finish(k);
     if (rc < 0) {
-        audit_say(rc, err, errlen, "cannot derive the public key of %s", path);
+        cu_errf(rc, err, errlen, "cannot derive the public key of %s", path);
         goto out;
     }
     if (!signer) {
         rc = audit_key_from_public(k->pubhex, out);
         if (rc < 0)
-            audit_say(rc, err, errlen, "cannot derive the public key of %s", path);
+            cu_errf(rc, err, errlen, "cannot derive the public key of %s", path);
         goto out;
     }
     *out = k;
@@ -280,7 +273,7 @@ int audit_key_from_public(const char *pubhex, struct audit_key **out)
         return -ENOMEM;
     k->pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, sizeof(pub));
     if (!k->pkey) {
-        rc = -EINVAL;
+        rc = ossl_errno(-EINVAL);
         goto out;
     }
     rc = key_finish(k);
@@ -317,10 +310,13 @@ int audit_key_verify(const struct audit_key *k, const unsigned char *msg, size_t
     int rc;
 
     if (!ctx)
-        return -ENOMEM;
-    rc = -EIO;
-    if (EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k->pkey) == 1)
-        rc = EVP_DigestVerify(ctx, sig, AUDIT_SIG_LEN, msg, len) == 1;
+        return ossl_errno(-ENOMEM);
+    if (EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k->pkey) != 1)
+        rc = ossl_errno(-EIO);
+    else if (EVP_DigestVerify(ctx, sig, AUDIT_SIG_LEN, msg, len) == 1)
+        rc = 1;
+    else
+        rc = ossl_errno(0);     /* 0: a signature that does not verify */
     EVP_MD_CTX_free(ctx);
     return rc;
 }
@@ -345,12 +341,14 @@ int audit_key_sign(const struct audit_key *k, const unsigned char *msg, size_t l
     }
     ctx = EVP_MD_CTX_new();
     if (!ctx) {
-        rc = -ENOMEM;
+        rc = ossl_errno(-ENOMEM);
         goto out;
     }
     rc = 0;
     if (EVP_DigestSignInit(ctx, NULL, NULL, NULL, k->pkey) != 1 ||
-        EVP_DigestSign(ctx, sig, &siglen, msg, len) != 1 || siglen != AUDIT_SIG_LEN)
+        EVP_DigestSign(ctx, sig, &siglen, msg, len) != 1)
+        rc = ossl_errno(-EIO);
+    else if (siglen != AUDIT_SIG_LEN)
         rc = -EIO;
 out:
     EVP_MD_CTX_free(ctx);
@@ -491,7 +489,7 @@ static int uuid4(char out[37])
     char hex[33];
 
     if (RAND_bytes(b, sizeof(b)) != 1)
-        return -EIO;
+        return ossl_errno(-EIO);
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     audit_hex(b, sizeof(b), hex);
@@ -515,26 +513,26 @@ static int entry_check(const json_t *entry, char *err, size_t errlen)
     size_t i;
 
     if (!json_is_object(entry))
-        return audit_say(-EINVAL, err, errlen, "audit entry is not a JSON object");
+        return cu_errf(-EINVAL, err, errlen, "audit entry is not a JSON object");
     json_object_foreach((json_t *)entry, key, v) {
         for (i = 0; i < NELEM(entry_keys); i++)
             if (strcmp(key, entry_keys[i]) == 0)
                 break;
         if (i == NELEM(entry_keys))
-            return audit_say(-EINVAL, err, errlen, "audit entry has an unknown key \"%s\"", key);
+            return cu_errf(-EINVAL, err, errlen, "audit entry has an unknown key \"%s\"", key);
     }
     for (i = 0; i + 1 < NELEM(entry_keys); i++)
         if (!entry_string(entry, entry_keys[i]))
-            return audit_say(-EINVAL, err, errlen, "audit entry lacks the string \"%s\"",
-                             entry_keys[i]);
+            return cu_errf(-EINVAL, err, errlen, "audit entry lacks the string \"%s\"",
+                           entry_keys[i]);
     if (!json_is_object(json_object_get(entry, "details")))
-        return audit_say(-EINVAL, err, errlen, "audit entry lacks the object \"details\"");
+        return cu_errf(-EINVAL, err, errlen, "audit entry lacks the object \"details\"");
     if (json_string_length(json_object_get(entry, "action")) == 0)
-        return audit_say(-EINVAL, err, errlen, "audit entry has an empty action");
+        return cu_errf(-EINVAL, err, errlen, "audit entry has an empty action");
     key = json_string_value(json_object_get(entry, "status"));
     if (strcmp(key, "success") != 0 && strcmp(key, "failure") != 0)
-        return audit_say(-EINVAL, err, errlen,
-                         "audit entry status is \"%s\", not success or failure", key);
+        return cu_errf(-EINVAL, err, errlen,
+                       "audit entry status is \"%s\", not success or failure", key);
     return 0;
 }
 
@@ -552,18 +550,18 @@ int audit_capsule_from_entry(const json_t *entry, int system_event, const char *
     if (rc < 0)
         goto out;
     if (!hostname || duration_ms < 0) {
-        rc = audit_say(-EINVAL, err, errlen, "no hostname or a negative duration");
+        rc = cu_errf(-EINVAL, err, errlen, "no hostname or a negative duration");
         goto out;
     }
     if (audit_time_normalize(json_string_value(json_object_get(entry, "timestamp")), ts,
                              sizeof(ts)) < 0) {
-        rc = audit_say(-EINVAL, err, errlen, "audit entry timestamp \"%s\" is not an RFC 3339 time",
-                       json_string_value(json_object_get(entry, "timestamp")));
+        rc = cu_errf(-EINVAL, err, errlen, "audit entry timestamp \"%s\" is not an RFC 3339 time",
+                     json_string_value(json_object_get(entry, "timestamp")));
         goto out;
     }
     rc = uuid4(id);
     if (rc < 0) {
-        audit_say(rc, err, errlen, "no randomness for a capsule id");
+        cu_errf(rc, err, errlen, "no randomness for a capsule id");
         goto out;
     }
     action = entry_string(entry, "action");
@@ -576,7 +574,7 @@ int audit_capsule_from_entry(const json_t *entry, int system_event, const char *
                     : json_stringn(json_string_value(message), json_string_length(message));
     out_error = json_copy(tool_error);
     if (!user_id || !tool_error || !out_error) {
-        rc = audit_say(-ENOMEM, err, errlen, "out of memory");
+        rc = cu_errf(-ENOMEM, err, errlen, "out of memory");
         goto out;
     }
     /* "o" steals its reference even when packing fails. */
@@ -619,7 +617,7 @@ int audit_capsule_from_entry(const json_t *entry, int system_event, const char *
             "side_effects", "metrics");
     user_id = tool_error = out_error = NULL;
     if (!cap) {
-        rc = audit_say(-ENOMEM, err, errlen, "cannot build the capsule: %s", jerr.text);
+        rc = cu_errf(-ENOMEM, err, errlen, "cannot build the capsule: %s", jerr.text);
         goto out;
     }
     *out = cap;
@@ -658,7 +656,11 @@ int audit_capsule_hash(const json_t *capsule, char hash[AUDIT_HASH_HEX])
     rc = audit_canon(capsule, AUDIT_CANON_CAPSULE, &canon, &len);
     if (rc < 0)
         goto out;
-    if (EVP_Digest(canon, len, md, &mdlen, EVP_sha3_256(), NULL) != 1 || mdlen != DIGEST_LEN) {
+    if (EVP_Digest(canon, len, md, &mdlen, EVP_sha3_256(), NULL) != 1) {
+        rc = ossl_errno(-EIO);
+        goto out;
+    }
+    if (mdlen != DIGEST_LEN) {
         rc = -EIO;
         goto out;
     }
@@ -713,10 +715,10 @@ static int section_check(const json_t *cap, const char *name, const char *const 
     size_t i;
 
     if (!json_is_object(sec))
-        return audit_say(-EBADMSG, why, whylen, "%s is not an object", name);
+        return cu_errf(-EBADMSG, why, whylen, "%s is not an object", name);
     for (i = 0; i < nkeys; i++)
         if (!json_object_get(sec, keys[i]))
-            return audit_say(-EBADMSG, why, whylen, "%s.%s is missing", name, keys[i]);
+            return cu_errf(-EBADMSG, why, whylen, "%s.%s is missing", name, keys[i]);
     return 0;
 }
 
@@ -730,44 +732,44 @@ int audit_capsule_check(const json_t *cap, char *why, size_t whylen)
     int rc;
 
     if (!json_is_object(cap))
-        return audit_say(-EBADMSG, why, whylen, "capsule is not a JSON object");
+        return cu_errf(-EBADMSG, why, whylen, "capsule is not a JSON object");
     for (i = 0; i < NELEM(top_keys); i++)
         if (!json_object_get(cap, top_keys[i]))
-            return audit_say(-EBADMSG, why, whylen, "capsule key %s is missing", top_keys[i]);
+            return cu_errf(-EBADMSG, why, whylen, "capsule key %s is missing", top_keys[i]);
     v = json_object_get(cap, "id");
     if (!json_is_string(v) || !is_uuid(json_string_value(v)))
-        return audit_say(-EBADMSG, why, whylen, "id is not a UUID string");
+        return cu_errf(-EBADMSG, why, whylen, "id is not a UUID string");
     v = json_object_get(cap, "type");
     if (!json_is_string(v))
-        return audit_say(-EBADMSG, why, whylen, "type is not a string");
+        return cu_errf(-EBADMSG, why, whylen, "type is not a string");
     for (i = 0; i < NELEM(capsule_types); i++)
         if (strcmp(json_string_value(v), capsule_types[i]) == 0)
             break;
     if (i == NELEM(capsule_types))
-        return audit_say(-EBADMSG, why, whylen, "unknown capsule type \"%s\"",
-                         json_string_value(v));
+        return cu_errf(-EBADMSG, why, whylen, "unknown capsule type \"%s\"",
+                       json_string_value(v));
     if (!json_is_string(json_object_get(cap, "domain")))
-        return audit_say(-EBADMSG, why, whylen, "domain is not a string");
+        return cu_errf(-EBADMSG, why, whylen, "domain is not a string");
     v = json_object_get(cap, "parent_id");
     if (!json_is_null(v) && !(json_is_string(v) && is_uuid(json_string_value(v))))
-        return audit_say(-EBADMSG, why, whylen, "parent_id is neither null nor a UUID string");
+        return cu_errf(-EBADMSG, why, whylen, "parent_id is neither null nor a UUID string");
     v = json_object_get(cap, "sequence");
     if (!json_is_integer(v))
-        return audit_say(-EBADMSG, why, whylen, "sequence is not an integer");
+        return cu_errf(-EBADMSG, why, whylen, "sequence is not an integer");
     seq = json_integer_value(v);
     if (seq < 0)
-        return audit_say(-EBADMSG, why, whylen, "sequence %" JSON_INTEGER_FORMAT " is negative",
-                         seq);
+        return cu_errf(-EBADMSG, why, whylen, "sequence %" JSON_INTEGER_FORMAT " is negative",
+                       seq);
     prev = json_object_get(cap, "previous_hash");
     if (!json_is_null(prev) && !(json_is_string(prev) && is_hash_hex(json_string_value(prev))))
-        return audit_say(-EBADMSG, why, whylen, "previous_hash is neither null nor 64 hex chars");
+        return cu_errf(-EBADMSG, why, whylen, "previous_hash is neither null nor 64 hex chars");
     if (seq == 0 && !json_is_null(prev))
-        return audit_say(-EBADMSG, why, whylen, "genesis capsule has a previous_hash");
+        return cu_errf(-EBADMSG, why, whylen, "genesis capsule has a previous_hash");
     if (seq != 0 && json_is_null(prev))
-        return audit_say(-EBADMSG, why, whylen, "capsule after genesis has no previous_hash");
+        return cu_errf(-EBADMSG, why, whylen, "capsule after genesis has no previous_hash");
     v = json_object_get(cap, "spec_version");
     if (!json_is_string(v) || json_string_length(v) == 0)
-        return audit_say(-EBADMSG, why, whylen, "spec_version is not a non-empty string");
+        return cu_errf(-EBADMSG, why, whylen, "spec_version is not a non-empty string");
 
     rc = section_check(cap, "trigger", trigger_keys, NELEM(trigger_keys), why, whylen);
     if (rc == 0)
@@ -785,25 +787,25 @@ int audit_capsule_check(const json_t *cap, char *why, size_t whylen)
 
     v = json_object_get(cap, "trigger");
     if (!json_is_string(json_object_get(v, "type")))
-        return audit_say(-EBADMSG, why, whylen, "trigger.type is not a string");
+        return cu_errf(-EBADMSG, why, whylen, "trigger.type is not a string");
     v = json_object_get(v, "timestamp");
     if (!json_is_string(v) || audit_time_normalize(json_string_value(v), ts, sizeof(ts)) < 0)
-        return audit_say(-EBADMSG, why, whylen, "trigger.timestamp is not a time with a zone");
+        return cu_errf(-EBADMSG, why, whylen, "trigger.timestamp is not a time with a zone");
     if (!json_is_object(json_object_get(json_object_get(cap, "context"), "environment")))
-        return audit_say(-EBADMSG, why, whylen, "context.environment is not an object");
+        return cu_errf(-EBADMSG, why, whylen, "context.environment is not an object");
     v = json_object_get(json_object_get(cap, "reasoning"), "confidence");
     if (!json_is_number(v))
-        return audit_say(-EBADMSG, why, whylen, "reasoning.confidence is not a number");
+        return cu_errf(-EBADMSG, why, whylen, "reasoning.confidence is not a number");
     conf = json_number_value(v);
     if (!(conf >= 0.0 && conf <= 1.0))
-        return audit_say(-EBADMSG, why, whylen, "reasoning.confidence %g is outside [0, 1]", conf);
+        return cu_errf(-EBADMSG, why, whylen, "reasoning.confidence %g is outside [0, 1]", conf);
     v = json_object_get(cap, "execution");
     if (!json_is_array(json_object_get(v, "tool_calls")))
-        return audit_say(-EBADMSG, why, whylen, "execution.tool_calls is not an array");
+        return cu_errf(-EBADMSG, why, whylen, "execution.tool_calls is not an array");
     if (!json_is_integer(json_object_get(v, "duration_ms")))
-        return audit_say(-EBADMSG, why, whylen, "execution.duration_ms is not an integer");
+        return cu_errf(-EBADMSG, why, whylen, "execution.duration_ms is not an integer");
     if (!json_is_object(json_object_get(v, "resources_used")))
-        return audit_say(-EBADMSG, why, whylen, "execution.resources_used is not an object");
+        return cu_errf(-EBADMSG, why, whylen, "execution.resources_used is not an object");
     return 0;
 }
 
@@ -819,27 +821,31 @@ int audit_capsule_verify(const struct audit_key *k, const json_t *capsule, const
     if (rc < 0)
         return rc;
     if (!hash || !is_hash_hex(hash))
-        return audit_say(-EBADMSG, why, whylen, "stored hash is not 64 lowercase hex chars");
+        return cu_errf(-EBADMSG, why, whylen, "stored hash is not 64 lowercase hex chars");
     if (audit_unhex(signature, sig, sizeof(sig)) < 0)
-        return audit_say(-EBADMSG, why, whylen, "stored signature is not 128 hex chars");
+        return cu_errf(-EBADMSG, why, whylen, "stored signature is not 128 hex chars");
     rc = audit_capsule_hash(capsule, computed);
     if (rc < 0)
-        return audit_say(rc, why, whylen, "cannot hash the capsule: %s", strerror(-rc));
+        return cu_errf(rc, why, whylen, "cannot hash the capsule: %s", strerror(-rc));
     if (strcmp(computed, hash) != 0)
-        return audit_say(-EBADMSG, why, whylen,
-                         "content hash mismatch: stored %.16s..., computed %.16s...", hash,
-                         computed);
+        return cu_errf(-EBADMSG, why, whylen,
+                       "content hash mismatch: stored %.16s..., computed %.16s...", hash,
+                       computed);
     ctx = EVP_MD_CTX_new();
     if (!ctx)
-        return audit_say(-ENOMEM, why, whylen, "out of memory");
+        return cu_errf(ossl_errno(-ENOMEM), why, whylen, "out of memory");
     if (EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k->pkey) != 1) {
-        rc = audit_say(-EIO, why, whylen, "OpenSSL cannot set up Ed25519 verification");
+        rc = cu_errf(ossl_errno(-EIO), why, whylen,
+                     "OpenSSL cannot set up Ed25519 verification");
         goto out;
     }
     if (EVP_DigestVerify(ctx, sig, sizeof(sig), (const unsigned char *)hash,
                          AUDIT_HASH_HEX - 1) != 1) {
-        rc = audit_say(-EBADMSG, why, whylen, "Ed25519 signature does not verify with key %s",
-                       k->id);
+        rc = ossl_errno(-EBADMSG);
+        if (rc == -ENOMEM)
+            cu_errf(rc, why, whylen, "out of memory");
+        else
+            cu_errf(rc, why, whylen, "Ed25519 signature does not verify with key %s", k->id);
         goto out;
     }
 out:

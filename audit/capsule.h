@@ -1,4 +1,6 @@
-/* capsule.h: Conduit audit entries as CPS 1.0 capsules: mapping, Ed25519 keys, seal, verify. */
+/* capsule.h: Conduit audit entries as CPS 1.0 capsules: mapping, Ed25519 keys, seal, verify.
+ * A failed OpenSSL call is -ENOMEM when OpenSSL ran out of memory, else the errno each function
+ * names; either way the calling thread's OpenSSL error queue is drained (left empty). */
 #ifndef CONDUIT_AUDIT_CAPSULE_H
 #define CONDUIT_AUDIT_CAPSULE_H
 

@@ -1,6 +1,7 @@
 /* checkpoint.c: the verified checkpoint in state/audit.checkpoint: its signed text, the SHA-256
  * of the log prefix it covers, and an atomic write. */
 #include "audit/checkpoint.h"
+#include "util/util.h"
 #include "audit/util.h"
 
 #include <errno.h>
@@ -82,17 +83,17 @@ int audit_checkpoint_load(const char *state_dir, const char *pubhex, struct audi
 
     memset(cp, 0, sizeof(*cp));
     if (snprintf(path, sizeof(path), "%s/%s", state_dir, CP_NAME) >= (int)sizeof(path))
-        return audit_say(-ENAMETOOLONG, why, whylen, "state directory path too long");
+        return cu_errf(-ENAMETOOLONG, why, whylen, "state directory path too long");
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
-        return audit_say(-errno, why, whylen, "%s: %s", path, strerror(errno));
+        return cu_errf(-errno, why, whylen, "%s: %s", path, strerror(errno));
     do {
         got = read(fd, buf, sizeof(buf) - 1);
     } while (got < 0 && errno == EINTR);
     rc = got < 0 ? -errno : 0;
     close(fd);
     if (rc < 0)
-        return audit_say(rc, why, whylen, "%s: %s", path, strerror(-rc));
+        return cu_errf(rc, why, whylen, "%s: %s", path, strerror(-rc));
     buf[got] = '\0';
     o = json_loads(buf, JSON_REJECT_DUPLICATES, &jerr);
     seq = json_object_get(o, "sequence");
@@ -104,13 +105,13 @@ int audit_checkpoint_load(const char *state_dir, const char *pubhex, struct audi
         hex_member(o, "log_sha256", cp->log_sha256, sizeof(cp->log_sha256)) < 0 ||
         hex_member(o, "key", key, sizeof(key)) < 0 ||
         hex_member(o, "signature", sig, sizeof(sig)) < 0) {
-        rc = audit_say(-EBADMSG, why, whylen, "%s is malformed", path);
+        rc = cu_errf(-EBADMSG, why, whylen, "%s is malformed", path);
         goto out;
     }
     cp->seq = json_integer_value(seq);
     cp->log_off = (off_t)json_integer_value(off);
     if (strcmp(key, pubhex) != 0) {
-        rc = audit_say(-EBADMSG, why, whylen, "%s was signed by another key", path);
+        rc = cu_errf(-EBADMSG, why, whylen, "%s was signed by another key", path);
         goto out;
     }
     n = signed_text(cp, pubhex, text, sizeof(text));
@@ -118,50 +119,11 @@ int audit_checkpoint_load(const char *state_dir, const char *pubhex, struct audi
     if (rc == 0)
         rc = sig_check(pubhex, sig, dig, AUDIT_SHA256_HEX - 1);
     if (rc < 0)
-        audit_say(rc, why, whylen, "%s: the signature does not verify", path);
+        cu_errf(rc, why, whylen, "%s: the signature does not verify", path);
 out:
     json_decref(o);
     if (rc < 0)
         memset(cp, 0, sizeof(*cp));
-    return rc;
-}
-
-/* Write len bytes of buf to path atomically with mode 0600. 0 or -errno. */
-static int write_atomic(const char *dir, const char *path, const char *buf, size_t len)
-{
-    char tmp[PATH_MAX];
-    ssize_t w;
-    size_t done = 0;
-    int fd, dfd, rc = 0;
-
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-        return -ENAMETOOLONG;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return -errno;
-    while (rc == 0 && done < len) {
-        w = write(fd, buf + done, len - done);
-        if (w < 0 && errno != EINTR)
-            rc = -errno;
-        else if (w > 0)
-            done += (size_t)w;
-    }
-    if (rc == 0 && fsync(fd) < 0)
-        rc = -errno;
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
-    if (rc < 0) {
-        unlink(tmp);
-        return rc;
-    }
-    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return -errno;
-    if (fsync(dfd) < 0)
-        rc = -errno;
-    close(dfd);
     return rc;
 }
 
@@ -173,6 +135,7 @@ int audit_checkpoint_save(const char *state_dir, struct audit_store *st,
     unsigned char sig[AUDIT_SIG_LEN];
     char *out = NULL;
     json_t *o = NULL;
+    size_t len = 0;
     int n, rc;
 
     if (snprintf(path, sizeof(path), "%s/%s", state_dir, CP_NAME) >= (int)sizeof(path))
@@ -190,15 +153,12 @@ int audit_checkpoint_save(const char *state_dir, struct audit_store *st,
                   "sequence", (json_int_t)cp->seq, "hash", cp->hash,
                   "log_offset", (json_int_t)cp->log_off, "log_sha256", cp->log_sha256,
                   "key", pubhex, "signature", sighex);
-    if (o)
-        out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    out = o ? cu_json_line(o, JSON_COMPACT | JSON_PRESERVE_ORDER, &len) : NULL;
     if (!out) {
         rc = -ENOMEM;
         goto out;
     }
-    n = snprintf(text, sizeof(text), "%s\n", out);
-    rc = n < 0 || (size_t)n >= sizeof(text) ? -ENOSPC : write_atomic(state_dir, path, text,
-                                                                      (size_t)n);
+    rc = len >= sizeof(text) ? -ENOSPC : cu_write_atomic(path, out, len, 0600);
 out:
     free(out);
     json_decref(o);

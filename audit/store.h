@@ -1,5 +1,5 @@
 /* store.h: the sealed audit chain in state/capsules.db (SQLite, WAL, group commit), and its
- * verification. */
+ * verification (store.c opens and reads, commit.c appends, chain.c verifies). */
 #ifndef CONDUIT_AUDIT_STORE_H
 #define CONDUIT_AUDIT_STORE_H
 
@@ -22,7 +22,7 @@ struct audit_verify_report {
     char head_hash[AUDIT_HASH_HEX]; /* and its hash ("" when empty) */
 };
 
-/* audit_store_open_ex flags. READONLY: open an existing database and key without creating or
+/* audit_store_opts flags. READONLY: open an existing database and key without creating or
  * changing anything (a missing one is an error); appends get -EROFS; a database without a WAL
  * file is read as immutable, so not even SQLite's side files appear. KEEP_KEY: create a missing
  * signing key only while the chain is empty. */
@@ -49,25 +49,6 @@ struct audit_verify_hooks {
     void *arg;
 };
 
-/* Open state_dir/capsules.db (created 0600 with the capsules table if missing) and the signing
- * key state_dir/key (a raw 32-byte Ed25519 seed, created 0600 if missing). hostname goes into
- * every capsule's context.environment (NULL: gethostname()).
- * A file that is not an SQLite database, or a database whose capsules table lacks a column of
- * the CPS storage schema, or that holds other tables but no capsules table, is refused. On
- * failure err says why. 0 or -errno (-EUCLEAN for a foreign or corrupt database). */
-int audit_store_open(const char *state_dir, const char *hostname, struct audit_store **out,
-                     char *err, size_t errlen);
-
-/* audit_store_open with AUDIT_STORE_* flags. A read-only store loads only the public half of
- * the key and skips the key file's owner and mode checks. */
-int audit_store_open_ex(const char *state_dir, const char *hostname, unsigned flags,
-                        struct audit_store **out, char *err, size_t errlen);
-
-/* A read-only store that checks seals against pubhex (64 hex characters) and never reads the
- * key file, so that a copy of capsules.db and audit.log can be verified without any key. */
-int audit_store_open_pub(const char *state_dir, const char *pubhex, struct audit_store **out,
-                         char *err, size_t errlen);
-
 /* A signing key kept in another process (the daemon's signer). load: the public key (64 hex
  * chars) of the Ed25519 seed file keypath, which the signer creates when missing and checks as
  * audit_key_load does, or -errno with err filled; sign: see audit_sign_fn. arg goes to both. */
@@ -78,9 +59,38 @@ struct audit_signer {
     void *arg;
 };
 
-/* audit_store_open_ex with the signing key behind signer (NULL: loaded into this process, as
- * audit_store_open_ex does). The store never reads the key file itself then; a missing key is
- * refused or left to the signer to create as flags say. A read-only open ignores signer. */
+/* How to open a store (a zeroed struct, or NULL, is the default: read-write, the key loaded
+ * into this process, created when missing). */
+struct audit_store_opts {
+    const char *hostname;               /* into every capsule's context.environment; NULL:
+                                         * gethostname() (with pubhex: "verify") */
+    unsigned flags;                     /* AUDIT_STORE_* */
+    const struct audit_signer *signer;  /* the signing key behind another process (NULL: loaded
+                                         * here); the store never reads the key file then, and
+                                         * a missing key is refused or left to the signer to
+                                         * create as flags say. A read-only open ignores it. */
+    const char *pubhex;                 /* non-NULL: a read-only store that checks seals against
+                                         * this public key (64 hex characters) and never reads
+                                         * the key file, so that a copy of capsules.db and
+                                         * audit.log can be verified without any key */
+};
+
+/* Open state_dir/capsules.db (created 0600 with the capsules table if missing) and the signing
+ * key state_dir/key (a raw 32-byte Ed25519 seed, created 0600 if missing) as o says. A
+ * read-only store (AUDIT_STORE_READONLY, or pubhex) loads only the public half of the key and
+ * skips the key file's owner and mode checks. A file that is not an SQLite database, or a
+ * database whose capsules table lacks a column of the CPS storage schema, or that holds other
+ * tables but no capsules table, is refused. On failure err says why. 0 or -errno (-EUCLEAN for
+ * a foreign or corrupt database, -EINVAL for a pubhex that is no Ed25519 public key). */
+int audit_store_open(const char *state_dir, const struct audit_store_opts *o,
+                     struct audit_store **out, char *err, size_t errlen);
+
+/* Thin wrappers of audit_store_open for the callers not yet switched to it: with hostname and
+ * flags; with pubhex (read-only); with hostname, flags and signer. */
+int audit_store_open_ex(const char *state_dir, const char *hostname, unsigned flags,
+                        struct audit_store **out, char *err, size_t errlen);
+int audit_store_open_pub(const char *state_dir, const char *pubhex, struct audit_store **out,
+                         char *err, size_t errlen);
 int audit_store_open_signer(const char *state_dir, const char *hostname, unsigned flags,
                             const struct audit_signer *signer, struct audit_store **out,
                             char *err, size_t errlen);

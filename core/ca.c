@@ -890,9 +890,10 @@ static int check_san(X509 *crt, char *err, size_t errlen)
     GENERAL_NAMES *names = X509_get_ext_d2i(crt, NID_subject_alt_name, NULL, NULL);
     int n = names ? sk_GENERAL_NAME_num(names) : 0, rc = 0;
 
-    if (n <= 0) {
+    if (n <= 0 || n > CA_LEAF_NAMES_MAX) {
         rc = -EPERM;
-        state_err(err, errlen, "refused: a leaf must name its domain in subjectAltName");
+        state_err(err, errlen, "refused: a leaf must name 1 to %d domains in subjectAltName",
+                CA_LEAF_NAMES_MAX);
         goto out;
     }
     for (int i = 0; i < n; i++) {
@@ -912,6 +913,16 @@ static int check_san(X509 *crt, char *err, size_t errlen)
             rc = -EPERM;
             state_err(err, errlen, "refused: subjectAltName holds an invalid domain");
             goto out;
+        }
+        for (int k = 0; k < i; k++) {
+            const ASN1_IA5STRING *o = sk_GENERAL_NAME_value(names, k)->d.dNSName;
+
+            if (ASN1_STRING_length(o) == len && !memcmp(ASN1_STRING_get0_data(o), name,
+                                                         (size_t)len)) {
+                rc = -EPERM;
+                state_err(err, errlen, "refused: subjectAltName names %s twice", name);
+                goto out;
+            }
         }
     }
 out:
@@ -1223,75 +1234,121 @@ int ca_root_der(struct ca *ca, unsigned char **der, size_t *len)
     return rc;
 }
 
-int ca_issue(struct ca *ca, const char *domain, int leaf_days, char serial_hex[CA_SERIAL_HEX_MAX],
-             char *err, size_t errlen)
+/* A malloc'd subjectAltName value for names[0..n) ("critical," first when critical), or NULL. */
+static char *san_value(const char *const *names, size_t n, bool critical)
 {
-    char dir[PATH_MAX], key_path[PATH_MAX], crt_path[PATH_MAX], serial[CA_SERIAL_HEX_MAX];
-    char san[300], until[32];
+    size_t cap = 16, used = 0;
+    char *v;
+
+    for (size_t i = 0; i < n; i++)
+        cap += strlen(names[i]) + 5;
+    v = malloc(cap);
+    if (!v)
+        return NULL;
+    used = (size_t)snprintf(v, cap, "%s", critical ? "critical," : "");
+    for (size_t i = 0; i < n; i++)
+        used += (size_t)snprintf(v + used, cap - used, "%sDNS:%s", i ? "," : "", names[i]);
+    return v;
+}
+
+/* Build a fresh key and a leaf for names[0..n), signed by the CA (here or through the signer).
+ * The first name is the CN when it fits; otherwise the subject is empty and the SAN critical.
+ * With the lock held. 0 or -errno with a reason; on success *key and *crt are the caller's. */
+static int make_leaf(struct ca *ca, const char *const *names, size_t n, int leaf_days,
+                     EVP_PKEY **key, X509 **crt, char *err, size_t errlen)
+{
+    char *san = NULL, until[32];
     struct ext_spec exts[] = {
         { NID_basic_constraints, "critical,CA:FALSE" },
         { NID_key_usage, "critical,digitalSignature" },
         { NID_ext_key_usage, "serverAuth" },
         { NID_subject_key_identifier, "hash" },
         { NID_authority_key_identifier, "keyid:always" },
-        { NID_subject_alt_name, san },
+        { NID_subject_alt_name, NULL },
     };
     X509_NAME *name = NULL;
-    EVP_PKEY *key = NULL;
-    X509 *crt = NULL;
-    bool locked = false, cn;
     int64_t ca_left;
     time_t now, not_after;
-    int rc, n;
+    bool cn = strlen(names[0]) <= CA_CN_MAX;
+    int rc = 0;
 
-    state_err(err, errlen, "%s", "");
-    if (serial_hex)
-        serial_hex[0] = '\0';
-    if (leaf_days == 0)
-        leaf_days = CA_LEAF_DAYS_DEFAULT;
-    if (!ca)
-        return -EINVAL;
-    if (leaf_days < 0 || leaf_days > CA_LEAF_DAYS_MAX) {
-        state_err(err, errlen, "leaf validity must be 1..%d days", CA_LEAF_DAYS_MAX);
-        return -EINVAL;
-    }
-    rc = leaf_paths(ca, domain, dir, key_path, crt_path);
-    if (rc < 0) {
-        state_err(err, errlen, "invalid domain for a certificate");
-        return rc;
-    }
-    /* CN for old clients when it fits; otherwise an empty subject and a critical SAN. */
-    cn = strlen(domain) <= CA_CN_MAX;
-    n = snprintf(san, sizeof(san), "%sDNS:%s", cn ? "" : "critical,", domain);
-    if (n < 0 || (size_t)n >= sizeof(san))
-        return -EINVAL;
-    pthread_mutex_lock(&ca->lock);
-    locked = true;
+    *key = NULL;
+    *crt = NULL;
     if (secs_until(X509_get0_notAfter(ca->cert), &ca_left) < 0 || ca_left <= 0) {
-        rc = -EKEYEXPIRED;
         if (format_time(X509_get0_notAfter(ca->cert), until, sizeof(until)) < 0)
             snprintf(until, sizeof(until), "%s", "?");
         state_err(err, errlen, "the CA certificate expired (%s); no leaf can be issued", until);
-        goto out;
+        return -EKEYEXPIRED;
     }
+    san = san_value(names, n, !cn);
+    if (!san)
+        return -ENOMEM;
+    exts[5].value = san;
     now = time(NULL);
     not_after = now + (time_t)leaf_days * CA_DAY_SECS;
     if ((int64_t)leaf_days * CA_DAY_SECS > ca_left)
         not_after = now + (time_t)ca_left;
     name = X509_NAME_new();
     if (name && cn && !X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8,
-                                                  (const unsigned char *)domain, -1, -1, 0)) {
+                                                  (const unsigned char *)names[0], -1, -1, 0)) {
         X509_NAME_free(name);
         name = NULL;
     }
-    key = name ? gen_key(ca->type) : NULL;
-    crt = key ? build_cert(key, name, ca->cert, X509_get0_pubkey(ca->cert), key, ca->type,
-                           not_after, exts, sizeof(exts) / sizeof(exts[0])) : NULL;
-    if (!crt) {
+    *key = name ? gen_key(ca->type) : NULL;
+    *crt = *key ? build_cert(*key, name, ca->cert, X509_get0_pubkey(ca->cert), *key, ca->type,
+                             not_after, exts, sizeof(exts) / sizeof(exts[0])) : NULL;
+    if (!*crt) {
         rc = ossl_errno(err, errlen, "issuing the certificate");
         goto out;
     }
-    rc = certify(ca, &crt, key, err, errlen);
+    rc = certify(ca, crt, *key, err, errlen);
+out:
+    if (rc < 0) {
+        EVP_PKEY_free(*key);
+        X509_free(*crt);
+        *key = NULL;
+        *crt = NULL;
+    }
+    X509_NAME_free(name);
+    free(san);
+    return rc;
+}
+
+/* leaf_days as given to the issuing functions: 0 is the default. 0 or -EINVAL with a reason. */
+static int leaf_days_ok(int *leaf_days, char *err, size_t errlen)
+{
+    if (*leaf_days == 0)
+        *leaf_days = CA_LEAF_DAYS_DEFAULT;
+    if (*leaf_days < 0 || *leaf_days > CA_LEAF_DAYS_MAX) {
+        state_err(err, errlen, "leaf validity must be 1..%d days", CA_LEAF_DAYS_MAX);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int ca_issue(struct ca *ca, const char *domain, int leaf_days, char serial_hex[CA_SERIAL_HEX_MAX],
+             char *err, size_t errlen)
+{
+    char dir[PATH_MAX], key_path[PATH_MAX], crt_path[PATH_MAX], serial[CA_SERIAL_HEX_MAX];
+    EVP_PKEY *key = NULL;
+    X509 *crt = NULL;
+    int rc;
+
+    state_err(err, errlen, "%s", "");
+    if (serial_hex)
+        serial_hex[0] = '\0';
+    if (!ca)
+        return -EINVAL;
+    rc = leaf_days_ok(&leaf_days, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = leaf_paths(ca, domain, dir, key_path, crt_path);
+    if (rc < 0) {
+        state_err(err, errlen, "invalid domain for a certificate");
+        return rc;
+    }
+    pthread_mutex_lock(&ca->lock);
+    rc = make_leaf(ca, &domain, 1, leaf_days, &key, &crt, err, errlen);
     if (rc < 0)
         goto out;
     rc = serial_hex_of(crt, serial, sizeof(serial));
@@ -1316,9 +1373,293 @@ int ca_issue(struct ca *ca, const char *domain, int leaf_days, char serial_hex[C
     if (serial_hex)
         snprintf(serial_hex, CA_SERIAL_HEX_MAX, "%s", serial);
 out:
-    if (locked)
-        pthread_mutex_unlock(&ca->lock);
-    X509_NAME_free(name);
+    pthread_mutex_unlock(&ca->lock);
+    EVP_PKEY_free(key);
+    X509_free(crt);
+    return rc;
+}
+
+/* ---- serving leaves: one PEM file per leaf (leaf, CA certificate, key) ---- */
+
+/* Check a serving leaf's path: an absolute path of a file whose name ends in ".pem", and its
+ * directory into dir (PATH_MAX). 0 or -EINVAL. */
+static int bundle_path_ok(const char *path, char *dir)
+{
+    const char *base = path ? strrchr(path, '/') : NULL;
+    size_t len;
+
+    if (!base || path[0] != '/' || strlen(path) >= PATH_MAX)
+        return -EINVAL;
+    len = strlen(base + 1);
+    if (len <= 4 || strcmp(base + 1 + len - 4, ".pem") != 0 || base[1] == '.')
+        return -EINVAL;
+    memcpy(dir, path, (size_t)(base - path));
+    dir[base - path] = '\0';
+    return 0;
+}
+
+/* Hard-link the file at path into the archive as <name without .pem>.<serial>.pem ("-2"...
+ * on a clash), serial read from it ("unknown" when unreadable). With the lock held.
+ * 0, -ENOENT (no file) or -errno. */
+static int bundle_archive_locked(struct ca *ca, const char *path)
+{
+    char serial[CA_SERIAL_HEX_MAX], name[NAME_MAX + 1], dest[PATH_MAX];
+    const char *base = strrchr(path, '/') + 1;
+    int stem = (int)strlen(base) - 4, rc, n;
+    X509 *crt = NULL;
+
+    rc = exists(path);
+    if (rc <= 0)
+        return rc == 0 ? -ENOENT : rc;
+    if (load_cert(path, &crt, NULL, 0) < 0 || serial_hex_of(crt, serial, sizeof(serial)) < 0)
+        snprintf(serial, sizeof(serial), "%s", "unknown");
+    X509_free(crt);
+    rc = ensure_dir(ca->archive_dir);
+    if (rc < 0)
+        return rc;
+    for (int i = 1; i < 1000; i++) {
+        if (i == 1)
+            n = snprintf(name, sizeof(name), "%.*s.%s.pem", stem, base, serial);
+        else
+            n = snprintf(name, sizeof(name), "%.*s.%s-%d.pem", stem, base, serial, i);
+        if (n < 0 || (size_t)n >= sizeof(name) ||
+            state_path(dest, sizeof(dest), ca->archive_dir, name) < 0)
+            return -ENAMETOOLONG;
+        if (link(path, dest) == 0)
+            return fsync_dir(ca->archive_dir);
+        if (errno != EEXIST)
+            return -errno;
+    }
+    return -EEXIST;
+}
+
+/* The PEM of leaf, the CA certificate and key, in a secure-heap BIO. NULL on failure. */
+static BIO *bundle_encode(struct ca *ca, X509 *leaf, EVP_PKEY *key)
+{
+    BIO *bio = BIO_new(BIO_s_secmem());
+
+    if (bio && PEM_write_bio_X509(bio, leaf) == 1 && PEM_write_bio_X509(bio, ca->cert) == 1 &&
+        PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) == 1)
+        return bio;
+    BIO_free(bio);
+    return NULL;
+}
+
+/* 0 when names[0..n) are 1..CA_LEAF_NAMES_MAX valid distinct domains, else -EINVAL. */
+static int names_ok(const char *const *names, size_t n)
+{
+    if (!names || n == 0 || n > CA_LEAF_NAMES_MAX)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (!domain_ok(names[i]))
+            return -EINVAL;
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(names[i], names[k]) == 0)
+                return -EINVAL;
+    }
+    return 0;
+}
+
+int ca_issue_bundle(struct ca *ca, const char *path, const char *const *names, size_t n,
+                    int leaf_days, char serial_hex[CA_SERIAL_HEX_MAX], char *err, size_t errlen)
+{
+    char dir[PATH_MAX], serial[CA_SERIAL_HEX_MAX];
+    EVP_PKEY *key = NULL;
+    X509 *crt = NULL;
+    BIO *bio = NULL;
+    BUF_MEM *bm = NULL;
+    int rc;
+
+    state_err(err, errlen, "%s", "");
+    if (serial_hex)
+        serial_hex[0] = '\0';
+    if (!ca || bundle_path_ok(path, dir) < 0 || names_ok(names, n) < 0) {
+        state_err(err, errlen, "invalid path or names for a serving leaf");
+        return -EINVAL;
+    }
+    rc = leaf_days_ok(&leaf_days, err, errlen);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&ca->lock);
+    rc = make_leaf(ca, names, n, leaf_days, &key, &crt, err, errlen);
+    if (rc < 0)
+        goto out;
+    rc = serial_hex_of(crt, serial, sizeof(serial));
+    if (rc < 0)
+        goto out;
+    bio = bundle_encode(ca, crt, key);
+    if (bio)
+        BIO_get_mem_ptr(bio, &bm);
+    if (!bm) {
+        rc = ossl_errno(err, errlen, "encoding the leaf");
+        goto out;
+    }
+    rc = ensure_dir(dir);
+    if (rc < 0) {
+        state_err(err, errlen, "creating %s: %s", dir, strerror(-rc));
+        goto out;
+    }
+    rc = bundle_archive_locked(ca, path);
+    if (rc < 0 && rc != -ENOENT) {
+        state_err(err, errlen, "archiving the previous leaf %s: %s", path, strerror(-rc));
+        goto out;
+    }
+    rc = state_write_atomic(path, bm->data, bm->length, 0600);
+    if (rc < 0) {
+        state_err(err, errlen, "writing %s: %s", path, strerror(-rc));
+        goto out;
+    }
+    if (serial_hex)
+        snprintf(serial_hex, CA_SERIAL_HEX_MAX, "%s", serial);
+out:
+    pthread_mutex_unlock(&ca->lock);
+    if (bm)
+        OPENSSL_cleanse(bm->data, bm->max);
+    BIO_free(bio);
+    EVP_PKEY_free(key);
+    X509_free(crt);
+    return rc;
+}
+
+int ca_bundle_archive(struct ca *ca, const char *path)
+{
+    char dir[PATH_MAX];
+    int rc;
+
+    if (!ca || bundle_path_ok(path, dir) < 0)
+        return -EINVAL;
+    pthread_mutex_lock(&ca->lock);
+    rc = bundle_archive_locked(ca, path);
+    if (rc == 0)
+        rc = state_unlink(path);
+    pthread_mutex_unlock(&ca->lock);
+    return rc;
+}
+
+void ca_names_free(char **names, size_t n)
+{
+    for (size_t i = 0; names && i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* The DNS names in the SAN of crt. 0, -EINVAL (no SAN, or a name that is not a domain) or
+ * -ENOMEM. */
+static int san_names(X509 *crt, char ***out, size_t *nout)
+{
+    GENERAL_NAMES *gens = X509_get_ext_d2i(crt, NID_subject_alt_name, NULL, NULL);
+    int n = gens ? sk_GENERAL_NAME_num(gens) : 0, rc = 0;
+    char **names = NULL;
+    size_t k = 0;
+
+    *out = NULL;
+    *nout = 0;
+    if (n <= 0 || n > CA_LEAF_NAMES_MAX) {
+        rc = -EINVAL;
+        goto out;
+    }
+    names = calloc((size_t)n, sizeof(*names));
+    if (!names) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(gens, i);
+        const ASN1_IA5STRING *dns = gn->type == GEN_DNS ? gn->d.dNSName : NULL;
+        int len = dns ? ASN1_STRING_length(dns) : -1;
+
+        if (len <= 0 || len > 253) {
+            rc = -EINVAL;
+            goto out;
+        }
+        names[k] = strndup((const char *)ASN1_STRING_get0_data(dns), (size_t)len);
+        if (!names[k]) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        if (!domain_ok(names[k++])) {
+            rc = -EINVAL;
+            goto out;
+        }
+    }
+    *out = names;
+    *nout = k;
+    names = NULL;
+out:
+    ca_names_free(names, k);
+    GENERAL_NAMES_free(gens);
+    ERR_clear_error();
+    return rc;
+}
+
+int ca_bundle_names(struct ca *ca, const char *path, char ***names, size_t *n)
+{
+    char dir[PATH_MAX];
+    X509 *crt = NULL;
+    int rc;
+
+    *names = NULL;
+    *n = 0;
+    if (!ca || bundle_path_ok(path, dir) < 0)
+        return -EINVAL;
+    pthread_mutex_lock(&ca->lock);
+    rc = load_cert(path, &crt, NULL, 0);
+    if (rc == 0)
+        rc = san_names(crt, names, n);
+    pthread_mutex_unlock(&ca->lock);
+    X509_free(crt);
+    return rc == -ENOENT || rc == -ENOMEM ? rc : (rc < 0 ? -EINVAL : 0);
+}
+
+/* Whether got[0..ngot) and want[0..nwant) hold the same names (each list without repeats). */
+static bool same_names(char *const *got, size_t ngot, const char *const *want, size_t nwant)
+{
+    if (ngot != nwant)
+        return false;
+    for (size_t i = 0; i < nwant; i++) {
+        size_t k = 0;
+
+        while (k < ngot && strcmp(got[k], want[i]) != 0)
+            k++;
+        if (k == ngot)
+            return false;
+    }
+    return true;
+}
+
+int ca_bundle_needs_renewal(struct ca *ca, const char *path, const char *const *names, size_t n,
+                            int renew_before_days)
+{
+    char dir[PATH_MAX];
+    EVP_PKEY *key = NULL;
+    X509 *crt = NULL;
+    char **got = NULL;
+    size_t ngot = 0;
+    int64_t left;
+    int rc;
+
+    if (!ca || renew_before_days < 0 || bundle_path_ok(path, dir) < 0 || names_ok(names, n) < 0)
+        return -EINVAL;
+    pthread_mutex_lock(&ca->lock);
+    rc = load_cert(path, &crt, NULL, 0);
+    if (rc < 0) {
+        rc = rc == -ENOMEM ? -ENOMEM : 1;
+        goto out;
+    }
+    rc = 1;
+    if (X509_check_issued(ca->cert, crt) != X509_V_OK ||
+        X509_verify(crt, X509_get0_pubkey(ca->cert)) != 1 ||
+        san_names(crt, &got, &ngot) < 0 || !same_names(got, ngot, names, n))
+        goto out;
+    if (load_key(path, true, &key, NULL, 0) < 0 || EVP_PKEY_eq(X509_get0_pubkey(crt), key) != 1)
+        goto out;
+    if (secs_until(X509_get0_notAfter(crt), &left) < 0)
+        goto out;
+    rc = left < (int64_t)renew_before_days * CA_DAY_SECS ? 1 : 0;
+out:
+    ERR_clear_error();
+    pthread_mutex_unlock(&ca->lock);
+    ca_names_free(got, ngot);
     EVP_PKEY_free(key);
     X509_free(crt);
     return rc;
@@ -1419,20 +1760,19 @@ out:
     return rc;
 }
 
-int ca_leaf_json(struct ca *ca, const char *domain, json_t **out)
+/* The leaf JSON of the certificate at crt_path for domain; with names, also "names": its
+ * SAN. With the lock held. 0 or -errno. */
+static int leaf_json_at(const char *crt_path, const char *domain, bool names, json_t **out)
 {
-    char dir[PATH_MAX], key_path[PATH_MAX], crt_path[PATH_MAX];
     enum ca_key_type type;
-    json_t *obj = NULL;
+    json_t *obj = NULL, *arr;
     X509 *crt = NULL;
+    char **san = NULL;
+    size_t nsan = 0;
     int64_t left;
     int rc;
 
     *out = NULL;
-    rc = leaf_paths(ca, domain, dir, key_path, crt_path);
-    if (rc < 0)
-        return rc;
-    pthread_mutex_lock(&ca->lock);
     rc = load_cert(crt_path, &crt, NULL, 0);
     if (rc < 0)
         goto out;
@@ -1453,14 +1793,69 @@ int ca_leaf_json(struct ca *ca, const char *domain, json_t **out)
         jset(obj, "key_type", json_string(key_type_of(X509_get0_pubkey(crt), &type) == 0 ?
                                           ca_key_type_name(type) : "unknown")) < 0)
         goto out;
+    if (names) {
+        rc = san_names(crt, &san, &nsan);
+        if (rc < 0)
+            goto out;
+        rc = -ENOMEM;
+        arr = json_array();
+        for (size_t i = 0; arr && i < nsan; i++)
+            if (json_array_append_new(arr, json_string(san[i])) < 0) {
+                json_decref(arr);
+                arr = NULL;
+            }
+        if (jset(obj, "names", arr) < 0)
+            goto out;
+    }
     rc = 0;
     *out = obj;
     obj = NULL;
 out:
-    pthread_mutex_unlock(&ca->lock);
     ERR_clear_error();
+    ca_names_free(san, nsan);
     json_decref(obj);
     X509_free(crt);
+    return rc;
+}
+
+/* The certificate at crt_path (only the first one there) as PEM. With the lock held. */
+static int leaf_pem_at(const char *crt_path, char **pem)
+{
+    X509 *crt = NULL;
+    int rc = load_cert(crt_path, &crt, NULL, 0);
+
+    if (rc == 0)
+        rc = cert_pem(crt, pem);
+    X509_free(crt);
+    return rc;
+}
+
+int ca_leaf_json(struct ca *ca, const char *domain, json_t **out)
+{
+    char dir[PATH_MAX], key_path[PATH_MAX], crt_path[PATH_MAX];
+    int rc;
+
+    *out = NULL;
+    rc = leaf_paths(ca, domain, dir, key_path, crt_path);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&ca->lock);
+    rc = leaf_json_at(crt_path, domain, false, out);
+    pthread_mutex_unlock(&ca->lock);
+    return rc;
+}
+
+int ca_bundle_json(struct ca *ca, const char *path, const char *domain, json_t **out)
+{
+    char dir[PATH_MAX];
+    int rc;
+
+    *out = NULL;
+    if (!ca || bundle_path_ok(path, dir) < 0 || !domain_ok(domain))
+        return -EINVAL;
+    pthread_mutex_lock(&ca->lock);
+    rc = leaf_json_at(path, domain, true, out);
+    pthread_mutex_unlock(&ca->lock);
     return rc;
 }
 
@@ -1477,7 +1872,6 @@ int ca_cert_pem(struct ca *ca, char **pem)
 int ca_leaf_pem(struct ca *ca, const char *domain, char **pem)
 {
     char dir[PATH_MAX], key_path[PATH_MAX], crt_path[PATH_MAX];
-    X509 *crt = NULL;
     int rc;
 
     *pem = NULL;
@@ -1485,11 +1879,22 @@ int ca_leaf_pem(struct ca *ca, const char *domain, char **pem)
     if (rc < 0)
         return rc;
     pthread_mutex_lock(&ca->lock);
-    rc = load_cert(crt_path, &crt, NULL, 0);
-    if (rc == 0)
-        rc = cert_pem(crt, pem);
+    rc = leaf_pem_at(crt_path, pem);
     pthread_mutex_unlock(&ca->lock);
-    X509_free(crt);
+    return rc;
+}
+
+int ca_bundle_pem(struct ca *ca, const char *path, char **pem)
+{
+    char dir[PATH_MAX];
+    int rc;
+
+    *pem = NULL;
+    if (!ca || bundle_path_ok(path, dir) < 0)
+        return -EINVAL;
+    pthread_mutex_lock(&ca->lock);
+    rc = leaf_pem_at(path, pem);
+    pthread_mutex_unlock(&ca->lock);
     return rc;
 }
 

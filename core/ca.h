@@ -1,4 +1,5 @@
-/* ca.h: the internal certificate authority: the root under state/tls and per-domain leaves. */
+/* ca.h: the internal certificate authority: the root under state/tls, serving leaves (one PEM
+ * file each, carrying up to CA_LEAF_NAMES_MAX names) and the older per-domain leaves. */
 #ifndef CONDUIT_CA_H
 #define CONDUIT_CA_H
 
@@ -12,6 +13,8 @@
 #define CA_LEAF_DAYS_MAX 3650
 /* Room for a serial as lowercase hex with its NUL (serials here are 16 bytes: 32 digits). */
 #define CA_SERIAL_HEX_MAX 80
+/* The most DNS names one leaf may carry (the signing policy refuses more). */
+#define CA_LEAF_NAMES_MAX 100
 
 enum ca_key_type { CA_KEY_ED25519, CA_KEY_ECDSA_P256 };
 
@@ -46,7 +49,8 @@ int ca_open_remote(const char *state_dir, const unsigned char *root_der, size_t 
 
 /* Sign a leaf request (see ca_sign_fn) with the key of a CA from ca_open, if it meets the
  * policy: a v3 certificate issued in this CA's name, CA:FALSE, no certificate or CRL signing,
- * only DNS names in subjectAltName, only the extensions ca_issue sets, a key of the CA's type
+ * 1 to CA_LEAF_NAMES_MAX distinct DNS names, each a valid lowercase domain, and nothing else in
+ * subjectAltName, only the extensions ca_issue sets, a key of the CA's type
  * signing the request itself, a positive serial, valid from about now for at most
  * CA_LEAF_DAYS_MAX days and never past the CA. *out (malloc'd) gets the signed DER.
  * 0, -EINVAL (not one DER certificate), -EPERM (refused by the policy), -EKEYEXPIRED (the CA
@@ -99,6 +103,44 @@ int ca_cert_pem(struct ca *ca, char **pem);
 /* The leaf certificate of domain, re-encoded from its parsed form (so never anything else from
  * the file), as a malloc'd NUL-terminated PEM string. 0, -ENOENT, -EINVAL or -ENOMEM. */
 int ca_leaf_pem(struct ca *ca, const char *domain, char **pem);
+
+/* ---- serving leaves: each one PEM file (the leaf, the CA certificate, the leaf's key), mode
+ * 0600, whose name ends in ".pem"; path is absolute. ---- */
+
+/* Issue a fresh key and a certificate for names[0..n) (1..CA_LEAF_NAMES_MAX distinct lowercase
+ * DNS names; the first is the CN when it fits) valid leaf_days days (as ca_issue), and write the
+ * file at path atomically (its directory is created 0700 when missing). An existing file there
+ * is first hard-linked into state/tls/archive/ as <name without .pem>.<serial>.pem ("-2", ...
+ * on a clash), only once the new leaf is signed. serial_hex as ca_issue. 0, -EINVAL (bad path,
+ * names or days), -EKEYEXPIRED or -errno, with a reason in err. */
+int ca_issue_bundle(struct ca *ca, const char *path, const char *const *names, size_t n,
+                    int leaf_days, char serial_hex[CA_SERIAL_HEX_MAX], char *err, size_t errlen);
+
+/* Archive the serving leaf at path as ca_issue_bundle does, then remove it. 0, -ENOENT (no
+ * file), -EINVAL or -errno. */
+int ca_bundle_archive(struct ca *ca, const char *path);
+
+/* The DNS names of the (first) certificate in the file at path, as a malloc'd array of malloc'd
+ * strings (free with ca_names_free). 0, -ENOENT, -EINVAL (no certificate, or a SAN that is not
+ * 1..CA_LEAF_NAMES_MAX valid domains) or -ENOMEM. */
+int ca_bundle_names(struct ca *ca, const char *path, char ***names, size_t *n);
+
+/* Free what ca_bundle_names returned. */
+void ca_names_free(char **names, size_t n);
+
+/* 1 when the serving leaf at path must be reissued for names[0..n): less than
+ * renew_before_days left, or missing, unreadable, not issued by this CA, its SAN not exactly
+ * names (in any order), or its key missing, readable by others or not matching. 0 when fine;
+ * -EINVAL or -ENOMEM. */
+int ca_bundle_needs_renewal(struct ca *ca, const char *path, const char *const *names, size_t n,
+                            int renew_before_days);
+
+/* New JSON object for the serving leaf at path, shown for domain: the fields of ca_leaf_json
+ * and "names", every DNS name the leaf carries. 0, -ENOENT, -EINVAL or -ENOMEM. */
+int ca_bundle_json(struct ca *ca, const char *path, const char *domain, json_t **out);
+
+/* The certificate of the serving leaf at path (never its key) as PEM. Returns as ca_leaf_pem. */
+int ca_bundle_pem(struct ca *ca, const char *path, char **pem);
 
 /* "ed25519" or "ecdsa-p256". */
 const char *ca_key_type_name(enum ca_key_type type);

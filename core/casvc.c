@@ -1,8 +1,15 @@
-/* casvc.c: the CA as a daemon service: opened at mount; a leaf issued for each domain as it
- * becomes live (before the configs that use it are applied) and archived once it is not;
- * rotation; the content of the ca/ tree; and the renewal thread. Work that must be ordered with
- * registry mutations runs under the registry's lock (from its commit, or through reg_with_lock);
- * the audit lines it produces are queued and written once that lock is released. */
+/* casvc.c: the CA as a daemon service: opened at mount; the serving leaves of state/tls/serving
+ * kept in step with the active domains (each leaf carries up to LEAFSET_NAMES_MAX names, and a
+ * change reissues only the leaves whose names it changes, before the configs that use them are
+ * applied); rotation; the content of the ca/ tree; and the renewal thread. Work that must be
+ * ordered with registry mutations runs under the registry's lock (from its commit, or through
+ * reg_with_lock); the audit lines it produces are queued and written once that lock is released.
+ *
+ * Legacy: while the proxy config still names one leaf per domain (state/tls/<domain>/cert.pem
+ * and key.pem, render_cert_paths), every live domain also keeps that pair, issued, rotated,
+ * renewed and archived as before, and ca/certs/ shows it, since it is what serves the domain.
+ * Whether the proxy config is of that kind is found once at open, by rendering a registry of
+ * one service and looking for that domain's own leaf file in the result. */
 #include "core/casvc.h"
 
 #include <errno.h>
@@ -14,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -21,6 +30,8 @@
 #include "audit/audit.h"
 #include "core/ca.h"
 #include "core/gateway.h"
+#include "core/leafset.h"
+#include "core/render.h"
 #include "core/signer.h"
 #include "core/statefile.h"
 #include "core/trust.h"
@@ -29,6 +40,13 @@
 
 static const struct reg_config *g_cfg;
 static struct ca *g_ca;
+static bool g_legacy;               /* the proxy names per-domain leaves (see the top) */
+
+/* The serving leaves: g_set says which names each carries; set_lock guards it (writers also
+ * hold the registry lock; the ca/ tree's readers take only set_lock). */
+static pthread_mutex_t set_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct leafset *g_set;
+static char g_serving[PATH_MAX];    /* state/tls/serving */
 
 /* An audit line queued under the registry lock, written by ca_service_flush. */
 struct event {
@@ -146,30 +164,36 @@ static void queue_issued(const char *action, const char *verb, const struct issu
 
 /* ---- leaves ---- */
 
-/* The live record that uses domain in svcs[0..n), or NULL. */
-static const struct reg_service *live_domain(const struct reg_service *svcs, size_t n,
+/* Whether s gets a leaf: an active service (a pending one costs none). */
+static bool has_leaf(const struct reg_service *s)
+{
+    return s->status == REG_ACTIVE && s->domain[0] && s->upstream[0];
+}
+
+/* The record in svcs[0..n) that has a leaf for domain, or NULL. */
+static const struct reg_service *leaf_domain(const struct reg_service *svcs, size_t n,
                                              const char *domain)
 {
     for (size_t i = 0; i < n; i++)
-        if (svcs[i].status != REG_INACTIVE && strcmp(svcs[i].domain, domain) == 0)
+        if (has_leaf(&svcs[i]) && strcmp(svcs[i].domain, domain) == 0)
             return &svcs[i];
     return NULL;
 }
 
-/* True when a live record is called name in svcs[0..n). */
+/* True when a record called name has a leaf in svcs[0..n). */
 static bool live_name(const struct reg_service *svcs, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++)
-        if (svcs[i].status != REG_INACTIVE && strcmp(svcs[i].name, name) == 0)
+        if (has_leaf(&svcs[i]) && strcmp(svcs[i].name, name) == 0)
             return true;
     return false;
 }
 
-/* The service that owns the live domain in the current registry into name. 0 or -ENOENT. */
+/* The active service that owns domain in the current registry into name. 0 or -ENOENT. */
 static int owner_of(const char *domain, char *name, size_t len)
 {
     struct reg_snapshot *snap = reg_snapshot_get();
-    const struct reg_service *s = snap ? live_domain(snap->svcs, snap->n, domain) : NULL;
+    const struct reg_service *s = snap ? leaf_domain(snap->svcs, snap->n, domain) : NULL;
     int rc = s ? 0 : -ENOENT;
 
     if (s)
@@ -209,18 +233,17 @@ static void issue(struct issued *r, const char *domain, const char *service)
     leaf_field(domain, "not_after", r->not_after, sizeof(r->not_after));
 }
 
-void ca_service_sync(const struct reg_service *prev, size_t nprev,
-                     const struct reg_service *next, size_t nnext, const char *who)
+/* Legacy: a fresh per-domain pair for every domain live in next and not in prev. */
+static void legacy_sync(const struct reg_service *prev, size_t nprev,
+                        const struct reg_service *next, size_t nnext, const char *who)
 {
     struct issued r;
 
-    if (!g_ca)
-        return;
     for (size_t i = 0; i < nnext; i++) {
         const struct reg_service *s = &next[i];
 
-        /* A domain that just became live always gets a fresh pair. */
-        if (s->status == REG_INACTIVE || live_domain(prev, nprev, s->domain))
+        /* A domain that just became active always gets a fresh pair. */
+        if (!has_leaf(s) || leaf_domain(prev, nprev, s->domain))
             continue;
         issue(&r, s->domain, s->name);
         queue_issued("tls_issue", "Issued", &r,
@@ -229,33 +252,31 @@ void ca_service_sync(const struct reg_service *prev, size_t nprev,
     }
 }
 
-void ca_service_check(const struct reg_service *svcs, size_t n)
+/* Legacy: a per-domain pair for every live domain whose pair is missing or invalid. */
+static void legacy_check(const struct reg_service *svcs, size_t n)
 {
     struct issued r;
 
-    if (!g_ca)
-        return;
     for (size_t i = 0; i < n; i++) {
-        if (svcs[i].status == REG_INACTIVE || ca_needs_renewal(g_ca, svcs[i].domain, 0) == 0)
+        if (!has_leaf(&svcs[i]) || ca_needs_renewal(g_ca, svcs[i].domain, 0) == 0)
             continue;
         issue(&r, svcs[i].domain, svcs[i].name);
         queue_issued("tls_issue", "Issued", &r, "missing or invalid at mount", NULL, NULL);
     }
 }
 
-void ca_service_retire(const struct reg_service *prev, size_t nprev,
-                       const struct reg_service *next, size_t nnext, const char *who)
+/* Legacy: archive the per-domain pair of every domain live in prev and not in next. */
+static void legacy_retire(const struct reg_service *prev, size_t nprev,
+                          const struct reg_service *next, size_t nnext, const char *who)
 {
     char serial[CA_SERIAL_HEX_MAX], msg[768];
     json_t *d;
     int rc;
 
-    if (!g_ca)
-        return;
     for (size_t i = 0; i < nprev; i++) {
         const struct reg_service *s = &prev[i];
 
-        if (s->status == REG_INACTIVE || live_domain(next, nnext, s->domain))
+        if (!has_leaf(s) || leaf_domain(next, nnext, s->domain))
             continue;
         leaf_field(s->domain, "serial", serial, sizeof(serial));
         rc = ca_archive(g_ca, s->domain);
@@ -275,6 +296,364 @@ void ca_service_retire(const struct reg_service *prev, size_t nprev,
     }
 }
 
+/* ---- serving leaves ---- */
+
+/* What one pass over the dirty leaves is for, for its audit lines. */
+struct pass {
+    const char *action;             /* tls_issue, tls_renew, cert_rotate */
+    const char *verb;               /* "Issued", "Renewed", "Rotated" */
+    const char *reason;
+    const char *domain;             /* the domain a rotation was asked for, or NULL */
+    const char *who;
+    size_t issued;                  /* out: leaves written */
+    int rc;                         /* out: the first failure, or 0 */
+};
+
+/* state/tls/serving/leaf-<id>.pem into buf (PATH_MAX). 0 or -ENAMETOOLONG. */
+static int leaf_file(unsigned id, char *buf)
+{
+    char name[32];
+
+    snprintf(name, sizeof(name), "leaf-%04u.pem", id);
+    return state_path(buf, PATH_MAX, g_serving, name);
+}
+
+/* The id in a leaf file name "leaf-<digits>.pem", or 0. */
+static unsigned leaf_file_id(const char *name)
+{
+    unsigned long id;
+    char *end;
+
+    if (strncmp(name, "leaf-", 5) != 0 || name[5] < '0' || name[5] > '9')
+        return 0;
+    id = strtoul(name + 5, &end, 10);
+    if (strcmp(end, ".pem") != 0 || id == 0 || id > 999999)
+        return 0;
+    return (unsigned)id;
+}
+
+/* A JSON array of names[0..n), or NULL. */
+static json_t *name_array(const char *const *names, size_t n)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, json_string(names[i]));
+    return a;
+}
+
+/* s (NULL: "") into buf. */
+static void copy_str(char *buf, size_t len, const char *s)
+{
+    snprintf(buf, len, "%s", s ? s : "");
+}
+
+/* Up to three names of list[0..n) after prefix into buf ("" when n is 0). */
+static void some_names(char *buf, size_t len, const char *prefix, const char *const *list,
+                       size_t n)
+{
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && i < 3 && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, " %s%s", prefix, list[i]);
+    if (n > 3 && used < len)
+        snprintf(buf + used, len - used, " (+%zu more)", n - 3);
+}
+
+/* Reissue (or, once empty, archive and drop) every dirty leaf, with set_lock held; one audit
+ * line per leaf. A failed issuance leaves its leaf dirty: the next change or renewal pass
+ * retries it. */
+static void apply_dirty(struct pass *p)
+{
+    char path[PATH_MAX], prev[CA_SERIAL_HEX_MAX], serial[CA_SERIAL_HEX_MAX], err[256];
+    char plus[320], minus[320], msg[1536], file[32];
+    const char *const *names, *const *added, *const *removed;
+    size_t n, nadd, nrem;
+    json_t *d, *info;
+    int rc;
+
+    for (size_t i = 0; i < leafset_count(g_set);) {
+        if (!leafset_dirty(g_set, i)) {
+            i++;
+            continue;
+        }
+        names = leafset_names(g_set, i, &n);
+        leafset_changes(g_set, i, &added, &nadd, &removed, &nrem);
+        snprintf(file, sizeof(file), "leaf-%04u.pem", leafset_id(g_set, i));
+        some_names(plus, sizeof(plus), "+", added, nadd);
+        some_names(minus, sizeof(minus), "-", removed, nrem);
+        prev[0] = serial[0] = err[0] = '\0';
+        info = NULL;
+        rc = leaf_file(leafset_id(g_set, i), path);
+        if (rc == 0 && ca_bundle_json(g_ca, path, names && n ? names[0] : "x", &info) == 0)
+            copy_str(prev, sizeof(prev), json_string_value(json_object_get(info, "serial")));
+        json_decref(info);
+        d = json_object();
+        add_str(d, "leaf", file);
+        add_str(d, "domain", p->domain);
+        if (n == 0) {
+            /* No name left: archive the leaf and forget it. */
+            rc = rc < 0 ? rc : ca_bundle_archive(g_ca, path);
+            if (rc == -ENOENT)
+                rc = 0;
+            add_str(d, "serial", prev);
+            json_object_set_new(d, "removed", name_array(removed, nrem));
+            add_str(d, "error", rc < 0 ? strerror(-rc) : NULL);
+            snprintf(msg, sizeof(msg), "%s serving leaf %s (no name left:%s)",
+                     rc < 0 ? "Could not archive the" : "Archived the", file, minus);
+            queue_event("tls_archive", rc < 0 ? "failure" : "success", msg, p->who, d);
+            if (rc < 0) {
+                syslog(LOG_ERR, "ca: archiving %s failed: %s", path, strerror(-rc));
+                p->rc = p->rc ? p->rc : rc;
+                i++;
+                continue;
+            }
+            leafset_drop(g_set, i);
+            continue;
+        }
+        if (rc == 0)
+            rc = ca_issue_bundle(g_ca, path, names, n, g_cfg->leaf_days, serial, err,
+                                 sizeof(err));
+        if (rc < 0 && !err[0])
+            snprintf(err, sizeof(err), "%s", strerror(-rc));
+        add_str(d, "serial", serial);
+        add_str(d, "previous_serial", prev);
+        json_object_set_new(d, "name_count", json_integer((json_int_t)n));
+        if (nadd)
+            json_object_set_new(d, "added", name_array(added, nadd));
+        if (nrem)
+            json_object_set_new(d, "removed", name_array(removed, nrem));
+        add_str(d, "reason", p->reason);
+        add_str(d, "error", rc < 0 ? err : NULL);
+        if (rc < 0) {
+            syslog(LOG_ERR, "ca: serving leaf %s not issued: %s", file, err);
+            snprintf(msg, sizeof(msg), "Serving leaf %s (%zu names:%s%s) not issued: %s", file,
+                     n, plus, minus, err);
+            p->rc = p->rc ? p->rc : rc;
+            i++;
+        } else {
+            snprintf(msg, sizeof(msg), "%s serving leaf %s (%zu names%s%s%s)", p->verb, file,
+                     n, nadd + nrem ? ":" : "", plus, minus);
+            leafset_clean(g_set, i);
+            p->issued++;
+            i++;
+        }
+        queue_event(p->action, rc < 0 ? "failure" : "success", msg, p->who, d);
+    }
+}
+
+/* The wanted names: the domains of the active services of svcs[0..n) (a pending service has
+ * no leaf). *out is malloc'd (pointers into svcs); NULL with *nout 0 when there is none. 0 or
+ * -ENOMEM. */
+static int active_domains(const struct reg_service *svcs, size_t n, const char ***out,
+                          size_t *nout)
+{
+    *out = NULL;
+    *nout = 0;
+    if (!n)
+        return 0;
+    *out = malloc(n * sizeof(**out));
+    if (!*out)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (has_leaf(&svcs[i]))
+            (*out)[(*nout)++] = svcs[i].domain;
+    return 0;
+}
+
+/* Make the serving leaves carry exactly the active domains of svcs[0..n), reissuing only the
+ * leaves that change; with check, also every leaf that is missing, invalid or expired. */
+static void reconcile(const struct reg_service *svcs, size_t n, bool check, const char *reason,
+                      const char *who)
+{
+    struct pass p = { .action = "tls_issue", .verb = "Issued", .reason = reason, .who = who };
+    const char **want = NULL;
+    char path[PATH_MAX];
+    size_t nwant = 0, nn;
+    int rc;
+
+    rc = active_domains(svcs, n, &want, &nwant);
+    pthread_mutex_lock(&set_lock);
+    if (rc == 0)
+        rc = leafset_plan(g_set, want, nwant);
+    if (rc < 0)
+        syslog(LOG_ERR, "ca: planning the serving leaves: %s", strerror(-rc));
+    for (size_t i = 0; check && i < leafset_count(g_set); i++) {
+        const char *const *names = leafset_names(g_set, i, &nn);
+
+        if (!leafset_dirty(g_set, i) && nn && (leaf_file(leafset_id(g_set, i), path) < 0 ||
+            ca_bundle_needs_renewal(g_ca, path, names, nn, 0) != 0))
+            leafset_touch(g_set, i);
+    }
+    apply_dirty(&p);
+    pthread_mutex_unlock(&set_lock);
+    free(want);
+}
+
+/* Read the serving leaves back from state/tls/serving (when it exists): each file
+ * leaf-<id>.pem carries the names of its certificate. An unreadable one is kept as an empty,
+ * dirty leaf, so that the next reconcile archives it. 0 or -errno with a reason in err. */
+static int serving_load(char *err, size_t errlen)
+{
+    char tls[PATH_MAX], path[PATH_MAX];
+    struct dirent *de;
+    char **names;
+    size_t n;
+    unsigned id;
+    DIR *d;
+    int rc;
+
+    if (state_path(tls, sizeof(tls), g_cfg->state_dir, "tls") < 0 ||
+        state_path(g_serving, sizeof(g_serving), tls, "serving") < 0) {
+        snprintf(err, errlen, "internal CA: state directory path too long");
+        return -ENAMETOOLONG;
+    }
+    g_set = leafset_new();
+    if (!g_set) {
+        snprintf(err, errlen, "internal CA: out of memory");
+        return -ENOMEM;
+    }
+    rc = state_clean_temps(g_serving);
+    d = rc == 0 ? opendir(g_serving) : NULL;
+    if (!d && (rc < 0 ? rc : -errno) == -ENOENT)
+        return 0;           /* created by the first check (serving_dir) */
+    if (!d) {
+        rc = rc < 0 ? rc : -errno;
+        snprintf(err, errlen, "internal CA: %s: %s", g_serving, strerror(-rc));
+        return rc;
+    }
+    while ((de = readdir(d)) != NULL) {
+        id = leaf_file_id(de->d_name);
+        if (!id) {
+            if (de->d_name[0] != '.')
+                syslog(LOG_WARNING, "ca: %s/%s is not a serving leaf of conduitfs (the proxy "
+                       "loads every .pem file there)", g_serving, de->d_name);
+            continue;
+        }
+        names = NULL;
+        n = 0;
+        if (state_path(path, sizeof(path), g_serving, de->d_name) < 0 ||
+            ca_bundle_names(g_ca, path, &names, &n) < 0)
+            syslog(LOG_WARNING, "ca: %s is unreadable: it will be archived", de->d_name);
+        rc = leafset_load(g_set, id, (const char *const *)names, n);
+        if (rc == 0 && n == 0)
+            leafset_touch(g_set, (size_t)leafset_index(g_set, id));
+        ca_names_free(names, n);
+        if (rc == -ENOMEM) {
+            closedir(d);
+            snprintf(err, errlen, "internal CA: out of memory");
+            return rc;
+        }
+    }
+    closedir(d);
+    return 0;
+}
+
+/* Whether the proxy config names per-domain leaves: a registry of one active proxy-mode
+ * service, rendered, shows whether its config names that domain's own leaf file. */
+static bool proxy_is_legacy(void)
+{
+    static struct reg_service probe;
+    char cert[PATH_MAX], key[PATH_MAX];
+    struct render_out out = {0};
+    bool legacy = true;
+    int rc = 0;
+
+    memset(&probe, 0, sizeof(probe));
+    snprintf(probe.name, sizeof(probe.name), "%s", "cfs-probe");
+    snprintf(probe.upstream, sizeof(probe.upstream), "%s", "127.0.0.1:9");
+    probe.status = REG_ACTIVE;
+    snprintf(probe.registered_at, sizeof(probe.registered_at), "%s", "2026-01-01T00:00:00Z");
+    rc = reg_attr_default(g_cfg, probe.name, REG_DOMAIN, probe.domain, sizeof(probe.domain));
+    rc = rc ? rc : reg_attr_default(g_cfg, probe.name, REG_HEALTH_CHECK, probe.health_check,
+                                    sizeof(probe.health_check));
+    rc = rc ? rc : reg_attr_default(g_cfg, probe.name, REG_MONITORING, probe.monitoring,
+                                    sizeof(probe.monitoring));
+    rc = rc ? rc : reg_attr_default(g_cfg, probe.name, REG_LB_POLICY, probe.lb_policy,
+                                    sizeof(probe.lb_policy));
+    snprintf(probe.mode, sizeof(probe.mode), "%s", "proxy");
+    if (rc == 0 && render_cert_paths(g_cfg, probe.domain, cert, sizeof(cert), key,
+                                     sizeof(key)) == 0 &&
+        render_all(g_cfg, &probe, 1, NULL, NULL, &out) == 0 && out.proxy)
+        legacy = strstr(out.proxy, cert) != NULL;
+    else
+        syslog(LOG_WARNING, "ca: cannot tell which leaves the proxy config loads; keeping the "
+               "per-domain ones as well");
+    render_free(&out);
+    return legacy;
+}
+
+/* Once the proxy loads the serving folder, archive the per-domain pairs an older version left
+ * in state/tls/<domain>/ (nothing uses them any more). */
+static void legacy_migrate(void)
+{
+    char tls[PATH_MAX], path[PATH_MAX];
+    struct dirent *de;
+    struct stat st;
+    DIR *d;
+
+    if (state_path(tls, sizeof(tls), g_cfg->state_dir, "tls") < 0 || !(d = opendir(tls)))
+        return;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.' || !strcmp(de->d_name, "archive") ||
+            !strcmp(de->d_name, "serving") || state_path(path, sizeof(path), tls, de->d_name) ||
+            lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+            continue;
+        if (ca_archive(g_ca, de->d_name) == 0)
+            syslog(LOG_INFO, "ca: archived the per-domain pair of %s (the proxy loads the "
+                   "serving leaves)", de->d_name);
+    }
+    closedir(d);
+}
+
+void ca_service_sync(const struct reg_service *prev, size_t nprev,
+                     const struct reg_service *next, size_t nnext, const char *who)
+{
+    if (!g_ca)
+        return;
+    if (g_legacy)
+        legacy_sync(prev, nprev, next, nnext, who);
+    reconcile(next, nnext, false, "registry change", who);
+}
+
+/* Create state/tls/serving (0700) if missing: the proxy config loads it even when empty. It is
+ * made at the first check, after the registry has opened, since the registry reads a directory
+ * in state/tls as a sign of registered services. */
+static void serving_dir(void)
+{
+    int rc = state_mkdir(g_serving, 0700);
+
+    if (rc == 0 && chmod(g_serving, 0700) < 0)
+        rc = -errno;
+    if (rc < 0)
+        syslog(LOG_ERR, "ca: %s: %s", g_serving, strerror(-rc));
+}
+
+void ca_service_check(const struct reg_service *svcs, size_t n)
+{
+    if (!g_ca)
+        return;
+    serving_dir();
+    if (g_legacy)
+        legacy_check(svcs, n);
+    else
+        legacy_migrate();
+    reconcile(svcs, n, true, "leaf missing or invalid at mount", NULL);
+}
+
+void ca_service_retire(const struct reg_service *prev, size_t nprev,
+                       const struct reg_service *next, size_t nnext, const char *who)
+{
+    if (!g_ca)
+        return;
+    if (g_legacy)
+        legacy_retire(prev, nprev, next, nnext, who);
+    /* After a commit this changes nothing (sync made it so); after a failed one it puts the
+     * names of the kept registry back. */
+    reconcile(next, nnext, false, "registry change", who);
+}
+
 /* ---- rotation ---- */
 
 struct rotate_ctx {
@@ -282,17 +661,45 @@ struct rotate_ctx {
     const char *who;
 };
 
-/* Rotate under the registry lock: the domain must be live now. 0 or -errno. */
+/* Rotate the serving leaf that carries domain, with set_lock held. 0, -ENOENT (no leaf
+ * carries it) or -errno. */
+static int rotate_serving(const char *domain, const char *who)
+{
+    struct pass p = { .action = "cert_rotate", .verb = "Rotated", .reason = "rotation requested",
+                      .domain = domain, .who = who };
+    long i = leafset_find(g_set, domain);
+
+    if (i < 0)
+        return -ENOENT;
+    leafset_touch(g_set, (size_t)i);
+    apply_dirty(&p);
+    return p.rc;
+}
+
+/* Rotate under the registry lock: the domain must be live now (active, for its serving leaf).
+ * 0 or -errno. */
 static int rotate_locked(void *arg)
 {
     struct rotate_ctx *c = arg;
     char service[64], reload_err[128] = "";
     struct issued r;
-    int rc;
+    int rc, src;
 
     rc = owner_of(c->domain, service, sizeof(service));
     if (rc < 0)
         goto out;
+    pthread_mutex_lock(&set_lock);
+    src = rotate_serving(c->domain, c->who);
+    pthread_mutex_unlock(&set_lock);
+    if (!g_legacy) {
+        rc = src;
+        if (rc == 0 && (rc = gw_reload(true)) < 0) {
+            syslog(LOG_ERR, "ca: rotated the leaf of %s but the proxy did not reload: %s",
+                   c->domain, strerror(-rc));
+            rc = -EIO;
+        }
+        goto out;
+    }
     issue(&r, c->domain, service);
     rc = r.rc;
     if (rc == 0 && (rc = gw_reload(true)) < 0) {
@@ -360,6 +767,49 @@ out:
     return 0;
 }
 
+/* Check one serving leaf (id in *arg) under the registry lock and reissue it when it is due or
+ * dirty (an earlier issuance failed). Sets *arg to 1 when it was renewed, else 0. Returns 0. */
+static int renew_leaf_locked(void *arg)
+{
+    struct pass p = { .action = "tls_renew", .verb = "Renewed" };
+    unsigned *id = arg;
+    char path[PATH_MAX], reason[128] = "";
+    const char *const *names;
+    json_t *info = NULL;
+    size_t n;
+    long i;
+    int need;
+
+    pthread_mutex_lock(&set_lock);
+    i = leafset_index(g_set, *id);
+    *id = 0;
+    if (i < 0 || leaf_file(leafset_id(g_set, (size_t)i), path) < 0)
+        goto out;
+    names = leafset_names(g_set, (size_t)i, &n);
+    need = n ? ca_bundle_needs_renewal(g_ca, path, names, n, g_cfg->renew_before_days) : 1;
+    if (leafset_dirty(g_set, (size_t)i))
+        snprintf(reason, sizeof(reason), "%s", "retrying a failed issuance");
+    else if (need == 0)
+        goto out;
+    else if (need < 0)
+        snprintf(reason, sizeof(reason), "check failed: %s", strerror(-need));
+    else if (n && ca_bundle_json(g_ca, path, names[0], &info) == 0 &&
+             json_integer_value(json_object_get(info, "days_left")) < g_cfg->renew_before_days)
+        snprintf(reason, sizeof(reason), "%lld days left, renewing below %d",
+                 (long long)json_integer_value(json_object_get(info, "days_left")),
+                 g_cfg->renew_before_days);
+    else
+        snprintf(reason, sizeof(reason), "%s", "no valid certificate or key");
+    p.reason = reason;
+    leafset_touch(g_set, (size_t)i);
+    apply_dirty(&p);
+    *id = p.issued > 0;
+out:
+    pthread_mutex_unlock(&set_lock);
+    json_decref(info);
+    return 0;
+}
+
 /* Reload the proxy under the registry lock. 0 or -errno. */
 static int reload_locked(void *arg)
 {
@@ -384,7 +834,8 @@ static void renew_pass(void)
 {
     struct reg_snapshot *snap = reg_snapshot_get();
     char (*domains)[254] = NULL;
-    size_t n = 0, renewed = 0;
+    size_t n = 0, renewed = 0, nids;
+    unsigned *ids;
     int rc;
 
     if (!snap)
@@ -392,16 +843,31 @@ static void renew_pass(void)
     if (snap->n)
         domains = calloc(snap->n, sizeof(*domains));
     for (size_t i = 0; domains && i < snap->n; i++)
-        if (snap->svcs[i].status != REG_INACTIVE && snap->svcs[i].domain[0])
+        if (has_leaf(&snap->svcs[i]))
             snprintf(domains[n++], sizeof(domains[0]), "%s", snap->svcs[i].domain);
     reg_snapshot_put(snap);
-    for (size_t i = 0; i < n && !stopping(); i++) {
+    for (size_t i = 0; g_legacy && i < n && !stopping(); i++) {
         struct renew_ctx c = { .domain = domains[i] };
 
         reg_with_lock(renew_locked, &c);
         ca_service_flush();
         renewed += c.renewed;
     }
+    /* The serving leaves, one at a time under the lock. */
+    pthread_mutex_lock(&set_lock);
+    nids = leafset_count(g_set);
+    ids = nids ? calloc(nids, sizeof(*ids)) : NULL;
+    for (size_t i = 0; ids && i < nids; i++)
+        ids[i] = leafset_id(g_set, i);
+    pthread_mutex_unlock(&set_lock);
+    for (size_t i = 0; ids && i < nids && !stopping(); i++) {
+        unsigned id = ids[i];
+
+        reg_with_lock(renew_leaf_locked, &id);
+        ca_service_flush();
+        renewed += id;
+    }
+    free(ids);
     if (renewed) {
         rc = reg_with_lock(reload_locked, NULL);
         if (rc < 0)
@@ -466,6 +932,15 @@ int ca_service_open(const struct reg_config *cfg, char *err, size_t errlen)
         return rc;
     }
     g_cfg = cfg;
+    g_legacy = proxy_is_legacy();
+    rc = serving_load(err, errlen);
+    if (rc < 0) {
+        ca_close(g_ca);
+        g_ca = NULL;
+        leafset_free(g_set);
+        g_set = NULL;
+        return rc;
+    }
     if (why[0])
         syslog(LOG_WARNING, "ca: %s", why);
     if (created)
@@ -526,6 +1001,10 @@ void ca_service_close(void)
     ca_service_flush();
     ca_close(g_ca);
     g_ca = NULL;
+    pthread_mutex_lock(&set_lock);
+    leafset_free(g_set);
+    g_set = NULL;
+    pthread_mutex_unlock(&set_lock);
 }
 
 /* ---- the ca/ tree ---- */
@@ -611,16 +1090,41 @@ int ca_service_root_json(char **out, size_t *len)
     return rc;
 }
 
+/* The file of the serving leaf that carries domain into path (PATH_MAX), or -ENOENT: not
+ * active, or its leaf not yet issued with it (a failed issuance). */
+static int served_by(const char *domain, char *path)
+{
+    const char *const *added, *const *removed;
+    size_t nadd, nrem;
+    long i;
+    int rc = -ENOENT;
+
+    pthread_mutex_lock(&set_lock);
+    i = g_set ? leafset_find(g_set, domain) : -1;
+    if (i >= 0) {
+        leafset_changes(g_set, (size_t)i, &added, &nadd, &removed, &nrem);
+        rc = leaf_file(leafset_id(g_set, (size_t)i), path) < 0 ? -ENOENT : 0;
+        for (size_t k = 0; rc == 0 && k < nadd; k++)
+            if (strcmp(added[k], domain) == 0)
+                rc = -ENOENT;
+    }
+    pthread_mutex_unlock(&set_lock);
+    return rc;
+}
+
 int ca_service_leaf_pem(const char *domain, char **out, size_t *len)
 {
-    char service[64];
+    char service[64], path[PATH_MAX];
     int rc;
 
     *out = NULL;
     *len = 0;
     if (!g_ca || owner_of(domain, service, sizeof(service)) < 0)
         return -ENOENT;
-    rc = ca_leaf_pem(g_ca, domain, out);
+    if (g_legacy)
+        rc = ca_leaf_pem(g_ca, domain, out);
+    else if ((rc = served_by(domain, path)) == 0)
+        rc = ca_bundle_pem(g_ca, path, out);
     if (rc < 0)
         return not_found(rc);
     *len = strlen(*out);
@@ -631,17 +1135,21 @@ int ca_service_leaf_json(const char *domain, char **out, size_t *len)
 {
     static const char *const keys[] = {
         "domain", "service", "serial", "not_before", "not_after", "days_left",
-        "sha256_fingerprint", "key_type",
+        "sha256_fingerprint", "key_type", "leaf", "names",
     };
-    char service[64];
+    char service[64], path[PATH_MAX];
     json_t *info = NULL, *obj = NULL;
+    const char *base;
     int rc;
 
     *out = NULL;
     *len = 0;
     if (!g_ca || owner_of(domain, service, sizeof(service)) < 0)
         return -ENOENT;
-    rc = ca_leaf_json(g_ca, domain, &info);
+    if (g_legacy)
+        rc = ca_leaf_json(g_ca, domain, &info);
+    else if ((rc = served_by(domain, path)) == 0)
+        rc = ca_bundle_json(g_ca, path, domain, &info);
     if (rc < 0) {
         rc = not_found(rc);
         goto out;
@@ -649,6 +1157,14 @@ int ca_service_leaf_json(const char *domain, char **out, size_t *len)
     rc = -ENOMEM;
     if (json_object_set_new(info, "service", json_string(service)))
         goto out;
+    if (g_legacy) {
+        if (json_object_set_new(info, "names", name_array(&domain, 1)))
+            goto out;
+    } else {
+        base = strrchr(path, '/');
+        if (json_object_set_new(info, "leaf", json_string(base ? base + 1 : path)))
+            goto out;
+    }
     obj = pick(info, keys, sizeof(keys) / sizeof(keys[0]));
     if (obj)
         rc = dump_json(obj, out, len);
@@ -661,14 +1177,20 @@ out:
 void ca_service_foreach_leaf(void (*fn)(const char *domain, void *arg), void *arg)
 {
     struct reg_snapshot *snap;
+    char path[PATH_MAX];
     char *pem;
 
     if (!g_ca)
         return;
     snap = reg_snapshot_get();
     for (size_t i = 0; snap && i < snap->n; i++) {
-        if (snap->svcs[i].status == REG_INACTIVE || !snap->svcs[i].domain[0])
-            continue;           /* no domain yet: no leaf */
+        if (!has_leaf(&snap->svcs[i]))
+            continue;           /* inactive or pending: no leaf */
+        if (!g_legacy) {
+            if (served_by(snap->svcs[i].domain, path) == 0)
+                fn(snap->svcs[i].domain, arg);
+            continue;
+        }
         pem = NULL;
         if (ca_leaf_pem(g_ca, snap->svcs[i].domain, &pem) == 0)
             fn(snap->svcs[i].domain, arg);

@@ -1,5 +1,7 @@
-/* casvc.h: the CA as a service of the daemon: opened at mount, leaves kept in step with the
- * registry, rotation, what the ca/ tree shows, and the renewal thread. */
+/* casvc.h: the CA as a service of the daemon: opened at mount, the serving leaves of
+ * state/tls/serving kept in step with the registry (each carries up to 100 names; a change
+ * reissues only the leaves whose names it changes), rotation, what the ca/ tree shows, and the
+ * renewal thread. Only active services (with an upstream) have a leaf. */
 #ifndef CONDUIT_CASVC_H
 #define CONDUIT_CASVC_H
 
@@ -7,7 +9,8 @@
 
 #include "core/registry.h"
 
-/* Open (or create) the CA under cfg->state_dir with cfg->key_type. 0 or -errno with a one-line
+/* Open (or create) the CA under cfg->state_dir with cfg->key_type, and read the serving leaves
+ * back from state/tls/serving (their names are the assignment). 0 or -errno with a one-line
  * reason in err (a key that does not match its certificate, a --leaf-days beyond the longest
  * leaf lifetime, ...). Call before reg_open; cfg must outlive the service. */
 int ca_service_open(const struct reg_config *cfg, char *err, size_t errlen);
@@ -21,20 +24,24 @@ void ca_service_close(void);
 
 /* ---- called by the registry, with its mutation lock held (never take that lock here) ---- */
 
-/* Before the configs of next are applied: issue a fresh leaf for every live domain of next that
- * was not live in prev (registration, domain change). A failed issuance never fails the caller:
- * it is logged, and the renewal thread retries. who is the caller's user (NULL: the daemon).
- * Without a CA (unit tests of the registry) this and the calls below do nothing. */
+/* Before the configs of next are applied: make the serving leaves carry exactly the active
+ * domains of next, reissuing only the leaves that gain or lose a name (registration, upstream
+ * set or emptied, domain change, deregistration); prev is used only for the per-domain pairs of
+ * the transition (casvc.c). A failed issuance never fails the caller: it is logged and audited,
+ * and the next change or the renewal thread retries. who is the caller's user (NULL: the
+ * daemon). Without a CA (unit tests of the registry) this and the calls below do nothing. */
 void ca_service_sync(const struct reg_service *prev, size_t nprev,
                      const struct reg_service *next, size_t nnext, const char *who);
 
-/* Before the configs are applied at mount (or re-rendered): issue a leaf for every live domain
- * of svcs whose leaf is missing, invalid or expired. Failures as for ca_service_sync. */
+/* Before the configs are applied at mount (or re-rendered): create state/tls/serving if
+ * missing, make the serving leaves carry exactly the active domains of svcs, and reissue every
+ * leaf that is missing, invalid or expired. Failures as for ca_service_sync. */
 void ca_service_check(const struct reg_service *svcs, size_t n);
 
-/* Archive (state/tls/archive/<domain>.<serial>/) the pair of every domain live in prev and not
- * in next: after a commit (prev = old, next = new), or after a failed one (prev = the refused
- * registry, next = the kept one) to undo its issuances. */
+/* After a commit (prev = old, next = new: nothing left to do, the serving leaves already carry
+ * next) or after a failed one (prev = the refused registry, next = the kept one: the leaves are
+ * made to carry next's names again). A leaf left with no name is archived
+ * (state/tls/archive/leaf-NNNN.<serial>.pem) and removed. */
 void ca_service_retire(const struct reg_service *prev, size_t nprev,
                        const struct reg_service *next, size_t nnext, const char *who);
 
@@ -50,20 +57,23 @@ int ca_service_root_pem(char **out, size_t *len);
 /* ca.json: {"subject","key_type","not_before","not_after","serial","sha256_fingerprint"}. */
 int ca_service_root_json(char **out, size_t *len);
 
-/* certs/<domain>.pem: the leaf certificate of a live domain. 0, -ENOENT (not live, or no
- * readable leaf) or -ENOMEM. */
+/* certs/<domain>.pem: the certificate that serves an active domain (its serving leaf's, never
+ * the key). 0, -ENOENT (not active, its leaf not yet issued with it, or no readable leaf) or
+ * -ENOMEM. */
 int ca_service_leaf_pem(const char *domain, char **out, size_t *len);
 
 /* certs/<domain>.json: {"domain","service","serial","not_before","not_after","days_left",
- * "sha256_fingerprint","key_type"}. Same returns as ca_service_leaf_pem. */
+ * "sha256_fingerprint","key_type","leaf","names"}: leaf is the serving leaf's file name, names
+ * every DNS name its certificate carries. Same returns as ca_service_leaf_pem. */
 int ca_service_leaf_json(const char *domain, char **out, size_t *len);
 
-/* Call fn(domain, arg) for every live domain that has a readable leaf, in registry order. */
+/* Call fn(domain, arg) for every active domain that certs/ shows, in registry order. */
 void ca_service_foreach_leaf(void (*fn)(const char *domain, void *arg), void *arg);
 
-/* Rotate the leaf of a live domain: issue a new pair (the old one is archived), reload the proxy,
- * and write a cert_rotate audit line for who. Ordered with registry mutations. 0, -ENOENT (not
- * live), -EIO (issued, but the proxy did not reload) or -errno. */
+/* Rotate the leaf that carries an active domain: reissue it with a new key (the old file is
+ * archived; the other domains of that leaf get the new certificate too, no other leaf changes),
+ * reload the proxy, and write a cert_rotate audit line for who. Ordered with registry mutations.
+ * 0, -ENOENT (not active), -EIO (issued, but the proxy did not reload) or -errno. */
 int ca_service_rotate(const char *domain, const char *who);
 
 /* trust/<name>: the name of the i-th instruction file, or NULL past the last. */

@@ -1,6 +1,7 @@
 /* gateway.c: writes a rendering to the state directory, file by file and atomically, touching
- * only what changed, and in managed mode loads the new Caddyfile into the running Caddy through
- * its admin unix socket (libcurl). curl and Caddy errors map to errno here, in caddy_errno. */
+ * only what changed, and in managed mode loads the new Caddy JSON config into the running Caddy
+ * through its admin unix socket (libcurl), only when it changed. curl and Caddy errors map to
+ * errno here, in caddy_errno. */
 #include "core/gateway.h"
 
 #include <curl/curl.h>
@@ -18,6 +19,10 @@
 #include "audit/audit.h"
 #include "core/statefile.h"
 #include "core/supervisor.h"
+
+/* The proxy's config under the state directory, and the file an earlier version wrote. */
+#define GW_PROXY_CONF "routing/caddy.json"
+#define GW_OLD_PROXY_CONF "routing/Caddyfile"
 
 /* Set once the supervisor runs Caddy; before that (at mount) Caddy reads the file itself. */
 static const struct reg_config *live_cfg;
@@ -71,10 +76,10 @@ static int caddy_errno(CURLcode cc, long http, const struct body *b, char *why, 
     return -EIO;
 }
 
-/* POST caddyfile to /load on this mount's admin socket (sup_admin_socket). force adds
+/* POST the JSON config to /load on this mount's admin socket (sup_admin_socket). force adds
  * Cache-Control: must-revalidate, so Caddy reloads even an identical config (new certificate
  * files behind the same paths). 0 or -errno. */
-static int caddy_load(const char *caddyfile, bool force, char *why, size_t whylen)
+static int caddy_load(const char *config, bool force, char *why, size_t whylen)
 {
     char sock[PATH_MAX];
     struct curl_slist *hdr = NULL;
@@ -95,7 +100,7 @@ static int caddy_load(const char *caddyfile, bool force, char *why, size_t whyle
     }
     pthread_mutex_lock(&admin_lock);
     h = curl_easy_init();
-    hdr = curl_slist_append(hdr, "Content-Type: text/caddyfile");
+    hdr = curl_slist_append(hdr, "Content-Type: application/json");
     hdr = curl_slist_append(hdr, "Host;");   /* Caddy 2.6 refuses any non-empty Host */
     if (force)
         hdr = curl_slist_append(hdr, "Cache-Control: must-revalidate");
@@ -103,8 +108,8 @@ static int caddy_load(const char *caddyfile, bool force, char *why, size_t whyle
         curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, sock);
         curl_easy_setopt(h, CURLOPT_URL, "http://localhost/load");
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, caddyfile);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(caddyfile));
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, config);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(config));
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 15000L);
@@ -131,7 +136,7 @@ static void audit_reload_failure(const char *why)
 
 int gw_open(const struct reg_config *cfg)
 {
-    static const char *const dirs[] = { "dns", "dns/hosts.d", "routing", "tls" };
+    static const char *const dirs[] = { "dns", "dns/hosts.d", "routing", "tls", "tls/serving" };
     char path[PATH_MAX];
     int rc = state_clean_temps(cfg->state_dir);
 
@@ -244,7 +249,16 @@ int gw_apply(const struct reg_config *cfg, const struct render_out *next,
             return rc;
         }
     }
-    return put_file(cfg, "routing/Caddyfile", next->proxy, prev ? prev->proxy : NULL);
+    rc = put_file(cfg, GW_PROXY_CONF, next->proxy, prev ? prev->proxy : NULL);
+    if (rc == 0 && !prev) {
+        char old[PATH_MAX];
+
+        /* the Caddyfile an earlier version wrote: nothing reads it any more */
+        rc = state_path(old, sizeof(old), cfg->state_dir, GW_OLD_PROXY_CONF);
+        if (rc == 0)
+            rc = state_unlink(old);
+    }
+    return rc;
 }
 
 int gw_reload(bool force)
@@ -256,13 +270,13 @@ int gw_reload(bool force)
 
     if (!live_cfg)
         return 0;
-    rc = state_path(path, sizeof(path), live_cfg->state_dir, "routing/Caddyfile");
+    rc = state_path(path, sizeof(path), live_cfg->state_dir, GW_PROXY_CONF);
     if (rc == 0)
         rc = state_read_file(path, &doc, &len);
     if (rc == 0)
         rc = caddy_load(doc, force, why, sizeof(why));
     else
-        snprintf(why, sizeof(why), "cannot read the Caddyfile: %s", strerror(-rc));
+        snprintf(why, sizeof(why), "cannot read %s: %s", GW_PROXY_CONF, strerror(-rc));
     if (rc < 0) {
         audit_reload_failure(why);
     } else if (force) {

@@ -10,6 +10,7 @@
 
 #include "core/statefile.h"
 #include "core/validate.h"
+#include "util/util.h"
 
 #define MOPT_FILE "mount.json"
 #define MOPT_VERSION 1
@@ -64,7 +65,7 @@ int mopt_save(const char *state_dir, const json_t *opts)
 {
     char path[PATH_MAX];
     char *text = NULL, *old = NULL;
-    size_t oldlen = 0;
+    size_t oldlen = 0, len = 0;
     json_t *root;
     int rc;
 
@@ -72,28 +73,16 @@ int mopt_save(const char *state_dir, const json_t *opts)
     if (rc < 0)
         return rc;
     root = json_pack("{s:i,s:O}", "version", MOPT_VERSION, "options", (json_t *)opts);
-    text = root ? json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+    text = root ? cu_json_line(root, JSON_INDENT(2) | JSON_SORT_KEYS, &len) : NULL;
     json_decref(root);
     if (!text)
         return -ENOMEM;
-    if (state_read_file(path, &old, &oldlen) == 0 && oldlen == strlen(text) + 1 &&
-        memcmp(old, text, oldlen - 1) == 0 && old[oldlen - 1] == '\n') {
+    if (state_read_file(path, &old, &oldlen) == 0 && oldlen == len &&
+        memcmp(old, text, len) == 0) {
         rc = 0;                 /* the same options again */
         goto out;
     }
-    {
-        size_t n = strlen(text);
-        char *line = realloc(text, n + 2);
-
-        if (!line) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        text = line;
-        text[n] = '\n';
-        text[n + 1] = '\0';
-    }
-    rc = state_write_atomic(path, text, strlen(text), 0600);
+    rc = state_write_atomic(path, text, len, 0600);
 out:
     free(old);
     free(text);

@@ -1,7 +1,8 @@
 /* registry.c: services.json, the single source of truth. Mutations are serialized by one lock,
- * build the next registry beside the current one, render it, seal its audit entries (with the
- * SHA-256 of the next services.json, see regmark.h), apply it, commit it atomically, and only
- * then publish it as the new snapshot that readers see. At mount, services.json is checked
+ * build the next registry beside the current one, and hand it to the commit pipeline
+ * (reg_set_pipeline), which seals its audit entries here (with the SHA-256 of the next
+ * services.json, see regmark.h) before anything goes live, and has it saved atomically; only
+ * then is it published as the new snapshot that readers see. At mount, services.json is checked
  * against the chain's newest registry mark. */
 #include "core/registry.h"
 
@@ -21,19 +22,16 @@
 #include <unistd.h>
 
 #include "audit/audit.h"
-#include "core/casvc.h"
-#include "core/gateway.h"
 #include "core/regmark.h"
-#include "core/render.h"
 #include "core/statefile.h"
 
-/* Ownership: mut_lock orders every mutation and guards g_rendered; snap_lock guards g_cur and
- * every snapshot's refcount. A mutator takes mut_lock, then snap_lock only to publish. */
+/* Ownership: mut_lock orders every mutation (and the pipeline's steps); snap_lock guards g_cur
+ * and every snapshot's refcount. A mutator takes mut_lock, then snap_lock only to publish. */
 static pthread_mutex_t mut_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t snap_lock = PTHREAD_MUTEX_INITIALIZER;
 static const struct reg_config *g_cfg;
+static const struct reg_pipeline *g_pipe;   /* set before reg_open; NULL: none */
 static struct reg_snapshot *g_cur;
-static struct render_out g_rendered;
 static char g_sha[RMARK_SHA_HEX];       /* SHA-256 of services.json as committed (mut_lock) */
 static char g_unaborted[RMARK_SHA_HEX]; /* a sealed batch whose abort mark is still unsealed */
 
@@ -203,31 +201,6 @@ static bool domain_taken(const struct reg_service *svcs, size_t n, const char *d
                          ssize_t skip)
 {
     return domain_user(svcs, n, domain, skip) >= 0;
-}
-
-/* The records that render and the CA see: a live record without a domain is left out, as if
- * inactive (it has no route, DNS name or leaf until a domain is written). Returns svcs itself
- * when every live record has a domain, else a malloc'd copy into *own (free it); NULL when out
- * of memory. */
-static const struct reg_service *routed(const struct reg_service *svcs, size_t n,
-                                        struct reg_service **own)
-{
-    size_t k;
-
-    *own = NULL;
-    for (k = 0; k < n; k++)
-        if (svcs[k].status != REG_INACTIVE && svcs[k].domain[0] == '\0')
-            break;
-    if (k == n)
-        return svcs;
-    *own = malloc(n * sizeof(**own));
-    if (!*own)
-        return NULL;
-    memcpy(*own, svcs, n * sizeof(**own));
-    for (; k < n; k++)
-        if ((*own)[k].domain[0] == '\0')
-            (*own)[k].status = REG_INACTIVE;
-    return *own;
 }
 
 /* ---- refusals ----
@@ -914,100 +887,107 @@ out:
     return rc;
 }
 
-/* Render next, seal its audit entries, apply it, write services.json, and publish. Called with
- * mut_lock held. On failure nothing is published and the previous configs are put back; a
- * failure after the seal seals a registry_abort mark. *sealfail is set when sealing failed.
- * Certificates follow the live domains (see casvc.h); their audit lines are written by
- * ca_service_flush after unlock. who is the batch's first caller, for those lines.
- * 0 or -errno. */
-static int commit(struct reg_snapshot *next, struct op **ops, size_t n, const char *ts,
-                  const char *who, bool *sealfail)
+/* ---- committing: the registry's steps, which the pipeline's commit runs ---- */
+
+struct reg_txn_state {
+    struct op **ops;            /* the batch */
+    size_t nops;
+    const char *ts;             /* its entries' timestamp */
+    char *doc;                  /* the services.json of next (reg_txn_seal) */
+    char path[PATH_MAX];
+    char sha[RMARK_SHA_HEX];
+    bool sealfail;              /* sealing failed: the batch fails whole */
+};
+
+void reg_set_pipeline(const struct reg_pipeline *p)
 {
-    struct render_out out = {0};
-    char path[PATH_MAX], sha[RMARK_SHA_HEX];
-    char *doc = NULL;
-    struct reg_service *own_cur = NULL, *own_next = NULL;
-    const struct reg_service *cur_r = routed(g_cur->svcs, g_cur->n, &own_cur);
-    const struct reg_service *next_r = routed(next->svcs, next->n, &own_next);
+    g_pipe = p;
+}
+
+int reg_txn_seal(struct reg_txn *t)
+{
+    struct reg_txn_state *st = t->state;
     int rc;
 
-    *sealfail = false;
-    if ((!cur_r && g_cur->n) || (!next_r && next->n)) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    rc = render_all(g_cfg, next_r, next->n, NULL, NULL, &out);
-    if (rc < 0) {
-        syslog(LOG_ERR, "registry: render refused the next registry: %s", strerror(-rc));
-        goto out;
-    }
-    doc = serialize_cached(next->svcs, next->n);
-    if (!doc) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    rc = services_path(path, sizeof(path));
+    st->doc = serialize_cached(t->next, t->nnext);
+    if (!st->doc)
+        return -ENOMEM;
+    rc = services_path(st->path, sizeof(st->path));
     if (rc < 0)
-        goto out;
-    rmark_sha256(doc, strlen(doc), sha);
+        return rc;
+    rmark_sha256(st->doc, strlen(st->doc), st->sha);
     /* A batch sealed earlier whose abort mark could not be sealed comes first. */
     if (g_unaborted[0]) {
-        rc = seal_abort(g_unaborted, g_sha, "applying the change failed", who);
+        rc = seal_abort(g_unaborted, g_sha, "applying the change failed", t->who);
         if (rc < 0) {
-            *sealfail = true;
-            rc = rc == -ENOSPC ? rc : -EIO;
-            goto out;
+            st->sealfail = true;
+            return rc == -ENOSPC ? rc : -EIO;
         }
         g_unaborted[0] = '\0';
     }
     /* Sealed before anything goes live: acknowledged means audited, and a crash after this
      * point is completed as an abort by the next mount. */
-    rc = seal_batch(ops, n, ts, sha);
-    if (rc < 0) {
-        *sealfail = true;
-        goto out;
-    }
-    /* Leaves first: in managed mode the proxy loads them while the configs are applied. */
-    ca_service_sync(cur_r, g_cur->n, next_r, next->n, who);
-    rc = gw_apply(g_cfg, &out, &g_rendered);
-    if (rc < 0) {
-        syslog(LOG_ERR, "registry: applying configs failed: %s", strerror(-rc));
-        goto rollback;
-    }
-    rc = state_write_atomic(path, doc, strlen(doc), 0600);
+    rc = seal_batch(st->ops, st->nops, st->ts, st->sha);
+    if (rc < 0)
+        st->sealfail = true;
+    return rc;
+}
+
+int reg_txn_save(struct reg_txn *t)
+{
+    struct reg_txn_state *st = t->state;
+    int rc = state_write_atomic(st->path, st->doc, strlen(st->doc), 0600);
+
     if (rc < 0) {
         syslog(LOG_ERR, "registry: writing services.json failed: %s", strerror(-rc));
-        goto rollback;
+        return rc;
     }
-    memcpy(g_sha, sha, sizeof(g_sha));
-    render_free(&g_rendered);
-    g_rendered = out;
-    memset(&out, 0, sizeof(out));
-    /* Archive the pairs of domains that are no longer live (deregistered, domain changed). */
-    ca_service_retire(cur_r, g_cur->n, next_r, next->n, who);
-    snap_publish(next);
-    goto out;
-rollback:
-    if (gw_apply(g_cfg, &g_rendered, &out) < 0)
-        syslog(LOG_ERR, "registry: configs could not be restored; remount re-renders them");
-    /* Undo this commit's issuances: archive the pairs of domains only next made live. */
-    ca_service_retire(next_r, next->n, cur_r, g_cur->n, who);
-    {
-        char why[128];
+    memcpy(g_sha, st->sha, sizeof(g_sha));
+    return 0;
+}
 
-        snprintf(why, sizeof(why), "applying the change failed: %s", strerror(-rc));
-        if (seal_abort(sha, g_sha, why, who) < 0) {
-            syslog(LOG_ERR, "registry: the abort mark of a failed change could not be sealed; "
-                   "the next change or mount seals it");
-            memcpy(g_unaborted, sha, sizeof(g_unaborted));
-        }
+void reg_txn_abort(struct reg_txn *t, int rc)
+{
+    char why[128];
+
+    snprintf(why, sizeof(why), "applying the change failed: %s", strerror(-rc));
+    if (seal_abort(t->state->sha, g_sha, why, t->who) < 0) {
+        syslog(LOG_ERR, "registry: the abort mark of a failed change could not be sealed; "
+               "the next change or mount seals it");
+        memcpy(g_unaborted, t->state->sha, sizeof(g_unaborted));
     }
-out:
-    free(own_cur);
-    free(own_next);
-    free(doc);
-    render_free(&out);
+}
+
+/* Commit next (ops[0..n) applied to the current registry, stamped ts) with the pipeline's
+ * commit step, or without a pipeline by sealing and saving it; publish it when that succeeds.
+ * Called with mut_lock held. *sealfail is set when sealing failed. 0 or -errno. */
+static int commit(struct reg_snapshot *next, struct op **ops, size_t n, const char *ts,
+                  const char *who, bool *sealfail)
+{
+    struct reg_txn_state st = { .ops = ops, .nops = n, .ts = ts };
+    struct reg_txn t = { .cur = g_cur->svcs, .ncur = g_cur->n, .next = next->svcs,
+                         .nnext = next->n, .who = who, .state = &st };
+    int rc;
+
+    if (g_pipe && g_pipe->commit) {
+        rc = g_pipe->commit(&t);
+    } else {
+        rc = reg_txn_seal(&t);
+        if (rc == 0 && (rc = reg_txn_save(&t)) < 0)
+            reg_txn_abort(&t, rc);
+    }
+    *sealfail = st.sealfail;
+    free(st.doc);
+    if (rc == 0)
+        snap_publish(next);
     return rc;
+}
+
+/* After a mutation, with mut_lock released: the pipeline's flush (the audit lines it queued). */
+static void after_mutation(void)
+{
+    if (g_pipe && g_pipe->flush)
+        g_pipe->flush();
 }
 
 /* A private copy of the current registry with room for extra more records. */
@@ -1383,7 +1363,7 @@ int reg_register(const char *name, const char *who)
     rc = run_op(&o);
     if (rc == 1)
         rc = 0;                 /* committed, its entry sealed by the batch */
-    ca_service_flush();
+    after_mutation();
     if (is_refusal(rc))
         refuse("service_register", name, -1, who, rc, o.why);
     return rc;
@@ -1414,7 +1394,7 @@ int reg_apply(const char *name, const char *const values[REG_NATTR], const char 
     rc = run_op(o);
     if (rc == 1)
         rc = 0;
-    ca_service_flush();
+    after_mutation();
     if (is_refusal(rc))
         refuse(o->existed ? "service_update" : "service_register", name, -1, who, rc, o->why);
 out:
@@ -1493,7 +1473,7 @@ int reg_deregister(const char *name, const char *who)
 
     if (rc == 1)
         rc = 0;
-    ca_service_flush();
+    after_mutation();
     return rc;
 }
 
@@ -1505,7 +1485,7 @@ static int set_value(const char *name, enum reg_attr attr, const char *value, co
 
     if (rc == 1)
         rc = 0;
-    ca_service_flush();
+    after_mutation();
     if (is_refusal(rc))
         refuse("service_update", name, (int)attr, who, rc, o.why);
     return rc;
@@ -1542,34 +1522,6 @@ int reg_reset(const char *name, enum reg_attr attr, const char *who)
     return set_value(name, attr, value, who);
 }
 
-int reg_rerender(void)
-{
-    struct render_out out = {0};
-    int rc;
-
-    struct reg_service *own = NULL;
-    const struct reg_service *svcs;
-
-    pthread_mutex_lock(&mut_lock);
-    svcs = routed(g_cur->svcs, g_cur->n, &own);
-    rc = svcs || !g_cur->n ? render_all(g_cfg, svcs, g_cur->n, NULL, NULL, &out) : -ENOMEM;
-    if (rc == 0) {
-        /* Every live domain must have a valid leaf before the proxy loads the configs. */
-        ca_service_check(svcs, g_cur->n);
-        rc = gw_apply(g_cfg, &out, NULL);
-    }
-    if (rc == 0) {
-        render_free(&g_rendered);
-        g_rendered = out;
-        memset(&out, 0, sizeof(out));
-    }
-    pthread_mutex_unlock(&mut_lock);
-    free(own);
-    render_free(&out);
-    ca_service_flush();
-    return rc;
-}
-
 int reg_with_lock(int (*fn)(void *arg), void *arg)
 {
     int rc;
@@ -1594,19 +1546,45 @@ static void keep_corrupt_copy(const char *path, const char *doc, size_t len, cha
         aside[0] = '\0';
 }
 
-/* Whether state/tls holds a leaf of a live domain (a directory other than archive/). */
+/* Whether the directory at path holds a *.pem file. */
+static bool dir_has_pem(const char *path)
+{
+    struct dirent *de;
+    bool found = false;
+    DIR *d = opendir(path);
+
+    if (!d)
+        return false;
+    while (!found && (de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+
+        found = de->d_name[0] != '.' && len > 4 && !strcmp(de->d_name + len - 4, ".pem");
+    }
+    closedir(d);
+    return found;
+}
+
+/* Whether state/tls holds a leaf of a live domain: a directory other than archive/ (a
+ * per-domain pair of an older version), or a serving leaf. */
 static bool tls_has_leaves(const struct reg_config *cfg)
 {
-    char path[PATH_MAX];
+    char path[PATH_MAX], sub[PATH_MAX];
     struct dirent *de;
     bool found = false;
     DIR *d;
 
     if (state_path(path, sizeof(path), cfg->state_dir, "tls") < 0 || !(d = opendir(path)))
         return false;
-    while (!found && (de = readdir(d)))
-        found = de->d_type == DT_DIR && de->d_name[0] != '.' &&
-                strcmp(de->d_name, "archive") != 0;
+    while (!found && (de = readdir(d))) {
+        if (de->d_type != DT_DIR || de->d_name[0] == '.' || !strcmp(de->d_name, "archive"))
+            continue;
+        /* serving/ exists from the first mount; it counts only once it holds a leaf */
+        if (strcmp(de->d_name, "serving") != 0) {
+            found = true;
+        } else if (snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name) < (int)sizeof(sub)) {
+            found = dir_has_pem(sub);
+        }
+    }
     closedir(d);
     return found;
 }
@@ -1732,15 +1710,15 @@ int reg_open(const struct reg_config *cfg, char *err, size_t errlen)
     g_cur->n = n;
     g_cur->svcs = svcs;
     svcs = NULL;
-    rc = gw_open(cfg);
+    rc = g_pipe && g_pipe->open ? g_pipe->open(cfg) : 0;
     if (rc < 0) {
         snprintf(err, errlen, "cannot create config directories: %s", strerror(-rc));
         goto out;
     }
-    rc = reg_rerender();
+    rc = g_pipe && g_pipe->rerender ? g_pipe->rerender() : 0;
     /* A full disk: the reserve is what it is kept for. The next change makes it again. */
     if (rc == -ENOSPC && reserve_release("render the configs at mount"))
-        rc = reg_rerender();
+        rc = g_pipe->rerender();
     if (rc < 0) {
         snprintf(err, errlen, "cannot render configs from %s: %s", path, strerror(-rc));
         goto out;
@@ -1777,7 +1755,6 @@ out:
 void reg_close(void)
 {
     pthread_mutex_lock(&mut_lock);
-    render_free(&g_rendered);
     texts_reset();
     pthread_mutex_unlock(&mut_lock);
     snap_publish(NULL);

@@ -66,7 +66,8 @@ struct reg_snapshot {
     struct reg_service *svcs;          /* all records, inactive ones included, in file order */
 };
 
-/* Load (or create) services.json under cfg->state_dir and apply the rendered configs.
+/* Load (or create) services.json under cfg->state_dir and have the pipeline (reg_set_pipeline)
+ * make its configs live.
  * cfg must outlive the registry. On failure returns -errno and writes a one-line reason to err.
  * A corrupt services.json is moved aside to services.json.corrupt-<time> and refused. A missing
  * one is refused (-ENOENT) while the audit trail or state/tls shows registered services, unless
@@ -124,11 +125,60 @@ int reg_set(const char *name, enum reg_attr attr, const char *buf, size_t len, c
 /* Reset one attribute to its default. Same returns as reg_set. */
 int reg_reset(const char *name, enum reg_attr attr, const char *who);
 
-/* Re-render every config from the registry and apply it (SIGHUP, mount). 0 or -errno. */
-int reg_rerender(void);
+/* ---- the commit pipeline ----
+ * The registry is the model: it loads, validates, mutates and saves services.json under its
+ * lock, and seals every change in the audit chain. What a change makes live (configs,
+ * certificates, the proxy) belongs to the commit pipeline (pipeline.h), a module above this one
+ * that plugs its steps in here. Without one (unit tests of the model) a commit seals and saves,
+ * and nothing else is done. */
+
+/* One commit in flight, handed to the pipeline's commit step with the mutation lock held. */
+struct reg_txn {
+    const struct reg_service *cur;     /* the registry as committed, cur[0..ncur) */
+    size_t ncur;
+    const struct reg_service *next;    /* as the batch makes it, next[0..nnext) */
+    size_t nnext;
+    const char *who;                   /* the batch's first caller, for audit lines */
+    struct reg_txn_state *state;       /* the registry's own */
+};
+
+/* The pipeline's steps. Each may be NULL. */
+struct reg_pipeline {
+    /* At reg_open, once services.json is read: prepare what the configs need. 0 or -errno
+     * (the mount is refused). */
+    int (*open)(const struct reg_config *cfg);
+    /* At reg_open, after open: make every config live from the registry. Called without the
+     * mutation lock (take it with reg_with_lock). 0 or -errno (the mount is refused). */
+    int (*rerender)(void);
+    /* Commit t: whatever it prepares first, then reg_txn_seal (nothing may go live before),
+     * then whatever goes live, then reg_txn_save; on a failure after the seal it undoes what
+     * went live and calls reg_txn_abort. 0 only once reg_txn_save succeeded, else -errno. */
+    int (*commit)(struct reg_txn *t);
+    /* After each mutation, with the mutation lock released. */
+    void (*flush)(void);
+};
+
+/* Plug in the pipeline p (NULL: none), which must outlive the registry. Call before reg_open. */
+void reg_set_pipeline(const struct reg_pipeline *p);
+
+/* Seal t's audit entries in one transaction, the last carrying the registry mark of the
+ * services.json that t commits (and first the abort mark an earlier failed commit still owes).
+ * Once it returns 0, a crash before reg_txn_save is completed as an abort by the next mount.
+ * 0, -ENOSPC (the disk is full), -EIO (the chain could not seal them), or -errno (nothing
+ * sealed: the document could not be made). */
+int reg_txn_seal(struct reg_txn *t);
+
+/* Write the services.json of a sealed t atomically: after this the commit stands, and the
+ * registry publishes t->next when the commit step returns 0. 0 or -errno. */
+int reg_txn_save(struct reg_txn *t);
+
+/* Seal the registry_abort mark of a sealed t that will not be saved; rc says why. When that
+ * mark cannot be sealed, the next commit or mount seals it. */
+void reg_txn_abort(struct reg_txn *t, int rc);
 
 /* Run fn(arg) with the mutation lock held, ordered with every mutation (certificate rotation and
- * renewal). fn must not call the registry's mutators. Returns what fn returns. */
+ * renewal, the pipeline's re-renders). fn must not call the registry's mutators. Returns what fn
+ * returns. */
 int reg_with_lock(int (*fn)(void *arg), void *arg);
 
 /* Take a reference to the current snapshot. Never NULL after reg_open. */

@@ -273,7 +273,9 @@ int replay_chain(const char *state_dir, char **doc, size_t *nrec, size_t *nlive,
         return -ENOMEM;
     rmark_sha256(empty, strlen(empty), r.empty_sha);
     free(empty);
-    rc = audit_store_open_ex(state_dir, "recover", AUDIT_STORE_READONLY, &st, err, sizeof(err));
+    rc = audit_store_open(state_dir, &(const struct audit_store_opts){
+                              .hostname = "recover", .flags = AUDIT_STORE_READONLY },
+                          &st, err, sizeof(err));
     if (rc < 0) {
         snprintf(why, whylen, "cannot open the audit chain: %s", err);
         goto out;

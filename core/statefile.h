@@ -1,4 +1,5 @@
-/* statefile.h: the state directory, file modes, and atomic writes. */
+/* statefile.h: the state directory, file modes, and atomic writes (the state directory's
+ * names for the util layer's file utilities, util/util.h, plus its own policy). */
 #ifndef CONDUIT_STATEFILE_H
 #define CONDUIT_STATEFILE_H
 
@@ -31,6 +32,13 @@ int state_path(char *buf, size_t len, const char *dir, const char *name);
 
 /* Current UTC time as YYYY-MM-DDTHH:MM:SSZ into buf (>= 21 bytes). */
 void state_now_iso(char *buf, size_t len);
+
+/* Keep a copy of the corrupt file path (its len bytes of doc) beside it, as
+ * <path>.corrupt-<UTC time>, for the operator; path itself is not touched. The copy's path goes
+ * into aside, or "" when it could not be written (a name too long for aside or path, or a
+ * failed write). 0, -ENAMETOOLONG or the -errno of the write. */
+int state_keep_corrupt(const char *path, const char *doc, size_t len, char *aside,
+                       size_t asidelen);
 
 /* Write a one-line reason into err when the caller gave a buffer (err may be NULL). */
 void state_err(char *err, size_t errlen, const char *fmt, ...)

@@ -36,12 +36,13 @@ enum { CH_DNSMASQ, CH_CADDY, NCHILD };
 #define SUP_STABLE_S 10
 /* Longest wait before restarting a child that keeps failing (the backoff doubles up to it). */
 #define SUP_BACKOFF_MAX_S 60
-/* The environment variable the Caddyfile's admin line reads (see render.c). */
+/* The environment variable the proxy config's admin listen address reads (see render.c). */
 #define SUP_ADMIN_ENV "CONDUITFS_CADDY_ADMIN"
 
 struct child {
     const char *name;
     const char *conf;       /* config file under the state directory */
+    const char *old_conf;   /* the one an earlier version ran it on, or NULL (orphan search) */
     pid_t pid;              /* the watchdog; guarded by lock */
     time_t started;
     /* the rest belongs to the supervisor thread */
@@ -56,7 +57,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static struct child children[NCHILD] = {
     { .name = "dnsmasq", .conf = "dns/dnsmasq.conf" },
-    { .name = "caddy", .conf = "routing/Caddyfile" },
+    { .name = "caddy", .conf = "routing/caddy.json", .old_conf = "routing/Caddyfile" },
 };
 static const struct reg_config *g_cfg;
 static pthread_t thread;
@@ -175,8 +176,7 @@ static void run_daemon(int c, const char *exe, const char *conf, const char *con
         dup2(logfd, STDERR_FILENO);
     }
     if (c == CH_CADDY) {
-        char *const argv[] = { "caddy", "run", "--config", (char *)conf, "--adapter",
-                               "caddyfile", NULL };
+        char *const argv[] = { "caddy", "run", "--config", (char *)conf, NULL };
 
         execve(exe, argv, envp);
     } else {
@@ -600,10 +600,12 @@ static void enable_tcp_migrate(void)
 /* Whether process pid is child c's daemon for this state directory: its program is the
  * daemon's (/proc/PID/exe, or argv[0] where exe cannot be read), its first argument is the one
  * the supervisor passes ("run", "--keep-in-foreground"), and a later one names this state
- * directory's config as the supervisor passes it. A zombie has no arguments: false. */
+ * directory's config as the supervisor passes it (or as an earlier version passed it: Caddy
+ * ran on routing/Caddyfile). A zombie has no arguments: false. */
 static bool is_our_daemon(pid_t pid, int c)
 {
     char path[64], exe[PATH_MAX], conf[PATH_MAX], want[PATH_MAX + 16], args[8192];
+    char old[PATH_MAX];
     const char *base;
     size_t n = 0, first;
     ssize_t r;
@@ -613,6 +615,9 @@ static bool is_our_daemon(pid_t pid, int c)
         snprintf(want, sizeof(want), "%s%s", c == CH_DNSMASQ ? "--conf-file=" : "", conf) >=
             (int)sizeof(want))
         return false;
+    if (!children[c].old_conf ||
+        state_path(old, sizeof(old), g_cfg->state_dir, children[c].old_conf) < 0)
+        old[0] = '\0';
     snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -641,7 +646,7 @@ static bool is_our_daemon(pid_t pid, int c)
     if (first >= n || strcmp(args + first, c == CH_CADDY ? "run" : "--keep-in-foreground") != 0)
         return false;
     for (size_t i = first; i < n; i += strlen(args + i) + 1)
-        if (strcmp(args + i, want) == 0)
+        if (strcmp(args + i, want) == 0 || (old[0] && strcmp(args + i, old) == 0))
             return true;
     return false;
 }

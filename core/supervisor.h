@@ -25,8 +25,8 @@ int sup_check(const struct reg_config *cfg, char *err, size_t errlen);
 int sup_start(const struct reg_config *cfg);
 
 /* This mount's Caddy admin socket, state/caddy/admin-PID-RANDOM.sock, into buf (Caddy learns it
- * from CONDUITFS_CADDY_ADMIN, which the Caddyfile's admin line reads). 0, -ENOENT before
- * sup_start, or -ENAMETOOLONG (buf too small); buf is then "". */
+ * from CONDUITFS_CADDY_ADMIN, which the proxy config's admin listen address reads). 0, -ENOENT
+ * before sup_start, or -ENAMETOOLONG (buf too small); buf is then "". */
 int sup_admin_socket(char *buf, size_t len);
 
 /* Wait up to timeout_ms until Caddy's admin socket answers. true when it does. */

@@ -13,7 +13,6 @@
 #define HOSTNAME_MAX 253
 #define HEALTH_MAX 256
 #define CONTAINER_MAX 128
-#define SSH_USER_MAX 32
 #define PORT_MAX 65535u
 
 /* Why the last check of this thread failed (see val_reason); a constant string. */
@@ -100,6 +99,11 @@ static bool ipv6_ok(const char *s, size_t len)
     return inet_pton(AF_INET6, buf, &a) == 1;
 }
 
+bool val_is_ipv6(const char *s)
+{
+    return ipv6_ok(s, strlen(s));
+}
+
 /* Decimal port 1..65535 filling all of s (len bytes): no sign, no leading zero. */
 static bool port_parse(const char *s, size_t len, unsigned *port)
 {
@@ -150,6 +154,11 @@ static bool user_first(char c)
 static bool user_rest(char c)
 {
     return user_first(c) || is_digit(c) || c == '-';
+}
+
+bool val_is_ssh_user(const char *s)
+{
+    return token_ok(s, VAL_SSH_USER_MAX, user_first, user_rest);
 }
 
 /* RFC 3986 path/query character other than '%': unreserved, sub-delims, ':' '@' '/' '?'. */
@@ -486,12 +495,12 @@ int val_monitoring(const char *s, char *canon, size_t canon_len)
 
     const char *host = json_string_value(json_object_get(root, "ssh_host"));
     g_why = "\"ssh_host\" must be an IPv4 or IPv6 address or a hostname";
-    if (!host || !(val_is_ipv4(host) || val_is_hostname(host) || ipv6_ok(host, strlen(host))))
+    if (!host || !(val_is_ipv4(host) || val_is_hostname(host) || val_is_ipv6(host)))
         goto out;
     json_t *juser = json_object_get(root, "ssh_user");
     const char *user = json_string_value(juser);
     g_why = "\"ssh_user\" must be a user name of a-z, 0-9, '_' and '-', at most 32 long";
-    if (juser && (!user || !token_ok(user, SSH_USER_MAX, user_first, user_rest)))
+    if (juser && (!user || !val_is_ssh_user(user)))
         goto out;
     json_t *jport = json_object_get(root, "ssh_port");
     json_int_t port = json_integer_value(jport);

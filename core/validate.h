@@ -78,4 +78,14 @@ bool val_is_ipv4(const char *s);
  * and inet_aton rejects it, so "10.0.0.1", "1.2.3" and "0x7f.1" are not hostnames. */
 bool val_is_hostname(const char *s);
 
+/* Longest SSH user name, in bytes (without the NUL). */
+#define VAL_SSH_USER_MAX 32
+
+/* True when s is an SSH user name: [a-z_] then [a-z0-9_-], 1 to VAL_SSH_USER_MAX bytes. The one
+ * user rule of monitoring attributes and monitor targets. */
+bool val_is_ssh_user(const char *s);
+
+/* True when s is a bare IPv6 address inet_pton accepts, without brackets or a zone id. */
+bool val_is_ipv6(const char *s);
+
 #endif

@@ -1,5 +1,6 @@
-/* ca.c: the ca/ tree: ca.crt and ca.json, certs/<domain>.pem and .json for each live leaf, and
- * trust/ instructions. Read-only, except that unlinking certs/<domain>.pem rotates that leaf.
+/* ca.c: the ca/ tree: ca.crt and ca.json, certs/<domain>.pem and .json for each active domain
+ * (the certificate that serves it), and trust/ instructions. Read-only, except that unlinking
+ * certs/<domain>.pem rotates the leaf that carries the domain.
  * Only maps paths onto core/casvc, which makes every text (and never shows a private key). */
 #include "fs/fs.h"
 

@@ -20,6 +20,7 @@
 #include "core/gateway.h"
 #include "core/health.h"
 #include "core/mountopts.h"
+#include "core/pipeline.h"
 #include "core/replay.h"
 #include "core/signer.h"
 #include "core/supervisor.h"
@@ -128,7 +129,7 @@ static void usage(FILE *f)
         "                       listen address, or 127.0.0.1 when that is a wildcard)\n"
         "  --dns-listen A:P     dnsmasq listen address (default 127.0.0.1:5353)\n"
         "  --https-listen A:P   Caddy listen address (default 127.0.0.1:8443)\n"
-        "  --key-type T         ed25519 (default) or ecdsa-p256, for a new CA and its leaves\n"
+        "  --key-type T         ecdsa-p256 (default) or ed25519, for a new CA and its leaves\n"
         "  --leaf-days N        leaf certificate lifetime (default 365)\n"
         "  --renew-before-days N  reissue leaves with fewer days left (default 120)\n"
         "  --health-interval S  seconds between health probes (default 30)\n"
@@ -527,7 +528,7 @@ static void build_config(const struct opts *o, struct reg_config *cfg)
         if (val_upstream(probe, NULL) < 0)
             die_usage("--gateway-ip: \"%s\" is not an IP address", cfg->gateway_ip);
     }
-    snprintf(cfg->key_type, sizeof(cfg->key_type), "%s", o->key_type ? o->key_type : "ed25519");
+    snprintf(cfg->key_type, sizeof(cfg->key_type), "%s", o->key_type ? o->key_type : "ecdsa-p256");
     if (strcmp(cfg->key_type, "ed25519") && strcmp(cfg->key_type, "ecdsa-p256"))
         die_usage("--key-type: \"%s\" is not ed25519 or ecdsa-p256", cfg->key_type);
     cfg->leaf_days = parse_count(o->leaf_days, "--leaf-days", 365, 36500);
@@ -609,7 +610,7 @@ static void *sighup_main(void *arg)
 
         if (sigwait(&set, &sig) != 0)
             continue;
-        rc = reg_rerender();
+        rc = pipe_rerender();
         if (rc == 0)
             rc = gw_reload(false);
         syslog(rc ? LOG_ERR : LOG_INFO, "SIGHUP: configs re-rendered from the registry%s%s",
@@ -673,7 +674,7 @@ int main(int argc, char **argv)
     if (rc == 0)
         rc = ca_service_open(&fs_cfg, err, sizeof(err));
     if (rc == 0)
-        rc = reg_open(&fs_cfg, err, sizeof(err));
+        rc = pipe_open(&fs_cfg, err, sizeof(err));
     if (rc == 0)
         rc = mon_open(&fs_cfg, &mopts, err, sizeof(err));
     if (rc < 0) {
@@ -758,7 +759,7 @@ out:
     gw_set_live(NULL);
     sup_stop();
     mon_close();
-    reg_close();
+    pipe_close();
     if (mounted) {
         json_t *d = json_pack("{s:s,s:i}", "mountpoint", o.mountpoint, "status", status);
 

@@ -114,6 +114,24 @@ static int tree_readdir(const char *rel, void *buf, fuse_fill_dir_t fill)
     return 0;
 }
 
+/* metrics.prom: the probes' metrics, then the health gauges of health.json. 0 or -errno. */
+static int metrics_text(char **text, size_t *len)
+{
+    char *health = NULL;
+    int rc = mon_metrics(text, len);
+
+    if (rc == 0)
+        rc = health_json(&health);
+    if (rc == 0)
+        rc = mon_metrics_health(text, len, health);
+    free(health);
+    if (rc < 0) {
+        free(*text);
+        *text = NULL;
+    }
+    return rc;
+}
+
 static int tree_open(const char *rel, struct fuse_file_info *fi)
 {
     struct mpath p;
@@ -132,9 +150,9 @@ static int tree_open(const char *rel, struct fuse_file_info *fi)
     if ((fi->flags & O_ACCMODE) != O_RDONLY && p.file != MON_FILE_TARGET)
         return -EACCES;
     if (p.top == TOP_HEALTH)
-        rc = health_json(&text) == 0 && text ? 0 : -ENOMEM;
+        rc = health_json(&text);
     else if (p.top == TOP_METRICS)
-        rc = mon_metrics(&text, &len);
+        rc = metrics_text(&text, &len);
     else
         rc = mon_read(p.name, (enum mon_file)p.file, &text, &len);
     if (rc == 0 && p.top == TOP_HEALTH) {

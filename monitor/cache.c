@@ -1,8 +1,9 @@
 /* cache.c: the single-flight probe cache, keyed by (directory, file). One probe runs at a time
  * per key; readers that come while it runs wait and share its result, and so does every reader
- * for the probe TTL (mon_ttl_ms) after it. It also keeps each key's probe state (CPU samples)
- * and its active alerts, so that an alert writes one audit line when it appears and one when it
- * clears. */
+ * for the probe TTL (mon_cache_ttl_ms) after it. It takes its settings (TTL, alert thresholds)
+ * from mon_cache_set_options and calls nothing of monitor.c or targets.c. It also keeps each
+ * key's probe state (CPU samples) and its active alerts, so that an alert writes one audit line
+ * when it appears and one when it clears. */
 #include "monitor/probe.h"
 
 #include <errno.h>
@@ -14,7 +15,7 @@
 #include <time.h>
 
 #include "audit/audit.h"
-#include "core/statefile.h"
+#include "util/util.h"
 
 /* Entries of directories not read for this long are dropped (services that went away). */
 #define STALE_MS (15 * 60 * 1000)
@@ -38,12 +39,21 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static struct entry *entries;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
+/* The settings mon_cache_set_options took (have_opts), else the defaults (mon_options_default's
+ * TTL; mon_alerts_at's thresholds for NULL). Written at mon_open, before any reader thread. */
+static struct mon_options opts;
+static bool have_opts;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+void mon_cache_set_options(const struct mon_options *o)
+{
+    if (o)
+        opts = *o;
+    have_opts = o != NULL;
+}
+
+int mon_cache_ttl_ms(void)
+{
+    return have_opts ? opts.probe_ttl_ms : MON_TTL_MS;
 }
 
 /* What identifies the settings of a probe: every field of src that reaches the probe. */
@@ -65,7 +75,7 @@ static void entry_free(struct entry *e)
 static void prune(const char *name, bool all)
 {
     struct entry **pp = &entries, *e;
-    int64_t now = now_ms();
+    int64_t now = cu_mono_ms();
 
     while ((e = *pp) != NULL) {
         bool drop = !e->busy && (all || (name ? strcmp(e->name, name) == 0 :
@@ -120,32 +130,20 @@ static char *build_doc(const struct mon_src *src, enum mon_file f, json_t *metri
 {
     char ts[32], clean[512];
     json_t *doc;
-    char *text = NULL, *withnl = NULL;
-    size_t n;
+    char *text;
 
     /* a reason may quote what a host printed: keep it printable ASCII */
     snprintf(clean, sizeof(clean), "%s", error ? error : "");
     for (char *c = clean; *c; c++)
         if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
             *c = '?';
-    state_now_iso(ts, sizeof(ts));
+    cu_iso_now(ts, sizeof(ts));
     doc = json_pack("{s:s,s:s,s:s,s:o,s:o,s:O}", "timestamp", ts, "target", src->name,
                     "type", mon_file_type(f), "error", error ? json_string(clean) : json_null(),
                     "metrics", metrics ? metrics : json_null(), "alerts", alerts);
-    if (doc)
-        text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    text = cu_json_line(doc, JSON_COMPACT | JSON_PRESERVE_ORDER, NULL);
     json_decref(doc);
-    if (!text)
-        return NULL;
-    n = strlen(text);
-    withnl = malloc(n + 2);
-    if (withnl) {
-        memcpy(withnl, text, n);
-        withnl[n] = '\n';
-        withnl[n + 1] = '\0';
-    }
-    free(text);
-    return withnl;
+    return text;
 }
 
 /* Keys of alerts ("name|subject"), as a JSON object used as a set. */
@@ -163,36 +161,34 @@ static json_t *alert_keys(const json_t *alerts)
     return set;
 }
 
-/* One audit line per alert that appeared (in now, not in before) or cleared (the reverse). */
-static void audit_transitions(const char *target, const char *type, json_t *before,
-                              json_t *now)
+/* One audit line (action, status) per alert of set that other lacks; its message is the
+ * alert's after "<target>: <prefix>". */
+static void audit_missing(const char *action, const char *status, const char *target,
+                          const char *type, json_t *set, json_t *other, const char *prefix)
 {
     const char *key;
     json_t *a;
     char msg[300];
 
-    json_object_foreach(now, key, a) {
+    json_object_foreach(set, key, a) {
         json_t *d;
 
-        if (before && json_object_get(before, key))
+        if (other && json_object_get(other, key))
             continue;
-        snprintf(msg, sizeof(msg), "%s: %s", target,
+        snprintf(msg, sizeof(msg), "%s: %s%s", target, prefix,
                  json_string_value(json_object_get(a, "message")));
         d = json_pack("{s:s,s:s,s:O}", "target", target, "type", type, "alert", a);
-        audit_log_event("monitor_alert", "failure", msg, d);
+        audit_log_event(action, status, msg, d);
         json_decref(d);
     }
-    json_object_foreach(before, key, a) {
-        json_t *d;
+}
 
-        if (now && json_object_get(now, key))
-            continue;
-        snprintf(msg, sizeof(msg), "%s: cleared: %s", target,
-                 json_string_value(json_object_get(a, "message")));
-        d = json_pack("{s:s,s:s,s:O}", "target", target, "type", type, "alert", a);
-        audit_log_event("monitor_alert_cleared", "success", msg, d);
-        json_decref(d);
-    }
+/* One audit line per alert that appeared (in now, not in before) or cleared (the reverse). */
+static void audit_transitions(const char *target, const char *type, json_t *before,
+                              json_t *now)
+{
+    audit_missing("monitor_alert", "failure", target, type, now, before, "");
+    audit_missing("monitor_alert_cleared", "success", target, type, before, now, "cleared: ");
 }
 
 static int copy_out(const struct entry *e, char **out, size_t *len)
@@ -205,8 +201,8 @@ static int copy_out(const struct entry *e, char **out, size_t *len)
     return 0;
 }
 
-/* A copy of the (dir, f) document: shared while fresh (mon_ttl_ms), else probed once for all
- * waiters; its alerts by mon_opts()'s thresholds. 0 or -ENOMEM. */
+/* A copy of the (dir, f) document: shared while fresh (the probe TTL), else probed once for
+ * all waiters; its alerts by the thresholds of mon_cache_set_options. 0 or -ENOMEM. */
 int mon_cache_get(const struct mon_src *src, enum mon_file f, char **out, size_t *len)
 {
     char settings[sizeof(((struct entry *)0)->settings)], err[512] = "";
@@ -227,10 +223,10 @@ int mon_cache_get(const struct mon_src *src, enum mon_file f, char **out, size_t
         pthread_mutex_unlock(&lock);
         return -ENOMEM;
     }
-    e->used_ms = now_ms();
+    e->used_ms = cu_mono_ms();
     for (;;) {
         if (e->has_result && strcmp(e->settings, settings) == 0 &&
-            now_ms() - e->done_ms < mon_ttl_ms()) {
+            cu_mono_ms() - e->done_ms < mon_cache_ttl_ms()) {
             rc = copy_out(e, out, len);
             pthread_mutex_unlock(&lock);
             return rc;
@@ -250,7 +246,8 @@ int mon_cache_get(const struct mon_src *src, enum mon_file f, char **out, size_t
     pthread_mutex_unlock(&lock);
 
     metrics = probe(src, &state, err, sizeof(err));
-    alerts = metrics ? mon_alerts_at(mon_file_type(f), metrics, mon_opts()) : json_array();
+    alerts = metrics ? mon_alerts_at(mon_file_type(f), metrics, have_opts ? &opts : NULL) :
+             json_array();
     doc = alerts ? build_doc(src, f, metrics, alerts, metrics ? NULL : err) : NULL;
     if (metrics && alerts)
         keys = alert_keys(alerts);
@@ -264,7 +261,7 @@ int mon_cache_get(const struct mon_src *src, enum mon_file f, char **out, size_t
         e->doc = doc;
         e->len = strlen(doc);
         e->has_result = true;
-        e->done_ms = now_ms();
+        e->done_ms = cu_mono_ms();
     }
     if (keys) {
         /* a failed probe says nothing about the alerts: only a good one changes them */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <curl/curl.h>
+#include "util/util.h"
 
 #define MARKER " @@conduit "
 
@@ -73,21 +74,13 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
     return b->failed ? 0 : n;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* GET every path from the local socket, one after the other on one handle, all within
  * 2 * MON_DOCKER_MS (a request past that is not made and counts as timed out). */
 static void fetch_local(const char *sock, char **paths, size_t n, struct resp *r)
 {
     CURL *h = curl_easy_init();
     char url[512];
-    int64_t deadline = now_ms() + 2 * MON_DOCKER_MS, left;
+    int64_t deadline = cu_mono_ms() + 2 * MON_DOCKER_MS, left;
 
     for (size_t i = 0; i < n; i++) {
         struct mon_buf b = {0};
@@ -95,7 +88,7 @@ static void fetch_local(const char *sock, char **paths, size_t n, struct resp *r
         r[i].curl = CURLE_OUT_OF_MEMORY;
         if (!h)
             continue;
-        left = deadline - now_ms();
+        left = deadline - cu_mono_ms();
         if (left <= 0) {
             r[i].curl = CURLE_OPERATION_TIMEDOUT;
             continue;

@@ -14,14 +14,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "util/util.h"
 
 static bool executable(const char *path)
 {
@@ -83,7 +76,7 @@ static int collect(int fd, int64_t deadline, size_t max, struct mon_buf *b)
 
     for (;;) {
         struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - cu_mono_ms();
         ssize_t n;
         int rc;
 
@@ -130,7 +123,7 @@ static int finish(pid_t pid, int64_t deadline, bool kill_now, int *status)
         }
         if (info.si_pid == pid)
             break;
-        if (now_ms() >= deadline) {
+        if (cu_mono_ms() >= deadline) {
             kill_now = true;
             break;
         }
@@ -158,7 +151,7 @@ int mon_exec(const char *const argv[], int timeout_ms, size_t max, char **out, s
 {
     char path[4096];
     struct mon_buf b = {0};
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = cu_mono_ms() + timeout_ms;
     int fds[2] = { -1, -1 }, devnull = -1, rc, st = -1, killed;
     pid_t pid;
 

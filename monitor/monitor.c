@@ -1,6 +1,8 @@
 /* monitor.c: the monitor module's face: start and stop, the directory model below monitor/
  * (local, targets, directories derived from services' monitoring attributes), live reads
- * through the cache, metrics.prom, and the target operations with their name rules. */
+ * through the cache, metrics.prom, and the target operations with their name rules. It is
+ * the one file that calls both the target table (targets.c) and the cache and SSH pool: after
+ * a successful change of a target it makes them forget that target. */
 #include "monitor/monitor.h"
 #include "monitor/probe.h"
 
@@ -15,6 +17,7 @@
 #include <curl/curl.h>
 
 #include "core/statefile.h"
+#include "util/util.h"
 
 /* metrics.prom runs at most this many probes at once, and waits for them at most this long:
  * one SSH login and one command (probes of one target share a session, and a target that did
@@ -22,57 +25,10 @@
 #define METRICS_THREADS 16
 #define METRICS_DEADLINE_MS (MON_CONNECT_MS + MON_COMMAND_MS)
 
-static const char *const file_names[MON_NFILES] = {
-    "server.json", "gpu.json", "containers.json", "container.json", "target.json",
-};
-static const char *const file_types[MON_NFILES] = {
-    "server", "gpu", "containers", "container", NULL,
-};
-
 static char docker_socket[MON_SOCK_MAX];    /* this host's engine */
-static struct mon_options options = {       /* mon_options_default's values until mon_open */
-    .alert_gpu_temp_c = MON_GPU_TEMP_C,
-    .alert_gpu_vram_pct = MON_GPU_VRAM_PCT,
-    .alert_mem_pct = MON_MEM_PCT,
-    .alert_disk_pct = MON_DISK_PCT,
-    .probe_ttl_ms = MON_TTL_MS,
-};
 static char service_key[MON_KEY_MAX];          /* the key service-derived SSH probes use */
 static char service_user[MON_USER_MAX];     /* their default user: this daemon's */
 static bool opened;
-
-/* "server.json", ... for f; NULL past the end. */
-const char *mon_file_name(enum mon_file f)
-{
-    return f < MON_NFILES ? file_names[f] : NULL;
-}
-
-/* The settings mon_open took. */
-const struct mon_options *mon_opts(void)
-{
-    return &options;
-}
-
-/* How long a probe's result is shared, in ms. */
-int mon_ttl_ms(void)
-{
-    return options.probe_ttl_ms;
-}
-
-/* The enum mon_file of a file name, -1 when unknown. */
-int mon_file_from_name(const char *name)
-{
-    for (int f = 0; f < MON_NFILES; f++)
-        if (strcmp(file_names[f], name) == 0)
-            return f;
-    return -1;
-}
-
-/* The document "type" of a probe file, NULL for target.json. */
-const char *mon_file_type(enum mon_file f)
-{
-    return f < MON_NFILES ? file_types[f] : NULL;
-}
 
 /* A service's monitoring attribute as a probe source: a container here, or a host over SSH
  * (gpu: gpu.json and server.json; server: server.json). false when it names nothing. */
@@ -139,7 +95,7 @@ static int resolve(const char *dir, struct mon_src *src)
         snprintf(src->docker_socket, sizeof(src->docker_socket), "%s", docker_socket);
         return 0;
     }
-    if (mon_tgt_lookup(dir, &cfg, &configured) == 0) {
+    if (mon_target_lookup(dir, &cfg, &configured) == 0) {
         src->files = MON_BIT(MON_FILE_TARGET) | (configured ? cfg.types : 0);
         src->remote = true;
         snprintf(src->host, sizeof(src->host), "%s", cfg.host);
@@ -160,13 +116,13 @@ void mon_dirs(void (*fn)(const char *name, void *ctx), void *ctx)
     struct mon_src src;
 
     fn("local", ctx);
-    mon_tgt_each(fn, ctx);
+    mon_target_each(fn, ctx);
     snap = reg_snapshot_get();
     for (size_t i = 0; snap && i < snap->n; i++) {
         const struct reg_service *s = &snap->svcs[i];
 
         if (s->status == REG_INACTIVE || strcmp(s->name, "local") == 0 ||
-            mon_tgt_lookup(s->name, NULL, NULL) == 0 || !service_src(s, &src))
+            mon_target_lookup(s->name, NULL, NULL) == 0 || !service_src(s, &src))
             continue;
         fn(s->name, ctx);
     }
@@ -191,18 +147,10 @@ static int target_text(const char *dir, char **out, size_t *len)
     bool configured = false;
     char *json = NULL;
 
-    if (mon_tgt_lookup(dir, &cfg, &configured) < 0)
+    if (mon_target_lookup(dir, &cfg, &configured) < 0)
         return -ENOENT;
     json = configured ? mon_target_json(&cfg) : strdup("{}");
-    if (!json)
-        return -ENOMEM;
-    *len = strlen(json) + 1;
-    *out = malloc(*len + 1);
-    if (*out) {
-        memcpy(*out, json, *len - 1);
-        (*out)[*len - 1] = '\n';
-        (*out)[*len] = '\0';
-    }
+    *out = json ? cu_text_line(json, len) : NULL;
     free(json);
     return *out ? 0 : -ENOMEM;
 }
@@ -250,13 +198,13 @@ static pthread_cond_t workers_cond = PTHREAD_COND_INITIALIZER;
 static int workers;
 
 /* The single flight of metrics.prom: one run at a time, its text shared with every reader
- * that came while it ran and with every reader for mon_ttl_ms() after it. */
+ * that came while it ran and with every reader for the probe TTL after it. */
 static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t metrics_cond = PTHREAD_COND_INITIALIZER;
 static bool metrics_busy;
 static char *metrics_text;
 static size_t metrics_len;
-static struct timespec metrics_done;
+static int64_t metrics_done;       /* cu_mono_ms() */
 
 static void add_jobs(const char *name, void *ctx)
 {
@@ -332,7 +280,7 @@ static json_t *late_doc(const struct job *j)
 {
     char ts[32], msg[96];
 
-    state_now_iso(ts, sizeof(ts));
+    cu_iso_now(ts, sizeof(ts));
     snprintf(msg, sizeof(msg), "probe still running after %d ms", METRICS_DEADLINE_MS);
     return json_pack("{s:s,s:s,s:s,s:s,s:n,s:[]}", "timestamp", ts, "target", j->src.name,
                      "type", mon_file_type(j->f), "error", msg, "metrics", "alerts");
@@ -436,15 +384,6 @@ static int metrics_run(char **out, size_t *len)
     return rc;
 }
 
-static int64_t elapsed_ms(const struct timespec *since)
-{
-    struct timespec now;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)(now.tv_sec - since->tv_sec) * 1000 +
-           (now.tv_nsec - since->tv_nsec) / 1000000;
-}
-
 /* A copy of the shared text, with metrics_lock held. 0 or -ENOMEM. */
 static int metrics_copy(char **out, size_t *len)
 {
@@ -457,7 +396,7 @@ static int metrics_copy(char **out, size_t *len)
 }
 
 /* metrics.prom: every probe of every directory as Prometheus text, from one run shared by
- * concurrent readers (single flight) and by every reader for mon_ttl_ms() after it. A run takes
+ * concurrent readers (single flight) and by every reader for the probe TTL after it. A run takes
  * at most METRICS_DEADLINE_MS. 0 or -ENOMEM. */
 int mon_metrics(char **out, size_t *len)
 {
@@ -469,7 +408,7 @@ int mon_metrics(char **out, size_t *len)
     *len = 0;
     pthread_mutex_lock(&metrics_lock);
     for (;;) {
-        if (metrics_text && elapsed_ms(&metrics_done) < mon_ttl_ms()) {
+        if (metrics_text && cu_mono_ms() - metrics_done < mon_cache_ttl_ms()) {
             rc = metrics_copy(out, len);
             pthread_mutex_unlock(&metrics_lock);
             return rc;
@@ -489,7 +428,7 @@ int mon_metrics(char **out, size_t *len)
         free(metrics_text);
         metrics_text = text;
         metrics_len = n;
-        clock_gettime(CLOCK_MONOTONIC, &metrics_done);
+        metrics_done = cu_mono_ms();
         rc = metrics_copy(out, len);
     }
     pthread_cond_broadcast(&metrics_cond);
@@ -500,7 +439,7 @@ int mon_metrics(char **out, size_t *len)
 /* ---- targets ---- */
 
 /* A new, unconfigured target. 0, -EINVAL, -EEXIST (also a service's directory), -ENOSPC
- * or -errno. A refusal says why (mon_tgt_add, or here for a service's directory). */
+ * or -errno. A refusal says why (mon_target_table_add, or here for a service's directory). */
 int mon_target_add(const char *name, const char *who)
 {
     if (val_name(name) == 0 && service_dir(name, NULL)) {
@@ -509,14 +448,28 @@ int mon_target_add(const char *name, const char *who)
                         "monitor/%s", name);
         return -EEXIST;
     }
-    return mon_tgt_add(name, who);
+    return mon_target_table_add(name, who);
+}
+
+/* After a successful change of target name: its cached results and its SSH session belong to
+ * the old settings. */
+static void forget(const char *name)
+{
+    mon_cache_forget(name);
+    mon_ssh_forget(name);
 }
 
 /* Remove a target. 0, -ENOENT, -EPERM (local or a service's directory, said why) or -errno. */
 int mon_target_remove(const char *name, const char *who)
 {
-    if (mon_tgt_lookup(name, NULL, NULL) == 0)
-        return mon_tgt_remove(name, who);
+    int rc;
+
+    if (mon_target_lookup(name, NULL, NULL) == 0) {
+        rc = mon_target_table_remove(name, who);
+        if (rc == 0)
+            forget(name);
+        return rc;
+    }
     if (strcmp(name, "local") == 0) {
         reg_refuse_path("monitor_target_remove", who, -EPERM, "local is this host's own "
                         "directory, not a target", "monitor/local");
@@ -535,7 +488,11 @@ int mon_target_remove(const char *name, const char *who)
  * -errno. */
 int mon_target_set(const char *name, const char *buf, size_t len, const char *who)
 {
-    return mon_tgt_set(name, buf, len, who);
+    int rc = mon_target_table_set(name, buf, len, who);
+
+    if (rc == 0)
+        forget(name);
+    return rc > 0 ? 0 : rc;     /* > 0: unchanged, nothing to forget */
 }
 
 int mon_target_write(const char *name, const char *buf, size_t size, long long off,
@@ -552,7 +509,7 @@ int mon_target_write(const char *name, const char *buf, size_t size, long long o
                         "one write at offset 0", "monitor/%.200s/target.json", name);
         return -EINVAL;
     }
-    return mon_tgt_set(name, buf, size, who);
+    return mon_target_set(name, buf, size, who);
 }
 
 /* ---- start and stop ---- */
@@ -580,7 +537,7 @@ int mon_open(const struct reg_config *cfg, const struct mon_options *opts, char 
     state_clean_temps(dir);
     rc = state_path(file, sizeof(file), dir, "targets.json");
     if (rc == 0)
-        rc = mon_tgt_load(file, err, errlen);
+        rc = mon_target_load(file, err, errlen);
     else
         snprintf(err, errlen, "state directory path too long");
     if (rc < 0)
@@ -591,12 +548,8 @@ int mon_open(const struct reg_config *cfg, const struct mon_options *opts, char 
                  strerror(-rc));
         goto fail;
     }
-    if (opts)
-        options = *opts;
-    else
-        mon_options_default(&options);
-    if (*options.docker_socket)
-        env = options.docker_socket;        /* the option wins over the environment */
+    if (opts && *opts->docker_socket)
+        env = opts->docker_socket;          /* the option wins over the environment */
     if (env && *env && (env[0] != '/' || strlen(env) >= sizeof(docker_socket))) {
         snprintf(err, errlen, "CONDUIT_DOCKER_SOCKET must be an absolute path");
         rc = -EINVAL;
@@ -625,10 +578,11 @@ int mon_open(const struct reg_config *cfg, const struct mon_options *opts, char 
         snprintf(err, errlen, "cannot initialize libssh2");
         goto fail;
     }
+    mon_cache_set_options(opts);
     opened = true;
     return 0;
 fail:
-    mon_tgt_unload();
+    mon_target_unload();
     return rc;
 }
 
@@ -649,7 +603,7 @@ void mon_close(void)
     pthread_mutex_unlock(&metrics_lock);
     mon_ssh_fini();
     mon_cache_forget(NULL);
-    mon_tgt_unload();
+    mon_target_unload();
     curl_global_cleanup();
     opened = false;
 }

@@ -6,38 +6,8 @@
 #include <stddef.h>
 
 #include "core/registry.h"
-
-/* The files a directory below monitor/ may hold. */
-enum mon_file {
-    MON_FILE_SERVER,        /* server.json: /proc, load, memory, disk */
-    MON_FILE_GPU,           /* gpu.json: nvidia-smi */
-    MON_FILE_CONTAINERS,    /* containers.json: every container of a Docker Engine */
-    MON_FILE_CONTAINER,     /* container.json: the one container a service names */
-    MON_FILE_TARGET,        /* target.json: a remote target's settings (read-write) */
-    MON_NFILES
-};
-
-/* The monitor's settings, from the daemon's options (--alert-*, --docker-socket, --probe-ttl).
- * An alert fires when a value is at or above its threshold. */
-struct mon_options {
-    double alert_gpu_temp_c;        /* GPU temperature, degrees C (default 85) */
-    double alert_gpu_vram_pct;      /* GPU memory used, % (default 90) */
-    double alert_mem_pct;           /* host memory used, % (default 90) */
-    double alert_disk_pct;          /* root file system used, % (default 90) */
-    char docker_socket[256];        /* this host's Docker Engine socket; "" for the default */
-    int probe_ttl_ms;               /* a probe's result is shared this long (default 2000) */
-};
-
-/* Fill *o with the defaults. */
-void mon_options_default(struct mon_options *o);
-
-/* Set the option named key ("alert_gpu_temp", "alert_gpu_vram", "alert_mem", "alert_disk",
- * "docker_socket", "probe_ttl": the -o spelling) from its text value. Temperatures are 1..200
- * degrees C, percentages 1..100 (decimals allowed), the socket an absolute path, the TTL 0..3600
- * seconds (decimals allowed, millisecond resolution). 0; -EINVAL with a one-line reason in err
- * (a bad value); -ENOENT (no such key). */
-int mon_options_set(struct mon_options *o, const char *key, const char *value, char *err,
-                    size_t errlen);
+#include "monitor/files.h"
+#include "monitor/options.h"
 
 /* Load monitoring targets from cfg->state_dir and take the settings of opts (NULL: the
  * defaults; copied). The docker socket is opts->docker_socket, else CONDUIT_DOCKER_SOCKET, else
@@ -48,10 +18,6 @@ int mon_open(const struct reg_config *cfg, const struct mon_options *opts, char 
 
 /* Drop cached probes and close SSH sessions. */
 void mon_close(void);
-
-/* "server.json", ... for f; mon_file_from_name returns -1 for an unknown name. */
-const char *mon_file_name(enum mon_file f);
-int mon_file_from_name(const char *name);
 
 /* Call fn once per directory below monitor/: "local", every target, then every service whose
  * monitoring attribute names something to probe (and whose name no target or "local" holds). */
@@ -72,6 +38,11 @@ int mon_read(const char *dir, enum mon_file f, char **out, size_t *len);
  * that come while a run is under way share it, and so does every reader for the probe TTL after
  * it. 0 or -ENOMEM. */
 int mon_metrics(char **out, size_t *len);
+
+/* Append the health gauges of health (monitor/health.json's text, core/health.h: per service
+ * and per upstream) to the Prometheus text *text of *len bytes, malloc'd and replaced here.
+ * Text that does not parse adds nothing. Pure. 0 or -ENOMEM (*text is then unchanged). */
+int mon_metrics_health(char **text, size_t *len, const char *health);
 
 /* Create target name (not yet configured). 0, -EINVAL (bad name), -EEXIST (a target, "local",
  * or a service-derived directory has the name), -ENOSPC (too many targets) or an I/O -errno.

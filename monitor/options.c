@@ -1,6 +1,6 @@
 /* options.c: the monitor's settings (struct mon_options): their defaults, and the validation of
  * each one from the text of a daemon option (--alert-gpu-temp, ... or its -o spelling). Pure. */
-#include "monitor/monitor.h"
+#include "monitor/options.h"
 #include "monitor/probe.h"
 
 #include <errno.h>

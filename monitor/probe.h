@@ -10,10 +10,12 @@
 #include <stddef.h>
 #include <jansson.h>
 
-#include "monitor/monitor.h"
+#include "core/validate.h"
+#include "monitor/files.h"
+#include "monitor/options.h"
 
 /* A probe result is shared with every reader for this long (single flight, then cached) unless
- * --probe-ttl says otherwise (see mon_ttl_ms). */
+ * --probe-ttl says otherwise (see mon_cache_ttl_ms). */
 #define MON_TTL_MS 2000
 #define MON_TTL_MAX_MS (3600 * 1000)
 /* CPU usage is the change of /proc/stat's counters over a window of at least MON_CPU_MIN_MS:
@@ -36,7 +38,7 @@
 #define MON_DISK_PCT 90.0
 
 #define MON_HOST_MAX 254
-#define MON_USER_MAX 33
+#define MON_USER_MAX (VAL_SSH_USER_MAX + 1)
 #define MON_KEY_MAX 1024
 #define MON_SOCK_MAX 256
 #define MON_NAME_MAX 64
@@ -133,9 +135,6 @@ json_t *mon_probe_containers(const struct mon_src *src, json_t **state, char *er
 json_t *mon_probe_container(const struct mon_src *src, json_t **state, char *err,
                             size_t errlen);
 
-/* The "type" of a probe file ("server", "gpu", "containers", "container"), NULL otherwise. */
-const char *mon_file_type(enum mon_file f);
-
 /* ---- pure parsers (no I/O; any bytes in, never a crash) ---- */
 
 /* Copy the next line of [*p, end) (without its CR LF) into buf, cut to buflen - 1 bytes; advance
@@ -148,6 +147,9 @@ char *mon_trim(char *s);
 /* The whole of s as a finite number / an unsigned decimal integer. false otherwise. */
 bool mon_parse_double(const char *s, double *out);
 bool mon_parse_ull(const char *s, unsigned long long *out);
+
+/* The string value of j when it is a string without NUL bytes, else NULL. */
+const char *mon_json_plain(const json_t *j);
 
 /* v as a JSON integer when it is integral and fits, a real otherwise; NULL without memory. */
 json_t *mon_json_num(double v);
@@ -220,10 +222,6 @@ json_t *mon_alerts_at(const char *type, const json_t *metrics, const struct mon_
 /* mon_alerts_at with the default thresholds. */
 json_t *mon_alerts(const char *type, const json_t *metrics);
 
-/* The settings mon_open took (the defaults before it), and their probe TTL in ms. */
-const struct mon_options *mon_opts(void);
-int mon_ttl_ms(void);
-
 /* Tests only: the local server probe takes the text of /proc/loadavg, meminfo, uptime and stat
  * (concatenated) from fn, called once per reading, instead of /proc (fn NULL: /proc again). fn
  * returns a malloc'd text and its length in *len, or NULL for a failed read. */
@@ -234,7 +232,7 @@ void mon_server_proc_source(mon_proc_source_fn fn, void *ctx);
  * NULL without memory. */
 char *mon_prom_render(const json_t *docs);
 
-/* ---- target.json ---- */
+/* ---- target.json (targetcfg.c) ---- */
 
 /* Validate a target.json write (len bytes, no NUL; one trailing newline allowed) into *out,
  * without touching the file system. 0, -EINVAL or -EFBIG (over VAL_VALUE_MAX). */
@@ -243,23 +241,58 @@ int mon_target_parse(const char *buf, size_t len, struct mon_target_cfg *out);
 /* The normalized JSON of a target's settings, malloc'd and compact, or NULL without memory. */
 char *mon_target_json(const struct mon_target_cfg *cfg);
 
-/* The target table (targets.c). Load from / persist to path (state/monitoring/targets.json). */
-int mon_tgt_load(const char *path, char *err, size_t errlen);
-void mon_tgt_unload(void);
-int mon_tgt_add(const char *name, const char *who);
-int mon_tgt_remove(const char *name, const char *who);
-/* mon_tgt_set: who is the writer; the key rules (mon_keys_load) apply to the uid it names, and
- * a key outside them is -EACCES. */
-int mon_tgt_set(const char *name, const char *buf, size_t len, const char *who);
+/* mon_target_parse, with *why set to the reason of a refusal (a constant one-line text; "" on
+ * success). */
+int mon_target_parse_why(const char *buf, size_t len, struct mon_target_cfg *out,
+                         const char **why);
+
+/* The settings as a JSON object in target.json's key order (a new reference; NULL without
+ * memory). */
+json_t *mon_target_cfg_json(const struct mon_target_cfg *cfg);
+
+/* Whether a and b are the same settings (key_owner included). */
+bool mon_target_cfg_equal(const struct mon_target_cfg *a, const struct mon_target_cfg *b);
+
+/* The target table (targets.c): a table and its persistence, nothing else (it calls neither
+ * the cache nor the SSH pool: monitor.c makes them forget a target it changed). */
+
+/* Load the table from path (state/monitoring/targets.json; missing: no targets), which later
+ * changes rewrite atomically. A corrupt file refuses the load and stays, with a copy beside it
+ * (state_keep_corrupt). 0 or -errno with a one-line reason in err. */
+int mon_target_load(const char *path, char *err, size_t errlen);
+
+/* Forget every target (the file is untouched). */
+void mon_target_unload(void);
+
+/* Append an unconfigured target, persist, audit. 0, -EINVAL, -EEXIST, -ENOSPC or -errno; a
+ * refusal says why (reg_refuse_path). */
+int mon_target_table_add(const char *name, const char *who);
+
+/* Remove a target, persist, audit. 0, -ENOENT or -errno. */
+int mon_target_table_remove(const char *name, const char *who);
+
+/* Validate (the key rules, mon_keys_load, apply to the uid who names; a key outside them is
+ * -EACCES), persist and audit new settings, or clear them (buf NULL). 0 (changed), 1
+ * (unchanged: no write, no audit line), -EINVAL, -EFBIG, -EACCES, -ENOENT or -errno. */
+int mon_target_table_set(const char *name, const char *buf, size_t len, const char *who);
+
 /* Whether name is a target (0 or -ENOENT); *cfg and *configured filled when non-NULL. */
-int mon_tgt_lookup(const char *name, struct mon_target_cfg *cfg, bool *configured);
-/* Call fn for every target name, in creation order. */
-void mon_tgt_each(void (*fn)(const char *name, void *ctx), void *ctx);
+int mon_target_lookup(const char *name, struct mon_target_cfg *cfg, bool *configured);
+
+/* Call fn for every target name, in creation order (over a copy, without the table's lock). */
+void mon_target_each(void (*fn)(const char *name, void *ctx), void *ctx);
 
 /* ---- the single-flight cache (cache.c) ---- */
 
-/* The document of probe f for src: shared from a run less than mon_ttl_ms() old with the same
- * settings, or run now (concurrent callers wait for the one run). Alerts that newly appear or
+/* Take the settings of o (NULL: the defaults; copied): the probe TTL and the alert thresholds.
+ * Called by mon_open before any reader. */
+void mon_cache_set_options(const struct mon_options *o);
+
+/* How long a probe's result is shared, in ms (the TTL mon_cache_set_options took). */
+int mon_cache_ttl_ms(void);
+
+/* The document of probe f for src: shared from a run less than mon_cache_ttl_ms() old with the
+ * same settings, or run now (concurrent callers wait for the one run). Alerts that newly appear or
  * clear write an audit line. 0 or -ENOMEM. */
 int mon_cache_get(const struct mon_src *src, enum mon_file f, char **out, size_t *len);
 

@@ -1,8 +1,11 @@
 /* prom.c: probe documents as Prometheus text exposition (format 0.0.4): one family per metric
  * with HELP and TYPE, base units (bytes, seconds, celsius, watts, ratios 0-1), _total counters,
- * labels target, type, gpu, uuid, container. Pure. */
+ * labels target, type, gpu, uuid, container; and the health gauges of monitor/health.json,
+ * labelled service (domain, mode) and upstream. Pure. */
+#include "monitor/monitor.h"
 #include "monitor/probe.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,4 +254,140 @@ char *mon_prom_render(const json_t *docs)
         return NULL;
     }
     return out.data;
+}
+
+/* ---- health gauges (monitor/health.json, core/health.h) ---- */
+
+enum hsrc { HS_HEALTHY, HS_IN_ROTATION, HS_FAILURES, HS_LATENCY, HS_STATUS, HS_IN_COUNT };
+
+/* One health family: per service (upstream false) or per upstream of a service. */
+struct hfamily {
+    const char *name, *help;
+    bool upstream;
+    enum hsrc src;
+};
+
+static const struct hfamily hfamilies[] = {
+    { "conduit_service_healthy", "1 when an upstream of the service answers its health check, "
+      "0 when none is in the rotation (no sample before the first verdict)", false, HS_HEALTHY },
+    { "conduit_service_upstreams_in_rotation", "Upstreams of the service in the rotation",
+      false, HS_IN_COUNT },
+    { "conduit_upstream_healthy", "1 when the upstream answered its last health check, 0 when "
+      "it failed --health-threshold in a row (no sample before the first verdict)", true,
+      HS_HEALTHY },
+    { "conduit_upstream_in_rotation", "1 when the upstream takes traffic (not unhealthy)", true,
+      HS_IN_ROTATION },
+    { "conduit_upstream_consecutive_failures", "Failed health checks in a row", true,
+      HS_FAILURES },
+    { "conduit_upstream_health_latency_seconds", "Duration of the last health check", true,
+      HS_LATENCY },
+    { "conduit_upstream_health_status", "HTTP status of the last health check", true,
+      HS_STATUS },
+};
+#define NHFAMILIES (sizeof(hfamilies) / sizeof(hfamilies[0]))
+
+/* The value of family f for one health.json service or upstream entry; false for none. */
+static bool hsample(const struct hfamily *f, const json_t *e, double *v)
+{
+    const char *s = json_string_value(json_object_get(e, "state"));
+    const json_t *j;
+
+    switch (f->src) {
+    case HS_HEALTHY:
+        if (!s || (strcmp(s, "healthy") != 0 && strcmp(s, "unhealthy") != 0))
+            return false;
+        *v = strcmp(s, "healthy") == 0 ? 1 : 0;
+        return true;
+    case HS_IN_ROTATION:
+        j = json_object_get(e, "in_rotation");
+        *v = json_is_true(j) ? 1 : 0;
+        return json_is_boolean(j);
+    case HS_FAILURES:
+        j = json_object_get(e, "consecutive_failures");
+        break;
+    case HS_LATENCY:
+        j = json_object_get(e, "last_latency_ms");
+        if (!json_is_number(j))
+            return false;
+        *v = json_number_value(j) / 1000.0;
+        return true;
+    case HS_STATUS:
+        j = json_object_get(e, "last_status");
+        break;
+    case HS_IN_COUNT:
+        j = json_object_get(e, "upstreams_in_rotation");
+        break;
+    default:
+        return false;
+    }
+    if (!json_is_number(j))
+        return false;
+    *v = json_number_value(j);
+    return true;
+}
+
+/* The samples of f over every service of the health document. */
+static void hrows(struct mon_buf *b, const struct hfamily *f, const json_t *health)
+{
+    size_t i, k;
+    const json_t *svc, *up;
+    double v;
+
+    json_array_foreach(json_object_get(health, "services"), i, svc) {
+        const char *name = json_string_value(json_object_get(svc, "name"));
+
+        if (!name)
+            continue;
+        if (!f->upstream) {
+            if (!hsample(f, svc, &v))
+                continue;
+            mon_buf_printf(b, "%s{", f->name);
+            label(b, "service", name, false);
+            label(b, "domain", json_string_value(json_object_get(svc, "domain")), true);
+            label(b, "mode", json_string_value(json_object_get(svc, "mode")), true);
+            mon_buf_add(b, "}", 1);
+            value(b, v);
+            continue;
+        }
+        json_array_foreach(json_object_get(svc, "upstreams"), k, up) {
+            if (!hsample(f, up, &v))
+                continue;
+            mon_buf_printf(b, "%s{", f->name);
+            label(b, "service", name, false);
+            label(b, "upstream", json_string_value(json_object_get(up, "upstream")), true);
+            mon_buf_add(b, "}", 1);
+            value(b, v);
+        }
+    }
+}
+
+/* See monitor.h. */
+int mon_metrics_health(char **text, size_t *len, const char *health)
+{
+    struct mon_buf out = {0}, samples = {0};
+    json_t *doc = health ? json_loads(health, 0, NULL) : NULL;
+    int rc = -ENOMEM;
+
+    mon_buf_add(&out, *text ? *text : "", *text ? *len : 0);
+    for (size_t i = 0; doc && i < NHFAMILIES; i++) {
+        const struct hfamily *f = &hfamilies[i];
+
+        samples.len = 0;
+        hrows(&samples, f, doc);
+        if (samples.len == 0 || samples.failed)
+            continue;
+        mon_buf_printf(&out, "# HELP %s %s\n# TYPE %s gauge\n", f->name, f->help, f->name);
+        mon_buf_add(&out, samples.data, samples.len);
+    }
+    json_decref(doc);
+    if (!out.failed && !samples.failed) {
+        free(*text);
+        *text = out.data;
+        *len = out.len;
+        out.data = NULL;
+        rc = 0;
+    }
+    free(out.data);
+    free(samples.data);
+    return rc;
 }

@@ -14,6 +14,7 @@
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
+#include "util/util.h"
 
 #define PROC_CMD "cat /proc/loadavg /proc/meminfo /proc/uptime /proc/stat"
 /* Two CPU samples in one command: the first line of /proc/stat (the "cpu" line), a pause of
@@ -39,14 +40,6 @@ struct cpu_sample {
     int64_t t_ms;
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(int64_t ms)
 {
     struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
@@ -62,25 +55,20 @@ void mon_server_proc_source(mon_proc_source_fn fn, void *ctx)
     proc_source_ctx = ctx;
 }
 
-/* Append one /proc file (whose stat size is 0: read to EOF) to b. 0 or -errno. */
+/* Append one /proc file (whose stat size is 0: read to EOF) to b, keeping b within
+ * MON_OUTPUT_MAX. 0 or -errno (-EFBIG past the limit). */
 static int slurp(const char *path, struct mon_buf *b)
 {
-    char chunk[8192];
-    int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
-    ssize_t n;
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
 
-    if (fd < 0)
-        return -errno;
-    while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 || b->len + (size_t)n > MON_OUTPUT_MAX) {
-            rc = n < 0 ? -errno : -EFBIG;
-            break;
-        }
-        mon_buf_add(b, chunk, (size_t)n);
-    }
-    close(fd);
+    if (b->len >= MON_OUTPUT_MAX)
+        return -EFBIG;
+    rc = cu_read_all(path, MON_OUTPUT_MAX - b->len, &text, &len);
+    if (rc == 0)
+        mon_buf_add(b, text, len);
+    free(text);
     return rc;
 }
 
@@ -223,7 +211,7 @@ json_t *mon_probe_server(const struct mon_src *src, json_t **state, char *err, s
     struct mon_proc p, first;
     struct mon_disk d;
     struct cpu_sample prev = state_sample(*state), base, cur;
-    int64_t age = now_ms() - prev.t_ms;
+    int64_t age = cu_mono_ms() - prev.t_ms;
     bool pair = !prev.ok || age < 0 || age > MON_CPU_RECENT_MS;
     double pct, window = 0;
     int rc;
@@ -236,7 +224,7 @@ json_t *mon_probe_server(const struct mon_src *src, json_t **state, char *err, s
         rc = read_remote(src, &p, pair ? &first : NULL, &d, err, errlen);
     } else {
         rc = pair ? read_local(&first, &d, err, errlen) : 0;
-        base = sample_of(&first, now_ms());
+        base = sample_of(&first, cu_mono_ms());
         if (rc == 0 && pair)
             sleep_ms(MON_CPU_MIN_MS);
         if (rc == 0)
@@ -249,7 +237,7 @@ json_t *mon_probe_server(const struct mon_src *src, json_t **state, char *err, s
                  "this host");
         return NULL;
     }
-    cur = sample_of(&p, now_ms());
+    cur = sample_of(&p, cu_mono_ms());
     if (!pair)
         base = prev;
     else if (src->remote)

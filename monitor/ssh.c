@@ -26,6 +26,7 @@
 
 #include "audit/audit.h"
 #include "core/statefile.h"
+#include "util/util.h"
 
 /* A pooled session is closed after this long unused. */
 #define IDLE_MS (5 * 60 * 1000)
@@ -55,14 +56,6 @@ static struct conn *pool;
 static pthread_mutex_t kh_lock = PTHREAD_MUTEX_INITIALIZER;
 static char kh_path[PATH_MAX];
 static bool ready;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The one place libssh2 codes become errno: the return value, and "ssh WHAT: reason" in err. */
 static int ssh_error(LIBSSH2_SESSION *s, int code, const char *what, char *err, size_t errlen)
@@ -125,7 +118,7 @@ static int wait_socket(struct conn *c, int64_t deadline)
 {
     int dir = libssh2_session_block_directions(c->s);
     struct pollfd pfd = { .fd = c->sock, .events = 0 };
-    int64_t left = deadline - now_ms();
+    int64_t left = deadline - cu_mono_ms();
 
     if (left <= 0)
         return LIBSSH2_ERROR_TIMEOUT;
@@ -203,7 +196,7 @@ static int resolve(const char *host, unsigned port, int64_t deadline, struct add
         return -EAGAIN;
     }
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - cu_mono_ms();
         struct timespec ts = { .tv_sec = left > 0 ? left / 1000 : 0,
                                .tv_nsec = left > 0 ? (left % 1000) * 1000000 : 0 };
 
@@ -257,7 +250,7 @@ static int dial(const struct mon_src *src, int64_t deadline, char *err, size_t e
         if (errno == EINPROGRESS) {
             pfd.fd = fd;
             pfd.events = POLLOUT;
-            left = deadline - now_ms();
+            left = deadline - cu_mono_ms();
             if (left > 0 && poll(&pfd, 1, (int)left) == 1 &&
                 getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0) {
                 if (soerr == 0)
@@ -473,7 +466,7 @@ static void wipe_key(char *pem, size_t len)
 static int conn_open(struct conn *c, const struct mon_src *src, const char *ep, char *err,
                      size_t errlen)
 {
-    int64_t deadline = now_ms() + MON_CONNECT_MS;
+    int64_t deadline = cu_mono_ms() + MON_CONNECT_MS;
     char *pem = NULL;
     size_t pemlen = 0;
     int rc;
@@ -591,7 +584,7 @@ out:
 static void reap(bool all)
 {
     struct conn **pp = &pool, *c;
-    int64_t now = now_ms();
+    int64_t now = cu_mono_ms();
 
     while ((c = *pp) != NULL) {
         if (c->refs == 0 && (all || now - c->last_used > IDLE_MS)) {
@@ -624,7 +617,7 @@ static struct conn *conn_get(const char *name)
     }
     if (c) {
         c->refs++;
-        c->last_used = now_ms();
+        c->last_used = cu_mono_ms();
     }
     pthread_mutex_unlock(&pool_lock);
     return c;
@@ -634,7 +627,7 @@ static void conn_put(struct conn *c)
 {
     pthread_mutex_lock(&pool_lock);
     c->refs--;
-    c->last_used = now_ms();
+    c->last_used = cu_mono_ms();
     pthread_mutex_unlock(&pool_lock);
 }
 
@@ -661,7 +654,7 @@ int mon_ssh_run(const struct mon_src *src, const char *cmd, int timeout_ms, size
     pthread_mutex_lock(&c->lock);
     if (c->s && strcmp(c->ep, ep) != 0)
         conn_close(c);
-    if (!c->s && c->fail_ms && now_ms() - c->fail_ms < FAIL_MS && strcmp(c->fail_ep, ep) == 0) {
+    if (!c->s && c->fail_ms && cu_mono_ms() - c->fail_ms < FAIL_MS && strcmp(c->fail_ep, ep) == 0) {
         /* the login that just failed: the same answer, without waiting for it again */
         rc = c->fail_rc;
         snprintf(err, errlen, "%s", c->fail_err);
@@ -674,14 +667,14 @@ int mon_ssh_run(const struct mon_src *src, const char *cmd, int timeout_ms, size
             snprintf(c->fail_ep, sizeof(c->fail_ep), "%s", ep);
             snprintf(c->fail_err, sizeof(c->fail_err), "%s", err);
             c->fail_rc = rc;
-            c->fail_ms = now_ms();
+            c->fail_ms = cu_mono_ms();
             break;
         }
         c->fail_ms = 0;
         b.len = 0;
         b.failed = false;
         mon_buf_add(&b, "", 0);
-        rc = run_cmd(c, cmd, now_ms() + timeout_ms, max, &b, status, err, errlen);
+        rc = run_cmd(c, cmd, cu_mono_ms() + timeout_ms, max, &b, status, err, errlen);
         if (rc == 0)
             break;
         conn_close(c);

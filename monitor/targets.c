@@ -1,6 +1,9 @@
-/* targets.c: monitoring targets: the strict target.json validator, the table of targets, and
- * its persistence in state/monitoring/targets.json (atomic writes, one audit line per change).
- * A key file must pass the key rules (keys.c) for its writer, whose uid the table keeps. */
+/* targets.c: monitoring targets: the table of targets and its persistence in
+ * state/monitoring/targets.json (atomic writes, one audit line per change); target.json's
+ * validator is targetcfg.c.
+ * A key file must pass the key rules (keys.c) for its writer, whose uid the table keeps. A
+ * table and its file only: it calls neither the probe cache nor the SSH pool (monitor.c makes
+ * them forget a changed target). */
 #include "monitor/probe.h"
 
 #include <errno.h>
@@ -14,6 +17,7 @@
 #include <unistd.h>
 
 #include "audit/audit.h"
+#include "core/registry.h"
 #include "core/statefile.h"
 #include "core/validate.h"
 
@@ -27,229 +31,6 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct target *targets;
 static size_t ntargets;
 static char path[PATH_MAX];
-
-/* ---- validation ---- */
-
-static const char *const type_names[] = { "server", "gpu", "containers" };
-static const enum mon_file type_files[] = { MON_FILE_SERVER, MON_FILE_GPU, MON_FILE_CONTAINERS };
-#define NTYPES 3
-
-/* The string value of j when it is a string without NUL bytes, else NULL. */
-static const char *plain_string(const json_t *j)
-{
-    const char *s = json_string_value(j);
-
-    return s && strlen(s) == json_string_length(j) ? s : NULL;
-}
-
-static bool host_ok(const char *s)
-{
-    char probe[MON_HOST_MAX + 8];
-
-    if (strlen(s) >= MON_HOST_MAX)
-        return false;
-    if (val_is_ipv4(s) || val_is_hostname(s))
-        return true;
-    /* IPv6: what an upstream accepts in brackets (no zone id) */
-    snprintf(probe, sizeof(probe), "[%s]:1", s);
-    return strchr(s, ':') && val_upstream(probe, NULL) == 0;
-}
-
-/* ^[a-z_][a-z0-9_-]{0,31}$ */
-static bool user_ok(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n >= MON_USER_MAX || !((s[0] >= 'a' && s[0] <= 'z') || s[0] == '_'))
-        return false;
-    for (size_t i = 1; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
-              s[i] == '-'))
-            return false;
-    return true;
-}
-
-/* An absolute path shorter than max, of [A-Za-z0-9._-] and the extra characters, without
- * empty, "." or ".." components. */
-static bool path_ok(const char *s, size_t max, const char *extra)
-{
-    size_t n = strlen(s);
-    const char *comp;
-
-    if (n < 2 || n >= max || s[0] != '/' || s[n - 1] == '/')
-        return false;
-    for (const char *c = s; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-              *c == '.' || *c == '_' || *c == '-' || *c == '/' || (*c && strchr(extra, *c))))
-            return false;
-    for (comp = s + 1; comp; ) {
-        const char *slash = strchr(comp, '/');
-        size_t len = slash ? (size_t)(slash - comp) : strlen(comp);
-
-        if (len == 0 || (len == 1 && comp[0] == '.') ||
-            (len == 2 && comp[0] == '.' && comp[1] == '.'))
-            return false;
-        comp = slash ? slash + 1 : NULL;
-    }
-    return true;
-}
-
-static int types_of(const json_t *j, unsigned *types)
-{
-    size_t i;
-    json_t *t;
-
-    *types = 0;
-    if (!json_is_array(j) || json_array_size(j) == 0)
-        return -EINVAL;
-    json_array_foreach(j, i, t) {
-        const char *s = plain_string(t);
-        size_t k;
-
-        for (k = 0; s && k < NTYPES; k++)
-            if (strcmp(s, type_names[k]) == 0)
-                break;
-        if (!s || k == NTYPES || (*types & MON_BIT(type_files[k])))
-            return -EINVAL;
-        *types |= MON_BIT(type_files[k]);
-    }
-    return 0;
-}
-
-/* mon_target_parse, with why set to the reason of a refusal (a constant text). */
-static int parse_cfg(const char *buf, size_t len, struct mon_target_cfg *out, const char **why)
-{
-    static const char *const keys[] = { "ssh_host", "ssh_port", "ssh_user", "ssh_key",
-                                        "docker_socket", "types" };
-    json_t *root = NULL, *j;
-    const char *key, *s;
-    int rc = -EINVAL;
-
-    memset(out, 0, sizeof(*out));
-    out->key_owner = -1;
-    if (len > 0 && buf[len - 1] == '\n')
-        len--;
-    *why = "target.json is longer than 4096 bytes";
-    if (len > VAL_VALUE_MAX)
-        return -EFBIG;
-    *why = "target.json holds a control byte, a NUL byte or a byte outside ASCII";
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)buf[i];
-
-        if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c >= 0x7f)
-            return -EINVAL;
-    }
-    *why = "target.json is not one JSON document without repeated keys";
-    root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
-    if (!root)
-        goto out;
-    *why = "target.json is not a JSON object";
-    if (!json_is_object(root))
-        goto out;
-    *why = "target.json has an unknown key (the keys are ssh_host, ssh_port, ssh_user, ssh_key, "
-           "docker_socket and types)";
-    json_object_foreach(root, key, j) {
-        size_t k;
-
-        for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
-            if (strcmp(key, keys[k]) == 0)
-                break;
-        if (k == sizeof(keys) / sizeof(keys[0]))
-            goto out;
-    }
-    s = plain_string(json_object_get(root, "ssh_host"));
-    *why = "ssh_host is missing or not a string";
-    if (!s)
-        goto out;
-    *why = "ssh_host is not an IPv4 address, an IPv6 address or a host name of at most 253 "
-           "bytes";
-    if (!host_ok(s))
-        goto out;
-    snprintf(out->host, sizeof(out->host), "%s", s);
-    j = json_object_get(root, "ssh_port");
-    out->port = 22;
-    *why = "ssh_port is not an integer 1-65535";
-    if (j) {
-        if (!json_is_integer(j) || json_integer_value(j) < 1 || json_integer_value(j) > 65535)
-            goto out;
-        out->port = (unsigned)json_integer_value(j);
-    }
-    s = plain_string(json_object_get(root, "ssh_user"));
-    *why = "ssh_user is missing or not a string";
-    if (!s)
-        goto out;
-    *why = "ssh_user is not a user name: [a-z_] then [a-z0-9_-], at most 32 bytes";
-    if (!user_ok(s))
-        goto out;
-    snprintf(out->user, sizeof(out->user), "%s", s);
-    s = plain_string(json_object_get(root, "ssh_key"));
-    *why = "ssh_key is missing or not a string";
-    if (!s)
-        goto out;
-    *why = "ssh_key is not an absolute path of [A-Za-z0-9._+@=,:~-] components, none . or ..";
-    if (!path_ok(s, MON_KEY_MAX, "+@=,:~"))
-        goto out;
-    snprintf(out->key, sizeof(out->key), "%s", s);
-    j = json_object_get(root, "docker_socket");
-    *why = "docker_socket is not null or an absolute path of [A-Za-z0-9._-] components, none . "
-           "or ..";
-    if (j && !json_is_null(j)) {
-        s = plain_string(j);
-        if (!s || !path_ok(s, MON_SOCK_MAX, ""))
-            goto out;
-        snprintf(out->docker_socket, sizeof(out->docker_socket), "%s", s);
-    }
-    j = json_object_get(root, "types");
-    *why = "types is not a non-empty list of distinct \"server\", \"gpu\" and \"containers\"";
-    if (!j)
-        out->types = MON_BIT(MON_FILE_SERVER) | MON_BIT(MON_FILE_GPU) |
-                     MON_BIT(MON_FILE_CONTAINERS);
-    else if (types_of(j, &out->types) < 0)
-        goto out;
-    *why = "";
-    rc = 0;
-out:
-    if (rc < 0) {
-        memset(out, 0, sizeof(*out));
-        out->key_owner = -1;
-    }
-    json_decref(root);
-    return rc;
-}
-
-/* Strictly validate a target.json write into *out. 0, -EINVAL or -EFBIG. Required: ssh_host,
- * ssh_user, ssh_key; ssh_port defaults to 22, docker_socket to null, types to all three. */
-int mon_target_parse(const char *buf, size_t len, struct mon_target_cfg *out)
-{
-    const char *why;
-
-    return parse_cfg(buf, len, out, &why);
-}
-
-static json_t *cfg_json(const struct mon_target_cfg *c)
-{
-    json_t *o, *types;
-
-    types = json_array();
-    for (size_t k = 0; types && k < NTYPES; k++)
-        if (c->types & MON_BIT(type_files[k]))
-            json_array_append_new(types, json_string(type_names[k]));
-    o = json_pack("{s:s,s:i,s:s,s:s,s:o,s:o}", "ssh_host", c->host, "ssh_port", (int)c->port,
-                  "ssh_user", c->user, "ssh_key", c->key, "docker_socket",
-                  *c->docker_socket ? json_string(c->docker_socket) : json_null(),
-                  "types", types);
-    return o;
-}
-
-/* The settings as compact JSON, keys in target.json's order, malloc'd (NULL without memory). */
-char *mon_target_json(const struct mon_target_cfg *cfg)
-{
-    json_t *o = cfg_json(cfg);
-    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-
-    json_decref(o);
-    return s;
-}
 
 /* ---- the table ---- */
 
@@ -271,12 +52,13 @@ static int persist(void)
     if (!root || !arr)
         goto out;
     for (size_t i = 0; i < ntargets; i++) {
-        json_t *t = json_pack("{s:s,s:o}", "name", targets[i].name, "config",
-                              targets[i].configured ? cfg_json(&targets[i].cfg) : json_null());
+        const struct target *x = &targets[i];
+        json_t *t = json_pack("{s:s,s:o}", "name", x->name, "config",
+                              x->configured ? mon_target_cfg_json(&x->cfg) : json_null());
 
         /* whose key it is: the key rules are applied again at every login */
-        if (t && targets[i].configured && targets[i].cfg.key_owner >= 0)
-            json_object_set_new(t, "key_owner", json_integer(targets[i].cfg.key_owner));
+        if (t && x->configured && x->cfg.key_owner >= 0)
+            json_object_set_new(t, "key_owner", json_integer(x->cfg.key_owner));
         if (!t || json_array_append_new(arr, t))
             goto out;
     }
@@ -304,7 +86,7 @@ static void audit(const char *action, const char *msg_fmt, const char *name, con
 }
 
 /* Append an unconfigured target and persist. 0, -EINVAL, -EEXIST, -ENOSPC or -errno. */
-int mon_tgt_add(const char *name, const char *who)
+int mon_target_table_add(const char *name, const char *who)
 {
     struct target *grown;
     int rc;
@@ -357,8 +139,8 @@ refused:
     return rc;
 }
 
-/* Remove a target, persist, forget its cache and session. 0, -ENOENT or -errno. */
-int mon_tgt_remove(const char *name, const char *who)
+/* Remove a target, persist, audit. 0, -ENOENT or -errno. */
+int mon_target_table_remove(const char *name, const char *who)
 {
     struct target old;
     ssize_t i;
@@ -382,27 +164,17 @@ int mon_tgt_remove(const char *name, const char *who)
 out:
     pthread_mutex_unlock(&lock);
     if (rc == 0) {
-        mon_cache_forget(name);
-        mon_ssh_forget(name);
         audit("monitor_target_remove", "Removed monitoring target %s", name, who,
               json_pack("{s:s,s:o}", "target", name, "config",
-                        old.configured ? cfg_json(&old.cfg) : json_null()));
+                        old.configured ? mon_target_cfg_json(&old.cfg) : json_null()));
     }
     return rc;
 }
 
-static bool cfg_equal(const struct mon_target_cfg *a, const struct mon_target_cfg *b)
-{
-    return strcmp(a->host, b->host) == 0 && a->port == b->port &&
-           strcmp(a->user, b->user) == 0 && strcmp(a->key, b->key) == 0 &&
-           strcmp(a->docker_socket, b->docker_socket) == 0 && a->types == b->types &&
-           a->key_owner == b->key_owner;
-}
-
 /* Validate (the key file against the key rules for writer who included), persist and audit
- * new settings, or clear them (buf NULL). 0 (also unchanged), -EINVAL, -EFBIG, -EACCES (a key
+ * new settings, or clear them (buf NULL). 0, 1 (unchanged), -EINVAL, -EFBIG, -EACCES (a key
  * in no allowed place, see mon_keys_load), -ENOENT or -errno. */
-int mon_tgt_set(const char *name, const char *buf, size_t len, const char *who)
+int mon_target_table_set(const char *name, const char *buf, size_t len, const char *who)
 {
     struct mon_target_cfg cfg, oldcfg;
     bool oldconf = false;
@@ -414,7 +186,7 @@ int mon_tgt_set(const char *name, const char *buf, size_t len, const char *who)
     if (buf) {
         const char *why = "";
 
-        rc = parse_cfg(buf, len, &cfg, &why);
+        rc = mon_target_parse_why(buf, len, &cfg, &why);
         if (rc == 0) {
             cfg.key_owner = mon_keys_owner(who);
             rc = mon_keys_load(cfg.key, cfg.key_owner, NULL, NULL);
@@ -436,7 +208,7 @@ int mon_tgt_set(const char *name, const char *buf, size_t len, const char *who)
     }
     oldconf = targets[i].configured;
     oldcfg = targets[i].cfg;
-    if (oldconf == (buf != NULL) && (!buf || cfg_equal(&oldcfg, &cfg))) {
+    if (oldconf == (buf != NULL) && (!buf || mon_target_cfg_equal(&oldcfg, &cfg))) {
         rc = 1;     /* unchanged: no write, no audit line */
         goto out;
     }
@@ -450,18 +222,16 @@ int mon_tgt_set(const char *name, const char *buf, size_t len, const char *who)
 out:
     pthread_mutex_unlock(&lock);
     if (rc == 0) {
-        mon_cache_forget(name);
-        mon_ssh_forget(name);
         audit("monitor_target_update", "Updated monitoring target %s", name, who,
               json_pack("{s:s,s:o,s:o}", "target", name,
-                        "old", oldconf ? cfg_json(&oldcfg) : json_null(),
-                        "new", buf ? cfg_json(&cfg) : json_null()));
+                        "old", oldconf ? mon_target_cfg_json(&oldcfg) : json_null(),
+                        "new", buf ? mon_target_cfg_json(&cfg) : json_null()));
     }
-    return rc > 0 ? 0 : rc;
+    return rc;
 }
 
 /* 0 when name is a target (copying its settings into the non-NULL outputs), else -ENOENT. */
-int mon_tgt_lookup(const char *name, struct mon_target_cfg *cfg, bool *configured)
+int mon_target_lookup(const char *name, struct mon_target_cfg *cfg, bool *configured)
 {
     ssize_t i;
 
@@ -476,7 +246,7 @@ int mon_tgt_lookup(const char *name, struct mon_target_cfg *cfg, bool *configure
 }
 
 /* fn for every target name in creation order (without the lock, over a copy). */
-void mon_tgt_each(void (*fn)(const char *name, void *ctx), void *ctx)
+void mon_target_each(void (*fn)(const char *name, void *ctx), void *ctx)
 {
     char (*names)[MON_NAME_MAX] = NULL;
     size_t n;
@@ -491,16 +261,6 @@ void mon_tgt_each(void (*fn)(const char *name, void *ctx), void *ctx)
     for (size_t i = 0; names && i < n; i++)
         fn(names[i], ctx);
     free(names);
-}
-
-/* Keep a copy of a corrupt targets.json beside it, for the operator (the file stays). */
-static void keep_aside(const char *doc, size_t len, char *aside, size_t asidelen)
-{
-    char ts[32];
-
-    state_now_iso(ts, sizeof(ts));
-    snprintf(aside, asidelen, "%s.corrupt-%s", path, ts);
-    state_write_atomic(aside, doc, len, 0600);
 }
 
 /* Parse targets.json into the table. 0 or -EINVAL with the reason in why. */
@@ -526,7 +286,7 @@ static int parse_file(const char *doc, size_t len, char *why, size_t whylen)
         goto out;
     }
     json_array_foreach(arr, i, t) {
-        const char *name = plain_string(json_object_get(t, "name"));
+        const char *name = mon_json_plain(json_object_get(t, "name"));
         json_t *cfg = json_object_get(t, "config");
         json_t *owner = json_object_get(t, "key_owner");
         struct target *x = &targets[ntargets];
@@ -565,7 +325,7 @@ out:
 
 /* Load file (missing: no targets). 0 or -errno with the reason in err; a corrupt file is left
  * in place with a copy as targets.json.corrupt-<time>, as services.json is. */
-int mon_tgt_load(const char *file, char *err, size_t errlen)
+int mon_target_load(const char *file, char *err, size_t errlen)
 {
     char *doc = NULL, why[200] = "", aside[PATH_MAX + 64];
     size_t len = 0;
@@ -575,7 +335,7 @@ int mon_tgt_load(const char *file, char *err, size_t errlen)
         snprintf(err, errlen, "state directory path too long");
         return -ENAMETOOLONG;
     }
-    mon_tgt_unload();
+    mon_target_unload();
     rc = state_read_file(path, &doc, &len);
     if (rc == -ENOENT)
         return 0;
@@ -585,20 +345,20 @@ int mon_tgt_load(const char *file, char *err, size_t errlen)
     }
     rc = parse_file(doc, len, why, sizeof(why));
     if (rc == -EINVAL) {
-        keep_aside(doc, len, aside, sizeof(aside));
+        state_keep_corrupt(path, doc, len, aside, sizeof(aside));
         snprintf(err, errlen, "%s is corrupt (%s); refusing to mount. Copy kept at %s",
-                 path, why, aside);
+                 path, why, aside[0] ? aside : "(none: copy failed)");
     } else if (rc < 0) {
         snprintf(err, errlen, "cannot load %s: %s", path, strerror(-rc));
     }
     if (rc < 0)
-        mon_tgt_unload();
+        mon_target_unload();
     free(doc);
     return rc;
 }
 
 /* Forget every target (the file is untouched). */
-void mon_tgt_unload(void)
+void mon_target_unload(void)
 {
     pthread_mutex_lock(&lock);
     free(targets);

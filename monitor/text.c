@@ -1,5 +1,5 @@
 /* text.c: the small text helpers the probe parsers share: line splitting, trimming and strict
- * number parsing of untrusted command output. Pure: no I/O, no state. */
+ * number parsing of untrusted command output, and strict JSON strings. Pure: no I/O, no state. */
 #include "monitor/probe.h"
 
 #include <ctype.h>
@@ -143,4 +143,12 @@ void mon_buf_printf(struct mon_buf *b, const char *fmt, ...)
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
     b->len += (size_t)n;
+}
+
+/* The string value of j when it is a string without NUL bytes, else NULL. */
+const char *mon_json_plain(const json_t *j)
+{
+    const char *s = json_string_value(j);
+
+    return s && strlen(s) == json_string_length(j) ? s : NULL;
 }

@@ -6,7 +6,12 @@
 #   - register-to-routable (mkdir + upstream write until the first HTTPS 200 through Caddy) and
 #     deregister-to-NXDOMAIN (rmdir until our dnsmasq says NXDOMAIN), at 10, 100, 1000 services,
 #     with when the syscalls returned: one managed mount per size (real dnsmasq and Caddy on free
-#     loopback ports), side by side
+#     loopback ports), side by side; and how many proxy reloads each registration and
+#     deregistration caused (Caddy's log: one "admin endpoint started" line per real reload)
+#   - the proxy reload itself at each size: one forced POST /load of that mount's current
+#     config (routing/caddy.json, or the Caddyfile before it) through Caddy's admin socket
+#   - building BUILD (default 1000) services through a fresh managed mount with BUILD_WRITERS
+#     (default 16) parallel writers, once, before the rounds
 #   - reads of monitor/local/server.json and gpu.json (a fake nvidia-smi printing recorded CSV),
 #     uncached (the first read after the 2 s probe cache expired) and cached; the fake's two runs
 #     spawned directly, for what the probe adds
@@ -14,7 +19,7 @@
 #     keys), next to a fresh `ssh` CLI run of the same two nvidia-smi queries
 #   - sealed audit appends per second, 1 and 8 writers, next to raw fsync'd appends on the disk
 #   - stat and ls -l of services/ at the largest size, next to the same tree on tmpfs
-#   - resident memory (VmRSS) of conduitfs at the smallest and the largest size
+#   - resident memory (VmRSS) of conduitfs at every size
 #   - reads of services/x/upstream while HOSTILE readers of monitor/metrics.prom wait on a
 #     target that accepts TCP and never answers, next to the same reads without them
 #
@@ -25,7 +30,10 @@
 #        REGISTER_MAX (default 100): sizes up to this are registered through the mount; larger
 #            ones are written to services.json before the mount (registering 1000 services
 #            through the mount takes tens of minutes: every commit reloads Caddy with all sites)
-#        QUICK=1: ROUNDS 3, SIZES "10 100", APPENDS 100, unless set
+#        QUICK=1: ROUNDS 3, SIZES "10 100", APPENDS 100, BUILD 0, unless set
+#        BUILD (default 1000; 0: skip) services of the build row, BUILD_WRITERS (default 16)
+#            writers; BUILD_LIMIT (default 900) seconds after which the build is stopped and
+#            the row says how far it got
 #        BENCH_DIR (default /tmp): where states, mounts and the raw append file live
 #        HOSTILE (default 50): the slow metrics.prom readers of the hostile-readers row
 #        ONLY: measure only these units (space-separated names from UNITS, e.g.
@@ -44,12 +52,16 @@ if [[ ${QUICK:-0} == 1 ]]; then
     ROUNDS=${ROUNDS:-3}
     SIZES=${SIZES:-10 100}
     APPENDS=${APPENDS:-100}
+    BUILD=${BUILD:-0}
 fi
 ROUNDS=${ROUNDS:-10}
 SIZES=${SIZES:-10 100 1000}
 APPENDS=${APPENDS:-200}
 REGISTER_MAX=${REGISTER_MAX:-100}
 HOSTILE=${HOSTILE:-50}
+BUILD=${BUILD:-1000}
+BUILD_WRITERS=${BUILD_WRITERS:-16}
+BUILD_LIMIT=${BUILD_LIMIT:-900}
 read -r -a SIZE_LIST <<< "$SIZES"
 SMALL=${SIZE_LIST[0]}
 BIG=${SIZE_LIST[${#SIZE_LIST[@]} - 1]}
@@ -124,9 +136,10 @@ mount_cfs() {
     die "mount of $mnt failed"
 }
 
-# populate MNT COUNT PREFIX UPSTREAM: register COUNT services PREFIX1..PREFIXn, 16 at a time.
+# populate MNT COUNT PREFIX UPSTREAM [WRITERS]: register COUNT services PREFIX1..PREFIXn,
+# WRITERS (default 16) at a time.
 populate() {
-    seq 1 "$2" | xargs -P 16 -I{} sh -c 'mkdir "$0/services/$1{}" &&
+    seq 1 "$2" | xargs -P "${5:-16}" -I{} sh -c 'mkdir "$0/services/$1{}" &&
         printf "%s\n" "$2" > "$0/services/$1{}/upstream"' "$1" "$3" "$4"
 }
 
@@ -195,10 +208,30 @@ def check_doc(data, path, gpus):
         fail("%s: expected %d GPUs" % (path, gpus))
     return doc
 
+# Real proxy reloads in Caddy's log from byte offset off on: Caddy 2.6.2 starts its admin
+# endpoint again at every load that changes the config, and at nothing else (an identical one
+# is skipped). Returns (count, the new offset).
+def reloads(log, off):
+    try:
+        with open(log, "rb") as f:
+            f.seek(off)
+            data = f.read()
+    except OSError:
+        return 0, off
+    end = data.rfind(b"\n") + 1
+    return data[:end].count(b'"msg":"admin endpoint started"'), off + end
+
+def log_end(log):
+    try:
+        return os.path.getsize(log)
+    except OSError:
+        return 0
+
 cmd, a = sys.argv[1], sys.argv[2:]
 if cmd == "reg":
-    # reg MNT HTTPS_PORT DNS_PORT CAFILE UPSTREAM NAME SUFFIX TAG
-    mnt, port, dport, ca, up, svc, suffix, tag = a
+    # reg MNT HTTPS_PORT DNS_PORT CAFILE UPSTREAM NAME SUFFIX TAG CADDY_LOG
+    mnt, port, dport, ca, up, svc, suffix, tag, clog = a
+    off = log_end(clog)
     port, dport = int(port), int(dport)
     ctx = ssl.create_default_context(cafile=ca)
     dom = "%s.%s" % (svc, suffix)
@@ -211,6 +244,7 @@ if cmd == "reg":
     if not poll(lambda: https_status(port, dom, ctx) == 200, 180):
         fail("%s never answered 200" % dom)
     t_reg = time.monotonic() - t0
+    n_reg, off = reloads(clog, off)
     t0 = time.monotonic()
     os.rmdir(d)
     t_dack = time.monotonic() - t0
@@ -222,10 +256,40 @@ if cmd == "reg":
                               dom, "A"], capture_output=True, text=True).stdout
         if "status: NXDOMAIN" not in out:
             fail("dig does not see NXDOMAIN for %s: %s" % (dom, out[-300:]))
+    n_dereg, off = reloads(clog, off)
     print("reg_%s %.6f" % (tag, t_reg))
     print("regack_%s %.6f" % (tag, t_ack))
     print("dereg_%s %.6f" % (tag, t_dereg))
     print("deregack_%s %.6f" % (tag, t_dack))
+    print("reloadsreg_%s %d" % (tag, n_reg))
+    print("reloadsdereg_%s %d" % (tag, n_dereg))
+elif cmd == "load":
+    # load ROW SOCKET CONFIG: one POST /load of CONFIG (JSON, or a Caddyfile when its name does
+    # not end in .json) on Caddy's admin socket, forced (Cache-Control: must-revalidate: Caddy
+    # loads it although it is the config it runs), timed until Caddy's answer.
+    row, sock, conf = a
+    with open(conf, "rb") as f:
+        body = f.read()
+    ctype = "application/json" if conf.endswith(".json") else "text/caddyfile"
+    head = ("POST /load HTTP/1.1\r\nHost: \r\nContent-Type: %s\r\n"
+            "Cache-Control: must-revalidate\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+            % (ctype, len(body))).encode()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(600)
+        s.connect(sock)
+        t0 = time.perf_counter()
+        s.sendall(head + body)
+        resp = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            resp += b
+        dt = time.perf_counter() - t0
+    status = resp.split(b"\r\n", 1)[0].split()
+    if len(status) < 2 or status[1] != b"200":
+        fail("POST /load of %s: %r" % (conf, resp[:300]))
+    print("%s %.9f" % (row, dt))
 elif cmd == "appends":
     # appends ROW MODE PATH WRITERS TOTAL: WRITERS processes, each with its file open once,
     # append TOTAL/WRITERS lines with one write(2) each (MODE fsync: and fsync after each);
@@ -390,6 +454,8 @@ else:
     fail("drive: unknown command " + cmd)
 EOF
 drive() { "$PY" "$W/drive.py" "$@"; }
+# reloads_in STATE: real proxy reloads in that mount's Caddy log so far (see drive.py reloads)
+reloads_in() { grep -c '"msg":"admin endpoint started"' "$1/log/caddy.log" 2>/dev/null || true; }
 
 SETUP_NOTES=()
 UP_PORT=$(free_port)
@@ -498,6 +564,46 @@ for n in "${SIZE_LIST[@]}"; do
         'BEGIN { printf "%.1f s", b - a }')")
 done
 
+# ---- the build row: BUILD services through a fresh managed mount, BUILD_WRITERS at a time ----
+BUILD_NOTE=
+if ((BUILD > 0)); then
+    note "building $BUILD services through a fresh mount, $BUILD_WRITERS writers"
+    BM=$W/build/mnt
+    mkdir -p "$W/build"
+    mount_cfs "$BM" "$W/build/state" --manage --dns-listen "127.0.0.1:$(free_port)" \
+        --https-listen "127.0.0.1:$(free_port)"
+    BUILD_PID=$MOUNT_PID
+    t0=$(date +%s.%N)
+    populate "$BM" "$BUILD" bld "$UPSTREAM" "$BUILD_WRITERS" > /dev/null 2>&1 &
+    pop=$!
+    while kill -0 "$pop" 2>/dev/null; do
+        if awk -v a="$t0" -v b="$(date +%s.%N)" -v l="$BUILD_LIMIT" 'BEGIN { exit !(b - a > l) }'
+        then
+            pkill -P "$pop" 2>/dev/null || true
+            kill "$pop" 2>/dev/null || true
+            break
+        fi
+        sleep 0.2
+    done
+    wait "$pop" 2>/dev/null || true
+    t_build=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }')
+    built=$("$PY" -c 'import json, sys
+print(sum(s["status"] == "active" for s in json.load(open(sys.argv[1]))["services"]))' \
+        "$W/build/state/services.json" 2>/dev/null || echo "?")
+    if [[ $built == "$BUILD" ]]; then
+        echo "build_$BUILD $t_build" >> "$W/build.sample"
+        BUILD_NOTE="build: $BUILD services registered through a fresh managed mount (mkdir +"
+        BUILD_NOTE+=" upstream write each), $BUILD_WRITERS writers: $t_build s"
+    else
+        BUILD_NOTE="build: stopped after $t_build s (BUILD_LIMIT): $built of $BUILD services"
+        BUILD_NOTE+=" active, $BUILD_WRITERS writers"
+    fi
+    BUILD_NOTE+="; $(reloads_in "$W/build/state") proxy reloads"
+    for i in "${!MOUNTS[@]}"; do
+        if [[ ${MOUNTS[$i]} == "$BM" ]]; then unmount_one "$BM" "$BUILD_PID"; PIDS[$i]=; fi
+    done
+fi
+
 # ---- the mount of the audit and monitor rows: config-only, the fake nvidia-smi on its PATH --
 AUX=$W/aux/mnt
 note "mounting the audit and monitor mount (config-only)"
@@ -534,7 +640,18 @@ fi
 # ---- units: each runs one measurement of one or more rows ----
 unit_reg() {   # SIZE ROUND
     drive reg "${MNT_OF[$1]}" "${HTTPS_OF[$1]}" "${DNS_OF[$1]}" "${MNT_OF[$1]}/ca/ca.crt" \
-        "$UPSTREAM" "probe-r$2" internal "$1"
+        "$UPSTREAM" "probe-r$2" internal "$1" "${STATE_OF[$1]}/log/caddy.log"
+}
+# proxy_conf SIZE: the config that mount's Caddy runs (JSON once the proxy shape moved to it)
+proxy_conf() {
+    local r=${STATE_OF[$1]}/routing
+    if [[ -f $r/caddy.json ]]; then echo "$r/caddy.json"; else echo "$r/Caddyfile"; fi
+}
+unit_load() {   # SIZE
+    local sock
+    sock=$(ls -t "${STATE_OF[$1]}"/caddy/admin-*.sock 2>/dev/null | head -1)
+    [[ -S $sock ]] || die "no admin socket of the $1-service Caddy"
+    drive load "load_$1" "$sock" "$(proxy_conf "$1")"
 }
 unit_sealed_1() { drive appends sealed_1 write "$AUX/audit/audit.log" 1 "$APPENDS"; }
 unit_sealed_8() { drive appends sealed_8 write "$AUX/audit/audit.log" 8 "$APPENDS"; }
@@ -554,7 +671,7 @@ unit_svc_hostile() { drive svcread svc_hostile "$AUX/services/x/upstream" 1 \
                          "$AUX/monitor/metrics.prom" "$HOSTILE" "$W/stamp.hostile"; }
 
 UNITS=()
-for n in "${SIZE_LIST[@]}"; do UNITS+=("reg $n"); done
+for n in "${SIZE_LIST[@]}"; do UNITS+=("reg $n" "load $n"); done
 UNITS+=(sealed_1 sealed_8 raw_1 raw_8 server gpu spawn)
 ((SSH_OK)) && UNITS+=(rgpu sshcli)
 UNITS+=(fs_cfs)
@@ -581,10 +698,10 @@ rss_tree() {
     done
     echo "$sum"
 }
-caddy_pid() { pgrep -f -- "--config ${STATE_OF[$1]}/routing/Caddyfile" | head -1; }
+caddy_pid() { pgrep -f -- "--config ${STATE_OF[$1]}/routing/" | head -1; }
 unit_rss() {
     local n p
-    for n in $(printf '%s\n' "$SMALL" "$BIG" | sort -un); do
+    for n in $(printf '%s\n' "${SIZE_LIST[@]}" | sort -un); do
         echo "rss_$n $(rss_of "${PID_OF[$n]}")"
         echo "rsstree_$n $(rss_tree "${PID_OF[$n]}")"
         p=$(caddy_pid "$n")
@@ -596,6 +713,7 @@ unit_rss() {
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 T_ROUNDS=$SECONDS
 : > "$W/samples"
+[[ -f $W/build.sample ]] && cat "$W/build.sample" >> "$W/samples"
 nu=${#UNITS[@]}
 for ((r = 0; r <= ROUNDS; r++)); do
     for ((i = 0; i < nu; i++)); do
@@ -648,6 +766,16 @@ done
 for n in "${SIZE_LIST[@]}"; do
     add_row "deregack_$n" lat "  of which rmdir returned, $n services" "deregack_$SMALL"
 done
+for n in "${SIZE_LIST[@]}"; do
+    add_row "load_$n" lat "proxy reload (forced POST /load), $n services" "load_$SMALL"
+done
+for n in "${SIZE_LIST[@]}"; do
+    add_row "reloadsreg_$n" count "proxy reloads per registration, $n services"
+done
+for n in "${SIZE_LIST[@]}"; do
+    add_row "reloadsdereg_$n" count "proxy reloads per deregistration, $n services"
+done
+add_row "build_$BUILD" lat "build $BUILD services, $BUILD_WRITERS writers"
 add_row server_u lat "read local/server.json, uncached" server_c
 add_row server_c lat "  cached (within the 2 s TTL)"
 add_row gpu_u lat "read local/gpu.json, uncached (fake nvidia-smi)" gpu_direct
@@ -667,12 +795,25 @@ add_row ls_cfs lat "ls -l services/, $BIG services" ls_tmpfs
 [[ -n "$SHM" ]] && add_row ls_tmpfs lat "  same tree on tmpfs"
 add_row svc_hostile lat "read services/x/upstream, $HOSTILE slow readers wait" svc_quiet
 add_row svc_quiet lat "  the same, without them"
-add_row "rss_$BIG" mem "conduitfs VmRSS, $BIG services (managed)" "rss_$SMALL"
-add_row "rss_$SMALL" mem "conduitfs VmRSS, $SMALL services (managed)"
-add_row "rsstree_$BIG" mem "  with signer + watchdogs, $BIG services" "rsstree_$SMALL"
-add_row "rsstree_$SMALL" mem "  with signer + watchdogs, $SMALL services"
-add_row "rsscaddy_$BIG" mem "  caddy VmRSS, $BIG services" "rsscaddy_$SMALL"
-add_row "rsscaddy_$SMALL" mem "  caddy VmRSS, $SMALL services"
+for n in $(printf '%s\n' "${SIZE_LIST[@]}" | sort -urn); do
+    add_row "rss_$n" mem "conduitfs VmRSS, $n services (managed)" "rss_$SMALL"
+done
+for n in $(printf '%s\n' "${SIZE_LIST[@]}" | sort -urn); do
+    add_row "rsstree_$n" mem "  with signer + watchdogs, $n services" "rsstree_$SMALL"
+done
+for n in $(printf '%s\n' "${SIZE_LIST[@]}" | sort -urn); do
+    add_row "rsscaddy_$n" mem "  caddy VmRSS, $n services" "rsscaddy_$SMALL"
+done
+
+# The goals of issue 16, a column of the table: GOAL[row]="ratio X" (the median at most X times
+# its base row's) and/or "abs V" (the median at most V, in the row's unit: s, KiB), ";" between.
+declare -A GOAL
+for r in reg dereg; do
+    GOAL[${r}_1000]="ratio 1.5;abs 0.040 quiet"
+    GOAL[${r}_10000]="ratio 3"
+done
+GOAL[build_1000]="abs 60"
+GOAL[rss_1000]="abs 30720"
 
 # stats ROW KIND: "runs median p99" (p99 by nearest rank: the slow end, so the low end of a rate)
 stats() {
@@ -688,6 +829,7 @@ fmt() {   # KIND VALUE
     awk -v kind="$1" -v s="$2" 'BEGIN {
         if (kind == "rate") printf "%.0f/s", s
         else if (kind == "mem") printf "%.1f MiB", s / 1024
+        else if (kind == "count") printf "%.1f", s
         else if (s >= 1) printf "%.2f s", s
         else if (s >= 0.001) printf "%.1f ms", s * 1000
         else printf "%.1f us", s * 1e6 }'
@@ -701,29 +843,50 @@ short() {   # the label of a base row, for the ratio column
     raw_*) echo "raw" ;;
     *_tmpfs) echo "tmpfs" ;;
     svc_quiet) echo "without" ;;
-    rss*_*) echo "${1##*_} svc" ;;
+    rss*_*|load_*) echo "${1##*_} svc" ;;
     esac
 }
 
+# goal_text ROW KIND MEDIAN RATIO: the row's goal, and whether this run met it ("" without one).
+goal_text() {
+    local g out= kind val extra met
+    [[ -n "${GOAL[$1]:-}" ]] || return 0
+    IFS=';' read -r -a gs <<< "${GOAL[$1]}"
+    for g in "${gs[@]}"; do
+        read -r kind val extra <<< "$g"
+        if [[ $kind == ratio ]]; then
+            met=$(awk -v r="$4" -v v="$val" 'BEGIN { if (r == "") print "?"; else
+                print (r + 0 <= v) ? "met" : "missed" }')
+            out+="${out:+; }<= ${val}x: $met"
+        else
+            met=$(awk -v m="$3" -v v="$val" 'BEGIN { print (m + 0 <= v) ? "met" : "missed" }')
+            out+="${out:+; }<= $(fmt "$2" "$val")${extra:+ ($extra)}: $met"
+        fi
+    done
+    printf '%s' "$out"
+}
+
 table() {
-    local row kind label base runs med p99 bruns bmed ratio
-    printf '%-50s %4s %10s %10s  %s\n' "row" "runs" "median" "p99" "median vs"
-    printf '%-50s %4s %10s %10s  %s\n' "$(printf '%.0s-' {1..50})" "----" "----------" \
-        "----------" "--------------"
+    local row kind label base runs med p99 bruns bmed ratio rnum
+    printf '%-50s %4s %10s %10s  %-16s %s\n' "row" "runs" "median" "p99" "median vs" "goal"
+    printf '%-50s %4s %10s %10s  %-16s %s\n' "$(printf '%.0s-' {1..50})" "----" "----------" \
+        "----------" "----------------" "----"
     for row in "${ROW_ORDER[@]}"; do
         IFS='|' read -r kind label base <<< "${ROW_INFO[$row]}"
         read -r runs med p99 < <(stats "$row" "$kind")
         ((runs > 0)) || continue
         ratio=
+        rnum=
         if [[ -n "$base" && $base != "$row" && -n "${ROW_INFO[$base]:-}" ]]; then
             read -r bruns bmed _ < <(stats "$base" "$(cut -d'|' -f1 <<< "${ROW_INFO[$base]}")")
             if ((bruns > 0)); then
                 ratio=$(awk -v a="$med" -v b="$bmed" -v n="$(short "$base")" \
                     'BEGIN { if (b > 0) printf "%.2fx %s", a / b, n }')
+                rnum=${ratio%%x*}
             fi
         fi
-        printf '%-50s %4d %10s %10s  %s\n' "$label" "$runs" "$(fmt "$kind" "$med")" \
-            "$(fmt "$kind" "$p99")" "$ratio"
+        printf '%-50s %4d %10s %10s  %-16s %s\n' "$label" "$runs" "$(fmt "$kind" "$med")" \
+            "$(fmt "$kind" "$p99")" "$ratio" "$(goal_text "$row" "$kind" "$med" "$rnum")"
     done
 }
 
@@ -762,6 +925,12 @@ printf 'p99 is by nearest rank: with fewer than 100 runs it is the slowest run\n
 table
 printf '\nsetup:\n'
 for s in "${SETUP_NOTES[@]}"; do printf '  %s\n' "$s"; done
+[[ -n "$BUILD_NOTE" ]] && printf '  %s\n' "$BUILD_NOTE"
+printf '  reloads: real proxy reloads in Caddy'"'"'s log (one "admin endpoint started" line each)\n'
+printf '    from the mkdir until HTTPS 200, and from the rmdir until NXDOMAIN\n'
+printf '  proxy reload: one forced POST /load of the mount'"'"'s current config (%s)\n' \
+    "$(basename "$(proxy_conf "$SMALL")")"
+printf '    on its admin socket, timed until Caddy answered\n'
 printf '  register rows: mkdir + upstream write on a mount already holding N services, until\n'
 printf '    HTTPS 200 through its Caddy; deregister: rmdir until its dnsmasq answers NXDOMAIN\n'
 printf '    (polled with a raw DNS query, then confirmed with dig when installed)\n'

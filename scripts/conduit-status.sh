@@ -8,12 +8,16 @@ USAGE="usage: $PROG [--json]
 
 Shows every service on the conduitfs mount at \$CONDUIT_MOUNT (default /run/conduit):
 
-  NAME DOMAIN UPSTREAM MODE    from services/NAME/* (UPSTREAM (pending) when it has none)
-  HEALTH                       state in monitor/health.json: healthy, unhealthy, unknown, or -
+  NAME DOMAIN UPSTREAM MODE    from services/NAME/* (UPSTREAM (pending) when it has none;
+                               several upstreams are joined by commas, in their order)
+  HEALTH                       state in monitor/health.json: healthy, unhealthy, unknown,
+                               pending, or -
   TLS_DAYS                     days_left of ca/certs/DOMAIN.json, or - without a certificate
   DNS                          the address the running dnsmasq at \$CONDUIT_DNS (default
                                127.0.0.1:5353) answers for DOMAIN; fail when it answers
-                               nothing, or (dns mode) not the upstream's address; - without dig
+                               nothing, or (dns mode) none of the upstreams' addresses, or
+                               anything for a pending service (it has no record); - without
+                               dig, and for a pending service that has no record
 
   --json   a JSON array instead: [{\"name\",\"domain\",\"upstream\",\"mode\",\"status\",
            \"health\",\"tls_days_left\",\"dns\",\"dns_ok\"}], null where the table shows -
@@ -72,6 +76,7 @@ for d in "$M"/services/*; do
         vals+=("$CL_OUT")
     done
     domain=${vals[0]} upstream=${vals[1]} mode=${vals[2]}
+    upstream=${upstream//$'\n'/,}      # one line per upstream: joined by commas
     status=active
     [[ -n $upstream ]] || status=pending
     days=$(tls_days "$domain")
@@ -81,15 +86,22 @@ for d in "$M"/services/*; do
         rc=0
         cl_resolve "$domain" || rc=$?
         addr=${CL_OUT%%$'\n'*}
-        if ((rc == 0)) && [[ -n $addr ]]; then
+        if [[ $status == pending ]] && ((rc != 2)); then
+            # a pending service has no record: NXDOMAIN is right, an answer is stale
+            if ((rc == 0)) && [[ -n $addr ]]; then dns=$addr dns_ok=false; else dns_ok=true; fi
+        elif ((rc == 0)) && [[ -n $addr ]]; then
             dns=$addr dns_ok=true
-            if [[ $mode == dns && -n $upstream ]]; then
-                # dns mode answers the upstream's own address
-                host=${upstream#*://}
-                host=${host%:*}
-                host=${host#[}
-                host=${host%]}
-                [[ $addr == "$host" ]] || dns_ok=false
+            if [[ $mode == dns ]]; then
+                # dns mode answers the addresses of the upstreams (the healthy ones)
+                dns_ok=false
+                IFS=, read -r -a ups <<< "$upstream"
+                for host in "${ups[@]}"; do
+                    host=${host#*://}
+                    host=${host%:*}
+                    host=${host#[}
+                    host=${host%]}
+                    [[ $addr == "$host" ]] && dns_ok=true
+                done
             fi
         else
             dns_ok=false

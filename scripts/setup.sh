@@ -6,7 +6,8 @@ BUILD_PKGS=(cmake pkg-config gcc make libfuse3-dev libjansson-dev libssl-dev lib
             libcurl4-openssl-dev libsqlite3-dev)
 RUN_PKGS=(fuse3 caddy dnsmasq-base openssl jq)     # jq: the conduit-* commands
 TEST_PKGS=(dnsutils curl python3 clang libclang-rt-14-dev openssh-server podman runc busybox-static
-           python3-prometheus-client python3-jsonschema)
+           python3-prometheus-client python3-jsonschema
+           chromium libnss3-tools)    # test_serving.sh: Chromium accepts the serving leaves
 
 want=("${BUILD_PKGS[@]}" "${RUN_PKGS[@]}")
 [[ "${1:-}" == "--test" ]] && want+=("${TEST_PKGS[@]}")

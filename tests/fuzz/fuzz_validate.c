@@ -2,13 +2,16 @@
  * runs on the whole input and on each of its lines; the lines also fill up to three registry
  * records that go through render_all. Beyond "no crash", it checks the properties the configs
  * rely on: an accepted value holds no byte that could break out of a config line, a normalized
- * monitoring value validates again to itself, and a successful rendering has one line per
- * directive (no value smuggled a newline, a brace or a comment into it). */
+ * monitoring value validates again to itself, and a successful rendering is well formed (hosts
+ * lines of one address and one domain, a proxy config that parses as JSON with one host map
+ * entry per routed record). */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "core/registry.h"
 #include "core/render.h"
@@ -21,7 +24,7 @@
 static const char *const suffixes[] = { "internal", "qp.test" };
 
 /* No control byte, space, DEL, non-ASCII, or one of the characters that open a block, comment,
- * quote or escape in a Caddyfile, dnsmasq.conf or hosts file. */
+ * quote, escape or placeholder in the proxy config, dnsmasq.conf or a hosts file. */
 static bool config_safe(const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
@@ -114,18 +117,38 @@ static size_t count_char(const char *s, char c)
     return n;
 }
 
+/* config_safe on each '\n'-separated line of s (an upstream list). */
+static bool lines_safe(const char *s)
+{
+    char buf[REG_UPSTREAM_MAX];
+    size_t len = strlen(s);
+
+    if (len >= sizeof(buf))
+        return false;
+    memcpy(buf, s, len + 1);
+    for (char *p = buf, *nl; p; p = nl ? nl + 1 : NULL) {
+        nl = strchr(p, '\n');
+        if (nl)
+            *nl = '\0';
+        if (!config_safe(p))
+            return false;
+    }
+    return true;
+}
+
 /* Render the records and check the shape of what came out. */
 static void check_render(const struct reg_service *svcs, size_t n, bool manage)
 {
     struct reg_config cfg;
     struct render_out out;
-    size_t live = 0, routes = 0, lines;
+    size_t active = 0, routed = 0;
+    json_t *doc, *routes, *map;
 
     base_cfg(&cfg);
     cfg.manage = manage;
     if (render_all(&cfg, svcs, n, NULL, NULL, &out) != 0) {
         /* a refusal leaves *out zeroed */
-        if (out.caddyfile || out.dnsmasq_conf || out.hosts || out.nhosts)
+        if (out.proxy || out.dnsmasq_conf || out.hosts || out.nhosts)
             abort();
         return;
     }
@@ -134,43 +157,40 @@ static void check_render(const struct reg_service *svcs, size_t n, bool manage)
 
         if (s->status == REG_INACTIVE)
             continue;
-        live++;
         /* every rendered field of a live record passed the byte filter */
         if (!config_safe(s->name) || !config_safe(s->domain) || !config_safe(s->health_check) ||
-            !config_safe(s->mode) || (s->upstream[0] && !config_safe(s->upstream)))
+            !config_safe(s->mode) || (s->upstream[0] && !lines_safe(s->upstream)))
             abort();
-        if (s->status == REG_PENDING || strcmp(s->mode, "proxy") == 0)
-            routes++;
+        if (s->status == REG_PENDING)
+            continue;           /* nothing rendered: no DNS record, no route */
+        active++;
+        if (strcmp(s->mode, "proxy") == 0)
+            routed++;
         else if (strcmp(s->mode, "dns") != 0)
             abort();
     }
-    if (out.nhosts != live)
+    if (out.nhosts != active)
         abort();
     for (size_t i = 0; i < out.nhosts; i++) {
         const char *d = out.hosts[i].data;
         size_t len = strlen(d);
 
-        /* exactly "<ip> <domain>\n" */
-        if (len < 4 || d[len - 1] != '\n' || count_char(d, '\n') != 1 || count_char(d, ' ') != 1)
+        /* lines of exactly "<ip> <domain>\n" */
+        if (len < 4 || d[len - 1] != '\n' || count_char(d, ' ') != count_char(d, '\n'))
             abort();
         if (i > 0 && strcmp(out.hosts[i - 1].name, out.hosts[i].name) >= 0)
             abort();    /* sorted, unique */
     }
-    /* the Caddyfile: balanced braces, one site block per route, a fixed number of lines each */
-    const char *c = out.caddyfile;
-    if (count_char(c, '{') != count_char(c, '}') || count_char(c, '{') < 1 + 2 * routes)
+    /* the proxy config: JSON whose host map holds one entry per routed record, and at most one
+     * route per pool besides the map, the keeper and the 404 */
+    doc = json_loads(out.proxy, 0, NULL);
+    routes = json_object_get(json_object_get(json_object_get(json_object_get(json_object_get(
+        doc, "apps"), "http"), "servers"), "conduitfs"), "routes");
+    map = json_array_get(json_object_get(json_array_get(routes, 0), "handle"), 0);
+    if (!doc || json_array_size(json_object_get(map, "mappings")) != routed ||
+        json_array_size(routes) > 3 + routed)
         abort();
-    lines = count_char(c, '\n');
-    size_t want = 9;            /* comment, "{", 6 global lines, "}" */
-    for (size_t i = 0; i < n; i++) {
-        const struct reg_service *s = &svcs[i];
-
-        if (s->status == REG_INACTIVE || (s->status == REG_ACTIVE && strcmp(s->mode, "dns") == 0))
-            continue;
-        want += s->status == REG_PENDING ? 8 : 12;
-    }
-    if (lines != want)
-        abort();
+    json_decref(doc);
     /* dnsmasq.conf depends on the settings only */
     if (count_char(out.dnsmasq_conf, '\n') != 11 + cfg.nsuffixes)
         abort();

@@ -17,7 +17,7 @@ import sys
 MODULES = ("core", "monitor", "fs")
 WRAPPER_DEF = re.compile(r"\b([A-Za-z_]\w*)\s*\(\s*const\s+char\s*\*\s*action\s*[,)]")
 LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"')
-ASSIGNED = re.compile(r"(?:->|\.)\s*action\s*=(?!=)\s*([^;]*);")
+ASSIGNED = re.compile(r"(?:->|\.)\s*action\s*=(?!=)\s*([^;,}]*)[;,}]")
 PASS_ON = re.compile(r"^\s*(?:[A-Za-z_]\w*\s*(?:->|\.)\s*)?action\s*$")
 
 

@@ -14,7 +14,7 @@ CFS_PID=
 
 cfs_cleanup() {
     cfs_unmount
-    rm -rf "$T"
+    if [[ ${CFS_KEEP:-0} == 1 ]]; then echo "kept $T (CFS_KEEP=1)" >&2; else rm -rf "$T"; fi
 }
 trap cfs_cleanup EXIT
 

@@ -77,14 +77,15 @@ mkdir "$S/other"
 put "$S/other/domain" "api.internal"
 check "mkdir api while another service has api.internal" mkdir "$S/api"
 check_eq "api has no domain yet" "$(cat "$S/api/domain")" ""
-check_fails "no certificate for it" "" test -e "$STATE/tls/api.internal/cert.pem.api"
+check_eq "no certificate for it" "$(cat "$MNT"/ca/certs/*.json 2>/dev/null |
+    jq -r 'select(.service == "api") | .domain')" ""
 check_fails "an upstream needs a domain first" "Invalid argument" \
     put "$S/api/upstream" "10.0.0.7:80"
 check "and says so" grep -q '"reason":"the service has no domain yet' "$STATE/audit.log"
 check "write its domain" put "$S/api/domain" "api-v2.internal"
 check "then its upstream" put "$S/api/upstream" "10.0.0.7:80"
-check "api-v2.internal is routed" grep -q 'api-v2.internal' "$STATE/routing/Caddyfile"
-check "a certificate for api-v2.internal" test -e "$STATE/tls/api-v2.internal"
+check "api-v2.internal is routed" grep -q '"api-v2.internal"' "$STATE/routing/caddy.json"
+check "a certificate for api-v2.internal" test -e "$MNT/ca/certs/api-v2.internal.pem"
 check "apply a service whose default domain is taken, with its own" apply \
     '{"name":"other2","upstream":"10.0.0.8:80","domain":"o2.internal"}'
 put "$S/other2/domain" "web.internal"

@@ -22,10 +22,12 @@ check "cp -r restores" cp -r "$T/backup/core" "$S/"
 check "restored values equal the backup" diff -r "$T/backup/core" "$S/core"
 check_eq "restored service is active" "$(jq -r '[.services[] | select(.name=="core")][-1].status' \
     "$STATE/services.json")" "active"
-check "route restored" grep -q 'reverse_proxy https://10.0.1.10:8443' "$STATE/routing/Caddyfile"
+check_jq "route restored" '.apps.http.servers.conduitfs.routes[] | select(.match[0].vars[
+    "{cfs_pool}"][0] == "1-round_robin-https") | .handle[0].mappings[] | select(.input ==
+    "api.test") | select(.outputs == ["10.0.1.10", "8443"])' "$STATE/routing/caddy.json"
 
 check "cp -r the whole tree out" cp -r "$S" "$T/all"
-rendered() { (cd "$STATE" && cat dns/hosts.d/* routing/Caddyfile | sed "s#$STATE#STATE#g"); }
+rendered() { (cd "$STATE" && cat dns/hosts.d/* routing/caddy.json | sed "s#$STATE#STATE#g"); }
 configs=$(rendered)
 cfs_unmount
 

@@ -115,9 +115,9 @@ check "an installed command works" ns env CONDUIT_MOUNT="$MNT" "$PREFIX/bin/cond
     --name web --upstream 127.0.0.1:9
 check_fails "no_manage: no dnsmasq or Caddy" "" pgrep -f "$STATE/(routing|dns)"
 # SIGHUP: every config is rendered again from the registry
-rm -f "$STATE/routing/Caddyfile" "$STATE/dns/hosts.d/web"
+rm -f "$STATE/routing/caddy.json" "$STATE/dns/hosts.d/web"
 kill -HUP "$DPID"
-check "SIGHUP re-renders the Caddyfile" wait_for 5 grep -q web.internal "$STATE/routing/Caddyfile"
+check "SIGHUP re-renders caddy.json" wait_for 5 grep -q web.internal "$STATE/routing/caddy.json"
 check "SIGHUP re-renders hosts.d" wait_for 5 test -f "$STATE/dns/hosts.d/web"
 check "config_reload in the audit log" wait_for 5 grep -q '"action":"config_reload","status":"success"' \
     "$STATE/audit.log"

@@ -28,7 +28,7 @@ cleanup_up() { kill "$UP_PID" 2>/dev/null; kill "${FAKE_PID:-}" 2>/dev/null; cfs
 trap cleanup_up EXIT
 
 cfs_mount_managed --health-interval 1 --health-timeout 1 --health-threshold 2
-check "caddy started" pgrep -f "caddy run --config $STATE/routing/Caddyfile"
+check "caddy started" pgrep -f "caddy run --config $STATE/routing/caddy.json"
 check "dnsmasq started" pgrep -f "dnsmasq --keep-in-foreground --conf-file=$STATE/dns"
 # each mount's admin socket has a name of its own: state/caddy/admin-PID-RANDOM.sock
 for _ in $(seq 50); do
@@ -37,7 +37,9 @@ for _ in $(seq 50); do
 done
 sleep 0.2
 check_eq "admin socket is 0600" "$(stat -c %a "$ADMIN" 2>/dev/null)" "600"
-check_fails "no TCP admin port" "" grep -q "2019" "$STATE/routing/Caddyfile"
+check_fails "no TCP admin port" "" grep -q "2019" "$STATE/routing/caddy.json"
+check_eq "admin listens on the socket the supervisor names" \
+    "$(jq -r .admin.listen "$STATE/routing/caddy.json")" "unix/{env.CONDUITFS_CADDY_ADMIN}"
 dnsmasq_pid=$(pgrep -f "dnsmasq --keep-in-foreground --conf-file=$STATE/dns")
 
 q() { dig @127.0.0.1 -p "$DNS_PORT" +time=2 +tries=1 "$@"; }
@@ -47,10 +49,13 @@ get() {
 }
 
 check "register core" mkdir "$S/core"
-check_eq "pending answers DNS" "$(q core.internal +short)" "127.0.0.1"
-check_eq "pending route answers 503" "$(curl -s -o /dev/null -w '%{http_code}' --cacert \
-    "$MNT/ca/ca.crt" --resolve "core.internal:$HTTPS_PORT:127.0.0.1" \
-    "https://core.internal:$HTTPS_PORT/")" "503"
+# a pending service has nowhere to go: no DNS record, no route (issue 16, design point 1)
+check "pending has no DNS record" sh -c "dig @127.0.0.1 -p $DNS_PORT core.internal |
+    grep -q 'status: NXDOMAIN'"
+check_fails "pending has no route" "" grep -q "core.internal" "$STATE/routing/caddy.json"
+check "pending is not served" sh -c "code=\$(curl -s -o /dev/null -w '%{http_code}' --cacert \
+    '$MNT/ca/ca.crt' --resolve core.internal:$HTTPS_PORT:127.0.0.1 \
+    https://core.internal:$HTTPS_PORT/); [ \"\$code\" = 000 ] || [ \"\$code\" = 404 ]"
 check "set upstream" put "$S/core/upstream" "127.0.0.1:$UP_PORT"
 check_eq "dig gives the gateway IP" "$(q core.internal +short)" "127.0.0.1"
 check "unknown name is NXDOMAIN" sh -c "dig @127.0.0.1 -p $DNS_PORT nope.internal |
@@ -162,7 +167,7 @@ zero_downtime "HTTP/1.1" 150 10 --http1.1      # no retry needed at all
 check_eq "the churn left no service behind" "$(ls "$S" | sort | tr '\n' ' ')" "core db "
 
 # kill -9 Caddy: back and serving within 5 s, with an audit line
-pkill -9 -f "caddy run --config $STATE/routing/Caddyfile"
+pkill -9 -f "caddy run --config $STATE/routing/caddy.json"
 served=no
 for _ in $(seq 50); do
     [[ "$(get core.internal 2>/dev/null)" == "hello from core" ]] && { served=yes; break; }
@@ -184,7 +189,7 @@ fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
 
 # a clean unmount stops both children
 cfs_mount_managed
-check "daemons up again" wait_for 10 pgrep -f "caddy run --config $STATE/routing/Caddyfile"
+check "daemons up again" wait_for 10 pgrep -f "caddy run --config $STATE/routing/caddy.json"
 cfs_unmount
 check_fails "unmount stopped the daemons" "" pgrep -f "$STATE/(routing|dns)"
 
@@ -200,6 +205,7 @@ check "no caddy: not mounted" sh -c "! mountpoint -q '$MNT'"
 DNS_PORT=$(free_port)
 CFS_MANAGED=1 cfs_mount --dns-listen "127.0.0.1:$DNS_PORT" --https-listen "127.0.0.3:$(free_port)"
 mkdir "$S/gw"
+put "$S/gw/upstream" "127.0.0.1:9"
 check_eq "gateway IP follows --https-listen" "$(q gw.internal +short)" "127.0.0.3"
 cfs_unmount
 finish

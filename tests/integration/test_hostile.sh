@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_hostile.sh: a table of hostile values fed through every writable path: the five service
 # attributes, a monitor target's target.json, audit appends, and mkdir names (services and
-# targets). Shell metacharacters, newlines, NULs, Caddyfile and dnsmasq directive injection,
+# targets). Shell metacharacters, newlines, NULs, proxy config and dnsmasq directive injection,
 # overlong values, invalid UTF-8, duplicate JSON keys, 10,000-deep nesting, huge numbers, path
 # traversal, option injection. Each is refused with its documented errno (EINVAL, EFBIG over
 # 4 KiB, EPERM for forbidden operations) and the registry, every config, the target table and the
@@ -50,7 +50,7 @@ K=$T/key
 # monitor/tgt/target.json), append (the exact bytes, appended to audit/audit.log), mkdir
 # (services/VALUE), tmkdir (monitor/VALUE). "<NUL>" in a value stands for a NUL byte.
 ROWS=(
-# upstream: injection into the Caddyfile's reverse_proxy line, shell metacharacters, ambiguity
+# upstream: injection into the proxy config (once a Caddyfile), shell metacharacters, ambiguity
 "attr:upstream|$EINVAL|10.0.0.1:80"$'\n'"local=/evil/"
 "attr:upstream|$EINVAL|10.0.0.1:80 {"
 "attr:upstream|$EINVAL|10.0.0.1:80}"$'\n'"evil.internal {"$'\n'"reverse_proxy 6.6.6.6:80"
@@ -58,6 +58,12 @@ ROWS=(
 "attr:upstream|$EINVAL|\`id\`:80"
 "attr:upstream|$EINVAL|10.0.0.1:80;rm -rf /"
 "attr:upstream|$EINVAL|10.0.0.1:80|nc evil 1"
+# upstream and lb_policy: JSON and Caddy placeholder injection into caddy.json
+"attr:upstream|$EINVAL|{env.HOME}:80"
+"attr:upstream|$EINVAL|10.0.0.1:80\",\"dial\":\"6.6.6.6:80"
+"attr:upstream|$EINVAL|10.0.0.1:80"$'\n'"10.0.0.1:80"
+"attr:lb_policy|$EINVAL|first\"}"
+"attr:lb_policy|$EINVAL|{http.request.host}"
 "attr:upstream|$EINVAL|http://user:pass@10.0.0.1:80"
 "attr:upstream|$EINVAL|http://10.0.0.1:80/admin"
 "attr:upstream|$EINVAL|10.0.0.1:80#x"
@@ -88,7 +94,7 @@ ROWS=(
 "attr:domain|$EINVAL|a b.internal"
 "attr:domain|$EINVAL|a.internal 6.6.6.6 b.internal"
 "attr:domain|$EFBIG|$LONG5K"
-# health_check: another host, header and Caddyfile injection, placeholders
+# health_check: another host, header and proxy config injection, placeholders
 "attr:health_check|$EINVAL|/health"$'\n'"}"$'\n'"evil.internal {"
 "attr:health_check|$EINVAL|//evil.com/x"
 "attr:health_check|$EINVAL|http://evil.com/"
@@ -263,8 +269,9 @@ check_eq "no service was created" "$(ls "$S" | tr '\n' ' ')" "victim "
 mkdir "$S/stance"
 check "upstream 169.254.169.254:80 is a valid upstream" put "$S/stance/upstream" \
     "169.254.169.254:80"
-check "rendered as that upstream" grep -qx $'\treverse_proxy 169.254.169.254:80 {' \
-    "$STATE/routing/Caddyfile"
+check_jq "rendered as that upstream" '.apps.http.servers.conduitfs.routes[].handle[]
+    | select(.handler == "map") | .mappings[] | select(.input == "stance.internal")
+    | select(.outputs == ["169.254.169.254", "80"])' "$STATE/routing/caddy.json"
 check "health_check /@evil.com is a path ('@' is a path character)" \
     put "$S/stance/health_check" "/@evil.com"
 check_eq "stored as a path of the upstream" \
@@ -274,8 +281,8 @@ check "health_check /\$(reboot) is a path, never run" put "$S/stance/health_chec
 check_eq "stored literally" \
     "$(jq -r '.services[] | select(.name=="stance") | .health_check' "$STATE/services.json")" \
     '/$(reboot)'
-check_fails "the prober's path never reaches the Caddyfile" "" \
-    grep -qF 'reboot' "$STATE/routing/Caddyfile"
+check_fails "the prober's path never reaches the proxy config" "" \
+    grep -qF 'reboot' "$STATE/routing/caddy.json"
 check "upstream localhost:6379 is valid" put "$S/stance/upstream" "localhost:6379"
 check "monitoring over ssh to any address" put "$S/stance/monitoring" \
     '{"type":"gpu","ssh_host":"169.254.169.254"}'
@@ -289,8 +296,7 @@ if ((HAVE_APPEND)); then
 fi
 check "configs match an independent rendering" py3 "$HERE/render_check.py" "$STATE"
 if command -v caddy >/dev/null; then
-    check "caddy accepts the Caddyfile" caddy adapt --config "$STATE/routing/Caddyfile" \
-        --adapter caddyfile
+    check "caddy accepts caddy.json" caddy validate --config "$STATE/routing/caddy.json"
 fi
 if command -v dnsmasq >/dev/null; then
     check "dnsmasq accepts its config" dnsmasq --test -C "$STATE/dns/dnsmasq.conf"

@@ -19,8 +19,9 @@ check_eq "default mode" "$(cat "$S/core/mode")" "proxy"
 check_eq "default monitoring" "$(cat "$S/core/monitoring")" "{}"
 check_eq "size is the real size" "$(stat -c %s "$S/core/domain")" "14"
 check_eq "pending in registry" "$(jq -r '.services[0].status' "$STATE/services.json")" "pending"
-check "pending gets a DNS record" grep -qx "127.0.0.1 core.internal" "$STATE/dns/hosts.d/core"
-check "pending gets a 503 route" grep -q 'respond .* 503' "$STATE/routing/Caddyfile"
+# a pending service has nowhere to go: no DNS record, no route, no leaf (issue 16)
+check "pending gets no DNS record" test ! -e "$STATE/dns/hosts.d/core"
+check_fails "pending gets no route" "" grep -q 'core.internal' "$STATE/routing/caddy.json"
 check_fails "mkdir twice" "File exists" mkdir "$S/core"
 check_fails "bad name" "Invalid argument" mkdir "$S/Core_1"
 check_fails "name with hyphen at end" "Invalid argument" mkdir "$S/core-"
@@ -29,10 +30,20 @@ check_fails "name with hyphen at end" "Invalid argument" mkdir "$S/core-"
 check "set upstream" put "$S/core/upstream" "10.0.1.10:8000"
 check_eq "read back upstream" "$(cat "$S/core/upstream")" "10.0.1.10:8000"
 check_eq "active in registry" "$(jq -r '.services[0].status' "$STATE/services.json")" "active"
-check "route rendered" grep -q 'reverse_proxy 10.0.1.10:8000' "$STATE/routing/Caddyfile"
-check "passive health checks rendered" grep -q 'max_fails 2' "$STATE/routing/Caddyfile"
+# the route: one entry in the host map and one in its pool's map (routing/caddy.json)
+pool_map() {  # POOL: the host -> upstream mappings of that pool's route
+    echo ".apps.http.servers.conduitfs.routes[] | select(.match[0].vars[\"{cfs_pool}\"][0] ==
+        \"$1\") | .handle[0].mappings[]"
+}
+check_jq "host map routes core to its pool" '.apps.http.servers.conduitfs.routes[0].handle[0]
+    .mappings[] | select(.input == "core.internal") | .outputs == ["core", "1-round_robin-http"]' \
+    "$STATE/routing/caddy.json"
+check_jq "route rendered" "$(pool_map 1-round_robin-http) | select(.input == \"core.internal\")
+    | .outputs == [\"10.0.1.10\", \"8000\"]" "$STATE/routing/caddy.json"
+check_jq "passive health checks rendered" '[.. | objects | .passive? // empty
+    | select(.max_fails == 2 and .fail_duration == "5s")] | length == 1' "$STATE/routing/caddy.json"
 check_fails "no active health checks (reloads cancel them)" "" \
-    grep -q 'health_uri' "$STATE/routing/Caddyfile"
+    grep -q '"active"' "$STATE/routing/caddy.json"
 lines=$(wc -l < "$STATE/audit.log")
 check "same value again" put "$S/core/upstream" "10.0.1.10:8000"
 check_eq "no-op writes no audit line" "$(wc -l < "$STATE/audit.log")" "$lines"
@@ -41,8 +52,11 @@ check_eq "truncate leaves the value" "$(cat "$S/core/upstream")" "10.0.1.10:8000
 { printf /; head -c 5000 /dev/zero | tr '\0' a; echo; } > "$T/big"
 check_fails "value over 4 KiB" "too large" put_file "$T/big" "$S/core/health_check"
 check "https upstream" put "$S/core/upstream" "https://[::1]:8443"
-check "route uses TLS upstream" grep -q 'reverse_proxy https://\[::1\]:8443' \
-    "$STATE/routing/Caddyfile"
+check_jq "route uses TLS upstream" "$(pool_map 1-round_robin-https) | select(.input ==
+    \"core.internal\") | .outputs == [\"::1\", \"8443\"]" "$STATE/routing/caddy.json"
+check_jq "the https pool dials with TLS" '.apps.http.servers.conduitfs.routes[]
+    | select(.match[0].vars["{cfs_pool}"][0] == "1-round_robin-https") | .handle[1].transport.tls
+    == {}' "$STATE/routing/caddy.json"
 check "set domain" put "$S/core/domain" "api.core.test"
 check "hosts file follows the domain" grep -qx "127.0.0.1 api.core.test" \
     "$STATE/dns/hosts.d/core"
@@ -56,14 +70,13 @@ check "second service" mkdir "$S/db"
 check "dns upstream" put "$S/db/upstream" "10.0.2.20:5432"
 check "dns mode" put "$S/db/mode" "dns"
 check "dns record is the upstream" grep -qx "10.0.2.20 db.internal" "$STATE/dns/hosts.d/db"
-check_fails "no route for dns mode" "" grep -q 'db.internal' "$STATE/routing/Caddyfile"
+check_fails "no route for dns mode" "" grep -q 'db.internal' "$STATE/routing/caddy.json"
 check_fails "hostname upstream in dns mode" "Invalid argument" put "$S/db/upstream" "db.example:5432"
 check_fails "duplicate domain" "File exists" put "$S/db/domain" "api.core.test"
 
 # the rendered configs are accepted by the real daemons
 if command -v caddy >/dev/null; then
-    check "caddy accepts the Caddyfile" caddy adapt --config "$STATE/routing/Caddyfile" \
-        --adapter caddyfile
+    check "caddy accepts caddy.json" caddy validate --config "$STATE/routing/caddy.json"
 else
     echo "SKIP: caddy not installed"
 fi

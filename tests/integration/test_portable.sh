@@ -19,10 +19,12 @@ LOG=$MNT/audit/audit.log
 check "ts_canon.py reproduces the golden vectors" py3 "$HERE/ts_canon.py" golden "$VECTORS"
 
 # ---- a chain of varied entries, the daemon's own among them ----
-cfs_mount --alert-mem 1.5 --alert-disk 1 --domains internal,test
+cfs_mount --alert-mem 1.5 --alert-disk 1.5 --domains internal,test
 check "register web" mkdir "$S/web"
 check "register api" mkdir "$S/api"
 check "upstream" put "$S/web/upstream" "127.0.0.1:8080"
+printf '127.0.0.1:8081\n127.0.0.1:8082\n' > "$T/ups"
+check "two upstreams" put_file "$T/ups" "$S/api/upstream"
 check "health path" put "$S/web/health_check" "/healthz"
 check "domain change" put "$S/api/domain" "api2.test"
 check_fails "a refused upstream" "Invalid argument" put "$S/web/upstream" "no port"
@@ -32,7 +34,8 @@ check "add a target" mkdir "$MNT/monitor/box"
 check_fails "a refused target.json" "Invalid argument" put "$MNT/monitor/box/target.json" \
     '{"ssh_host":"127.0.0.1","ssh_port":0}'
 check "remove the target" rmdir "$MNT/monitor/box"
-# the local server is over the 1 % thresholds: memory_high and disk_high with their values
+# the local server is over the 1.5 % disk threshold (its root file system holds at least the
+# system): disk_high with its values (memory_high too where memory is over 1.5 % used)
 check "read the local server" cat "$MNT/monitor/local/server.json"
 check "appends with agreed values" py3 - "$LOG" <<'EOF'
 import os, sys
@@ -48,6 +51,7 @@ check_fails "a refused append" "Invalid argument" bash -c "printf '%s\n' \
     '{\"action\":\"nope\",\"status\":\"success\",\"details\":{\"v\":1e-05}}' >> '$LOG'"
 check "reload" kill -HUP "$CFS_PID"
 check "deregister api" rmdir "$S/api"
+check "deregister web (its leaf is left with no name: archived)" rmdir "$S/web"
 for _ in $(seq 50); do grep -q '"config_reload"' "$STATE/audit.log" && break; sleep 0.1; done
 cfs_unmount
 
@@ -56,8 +60,8 @@ monitor_alert monitor_target_add monitor_target_remove nums service_deregister
 service_register service_update texts tls_archive tls_issue"
 check_eq "the chain holds the varied entries" "$(jq -r .action "$STATE/audit.log" |
     LC_ALL=C sort -u | tr '\n' ' ')" "$(echo $want) "
-check_eq "the memory alert carries its value" "$(jq -c 'select(.action == "monitor_alert") |
-    .details.alert | select(.name == "memory_high") | [(.value | type), .threshold]' \
+check_eq "the disk alert carries its value" "$(jq -c 'select(.action == "monitor_alert") |
+    .details.alert | select(.name == "disk_high") | [(.value | type), .threshold]' \
     "$STATE/audit.log")" '["number",1.5]'
 check "every capsule canonicalizes alike under the TypeScript rules" \
     py3 "$HERE/ts_canon.py" chain "$STATE/capsules.db"

@@ -61,11 +61,12 @@ check_eq "state from -o state=" "$(cat "$S/core/domain" 2>&1)" "core.internal"
 PID=$(pgrep -f "conduitfs conduitfs $MNT" | head -1)
 
 # SIGHUP re-renders every config from the registry
-rm -f "$STATE/routing/Caddyfile" "$STATE/dns/hosts.d/core" "$STATE/dns/dnsmasq.conf"
+# (opsvc is active; core is pending and has no hosts file)
+rm -f "$STATE/routing/caddy.json" "$STATE/dns/hosts.d/opsvc" "$STATE/dns/dnsmasq.conf"
 kill -HUP "$PID"
-for _ in $(seq 50); do [[ -f "$STATE/routing/Caddyfile" ]] && break; sleep 0.1; done
-check "SIGHUP wrote the Caddyfile back" test -f "$STATE/routing/Caddyfile"
-check "SIGHUP wrote the hosts file back" test -f "$STATE/dns/hosts.d/core"
+for _ in $(seq 50); do [[ -f "$STATE/routing/caddy.json" ]] && break; sleep 0.1; done
+check "SIGHUP wrote caddy.json back" test -f "$STATE/routing/caddy.json"
+check "SIGHUP wrote the hosts file back" test -f "$STATE/dns/hosts.d/opsvc"
 check "SIGHUP wrote dnsmasq.conf back" test -f "$STATE/dns/dnsmasq.conf"
 check "still mounted after SIGHUP" mountpoint -q "$MNT"
 check "config_reload line" grep -q '"action":"config_reload"' "$STATE/audit.log"

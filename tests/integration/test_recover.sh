@@ -70,7 +70,9 @@ check_eq "the mount serves the recovered services" "$(ls "$S" | tr '\n' ' ')" \
 check_eq "recovered attributes" "$(cat "$S/web/upstream" "$S/web/domain" "$S/web/health_check" \
     "$S/db/mode" "$S/gone/upstream" "$S/api/monitoring" "$S/db/health_check" | tr '\n' ' ')" \
     "http://127.0.0.1:8080 shop.test /health dns 10.0.9.9:80 {\"type\":\"gpu\",\"ssh_host\":\"gpu1\"} /ready "
-check "recovered routes" grep -q 'reverse_proxy 127.0.0.1:8080' "$STATE/routing/Caddyfile"
+check_jq "recovered routes" '.apps.http.servers.conduitfs.routes[].handle[] | select(.handler ==
+    "map") | .mappings[] | select(.input == "shop.test") | select(.outputs == ["127.0.0.1",
+    "8080"])' "$STATE/routing/caddy.json"
 cfs_unmount
 check "a recovered registry loads unchanged" cmp "$T/before.json" "$STATE/services.json"
 

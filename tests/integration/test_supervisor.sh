@@ -45,7 +45,7 @@ get() {
         --resolve "web.internal:$HTTPS_PORT:127.0.0.1" "https://web.internal:$HTTPS_PORT/"
 }
 dns_up() { dig @127.0.0.1 -p "$DNS_PORT" +time=1 +tries=1 nope.internal | grep -q 'status:'; }
-caddy_pid() { pgrep -f "caddy run --config $STATE/routing/Caddyfile"; }
+caddy_pid() { pgrep -f "caddy run --config $STATE/routing/caddy.json"; }
 dnsmasq_pid() { pgrep -f "dnsmasq --keep-in-foreground --conf-file=$STATE/dns"; }
 # whether pid $1 runs (a zombie, which has an empty cmdline, does not)
 alive() { [[ -n "$1" && -n "$(tr -d '\0' < "/proc/$1/cmdline" 2>/dev/null)" ]]; }
@@ -114,6 +114,19 @@ check_eq "and is served" "$(get)" "hello from two"
 cfs_unmount
 check "a clean unmount removes the pid files" sh -c "! ls '$STATE'/run/*.pid 2>/dev/null"
 check_eq "a clean unmount leaves no daemon" "$(caddy_pid; dnsmasq_pid)" ""
+
+# a Caddy an earlier version left running on routing/Caddyfile is found by its command line too
+printf '{\n\tadmin off\n}\n' > "$STATE/routing/Caddyfile"
+caddy run --config "$STATE/routing/Caddyfile" --adapter caddyfile >/dev/null 2>&1 &
+OLDV=$!
+OLD+=($OLDV)
+check "an earlier version's caddy runs" wait_for 10 alive "$OLDV"
+mount_it
+check "the mount stopped the earlier version's caddy" wait_for 10 gone "$OLDV"
+check_eq "found by its command line" "$(grep '"action":"supervisor_orphan"' \
+    "$STATE/audit.log" | grep -c '"found_by":"command line"')" "3"
+check "the earlier version's Caddyfile is gone" test ! -e "$STATE/routing/Caddyfile"
+cfs_unmount
 
 # --- 2. dnsmasq cannot bind its port: backoff, one failure line, one recovery line -------------
 restarts_before=$(count '"action":"supervisor_restart"')

@@ -442,32 +442,12 @@ out:
     json_decref(e);
 }
 
-static void cleanup(void)
-{
-    static const char *const names[] = { "key", "shortkey", "longkey", "rfckey", "otherkey" };
-    char path[256];
-    size_t i;
-
-    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        path_in(path, sizeof(path), names[i]);
-        unlink(path);
-    }
-    rmdir(tmpdir);
-}
-
 int main(void)
 {
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    test_keys();
-    test_times();
-    test_mapping();
-    test_bad_entries();
-    test_known_seals();
-    test_round_trip_and_tamper();
-    test_structure();
-    cleanup();
-    return tl_finish();
+    static const tl_test_fn tests[] = {
+        test_keys, test_times, test_mapping, test_bad_entries, test_known_seals,
+        test_round_trip_and_tamper, test_structure, NULL,
+    };
+
+    return tl_main_in_dir(tmpdir, tests);
 }

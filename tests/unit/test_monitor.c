@@ -1023,23 +1023,6 @@ static void test_exec(void)
 
 static struct reg_config cfg;
 
-static void make_cfg(const char *dir)
-{
-    memset(&cfg, 0, sizeof(cfg));
-    snprintf(cfg.state_dir, sizeof(cfg.state_dir), "%s", dir);
-    snprintf(cfg.suffixes[0], sizeof(cfg.suffixes[0]), "internal");
-    cfg.suffixes_ptr[0] = cfg.suffixes[0];
-    cfg.nsuffixes = 1;
-    snprintf(cfg.gateway_ip, sizeof(cfg.gateway_ip), "127.0.0.1");
-    snprintf(cfg.dns_addr, sizeof(cfg.dns_addr), "127.0.0.1");
-    cfg.dns_port = 5353;
-    snprintf(cfg.https_addr, sizeof(cfg.https_addr), "127.0.0.1");
-    cfg.https_port = 8443;
-    snprintf(cfg.key_type, sizeof(cfg.key_type), "ed25519");
-    cfg.leaf_days = 365;
-    cfg.renew_before_days = 120;
-}
-
 static void collect(const char *name, void *ctx)
 {
     char *buf = ctx;
@@ -1054,6 +1037,22 @@ static char *read_text(const char *dir, enum mon_file f)
     size_t len;
 
     return mon_read(dir, f, &out, &len) == 0 ? out : NULL;
+}
+
+/* How many readers run_readers starts at once. */
+#define READERS 8
+
+/* Run READERS threads of fn at once and collect what each returned into out. */
+static void run_readers(void *(*fn)(void *), void *out[READERS])
+{
+    pthread_t tid[READERS];
+
+    for (int i = 0; i < READERS; i++)
+        pthread_create(&tid[i], NULL, fn, NULL);
+    for (int i = 0; i < READERS; i++) {
+        out[i] = NULL;
+        pthread_join(tid[i], &out[i]);
+    }
 }
 
 static void *read_gpu(void *arg)
@@ -1103,7 +1102,7 @@ static void test_key_rules(const char *state)
     char *pem = NULL;
     size_t len = 0;
 
-    if (!mkdtemp(out_dir)) {
+    if (tl_state_dir(out_dir) < 0) {
         CHECK(!"mkdtemp");
         return;
     }
@@ -1168,12 +1167,7 @@ static void test_key_rules(const char *state)
              "\"ssh_key\":\"%s/tls/ca.key\"}", state);
     CHECK_INT(mon_target_set("keyed", t, strlen(t), name), -EACCES);
     CHECK_INT(mon_target_remove("keyed", "tester"), 0);
-    {
-        char cmd[PATH_MAX + 16];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", out_dir);
-        CHECK_INT(system(cmd), 0);
-    }
+    CHECK_INT(tl_rm_rf(out_dir), 0);
 }
 
 static void *read_metrics(void *arg)
@@ -1192,7 +1186,7 @@ static void test_metrics_blackhole(const char *key)
 {
     struct sockaddr_in sa = { .sin_family = AF_INET };
     socklen_t sl = sizeof(sa);
-    pthread_t tid[8];
+    void *outs[READERS];
     char t[700];
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), n = 0, c;
 
@@ -1206,12 +1200,10 @@ static void test_metrics_blackhole(const char *key)
     snprintf(t, sizeof(t), "{\"ssh_host\":\"127.0.0.1\",\"ssh_port\":%u,\"ssh_user\":\"root\","
              "\"ssh_key\":\"%s\"}", (unsigned)ntohs(sa.sin_port), key);
     CHECK_INT(mon_target_set("silent", t, strlen(t), "tester"), 0);
-    for (int i = 0; i < 8; i++)
-        pthread_create(&tid[i], NULL, read_metrics, NULL);
-    for (int i = 0; i < 8; i++) {
-        void *out = NULL;
+    run_readers(read_metrics, outs);
+    for (int i = 0; i < READERS; i++) {
+        void *out = outs[i];
 
-        pthread_join(tid[i], &out);
         CHECK(out && strstr(out, "conduit_probe_success{target=\"silent\",type=\"server\"} 0"));
         CHECK(out && strstr(out, "conduit_probe_success{target=\"silent\",type=\"gpu\"} 0"));
         CHECK(out && strstr(out, "conduit_probe_success{target=\"local\",type=\"server\"} 1"));
@@ -1235,15 +1227,15 @@ static void test_module(void)
     const char *envpath = getenv("PATH"), *mon;
     unsigned mask = 0;
     bool created;
-    pthread_t tid[8];
+    void *outs[READERS];
     FILE *f;
     json_t *doc;
 
-    if (!mkdtemp(dir)) {
+    if (tl_state_dir(dir) < 0) {
         CHECK(!"mkdtemp");
         return;
     }
-    make_cfg(dir);
+    tl_make_cfg(&cfg, dir, NULL);
     CHECK_INT(state_dir_init(dir, &created), 0);
     CHECK_INT(audit_open(dir, err, sizeof(err)), 0);
     CHECK_INT(reg_open(&cfg, err, sizeof(err)), 0);
@@ -1269,12 +1261,10 @@ static void test_module(void)
         snprintf(newpath, sizeof(newpath), "%s:%s", bin, oldpath);
         setenv("PATH", newpath, 1);
     }
-    for (int i = 0; i < 8; i++)
-        pthread_create(&tid[i], NULL, read_gpu, NULL);
-    for (int i = 0; i < 8; i++) {
-        void *out = NULL;
+    run_readers(read_gpu, outs);
+    for (int i = 0; i < READERS; i++) {
+        void *out = outs[i];
 
-        pthread_join(tid[i], &out);
         CHECK(out && strstr(out, "\"temperature_c\":90"));
         free(out);
     }
@@ -1389,15 +1379,28 @@ static void test_module(void)
     CHECK_INT(mon_open(&cfg, NULL, err, sizeof(err)), -EINVAL);
     CHECK(strstr(err, "corrupt") != NULL);
     CHECK_INT(access(path, F_OK), 0);
+    {
+        /* the copy is checked: when it cannot be written the reason says so and names no copy
+         * (a directory holds every name it could take in the next 30 s) */
+        char aside[PATH_MAX + 64], when[32];
+        time_t now = time(NULL);
+        struct tm tm;
+
+        for (time_t t = now; t < now + 30; t++) {
+            gmtime_r(&t, &tm);
+            strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+            snprintf(aside, sizeof(aside), "%s.corrupt-%s", path, when);
+            rmdir(aside);
+            unlink(aside);
+            mkdir(aside, 0700);
+        }
+        CHECK_INT(mon_open(&cfg, NULL, err, sizeof(err)), -EINVAL);
+        CHECKF(strstr(err, "Copy kept at (none: copy failed)") != NULL, "%s", err);
+    }
 
     reg_close();
     audit_close();
-    {
-        char cmd[PATH_MAX + 16];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        CHECK_INT(system(cmd), 0);
-    }
+    CHECK_INT(tl_rm_rf(dir), 0);
 }
 
 int main(void)

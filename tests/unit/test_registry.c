@@ -1,5 +1,6 @@
-/* test_registry.c: services.json load/save, corrupt-file handling, the mutation rules, and the
- * registry's marks in the audit chain (mount checks, replay). */
+/* test_registry.c: services.json load/save, corrupt-file handling, the mutation rules, the
+ * registry's marks in the audit chain (mount checks, replay), and the steps a commit pipeline
+ * plugs in (reg_set_pipeline). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +41,8 @@ static void test_parse(void)
     size_t n = 0;
     const char *good =
         "{\"version\":1,\"services\":[{\"name\":\"core\",\"upstream\":\"10.0.0.1:80\","
-        "\"domain\":\"core.internal\",\"status\":\"active\",\"registered_at\":\"2026-01-01T00:00:00Z\","
+        "\"domain\":\"core.internal\",\"status\":\"active\","
+        "\"registered_at\":\"2026-01-01T00:00:00Z\","
         "\"health_check\":\"/health\",\"mode\":\"proxy\",\"monitoring\":{}},"
         "{\"name\":\"core\",\"upstream\":\"\",\"domain\":\"core.internal\",\"status\":\"inactive\","
         "\"registered_at\":\"2025-01-01T00:00:00Z\",\"deregistered_at\":\"2025-02-01T00:00:00Z\","
@@ -296,6 +298,124 @@ static void test_marks(const char *dir)
     free(prev);
 }
 
+/* ---- a fake commit pipeline ---- */
+enum fake_mode { FAKE_OK, FAKE_FAIL_BEFORE_SEAL, FAKE_FAIL_AFTER_SEAL };
+static enum fake_mode fake_mode;
+static int fake_opens, fake_rerenders, fake_commits, fake_flushes;
+static char fake_dir[256];
+static bool fake_sealed_first;      /* the seal's mark was in the chain before the save */
+static size_t fake_ncur, fake_nnext;
+
+static int fake_open(const struct reg_config *c)
+{
+    (void)c;
+    fake_opens++;
+    return 0;
+}
+
+static int fake_rerender(void)
+{
+    fake_rerenders++;
+    return 0;
+}
+
+static int fake_commit(struct reg_txn *t)
+{
+    char before[RMARK_SHA_HEX] = "", after[RMARK_SHA_HEX] = "";
+    struct rmark m;
+    int rc;
+
+    fake_commits++;
+    fake_ncur = t->ncur;
+    fake_nnext = t->nnext;
+    if (fake_mode == FAKE_FAIL_BEFORE_SEAL)
+        return -EIO;                    /* as a render that refuses: nothing sealed */
+    file_sha(fake_dir, before);
+    rc = reg_txn_seal(t);
+    if (rc < 0)
+        return rc;
+    /* sealed, and nothing saved yet */
+    file_sha(fake_dir, after);
+    fake_sealed_first = rmark_last(fake_dir, &m) == 0 && m.found &&
+                        strcmp(m.previous, before) == 0 && strcmp(after, before) == 0 &&
+                        strcmp(m.sha256, before) != 0;
+    if (fake_mode == FAKE_FAIL_AFTER_SEAL) {
+        reg_txn_abort(t, -EIO);         /* as a proxy that refuses the configs */
+        return -EIO;
+    }
+    return reg_txn_save(t);
+}
+
+static void fake_flush(void)
+{
+    fake_flushes++;
+}
+
+static const struct reg_pipeline fake_pipeline = {
+    .open = fake_open, .rerender = fake_rerender, .commit = fake_commit, .flush = fake_flush,
+};
+
+/* The registry calls the pipeline's steps where they belong: open and rerender at mount, commit
+ * for every change (with the current and next records), flush after each; a commit step that
+ * fails before the seal leaves the chain and services.json alone; one that fails after it gets
+ * its registry_abort mark; neither publishes the change. */
+static void test_pipeline(const char *dir)
+{
+    char err[512], sha[RMARK_SHA_HEX], sha0[RMARK_SHA_HEX];
+    struct reg_snapshot *snap;
+    struct rmark m, m0;
+
+    make_cfg(dir);
+    snprintf(fake_dir, sizeof(fake_dir), "%s", dir);
+    CHECK_INT(audit_open(dir, err, sizeof(err)), 0);
+    reg_set_pipeline(&fake_pipeline);
+    CHECK_INT(reg_open(&cfg, err, sizeof(err)), 0);
+    CHECK_INT(fake_opens, 1);
+    CHECK_INT(fake_rerenders, 1);
+
+    fake_mode = FAKE_OK;
+    CHECK_INT(reg_register("a", "tester"), 0);
+    CHECK_INT(fake_commits, 1);
+    CHECK_INT(fake_flushes, 1);
+    CHECK(fake_ncur == 0 && fake_nnext == 1);
+    CHECK(fake_sealed_first);
+    CHECK_INT(rmark_last(dir, &m), 0);
+    CHECK_INT(file_sha(dir, sha), 0);
+    CHECK(m.found && strcmp(m.sha256, sha) == 0);
+    /* a no-op reaches no commit, but still the flush */
+    CHECK_INT(reg_set("a", REG_MODE, "proxy\n", 6, "tester"), 0);
+    CHECK_INT(fake_commits, 1);
+    CHECK_INT(fake_flushes, 2);
+
+    fake_mode = FAKE_FAIL_BEFORE_SEAL;
+    CHECK_INT(rmark_last(dir, &m0), 0);
+    CHECK_INT(file_sha(dir, sha0), 0);
+    CHECK_INT(reg_register("b", "tester"), -EIO);
+    CHECK_INT(rmark_last(dir, &m), 0);
+    CHECK(strcmp(m.sha256, m0.sha256) == 0 && strcmp(m.action, m0.action) == 0);
+    CHECK_INT(file_sha(dir, sha), 0);
+    CHECK(strcmp(sha, sha0) == 0);
+
+    fake_mode = FAKE_FAIL_AFTER_SEAL;
+    CHECK_INT(reg_register("b", "tester"), -EIO);
+    CHECK(fake_sealed_first);
+    CHECK_INT(rmark_last(dir, &m), 0);
+    CHECK(m.found && strcmp(m.action, "registry_abort") == 0 && strcmp(m.sha256, sha0) == 0);
+    CHECK_INT(file_sha(dir, sha), 0);
+    CHECK(strcmp(sha, sha0) == 0);
+    snap = reg_snapshot_get();
+    CHECK(snap && snap->n == 1 && reg_snapshot_find(snap, "b") == NULL);
+    reg_snapshot_put(snap);
+
+    fake_mode = FAKE_OK;
+    CHECK_INT(reg_register("b", "tester"), 0);
+    CHECK(fake_ncur == 1 && fake_nnext == 2);
+    reg_close();
+    reg_set_pipeline(NULL);
+    audit_close();
+    CHECK_INT(replay_check_registry(dir, err, sizeof(err)), 0);
+}
+
 /* rmark_last reads the log backwards across chunk boundaries and ignores a torn last line. */
 static void test_rmark_last(const char *dir)
 {
@@ -339,17 +459,19 @@ int main(void)
 {
     char a[] = "/tmp/test_registry.XXXXXX", b[] = "/tmp/test_registry.XXXXXX";
     char c[] = "/tmp/test_registry.XXXXXX", d[] = "/tmp/test_registry.XXXXXX";
-    char cmd[256];
+    char e[] = "/tmp/test_registry.XXXXXX";
+    char cmd[320];
 
     make_cfg("/nonexistent");
     test_parse();
-    if (!mkdtemp(a) || !mkdtemp(b) || !mkdtemp(c) || !mkdtemp(d))
+    if (!mkdtemp(a) || !mkdtemp(b) || !mkdtemp(c) || !mkdtemp(d) || !mkdtemp(e))
         return 1;
     test_corrupt(a);
     test_mutations(b);
     test_marks(c);
     test_rmark_last(d);
-    snprintf(cmd, sizeof(cmd), "rm -rf %s %s %s %s", a, b, c, d);
+    test_pipeline(e);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s %s %s %s %s", a, b, c, d, e);
     if (system(cmd) != 0)
         fprintf(stderr, "cleanup failed\n");
     return tl_finish();

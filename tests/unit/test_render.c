@@ -1,5 +1,6 @@
-/* test_render.c: render_all against golden files, determinism, refusal of injected values, and
- * (when the tools are installed) caddy adapt and dnsmasq --test on the rendered configs.
+/* test_render.c: render_all against golden files, determinism, refusal of injected values, the
+ * proxy config's shape (routes independent of the number of services, rotation, pending), and
+ * (when the tools are installed) caddy validate and dnsmasq --test on the rendered configs.
  * RENDER_UPDATE_GOLDEN=1 rewrites tests/unit/golden/ from the current output; review the diff. */
 #include <dirent.h>
 #include <errno.h>
@@ -12,6 +13,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "core/render.h"
 #include "testlib.h"
@@ -51,6 +54,7 @@ static struct reg_service mk(const char *name, const char *upstream, const char 
     snprintf(s.health_check, sizeof(s.health_check), "%s", health);
     snprintf(s.mode, sizeof(s.mode), "%s", mode);
     snprintf(s.monitoring, sizeof(s.monitoring), "{}");
+    snprintf(s.lb_policy, sizeof(s.lb_policy), "round_robin");
     s.status = st;
     snprintf(s.registered_at, sizeof(s.registered_at), "2024-05-01T12:00:00Z");
     if (st == REG_INACTIVE)
@@ -59,7 +63,7 @@ static struct reg_service mk(const char *name, const char *upstream, const char 
 }
 
 /* The fixed registry, in (unsorted) file order. */
-enum { FIX_CORE, FIX_N = 9 };
+enum { FIX_CORE, FIX_N = 11 };
 static void fixture(struct reg_service *s)
 {
     s[FIX_CORE] = mk("core", "10.0.1.10:8000", "core.internal", "/health", "proxy", REG_ACTIVE);
@@ -72,6 +76,11 @@ static void fixture(struct reg_service *s)
     s[6] = mk("printer", "[fd00::20]:631", "printer.qp.test", "/health", "dns", REG_ACTIVE);
     s[7] = mk("lab", "", "lab.internal", "/health", "dns", REG_PENDING);
     s[8] = mk("api", "10.0.1.11:9000", "api.internal", "/v1/health", "proxy", REG_ACTIVE);
+    s[9] = mk("llm", "10.0.4.1:8000\n10.0.4.2:8000\n[fd00::41]:8000", "llm.internal", "/health",
+              "proxy", REG_ACTIVE);
+    snprintf(s[9].lb_policy, sizeof(s[9].lb_policy), "first");
+    s[10] = mk("vllm", "10.0.5.1:8000\n10.0.5.2:8001", "vllm.qp.test", "/health", "dns",
+               REG_ACTIVE);
 }
 
 static char *read_file(const char *path)
@@ -172,12 +181,96 @@ static size_t count_golden_hosts(void)
     return n;
 }
 
+/* The proxy config parsed, or NULL (a failed check). */
+static json_t *parse_proxy(const struct render_out *o)
+{
+    json_error_t e;
+    json_t *j = o->proxy ? json_loads(o->proxy, 0, &e) : NULL;
+
+    CHECKF(j != NULL, "the proxy config is not JSON: %s", o->proxy ? e.text : "(none)");
+    return j;
+}
+
+/* The server's routes array. */
+static json_t *routes_of(json_t *doc)
+{
+    json_t *http = json_object_get(json_object_get(doc, "apps"), "http");
+
+    return json_object_get(json_object_get(json_object_get(http, "servers"), "conduitfs"),
+                           "routes");
+}
+
+/* How many objects under v carry a "handler" key (handlers, at any depth). */
+static size_t count_handlers(json_t *v)
+{
+    size_t n = 0, i;
+    const char *k;
+    json_t *x;
+
+    if (json_is_object(v)) {
+        if (json_object_get(v, "handler"))
+            n++;
+        json_object_foreach(v, k, x)
+            n += count_handlers(x);
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, x)
+            n += count_handlers(x);
+    }
+    return n;
+}
+
+/* The route whose vars matcher names pool key, or NULL. */
+static json_t *pool_route(json_t *routes, const char *key)
+{
+    size_t i;
+    json_t *r;
+
+    json_array_foreach(routes, i, r) {
+        json_t *v = json_object_get(json_object_get(json_array_get(json_object_get(r, "match"),
+                                                                   0), "vars"), "{cfs_pool}");
+
+        if (v && strcmp(json_string_value(json_array_get(v, 0)), key) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+/* The outputs of the mapping for input in a map handler, or NULL. */
+static json_t *map_outputs(json_t *map, const char *input)
+{
+    size_t i;
+    json_t *m;
+
+    json_array_foreach(json_object_get(map, "mappings"), i, m)
+        if (strcmp(json_string_value(json_object_get(m, "input")), input) == 0)
+            return json_object_get(m, "outputs");
+    return NULL;
+}
+
+/* The outputs as one space-separated string, into buf. */
+static const char *joined(json_t *outs, char *buf, size_t len)
+{
+    size_t i, n = 0;
+    json_t *o;
+
+    buf[0] = '\0';
+    json_array_foreach(outs, i, o) {
+        int w = snprintf(buf + n, len - n, "%s%s", i ? " " : "", json_string_value(o));
+
+        if (w < 0 || (size_t)w >= len - n)
+            break;
+        n += (size_t)w;
+    }
+    return buf;
+}
+
 static void test_golden(void)
 {
     struct reg_config cfg;
     struct reg_service s[FIX_N];
     struct render_out out = {0};
-    char rel[128];
+    char rel[128], buf[512];
+    json_t *doc, *routes, *r;
 
     base_cfg(&cfg, GOLDEN_STATE);
     fixture(s);
@@ -189,7 +282,7 @@ static void test_golden(void)
         mkdir(GOLDEN_DIR "/hosts", 0755);
     }
     check_golden("dnsmasq.conf", out.dnsmasq_conf);
-    check_golden("Caddyfile", out.proxy);
+    check_golden("caddy.json", out.proxy);
     CHECK_INT(out.nhosts, 8);
     for (size_t i = 0; i < out.nhosts; i++) {
         snprintf(rel, sizeof(rel), "hosts/%s", out.hosts[i].name);
@@ -202,21 +295,202 @@ static void test_golden(void)
 
     /* Spot checks that do not depend on the goldens being reviewed right. */
     CHECK(find_host(&out, "old") == NULL);
+    CHECK(find_host(&out, "web") == NULL);                   /* pending: no DNS record */
+    CHECK(find_host(&out, "lab") == NULL);
     CHECK(strstr(out.proxy, "old.internal") == NULL);
     CHECK(strstr(out.proxy, "nas.internal") == NULL);      /* dns mode: no route */
     CHECK(strstr(out.proxy, "printer.qp.test") == NULL);
-    CHECK(strstr(out.proxy, "lab.internal:8443 {") != NULL); /* pending dns: 503 route */
-    CHECK(strstr(out.proxy, "\tadmin off\n") != NULL);
+    CHECK(strstr(out.proxy, "vllm.qp.test") == NULL);
+    CHECK(strstr(out.proxy, "web.internal") == NULL);      /* pending: no route, no leaf */
+    CHECK(strstr(out.proxy, "lab.internal") == NULL);
+    CHECK(strstr(out.proxy, "pending") == NULL);
+    CHECK(out.proxy[strlen(out.proxy) - 1] == '\n');
     if (find_host(&out, "nas"))
         CHECK_STR(find_host(&out, "nas")->data, "10.0.2.5 nas.internal\n");
     if (find_host(&out, "printer"))
         CHECK_STR(find_host(&out, "printer")->data, "fd00::20 printer.qp.test\n");
-    if (find_host(&out, "lab"))
-        CHECK_STR(find_host(&out, "lab")->data, "10.77.0.1 lab.internal\n");
+    if (find_host(&out, "vllm"))
+        CHECK_STR(find_host(&out, "vllm")->data,
+                  "10.0.5.1 vllm.qp.test\n10.0.5.2 vllm.qp.test\n");
     if (find_host(&out, "v6"))
         CHECK_STR(find_host(&out, "v6")->data, "10.77.0.1 v6.internal\n");
+    if (find_host(&out, "llm"))
+        CHECK_STR(find_host(&out, "llm")->data, "10.77.0.1 llm.internal\n");
+
+    doc = parse_proxy(&out);
+    routes = routes_of(doc);
+    CHECK(json_is_true(json_object_get(json_object_get(doc, "admin"), "disabled")));
+    /* host map, pools 1-round_robin-http (api, core, v6), 1-round_robin-https-name (secure),
+     * 3-first-http (llm), keeper, 404 */
+    CHECK_INT(json_array_size(routes), 6);
+    r = json_array_get(routes, 0);
+    r = json_array_get(json_object_get(r, "handle"), 0);
+    CHECK_STR(json_string_value(json_object_get(r, "handler")), "map");
+    CHECK_INT(json_array_size(json_object_get(r, "mappings")), 5);
+    CHECK_STR(joined(map_outputs(r, "llm.internal"), buf, sizeof(buf)), "llm 3-first-http");
+    CHECK_STR(joined(map_outputs(r, "secure.qp.test"), buf, sizeof(buf)),
+              "secure 1-round_robin-https-name");
+    r = pool_route(routes, "3-first-http");
+    CHECK(r != NULL);
+    if (r) {
+        json_t *h = json_object_get(r, "handle"), *rp = json_array_get(h, 1);
+
+        CHECK_STR(joined(map_outputs(json_array_get(h, 0), "llm.internal"), buf, sizeof(buf)),
+                  "10.0.4.1 8000 10.0.4.2 8000 fd00::41 8000");
+        CHECK_STR(json_string_value(json_object_get(json_object_get(json_object_get(rp,
+                  "load_balancing"), "selection_policy"), "policy")), "first");
+        CHECK_INT(json_array_size(json_object_get(json_object_get(rp, "dynamic_upstreams"),
+                                                  "sources")), 3);
+        CHECK_INT(json_integer_value(json_object_get(json_object_get(json_object_get(rp,
+                  "health_checks"), "passive"), "max_fails")), 2);
+    }
+    r = pool_route(routes, "1-round_robin-https-name");
+    CHECK(r != NULL);
+    if (r) {
+        json_t *rp = json_array_get(json_object_get(r, "handle"), 1);
+
+        CHECK(json_object_get(json_object_get(rp, "transport"), "tls") != NULL);
+        CHECK_STR(json_string_value(json_object_get(json_array_get(json_object_get(rp,
+                  "upstreams"), 0), "dial")), "{cfs_h0}:{cfs_p0}");
+    }
+    r = pool_route(routes, "keep");
+    CHECK(r != NULL);
+    if (r) {
+        json_t *ups = json_object_get(json_array_get(json_object_get(r, "handle"), 0),
+                                      "upstreams");
+
+        /* every in-rotation address of the address pools, sorted */
+        CHECK_INT(json_array_size(ups), 6);
+        CHECK_STR(json_string_value(json_object_get(json_array_get(ups, 0), "dial")),
+                  "10.0.1.10:8000");
+        CHECK_STR(json_string_value(json_object_get(json_array_get(ups, 5), "dial")),
+                  "[fd00::41]:8000");
+    }
+    json_decref(doc);
     render_free(&out);
     CHECK(is_zero(&out));
+}
+
+/* A rotation callback: every upstream but those listed in arg (NULL-terminated "svc upstream"
+ * strings). */
+static bool rot_except(const char *service, const char *upstream, void *arg)
+{
+    char key[600];
+
+    snprintf(key, sizeof(key), "%s %s", service, upstream);
+    for (const char *const *x = arg; *x; x++)
+        if (strcmp(*x, key) == 0)
+            return false;
+    return true;
+}
+
+/* rot takes an upstream out of the pool's map and out of a dns-mode answer; with every one out,
+ * a proxy-mode service goes to the "down" pool (503) and a dns-mode one answers all of them. */
+static void test_rotation(void)
+{
+    static const char *const one[] = { "llm 10.0.4.2:8000", "vllm 10.0.5.2:8001", NULL };
+    static const char *const all[] = { "llm 10.0.4.1:8000", "llm 10.0.4.2:8000",
+                                       "llm [fd00::41]:8000", "vllm 10.0.5.1:8000",
+                                       "vllm 10.0.5.2:8001", NULL };
+    struct reg_config cfg;
+    struct reg_service s[FIX_N];
+    struct render_out out = {0};
+    char buf[512];
+    json_t *doc, *routes, *r;
+
+    base_cfg(&cfg, GOLDEN_STATE);
+    fixture(s);
+    CHECK_INT(render_all(&cfg, s, FIX_N, rot_except, (void *)one, &out), 0);
+    doc = parse_proxy(&out);
+    routes = routes_of(doc);
+    r = json_array_get(json_object_get(json_array_get(routes, 0), "handle"), 0);
+    CHECK_STR(joined(map_outputs(r, "llm.internal"), buf, sizeof(buf)), "llm 2-first-http");
+    CHECK(pool_route(routes, "3-first-http") == NULL);
+    r = pool_route(routes, "2-first-http");
+    CHECK(r != NULL);
+    if (r)
+        CHECK_STR(joined(map_outputs(json_array_get(json_object_get(r, "handle"), 0),
+                                     "llm.internal"), buf, sizeof(buf)),
+                  "10.0.4.1 8000 fd00::41 8000");
+    CHECK(strstr(out.proxy, "10.0.4.2") == NULL);
+    if (find_host(&out, "vllm"))
+        CHECK_STR(find_host(&out, "vllm")->data, "10.0.5.1 vllm.qp.test\n");
+    json_decref(doc);
+    render_free(&out);
+
+    CHECK_INT(render_all(&cfg, s, FIX_N, rot_except, (void *)all, &out), 0);
+    doc = parse_proxy(&out);
+    routes = routes_of(doc);
+    r = json_array_get(json_object_get(json_array_get(routes, 0), "handle"), 0);
+    CHECK_STR(joined(map_outputs(r, "llm.internal"), buf, sizeof(buf)), "llm down");
+    r = pool_route(routes, "down");
+    CHECK(r != NULL);
+    if (r) {
+        json_t *h = json_array_get(json_object_get(r, "handle"), 0);
+
+        CHECK_STR(json_string_value(json_object_get(h, "handler")), "static_response");
+        CHECK_INT(json_integer_value(json_object_get(h, "status_code")), 503);
+        CHECK_STR(json_string_value(json_object_get(h, "body")),
+                  "service {cfs_svc} has no healthy upstream\n");
+    }
+    CHECK(strstr(out.proxy, "10.0.4.") == NULL);
+    if (find_host(&out, "vllm"))                /* DNS cannot answer 503: fail open */
+        CHECK_STR(find_host(&out, "vllm")->data,
+                  "10.0.5.1 vllm.qp.test\n10.0.5.2 vllm.qp.test\n");
+    json_decref(doc);
+    render_free(&out);
+}
+
+/* n proxy-mode services spread over three pools: the routes and handlers do not depend on n,
+ * only the map entries do. */
+static void pools_shape(size_t n, size_t *nroutes, size_t *nhandlers, size_t *nmap)
+{
+    static const char *const ups[] = { "10.1.%zu.%zu:80", "10.1.%zu.%zu:80\n10.2.%zu.%zu:80",
+                                       "https://10.1.%zu.%zu:443" };
+    struct reg_config cfg;
+    struct reg_service *s = calloc(n, sizeof(*s));
+    struct render_out out = {0};
+    char name[32], dom[64], up[128];
+    json_t *doc;
+
+    *nroutes = *nhandlers = *nmap = 0;
+    base_cfg(&cfg, GOLDEN_STATE);
+    if (!s)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "s%zu", i);
+        snprintf(dom, sizeof(dom), "s%zu.internal", i);
+        snprintf(up, sizeof(up), ups[i % 3], i / 250, i % 250, i / 250, i % 250);
+        s[i] = mk(name, up, dom, "/health", "proxy", REG_ACTIVE);
+    }
+    CHECK_INT(render_all(&cfg, s, n, NULL, NULL, &out), 0);
+    doc = parse_proxy(&out);
+    if (doc) {
+        json_t *routes = routes_of(doc);
+
+        *nroutes = json_array_size(routes);
+        *nhandlers = count_handlers(routes);
+        *nmap = json_array_size(json_object_get(json_array_get(json_object_get(
+            json_array_get(routes, 0), "handle"), 0), "mappings"));
+    }
+    json_decref(doc);
+    render_free(&out);
+    free(s);
+}
+
+static void test_constant_shape(void)
+{
+    size_t r10, h10, m10, r1000, h1000, m1000;
+
+    pools_shape(10, &r10, &h10, &m10);
+    pools_shape(1000, &r1000, &h1000, &m1000);
+    printf("routes %zu/%zu, handlers %zu/%zu, map entries %zu/%zu at 10/1000 services\n",
+           r10, r1000, h10, h1000, m10, m1000);
+    CHECK_INT(r10, 6);          /* host map, 3 pools, keeper, 404 */
+    CHECK_INT(r1000, r10);
+    CHECK_INT(h1000, h10);
+    CHECK_INT(m10, 10);
+    CHECK_INT(m1000, 1000);
 }
 
 static void test_determinism(void)
@@ -306,6 +580,9 @@ static void test_injection(void)
             INJECT_SVC(1, upstream);      /* pending: an injected upstream is not "empty" */
             INJECT_SVC(5, upstream);      /* dns mode */
             INJECT_SVC(7, domain);        /* pending dns */
+            INJECT_SVC(9, upstream);      /* several upstreams */
+            INJECT_SVC(9, lb_policy);
+            INJECT_SVC(10, upstream);     /* several upstreams, dns mode */
 #undef INJECT_SVC
 
 #define INJECT_CFG(field) do { \
@@ -411,9 +688,13 @@ static void test_variants(void)
     fixture(s);
     CHECK_INT(render_all(&cfg, s, FIX_N, NULL, NULL, &out), 0);
     if (out.proxy) {
-        CHECK(strstr(out.proxy, "\tadmin unix/{$CONDUITFS_CADDY_ADMIN:/var/lib/qp-conduit/"
-                   "caddy/admin.sock}\n"));
-        CHECK(strstr(out.proxy, "admin off") == NULL);
+        json_t *doc = parse_proxy(&out);
+
+        /* the supervisor puts this mount's socket in the environment; Caddy expands it */
+        CHECK_STR(json_string_value(json_object_get(json_object_get(doc, "admin"), "listen")),
+                  "unix/{env.CONDUITFS_CADDY_ADMIN}");
+        CHECK(json_object_get(json_object_get(doc, "admin"), "disabled") == NULL);
+        json_decref(doc);
     }
     render_free(&out);
 
@@ -448,9 +729,15 @@ static void test_variants(void)
     CHECK_INT(render_all(&cfg, NULL, 0, NULL, NULL, &out), 0);
     CHECK_INT(out.nhosts, 0);
     if (out.proxy) {
-        CHECK(strstr(out.proxy, "\tstorage file_system /var/lib/qp-conduit/caddy\n"));
-        CHECK(strstr(out.proxy, "8443 {") == NULL);
+        json_t *doc = parse_proxy(&out);
+
+        CHECK_STR(json_string_value(json_object_get(json_object_get(doc, "storage"), "root")),
+                  "/var/lib/qp-conduit/caddy");
+        CHECK(strstr(out.proxy, "\"/var/lib/qp-conduit/tls/serving\"") != NULL);
+        CHECK(strstr(out.proxy, "load_files") == NULL);
+        CHECK_INT(json_array_size(routes_of(doc)), 2);   /* the host map and the 404 */
         CHECK(strstr(out.dnsmasq_conf, "hostsdir=/var/lib/qp-conduit/dns/hosts.d\n"));
+        json_decref(doc);
     }
     render_free(&out);
 
@@ -463,9 +750,9 @@ static void test_variants(void)
     CHECK_INT(render_all(&cfg, s, FIX_N, NULL, NULL, &out), 0);
     if (out.proxy) {
         CHECK(strstr(out.dnsmasq_conf, "listen-address=::1\n"));
-        CHECK(strstr(out.proxy, "\tbind fd00::1\n"));
-        CHECK_STR(find_host(&out, "web") ? find_host(&out, "web")->data : "",
-                  "fd00::1 web.internal\n");
+        CHECK(strstr(out.proxy, "\"[fd00::1]:8443\""));
+        CHECK_STR(find_host(&out, "core") ? find_host(&out, "core")->data : "",
+                  "fd00::1 core.internal\n");
     }
     render_free(&out);
 }
@@ -489,6 +776,10 @@ static void test_cert_paths(void)
     /* The exact fit: strlen("/s/tls/a.internal/key.pem") == 25. */
     CHECK_INT(render_cert_paths(&cfg, "a.internal", cert, sizeof(cert), key, 26), 0);
     CHECK_INT(render_cert_paths(&cfg, "a.internal", cert, sizeof(cert), key, 25), -ENAMETOOLONG);
+    CHECK_INT(render_serving_dir(&cfg, cert, sizeof(cert)), 0);
+    CHECK_STR(cert, "/s/tls/serving");
+    CHECK_INT(render_serving_dir(&cfg, cert, 14), -ENAMETOOLONG);
+    CHECK_STR(cert, "");
 }
 
 /* True when an executable called name is on PATH. */
@@ -540,7 +831,59 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return remove(path);
 }
 
-/* Feed a rendering to caddy adapt and dnsmasq --test, with the state directory in a temp dir. */
+/* The certificate files the fixture's proxy config loads, under the state directory dir: one
+ * self-signed leaf (openssl) as each routed domain's own pair and as a bundle in tls/serving.
+ * true on success. */
+static bool make_leaves(const char *dir, const char *log)
+{
+    static const char *const routed[] = { "api.internal", "core.internal", "llm.internal",
+                                          "secure.qp.test", "v6.internal" };
+    char key[512], crt[512], path[600];
+    char *k, *c;
+    bool ok;
+
+    snprintf(key, sizeof(key), "%s/leaf.key", dir);
+    snprintf(crt, sizeof(crt), "%s/leaf.crt", dir);
+    char *argv[] = { "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                     "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=core.internal",
+                     "-days", "2", "-keyout", key, "-out", crt, NULL };
+    if (run_tool(argv, log) != 0)
+        return false;
+    k = read_file(key);
+    c = read_file(crt);
+    ok = k && c;
+    snprintf(path, sizeof(path), "%s/tls", dir);
+    mkdir(path, 0700);
+    snprintf(path, sizeof(path), "%s/tls/serving", dir);
+    mkdir(path, 0700);
+    for (size_t i = 0; ok && i < sizeof(routed) / sizeof(routed[0]); i++) {
+        snprintf(path, sizeof(path), "%s/tls/%s", dir, routed[i]);
+        mkdir(path, 0700);
+        snprintf(path, sizeof(path), "%s/tls/%s/cert.pem", dir, routed[i]);
+        ok = write_file(path, c) == 0;
+        snprintf(path, sizeof(path), "%s/tls/%s/key.pem", dir, routed[i]);
+        ok = ok && write_file(path, k) == 0;
+    }
+    if (ok) {
+        size_t lc = strlen(c), lk = strlen(k);
+        char *both = malloc(lc + lk + 1);
+
+        ok = both != NULL;
+        if (ok) {
+            memcpy(both, c, lc);
+            memcpy(both + lc, k, lk + 1);
+            snprintf(path, sizeof(path), "%s/tls/serving/leaf.pem", dir);
+            ok = write_file(path, both) == 0;
+        }
+        free(both);
+    }
+    free(k);
+    free(c);
+    return ok;
+}
+
+/* Feed a rendering to caddy validate (which provisions every module, loading the certificates)
+ * and dnsmasq --test, with the state directory in a temp dir. */
 static void check_with_tools(bool manage)
 {
     char dir[] = "/tmp/test_render.XXXXXX";
@@ -551,7 +894,7 @@ static void check_with_tools(bool manage)
     bool caddy = on_path("caddy"), dnsmasq = on_path("dnsmasq");
 
     if (!caddy)
-        printf("SKIP caddy adapt: caddy is not on PATH\n");
+        printf("SKIP caddy validate: caddy is not on PATH\n");
     if (!dnsmasq)
         printf("SKIP dnsmasq --test: dnsmasq is not on PATH\n");
     if (!caddy && !dnsmasq)
@@ -566,15 +909,14 @@ static void check_with_tools(bool manage)
     snprintf(log, sizeof(log), "%s/tool.log", dir);
 
     if (caddy) {
-        snprintf(path, sizeof(path), "%s/Caddyfile", dir);
+        snprintf(path, sizeof(path), "%s/caddy.json", dir);
         CHECK_INT(write_file(path, out.proxy), 0);
-        char *argv[] = { "caddy", "adapt", "--config", path, "--adapter", "caddyfile", NULL };
+        CHECK(make_leaves(dir, log));
+        char *argv[] = { "caddy", "validate", "--config", path, NULL };
         int rc = run_tool(argv, log);
         char *msg = read_file(log);
 
-        CHECKF(rc == 0, "caddy adapt exited %d:\n%s", rc, msg ? msg : "");
-        /* caddy warns when the input is not in `caddy fmt` form: the output should be. */
-        CHECKF(msg && !strstr(msg, "not formatted"), "caddy adapt warned:\n%s", msg ? msg : "");
+        CHECKF(rc == 0, "caddy validate exited %d:\n%s", rc, msg ? msg : "");
         free(msg);
     }
     if (dnsmasq) {
@@ -611,6 +953,8 @@ int main(void)
     test_refusals();
     test_variants();
     test_cert_paths();
+    test_rotation();
+    test_constant_shape();
     check_with_tools(false);
     check_with_tools(true);
     if (g_update)

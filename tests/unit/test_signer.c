@@ -227,6 +227,8 @@ static void test_raw_protocol(void)
 struct req_opts {
     bool ca_true, no_bc, cert_sign, no_san, ip_san, extra_ext, other_signer, ca_subject;
     bool wrong_issuer, ecdsa_key, ca_key, self_aki;
+    int sans;                       /* DNS names n1.internal..: 0 is one, a.internal */
+    bool dup_san, bad_san;          /* with sans: the last name repeats the first, or is bad */
     int days;                       /* 0: 90 */
     long back;                      /* notBefore this many seconds ago (0: 300) */
 };
@@ -241,6 +243,28 @@ static int add_ext(X509 *crt, X509V3_CTX *ctx, int nid, const char *value)
     return ok;
 }
 
+/* The SAN value of a request: o->sans names (the last one bent as o says), into a malloc'd
+ * string, or NULL. */
+static char *san_of(const struct req_opts *o)
+{
+    size_t cap = (size_t)(o->sans + 1) * 24, used = 0;
+    char *v = malloc(cap);
+
+    if (!v)
+        return NULL;
+    if (o->ip_san || !o->sans) {
+        snprintf(v, cap, "%s", o->ip_san ? "IP:127.0.0.1" : "DNS:a.internal");
+        return v;
+    }
+    for (int i = 1; i <= o->sans; i++) {
+        const char *fmt = i < o->sans ? "DNS:n%d.internal," : o->dup_san ? "DNS:n1.internal" :
+                          o->bad_san ? "DNS:N%d_.internal" : "DNS:n%d.internal";
+
+        used += (size_t)snprintf(v + used, cap - used, fmt, i);
+    }
+    return v;
+}
+
 /* A leaf request under root as ca_issue builds one, bent as o says, as DER in *der. The CA's
  * key is passed only for o->ca_key (a request for the CA's own key). 0 or -1. */
 static int make_req(X509 *root, EVP_PKEY *ca_key, enum ca_key_type type,
@@ -251,9 +275,12 @@ static int make_req(X509 *root, EVP_PKEY *ca_key, enum ca_key_type type,
     X509_NAME *subj = NULL, *other = NULL;
     X509 *crt = X509_new();
     X509V3_CTX ctx;
+    char *san = san_of(o);
     int n, rc = -1;
 
     *der = NULL;
+    if (!san)
+        goto out;
     if (o->ca_key)
         EVP_PKEY_up_ref(key = ca_key);
     else
@@ -295,8 +322,7 @@ static int make_req(X509 *root, EVP_PKEY *ca_key, enum ca_key_type type,
             goto out;
     }
     if (!add_ext(crt, &ctx, NID_authority_key_identifier, "keyid:always") ||
-        (!o->no_san && !add_ext(crt, &ctx, NID_subject_alt_name,
-                                o->ip_san ? "IP:127.0.0.1" : "DNS:a.internal")) ||
+        (!o->no_san && !add_ext(crt, &ctx, NID_subject_alt_name, san)) ||
         (o->extra_ext && !add_ext(crt, &ctx, NID_netscape_comment, "hello")))
         goto out;
     if (X509_sign(crt, signer ? signer : key, ed ? NULL : EVP_sha256()) <= 0)
@@ -310,6 +336,7 @@ static int make_req(X509 *root, EVP_PKEY *ca_key, enum ca_key_type type,
         rc = 0;
     }
 out:
+    free(san);
     EVP_PKEY_free(key);
     EVP_PKEY_free(signer);
     X509_NAME_free(subj);
@@ -422,6 +449,18 @@ static void test_policy(const char *dir, struct ca *ca, enum ca_key_type type)
     CHECK_INT(try_req(root, ca_key, type,
                       &(struct req_opts){ .ecdsa_key = type == CA_KEY_ED25519 }, err,
                       sizeof(err)), type == CA_KEY_ED25519 ? -EPERM : 0);
+    /* A bundled leaf: up to CA_LEAF_NAMES_MAX distinct names, each a valid domain. */
+    CHECK_INT(try_req(root, ca_key, type, &(struct req_opts){ .sans = CA_LEAF_NAMES_MAX }, err,
+                      sizeof(err)), 0);
+    CHECK_INT(try_req(root, ca_key, type, &(struct req_opts){ .sans = CA_LEAF_NAMES_MAX + 1 },
+                      err, sizeof(err)), -EPERM);
+    CHECKF(strstr(err, "1 to 100") != NULL, "%s", err);
+    CHECK_INT(try_req(root, ca_key, type, &(struct req_opts){ .sans = 50, .dup_san = true }, err,
+                      sizeof(err)), -EPERM);
+    CHECKF(strstr(err, "twice") != NULL, "%s", err);
+    CHECK_INT(try_req(root, ca_key, type, &(struct req_opts){ .sans = 50, .bad_san = true }, err,
+                      sizeof(err)), -EPERM);
+    CHECKF(strstr(err, "invalid domain") != NULL, "%s", err);
     /* Garbage, and a good request with a byte after it. */
     CHECK_INT(signer_call(SIGNER_CA_SIGN, "\x30\x03\x02\x01\x01", 5, &resp, &rlen, err,
                           sizeof(err)), -EINVAL);

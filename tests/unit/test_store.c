@@ -2,7 +2,6 @@
  * foreign databases, and tampering with copies of the database. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,14 +23,6 @@
 
 static char tmpdir[] = "/tmp/test_store.XXXXXX";
 
-static void path_in(char *buf, size_t len, const char *sub, const char *name)
-{
-    if (name)
-        snprintf(buf, len, "%s/%s/%s", tmpdir, sub, name);
-    else
-        snprintf(buf, len, "%s/%s", tmpdir, sub);
-}
-
 static json_t *make_entry(const char *action, const char *status, const char *user, int n)
 {
     char msg[64];
@@ -48,9 +39,10 @@ static struct audit_store *open_store(const char *sub)
     char dir[512], err[512] = "";
     int rc;
 
-    path_in(dir, sizeof(dir), sub, NULL);
+    tl_path(dir, sizeof(dir), tmpdir, sub, NULL);
     mkdir(dir, 0700);
-    rc = audit_store_open(dir, "gw-test", &st, err, sizeof(err));
+    rc = audit_store_open(dir, &(const struct audit_store_opts){ .hostname = "gw-test" }, &st, err,
+                          sizeof(err));
     CHECKF(rc == 0, "open %s: %d %s", dir, rc, err);
     return st;
 }
@@ -60,7 +52,7 @@ static sqlite3 *raw_open(const char *sub)
     char path[512];
     sqlite3 *db = NULL;
 
-    path_in(path, sizeof(path), sub, "capsules.db");
+    tl_path(path, sizeof(path), tmpdir, sub, "capsules.db", NULL);
     CHECK(sqlite3_open(path, &db) == SQLITE_OK);
     return db;
 }
@@ -98,11 +90,11 @@ static void copy_store(const char *sub, const char *to)
     char a[512], b[512];
     size_t i;
 
-    path_in(b, sizeof(b), to, NULL);
+    tl_path(b, sizeof(b), tmpdir, to, NULL);
     mkdir(b, 0700);
     for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        path_in(a, sizeof(a), sub, names[i]);
-        path_in(b, sizeof(b), to, names[i]);
+        tl_path(a, sizeof(a), tmpdir, sub, names[i], NULL);
+        tl_path(b, sizeof(b), tmpdir, to, names[i], NULL);
         copy_file(a, b);
     }
 }
@@ -126,9 +118,9 @@ static void test_open_empty(void)
     CHECK_INT(r.failed_seq, -1);
     CHECK_INT(r.checked, 0);
     CHECK_INT(strlen(audit_store_pubkey_hex(st)), 64);
-    path_in(path, sizeof(path), "main", "capsules.db");
+    tl_path(path, sizeof(path), tmpdir, "main", "capsules.db", NULL);
     CHECK(stat(path, &sb) == 0 && (sb.st_mode & 07777) == 0600);
-    path_in(path, sizeof(path), "main", "key");
+    tl_path(path, sizeof(path), tmpdir, "main", "key", NULL);
     CHECK(stat(path, &sb) == 0 && (sb.st_mode & 07777) == 0600 && sb.st_size == 32);
     audit_store_close(st);
 }
@@ -408,7 +400,7 @@ static void drop_key(sqlite3 *db)
     char path[512];
 
     (void)db;
-    path_in(path, sizeof(path), "t_key", "key");
+    tl_path(path, sizeof(path), tmpdir, "t_key", "key", NULL);
     CHECK(unlink(path) == 0);
 }
 
@@ -445,9 +437,9 @@ static void foreign(const char *name, const char *sql, const char *text, const c
     char dir[512], path[512], err[512] = "";
     int rc;
 
-    path_in(dir, sizeof(dir), name, NULL);
+    tl_path(dir, sizeof(dir), tmpdir, name, NULL);
     mkdir(dir, 0700);
-    path_in(path, sizeof(path), name, "capsules.db");
+    tl_path(path, sizeof(path), tmpdir, name, "capsules.db", NULL);
     if (sql) {
         sqlite3 *db = raw_open(name);
 
@@ -460,7 +452,8 @@ static void foreign(const char *name, const char *sql, const char *text, const c
         if (fd >= 0)
             close(fd);
     }
-    rc = audit_store_open(dir, "h", &st, err, sizeof(err));
+    rc = audit_store_open(dir, &(const struct audit_store_opts){ .hostname = "h" }, &st, err,
+                          sizeof(err));
     CHECKF(rc < 0 && st == NULL && strstr(err, want) != NULL, "%s: rc %d: %s", name, rc, err);
     if (rc == 0)
         audit_store_close(st);
@@ -481,7 +474,7 @@ static void test_foreign(void)
         struct stat sb;
 
         /* A refused database leaves no key behind. */
-        path_in(key, sizeof(key), "f_text", "key");
+        tl_path(key, sizeof(key), tmpdir, "f_text", "key", NULL);
         CHECK(stat(key, &sb) < 0 && errno == ENOENT);
     }
     foreign("f_other", "CREATE TABLE services (name TEXT)", NULL, "services");
@@ -491,7 +484,7 @@ static void test_foreign(void)
     {
         char dir[512];
 
-        path_in(dir, sizeof(dir), "f_ref", NULL);
+        tl_path(dir, sizeof(dir), tmpdir, "f_ref", NULL);
         mkdir(dir, 0700);
     }
     db = raw_open("f_ref");
@@ -518,7 +511,7 @@ static long long file_size(const char *sub, const char *name)
     char path[512];
     struct stat sb;
 
-    path_in(path, sizeof(path), sub, name);
+    tl_path(path, sizeof(path), tmpdir, sub, name, NULL);
     return stat(path, &sb) == 0 ? (long long)sb.st_size : 0;
 }
 
@@ -567,27 +560,12 @@ static void test_wal_bounded(void)
     audit_store_close(st);
 }
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 int main(void)
 {
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    test_open_empty();
-    test_append_and_links();
-    test_concurrency();
-    test_reopen();
-    test_tamper();
-    test_foreign();
-    test_wal_bounded();
-    nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    return tl_finish();
+    static const tl_test_fn tests[] = {
+        test_open_empty, test_append_and_links, test_concurrency, test_reopen, test_tamper,
+        test_foreign, test_wal_bounded, NULL,
+    };
+
+    return tl_main_in_dir(tmpdir, tests);
 }

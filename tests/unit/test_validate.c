@@ -384,7 +384,8 @@ static void test_monitoring(void)
         { "{\"type\":\"gpu\\n\",\"ssh_host\":\"h\"}", NULL },
         /* JSON whitespace between tokens (what jq prints) is fine; other control bytes not. */
         { "{}\n", "{}" }, { "{\n}", "{}" }, { "{\t}", "{}" }, { "{\r}", "{}" },
-        { "{\n  \"type\": \"gpu\",\n  \"ssh_host\": \"h\"\n}", "{\"type\":\"gpu\",\"ssh_host\":\"h\"}" },
+        { "{\n  \"type\": \"gpu\",\n  \"ssh_host\": \"h\"\n}",
+          "{\"type\":\"gpu\",\"ssh_host\":\"h\"}" },
         { "{\x0b}", NULL }, { "{\x01}", NULL },
         { "\xef\xbb\xbf{}", NULL },
     };
@@ -420,19 +421,22 @@ static void test_monitoring(void)
     CHECK_INT(val_monitoring("{}", small, sizeof(small)), OK);
 
     /* Name and user length limits. */
+    static const struct {
+        const char *fmt;
+        char fill;
+        size_t n;
+        int want;
+    } limits[] = {
+        { "{\"type\":\"container\",\"container_name\":\"%s\"}", 'c', 128, OK },
+        { "{\"type\":\"container\",\"container_name\":\"%s\"}", 'c', 129, BAD },
+        { "{\"type\":\"gpu\",\"ssh_host\":\"h\",\"ssh_user\":\"%s\"}", 'u', 32, OK },
+        { "{\"type\":\"gpu\",\"ssh_host\":\"h\",\"ssh_user\":\"%s\"}", 'u', 33, BAD },
+    };
     char name[200], json[400];
-    snprintf(json, sizeof(json), "{\"type\":\"container\",\"container_name\":\"%s\"}",
-             fill(name, 'c', 128));
-    CHECK_INT(val_monitoring(json, canon, sizeof(canon)), OK);
-    snprintf(json, sizeof(json), "{\"type\":\"container\",\"container_name\":\"%s\"}",
-             fill(name, 'c', 129));
-    CHECK_INT(val_monitoring(json, canon, sizeof(canon)), BAD);
-    snprintf(json, sizeof(json), "{\"type\":\"gpu\",\"ssh_host\":\"h\",\"ssh_user\":\"%s\"}",
-             fill(name, 'u', 32));
-    CHECK_INT(val_monitoring(json, canon, sizeof(canon)), OK);
-    snprintf(json, sizeof(json), "{\"type\":\"gpu\",\"ssh_host\":\"h\",\"ssh_user\":\"%s\"}",
-             fill(name, 'u', 33));
-    CHECK_INT(val_monitoring(json, canon, sizeof(canon)), BAD);
+    for (size_t i = 0; i < NCASES(limits); i++) {
+        snprintf(json, sizeof(json), limits[i].fmt, fill(name, limits[i].fill, limits[i].n));
+        CHECKF(val_monitoring(json, canon, sizeof(canon)) == limits[i].want, "limit %zu", i);
+    }
 
     /* Deep nesting: beyond the input limit, and within it but beyond jansson's depth limit;
      * balanced arrays within both limits parse but are not objects. */
@@ -502,9 +506,34 @@ static void test_reasons(void)
     CHECK(strchr(val_reason(), '\n') == NULL);
 }
 
+/* The validators exported once for every caller (monitor targets, monitoring attributes). */
+static void test_ssh_user_ipv6(void)
+{
+    char name[64];
+
+    CHECK(val_is_ssh_user("root"));
+    CHECK(val_is_ssh_user("_svc-1"));
+    CHECK(val_is_ssh_user(fill(name, 'u', VAL_SSH_USER_MAX)));
+    CHECK(!val_is_ssh_user(fill(name, 'u', VAL_SSH_USER_MAX + 1)));
+    CHECK(!val_is_ssh_user(""));
+    CHECK(!val_is_ssh_user("1root"));
+    CHECK(!val_is_ssh_user("Root"));
+    CHECK(!val_is_ssh_user("a b"));
+    CHECK(!val_is_ssh_user("a;b"));
+    CHECK(val_is_ipv6("::1"));
+    CHECK(val_is_ipv6("fd00::1:2"));
+    CHECK(val_is_ipv6("::ffff:10.0.0.1"));
+    CHECK(!val_is_ipv6("fe80::1%eth0"));
+    CHECK(!val_is_ipv6("[::1]"));
+    CHECK(!val_is_ipv6("10.0.0.1"));
+    CHECK(!val_is_ipv6("gpu1"));
+    CHECK(!val_is_ipv6(""));
+}
+
 int main(void)
 {
     test_reasons();
+    test_ssh_user_ipv6();
     test_name();
     test_ipv4();
     test_hostname();

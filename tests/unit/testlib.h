@@ -1,8 +1,13 @@
-/* testlib.h: a tiny assertion harness shared by the unit-test binaries. */
+/* testlib.h: a tiny assertion harness shared by the unit-test binaries, and their shared
+ * fixtures: a private state directory (tl_state_dir, tl_rm_rf, tl_path) and, for tests that
+ * include core/registry.h first, a daemon configuration over it (tl_make_cfg). */
 #ifndef CONDUIT_TESTLIB_H
 #define CONDUIT_TESTLIB_H
 
+#include <ftw.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int tl_passed, tl_failed;
@@ -31,5 +36,85 @@ static inline int tl_finish(void)
     printf("%d passed, %d failed\n", tl_passed, tl_failed);
     return tl_failed ? 1 : 0;
 }
+
+/* Create a fresh private directory from tmpl ("/tmp/NAME.XXXXXX", rewritten in place). 0, or
+ * -1 after printing why (the test then cannot run). */
+static inline int tl_state_dir(char *tmpl)
+{
+    if (mkdtemp(tmpl))
+        return 0;
+    perror("mkdtemp");
+    return -1;
+}
+
+static inline int tl_rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Remove dir and everything below it (symlinks are removed, not followed). 0 or -1. */
+static inline int tl_rm_rf(const char *dir)
+{
+    return nftw(dir, tl_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The path of the components after dir, joined by '/', into buf (NULL ends the list). */
+static inline void tl_path(char *buf, size_t len, const char *dir, ...)
+{
+    const char *c;
+    size_t n = (size_t)snprintf(buf, len, "%s", dir);
+    va_list ap;
+
+    va_start(ap, dir);
+    while ((c = va_arg(ap, const char *)) != NULL && n < len)
+        n += (size_t)snprintf(buf + n, len - n, "/%s", c);
+    va_end(ap);
+}
+
+typedef void (*tl_test_fn)(void);
+
+/* A whole test binary's main: create the private directory tmpl (see tl_state_dir), run the
+ * NULL-terminated tests in order, remove the directory, and return tl_finish's status. */
+static inline int tl_main_in_dir(char *tmpl, const tl_test_fn *tests)
+{
+    if (tl_state_dir(tmpl) < 0)
+        return 1;
+    for (; *tests; tests++)
+        (*tests)();
+    tl_rm_rf(tmpl);
+    return tl_finish();
+}
+
+#ifdef CONDUIT_REGISTRY_H
+/* A daemon configuration for tests over state directory dir: the suffixes (comma-separated,
+ * "internal" when NULL), loopback addresses, DNS on 5353, HTTPS on 8443, ed25519 leaves valid
+ * 365 days and renewed 120 days before expiry. */
+static inline void tl_make_cfg(struct reg_config *cfg, const char *dir, const char *suffixes)
+{
+    const char *p = suffixes ? suffixes : "internal";
+
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s", dir);
+    while (*p && cfg->nsuffixes < sizeof(cfg->suffixes) / sizeof(cfg->suffixes[0])) {
+        size_t n = strcspn(p, ",");
+
+        snprintf(cfg->suffixes[cfg->nsuffixes], sizeof(cfg->suffixes[0]), "%.*s", (int)n, p);
+        cfg->suffixes_ptr[cfg->nsuffixes] = cfg->suffixes[cfg->nsuffixes];
+        cfg->nsuffixes++;
+        p += n + (p[n] == ',');
+    }
+    snprintf(cfg->gateway_ip, sizeof(cfg->gateway_ip), "127.0.0.1");
+    snprintf(cfg->dns_addr, sizeof(cfg->dns_addr), "127.0.0.1");
+    cfg->dns_port = 5353;
+    snprintf(cfg->https_addr, sizeof(cfg->https_addr), "127.0.0.1");
+    cfg->https_port = 8443;
+    snprintf(cfg->key_type, sizeof(cfg->key_type), "ed25519");
+    cfg->leaf_days = 365;
+    cfg->renew_before_days = 120;
+}
+#endif
 
 #endif

@@ -1,0 +1,158 @@
+/* test_util.c: the util layer (util/util.h): error text, path joining, mkdir, atomic write and
+ * its temp names, read-all (also of a /proc file whose size says 0), directory fsync, ISO time,
+ * the monotonic clock, and JSON text with a newline. */
+#include "util/util.h"
+#include "testlib.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmpdir[] = "/tmp/test_util.XXXXXX";
+
+/* How many of cu_write_atomic's temp files dir holds. */
+static int temps_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+
+    while (d && (de = readdir(d)) != NULL)
+        n += cu_is_temp_name(de->d_name) != 0;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static void test_err(void)
+{
+    char buf[8] = "x";
+
+    cu_err(NULL, 0, "nothing %d", 1);
+    cu_err(buf, sizeof(buf), "%s", "a long reason");
+    CHECK_STR(buf, "a long ");
+    CHECK_INT(cu_errf(-EIO, buf, sizeof(buf), "io %d", 5), -EIO);
+    CHECK_STR(buf, "io 5");
+    CHECK_INT(cu_errf(-ENOENT, NULL, 0, "no buffer"), -ENOENT);
+}
+
+static void test_paths(void)
+{
+    char buf[16], big[PATH_MAX + 8];
+
+    CHECK_INT(cu_path(buf, sizeof(buf), "/a", "b"), 0);
+    CHECK_STR(buf, "/a/b");
+    CHECK_INT(cu_path(buf, sizeof(buf), "/a-long-dir", "name"), -ENAMETOOLONG);
+    CHECK(cu_is_temp_name(".x.tmp.12"));
+    CHECK(!cu_is_temp_name("x.tmp.12"));
+    CHECK(!cu_is_temp_name(".x"));
+    memset(big, 'a', sizeof(big) - 1);
+    big[0] = '/';
+    big[sizeof(big) - 3] = '/';
+    big[sizeof(big) - 1] = '\0';
+    CHECK_INT(cu_fsync_parent(big), -ENAMETOOLONG);
+}
+
+static void test_files(void)
+{
+    char dir[256], file[256], sub[256], *data = NULL;
+    struct stat st;
+    size_t len = 0;
+
+    tl_path(dir, sizeof(dir), tmpdir, "d", NULL);
+    CHECK_INT(cu_mkdir(dir, 0700), 0);
+    CHECK_INT(cu_mkdir(dir, 0700), 0);                 /* there: success */
+    CHECK_INT(stat(dir, &st), 0);
+    CHECK_INT(st.st_mode & 0777, 0700);
+    tl_path(sub, sizeof(sub), tmpdir, "no", "such", NULL);
+    CHECK_INT(cu_mkdir(sub, 0700), -ENOENT);
+    CHECK_INT(cu_fsync_dir(dir), 0);
+    CHECK_INT(cu_fsync_dir(sub), -ENOENT);
+
+    tl_path(file, sizeof(file), dir, "f.json", NULL);
+    CHECK_INT(cu_write_atomic(file, "one", 3, 0640), 0);
+    CHECK_INT(stat(file, &st), 0);
+    CHECK_INT(st.st_mode & 0777, 0640);
+    CHECK_INT(cu_write_atomic(file, "second", 6, 0600), 0);
+    CHECK_INT(stat(file, &st), 0);
+    CHECK_INT(st.st_mode & 0777, 0600);
+    CHECK_INT(temps_in(dir), 0);
+    CHECK_INT(cu_read_all(file, 0, &data, &len), 0);
+    CHECK_INT(len, 6);
+    CHECK_STR(data, "second");
+    free(data);
+    CHECK_INT(cu_read_all(file, 5, &data, &len), -EFBIG);
+    CHECK(data == NULL);
+    CHECK_INT(cu_read_all(file, 6, &data, &len), 0);
+    free(data);
+    CHECK_INT(cu_mkdir(file, 0700), -ENOTDIR);
+    CHECK_INT(cu_fsync_parent(file), 0);
+
+    /* a target that cannot be replaced: path untouched, no temp file left */
+    CHECK_INT(cu_mkdir(sub, 0700), -ENOENT);
+    tl_path(sub, sizeof(sub), dir, "adir", NULL);
+    CHECK_INT(cu_mkdir(sub, 0700), 0);
+    CHECK(cu_write_atomic(sub, "x", 1, 0600) < 0);
+    CHECK_INT(stat(sub, &st), 0);
+    CHECK(S_ISDIR(st.st_mode));
+    CHECK_INT(temps_in(dir), 0);
+    tl_path(sub, sizeof(sub), tmpdir, "missing", "f", NULL);
+    CHECK_INT(cu_write_atomic(sub, "x", 1, 0600), -ENOENT);
+
+    CHECK_INT(cu_read_all(sub, 0, &data, &len), -ENOENT);
+    CHECK(data == NULL);
+    /* /proc says size 0: read to the end anyway */
+    CHECK_INT(cu_read_all("/proc/self/status", 0, &data, &len), 0);
+    CHECK(len > 0 && data && strncmp(data, "Name:", 5) == 0);
+    free(data);
+}
+
+static void test_time(void)
+{
+    char buf[32];
+    int64_t a, b;
+
+    cu_iso_time(0, buf, sizeof(buf));
+    CHECK_STR(buf, "1970-01-01T00:00:00Z");
+    cu_iso_time(1700000000, buf, sizeof(buf));
+    CHECK_STR(buf, "2023-11-14T22:13:20Z");
+    cu_iso_now(buf, sizeof(buf));
+    CHECK_INT(strlen(buf), 20);
+    CHECK(buf[10] == 'T' && buf[19] == 'Z');
+    a = cu_mono_ms();
+    b = cu_mono_ms();
+    CHECK(a > 0 && b >= a);
+}
+
+static void test_json(void)
+{
+    json_t *o = json_pack("{s:i,s:s}", "a", 1, "b", "x");
+    size_t len = 0;
+    char *s = cu_json_line(o, JSON_COMPACT | JSON_PRESERVE_ORDER, &len);
+
+    CHECK(s != NULL);
+    if (s) {
+        CHECK_STR(s, "{\"a\":1,\"b\":\"x\"}\n");
+        CHECK_INT(len, strlen(s));
+    }
+    free(s);
+    CHECK(cu_json_line(NULL, 0, &len) == NULL);
+    s = cu_text_line("{}", NULL);
+    CHECK(s && strcmp(s, "{}\n") == 0);
+    free(s);
+    json_decref(o);
+}
+
+int main(void)
+{
+    static const tl_test_fn tests[] = {
+        test_err, test_paths, test_files, test_time, test_json, NULL,
+    };
+
+    return tl_main_in_dir(tmpdir, tests);
+}
