@@ -50,6 +50,15 @@ printf '127.0.0.1:%s\n127.0.0.1:%s\n127.0.0.1:%s\n' "${PORT[u1]}" "${PORT[u2]}" 
     "${PORT[u3]}" > "$T/ups"
 check "three upstreams in one write" put_file "$T/ups" "$S/llm/upstream"
 check_eq "the list reads back in order" "$(cat "$S/llm/upstream")" "$(cat "$T/ups")"
+printf '127.0.0.1:%s\n127.0.0.1:%s\n' "${PORT[u1]}" "${PORT[u1]}" > "$T/dup"
+check_fails "a duplicate line is EINVAL" "Invalid argument" put_file "$T/dup" "$S/llm/upstream"
+check "and says which line" grep -q '"path":"services/llm/upstream".*"reason":"upstream line 2' \
+    "$STATE/audit.log"
+printf 'https://127.0.0.1:%s\nhttp://127.0.0.1:%s\n' "${PORT[u1]}" "${PORT[u2]}" > "$T/mixed"
+check_fails "two schemes are EINVAL" "Invalid argument" put_file "$T/mixed" "$S/llm/upstream"
+for i in $(seq 1 65); do echo "127.0.1.$i:80"; done > "$T/65"
+check_fails "65 upstreams are EINVAL" "Invalid argument" put_file "$T/65" "$S/llm/upstream"
+check_eq "each refusal left the list as it was" "$(cat "$S/llm/upstream")" "$(cat "$T/ups")"
 check_eq "lb_policy defaults to round_robin" "$(cat "$S/llm/lb_policy")" "round_robin"
 
 # the proxy's config is Caddy JSON: the service is one entry of the host map

@@ -267,6 +267,58 @@ static void test_health(void)
     CHECK_INT(val_health_check(buf), BAD);
 }
 
+/* Several upstreams (issue 16): one to 64 lines, order kept, no duplicate, one scheme. */
+static void test_upstreams(void)
+{
+    static const struct scase t[] = {
+        { "", OK }, { "10.0.0.1:80", OK }, { "10.0.0.1:80\n10.0.0.2:80", OK },
+        { "http://a.lan:80\nhttp://b.lan:80", OK }, { "https://a.lan:443\nhttps://b.lan:443", OK },
+        { "[::1]:80\n127.0.0.1:80", OK }, { "10.0.0.1:80\n10.0.0.1:81", OK },
+        { "10.0.0.1:80\n10.0.0.1:80", BAD }, { "a.lan:80\nA.LAN:80", BAD },
+        { "10.0.0.1:80\nhttp://10.0.0.1:80", BAD }, { "10.0.0.1:80\nhttps://10.0.0.2:80", BAD },
+        { "10.0.0.1:80\n", BAD }, { "\n10.0.0.1:80", BAD }, { "10.0.0.1:80\n\n10.0.0.2:80", BAD },
+        { "10.0.0.1:80\nnope", BAD }, { "10.0.0.1:80\r\n10.0.0.2:80", BAD },
+    };
+    struct val_upstream out[VAL_UPSTREAMS_MAX];
+    char list[VAL_UPSTREAMS_MAX * 24 + 32];
+    size_t n = 0, len = 0;
+
+    for (size_t i = 0; i < NCASES(t); i++)
+        CHECKF(val_upstreams(t[i].in, NULL, NULL) == t[i].want, "val_upstreams(\"%s\")", t[i].in);
+    CHECK_INT(val_upstreams("10.0.0.2:80\n10.0.0.1:80", out, &n), OK);
+    CHECK_INT(n, 2);
+    CHECK_STR(out[0].host, "10.0.0.2");         /* the order is kept */
+    CHECK_STR(out[1].host, "10.0.0.1");
+    CHECK_INT(val_upstreams("", out, &n), OK);
+    CHECK_INT(n, 0);
+    for (int i = 1; i <= VAL_UPSTREAMS_MAX + 1; i++) {
+        int w = snprintf(list + len, sizeof(list) - len, "%s10.0.%d.%d:80", len ? "\n" : "",
+                         i / 256, i % 256);
+
+        CHECK(w > 0 && (size_t)w < sizeof(list) - len);
+        len += (size_t)w;
+        if (i == VAL_UPSTREAMS_MAX) {
+            CHECK_INT(val_upstreams(list, out, &n), OK);
+            CHECK_INT(n, VAL_UPSTREAMS_MAX);
+        }
+    }
+    CHECK_INT(val_upstreams(list, NULL, NULL), BAD);      /* 65 lines */
+    CHECK_INT(val_upstreams("10.0.0.1:80\n10.0.0.1:80", NULL, NULL), BAD);
+    CHECK_STR(val_reason(), "upstream line 2 repeats line 1");
+}
+
+static void test_lb_policy(void)
+{
+    static const struct scase t[] = {
+        { "round_robin", OK }, { "least_conn", OK }, { "random", OK }, { "ip_hash", OK },
+        { "first", OK }, { "", BAD }, { "fastest", BAD }, { "Round_Robin", BAD },
+        { "first\n", BAD }, { " first", BAD }, { "round-robin", BAD },
+    };
+
+    for (size_t i = 0; i < NCASES(t); i++)
+        CHECKF(val_lb_policy(t[i].in) == t[i].want, "val_lb_policy(\"%s\")", t[i].in);
+}
+
 static void test_mode(void)
 {
     static const struct scase t[] = {
@@ -538,6 +590,8 @@ int main(void)
     test_ipv4();
     test_hostname();
     test_upstream();
+    test_upstreams();
+    test_lb_policy();
     test_domain();
     test_health();
     test_mode();
