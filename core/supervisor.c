@@ -218,7 +218,8 @@ static char **child_env(char *xdg_data, char *xdg_conf, char *admin)
 }
 
 /* Fork the watchdog of child c, which forks and execs the daemon. Runs in the supervisor
- * thread only. */
+ * thread only. The watchdog's pid, or -ENOENT (the program is not on PATH), -ENAMETOOLONG (a
+ * path of the state directory), -ENOMEM, or fork's -errno. */
 static pid_t spawn(int c)
 {
     char exe[PATH_MAX], conf[PATH_MAX], logpath[PATH_MAX], caddydir[PATH_MAX];
@@ -232,7 +233,7 @@ static pid_t spawn(int c)
     bool caddy = c == CH_CADDY;
 
     if (find_exe(children[c].name, exe, sizeof(exe)) < 0)
-        return -1;
+        return -ENOENT;
     snprintf(rel, sizeof(rel), "log/%s.log", children[c].name);
     snprintf(relpid, sizeof(relpid), "run/%s.pid", children[c].name);
     snprintf(reltmp, sizeof(reltmp), "run/.%s.pid.tmp", children[c].name);
@@ -241,7 +242,7 @@ static pid_t spawn(int c)
         state_path(pidpath, sizeof(pidpath), g_cfg->state_dir, relpid) < 0 ||
         state_path(pidtmp, sizeof(pidtmp), g_cfg->state_dir, reltmp) < 0 ||
         state_path(conf, sizeof(conf), g_cfg->state_dir, children[c].conf) < 0)
-        return -1;
+        return -ENAMETOOLONG;
     if (caddy) {
         char sock[PATH_MAX];
 
@@ -253,21 +254,23 @@ static pid_t spawn(int c)
         snprintf(xdg_conf, sizeof(xdg_conf), "XDG_CONFIG_HOME=%s", caddydir) >=
             (int)sizeof(xdg_conf) ||
         snprintf(admin, sizeof(admin), SUP_ADMIN_ENV "=%s", admin_sock) >= (int)sizeof(admin))
-        return -1;
+        return -ENAMETOOLONG;
     snprintf(user, sizeof(user), "--user=root");
     /* dnsmasq's optional-argument options need the "=" form */
     if (snprintf(conf_arg, sizeof(conf_arg), "--conf-file=%s", conf) >= (int)sizeof(conf_arg))
-        return -1;
+        return -ENAMETOOLONG;
     envp = child_env(caddy ? xdg_data : NULL, xdg_conf, admin);
     if (!envp)
-        return -1;
+        return -ENOMEM;
     logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     pid = fork();
     if (pid != 0) {
+        int e = errno;
+
         if (logfd >= 0)
             close(logfd);
         free(envp);
-        return pid;
+        return pid > 0 ? pid : -e;
     }
     /* Child: a small watchdog that dies with the daemon (PR_SET_PDEATHSIG) and takes the daemon
      * it runs along. The daemon cannot carry the death signal itself: the kernel clears it when
@@ -364,7 +367,8 @@ static void start_child(int c)
         caddy_ready = false;
     pthread_mutex_unlock(&lock);
     if (pid <= 0)
-        syslog(LOG_ERR, "supervisor: cannot start %s", children[c].name);
+        syslog(LOG_ERR, "supervisor: cannot start %s: %s", children[c].name,
+               strerror(pid < 0 ? (int)-pid : EIO));
 }
 
 /* Seconds to wait before the next start of a child that has failed failures times in a row, the
@@ -816,14 +820,3 @@ void sup_stop(void)
     running = false;
 }
 
-int sup_child_pid(const char *name)
-{
-    int pid = 0;
-
-    pthread_mutex_lock(&lock);
-    for (int c = 0; c < NCHILD; c++)
-        if (strcmp(children[c].name, name) == 0)
-            pid = children[c].pid;
-    pthread_mutex_unlock(&lock);
-    return pid;
-}

@@ -35,7 +35,4 @@ bool sup_caddy_wait_ready(int timeout_ms);
 /* Stop both children (SIGTERM, then SIGKILL after 3 s) and the thread. */
 void sup_stop(void);
 
-/* The pid of the named child ("caddy" or "dnsmasq"), 0 when not running. */
-int sup_child_pid(const char *name);
-
 #endif

@@ -666,7 +666,13 @@ int main(int argc, char **argv)
     rc = signer_start(fs_cfg.state_dir, "/proc/self/exe", err, sizeof(err));
     if (rc == 0) {
         audit_set_signer(signer_audit());
-        curl_global_init(CURL_GLOBAL_DEFAULT);
+        /* once for the process (gateway, health prober, monitor), while it has one thread */
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+            snprintf(err, sizeof(err), "cannot initialize libcurl");
+            rc = -EIO;
+        }
+    }
+    if (rc == 0) {
         rc = fs_cfg.manage ? sup_check(&fs_cfg, err, sizeof(err)) : 0;
     }
     if (rc == 0)

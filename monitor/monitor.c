@@ -14,7 +14,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <curl/curl.h>
 
 #include "core/statefile.h"
 #include "util/util.h"
@@ -567,14 +566,10 @@ int mon_open(const struct reg_config *cfg, const struct mon_options *opts, char 
         snprintf(service_user, sizeof(service_user), "%s", res->pw_name);
     else
         snprintf(service_user, sizeof(service_user), "root");
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        snprintf(err, errlen, "cannot initialize libcurl");
-        rc = -EIO;
-        goto fail;
-    }
+    /* libcurl's global state is the process's: fs/main.c initializes it once, before any
+     * thread */
     rc = mon_ssh_init(file);
     if (rc < 0) {
-        curl_global_cleanup();
         snprintf(err, errlen, "cannot initialize libssh2");
         goto fail;
     }
@@ -604,6 +599,5 @@ void mon_close(void)
     mon_ssh_fini();
     mon_cache_forget(NULL);
     mon_target_unload();
-    curl_global_cleanup();
     opened = false;
 }

@@ -2,6 +2,7 @@
  * output, target.json validation (good and hostile), the local command runner, and the module
  * over a temporary state directory (targets, persistence, service directories, single flight,
  * where a target's SSH key may come from, metrics.prom against a host that never answers). */
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <arpa/inet.h>
@@ -1405,6 +1406,7 @@ static void test_module(void)
 
 int main(void)
 {
+    curl_global_init(CURL_GLOBAL_DEFAULT);      /* as fs/main.c does for the daemon */
     test_nvsmi();
     test_nvsmi_recorded();
     test_nvsmi_h200();
