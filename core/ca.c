@@ -1760,9 +1760,9 @@ out:
     return rc;
 }
 
-/* The leaf JSON of the certificate at crt_path for domain; with names, also "names": its
- * SAN. With the lock held. 0 or -errno. */
-static int leaf_json_at(const char *crt_path, const char *domain, bool names, json_t **out)
+/* The leaf JSON of the certificate at crt_path for domain, with "names": its SAN. With the
+ * lock held. 0 or -errno. */
+static int leaf_json_at(const char *crt_path, const char *domain, json_t **out)
 {
     enum ca_key_type type;
     json_t *obj = NULL, *arr;
@@ -1793,20 +1793,18 @@ static int leaf_json_at(const char *crt_path, const char *domain, bool names, js
         jset(obj, "key_type", json_string(key_type_of(X509_get0_pubkey(crt), &type) == 0 ?
                                           ca_key_type_name(type) : "unknown")) < 0)
         goto out;
-    if (names) {
-        rc = san_names(crt, &san, &nsan);
-        if (rc < 0)
-            goto out;
-        rc = -ENOMEM;
-        arr = json_array();
-        for (size_t i = 0; arr && i < nsan; i++)
-            if (json_array_append_new(arr, json_string(san[i])) < 0) {
-                json_decref(arr);
-                arr = NULL;
-            }
-        if (jset(obj, "names", arr) < 0)
-            goto out;
-    }
+    rc = san_names(crt, &san, &nsan);
+    if (rc < 0)
+        goto out;
+    rc = -ENOMEM;
+    arr = json_array();
+    for (size_t i = 0; arr && i < nsan; i++)
+        if (json_array_append_new(arr, json_string(san[i])) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    if (jset(obj, "names", arr) < 0)
+        goto out;
     rc = 0;
     *out = obj;
     obj = NULL;
@@ -1830,21 +1828,6 @@ static int leaf_pem_at(const char *crt_path, char **pem)
     return rc;
 }
 
-int ca_leaf_json(struct ca *ca, const char *domain, json_t **out)
-{
-    char dir[PATH_MAX], key_path[PATH_MAX], crt_path[PATH_MAX];
-    int rc;
-
-    *out = NULL;
-    rc = leaf_paths(ca, domain, dir, key_path, crt_path);
-    if (rc < 0)
-        return rc;
-    pthread_mutex_lock(&ca->lock);
-    rc = leaf_json_at(crt_path, domain, false, out);
-    pthread_mutex_unlock(&ca->lock);
-    return rc;
-}
-
 int ca_bundle_json(struct ca *ca, const char *path, const char *domain, json_t **out)
 {
     char dir[PATH_MAX];
@@ -1854,7 +1837,7 @@ int ca_bundle_json(struct ca *ca, const char *path, const char *domain, json_t *
     if (!ca || bundle_path_ok(path, dir) < 0 || !domain_ok(domain))
         return -EINVAL;
     pthread_mutex_lock(&ca->lock);
-    rc = leaf_json_at(path, domain, true, out);
+    rc = leaf_json_at(path, domain, out);
     pthread_mutex_unlock(&ca->lock);
     return rc;
 }
@@ -1865,21 +1848,6 @@ int ca_cert_pem(struct ca *ca, char **pem)
 
     pthread_mutex_lock(&ca->lock);
     rc = cert_pem(ca->cert, pem);
-    pthread_mutex_unlock(&ca->lock);
-    return rc;
-}
-
-int ca_leaf_pem(struct ca *ca, const char *domain, char **pem)
-{
-    char dir[PATH_MAX], key_path[PATH_MAX], crt_path[PATH_MAX];
-    int rc;
-
-    *pem = NULL;
-    rc = leaf_paths(ca, domain, dir, key_path, crt_path);
-    if (rc < 0)
-        return rc;
-    pthread_mutex_lock(&ca->lock);
-    rc = leaf_pem_at(crt_path, pem);
     pthread_mutex_unlock(&ca->lock);
     return rc;
 }

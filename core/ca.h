@@ -1,5 +1,7 @@
-/* ca.h: the internal certificate authority: the root under state/tls, serving leaves (one PEM
- * file each, carrying up to CA_LEAF_NAMES_MAX names) and the older per-domain leaves. */
+/* ca.h: the internal certificate authority: the root under state/tls and the serving leaves
+ * (one PEM file each, carrying up to CA_LEAF_NAMES_MAX names). The per-domain pairs of
+ * state/tls/<domain>/ that older versions served can still be issued, checked and archived
+ * (ca_issue, ca_needs_renewal, ca_archive): a mount archives any it finds. */
 #ifndef CONDUIT_CA_H
 #define CONDUIT_CA_H
 
@@ -92,17 +94,8 @@ int ca_needs_renewal(struct ca *ca, const char *domain, int renew_before_days);
  * fingerprint 64 lowercase hex digits without colons (SHA-256 of the DER). 0 or -ENOMEM. */
 int ca_info_json(struct ca *ca, json_t **out);
 
-/* New JSON object for the leaf of domain: {"domain","serial","not_before","not_after","days_left",
- * "sha256_fingerprint","key_type"} in the formats of ca_info_json; days_left is rounded down and
- * negative once expired. 0, -ENOENT (no readable certificate), -EINVAL or -ENOMEM. */
-int ca_leaf_json(struct ca *ca, const char *domain, json_t **out);
-
 /* The CA certificate as a malloc'd NUL-terminated PEM string. 0 or -ENOMEM. */
 int ca_cert_pem(struct ca *ca, char **pem);
-
-/* The leaf certificate of domain, re-encoded from its parsed form (so never anything else from
- * the file), as a malloc'd NUL-terminated PEM string. 0, -ENOENT, -EINVAL or -ENOMEM. */
-int ca_leaf_pem(struct ca *ca, const char *domain, char **pem);
 
 /* ---- serving leaves: each one PEM file (the leaf, the CA certificate, the leaf's key), mode
  * 0600, whose name ends in ".pem"; path is absolute. ---- */
@@ -135,11 +128,16 @@ void ca_names_free(char **names, size_t n);
 int ca_bundle_needs_renewal(struct ca *ca, const char *path, const char *const *names, size_t n,
                             int renew_before_days);
 
-/* New JSON object for the serving leaf at path, shown for domain: the fields of ca_leaf_json
- * and "names", every DNS name the leaf carries. 0, -ENOENT, -EINVAL or -ENOMEM. */
+/* New JSON object for the serving leaf at path, shown for domain: {"domain","serial",
+ * "not_before","not_after","days_left","sha256_fingerprint","key_type","names"} in the formats
+ * of ca_info_json; days_left is rounded down and negative once expired, "names" is every DNS
+ * name the leaf carries. 0, -ENOENT (no readable certificate), -EINVAL (bad path or domain) or
+ * -ENOMEM. */
 int ca_bundle_json(struct ca *ca, const char *path, const char *domain, json_t **out);
 
-/* The certificate of the serving leaf at path (never its key) as PEM. Returns as ca_leaf_pem. */
+/* The certificate of the serving leaf at path (only the first one there, never its key),
+ * re-encoded from its parsed form (so never anything else from the file), as a malloc'd
+ * NUL-terminated PEM string. 0, -ENOENT, -EINVAL or -ENOMEM. */
 int ca_bundle_pem(struct ca *ca, const char *path, char **pem);
 
 /* "ed25519" or "ecdsa-p256". */

@@ -5,11 +5,8 @@
  * ordered with registry mutations runs under the registry's lock (from its commit, or through
  * reg_with_lock); the audit lines it produces are queued and written once that lock is released.
  *
- * Legacy: while the proxy config still names one leaf per domain (state/tls/<domain>/cert.pem
- * and key.pem, render_cert_paths), every live domain also keeps that pair, issued, rotated,
- * renewed and archived as before, and ca/certs/ shows it, since it is what serves the domain.
- * Whether the proxy config is of that kind is found once at open, by rendering a registry of
- * one service and looking for that domain's own leaf file in the result. */
+ * The proxy loads only the serving leaves. The per-domain pairs an older version left in
+ * state/tls/<domain>/ serve nothing: the first check after a mount archives them. */
 #include "core/casvc.h"
 
 #include <errno.h>
@@ -31,7 +28,6 @@
 #include "core/ca.h"
 #include "core/gateway.h"
 #include "core/leafset.h"
-#include "core/render.h"
 #include "core/signer.h"
 #include "core/statefile.h"
 #include "core/trust.h"
@@ -40,7 +36,6 @@
 
 static const struct reg_config *g_cfg;
 static struct ca *g_ca;
-static bool g_legacy;               /* the proxy names per-domain leaves (see the top) */
 
 /* The serving leaves: g_set says which names each carries; set_lock guards it (writers also
  * hold the registry lock; the ca/ tree's readers take only set_lock). */
@@ -68,17 +63,6 @@ static pthread_mutex_t thr_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t thr_cond;
 static pthread_t thr;
 static bool thr_running, thr_stop;
-
-/* The outcome of one issuance, for its audit line. */
-struct issued {
-    char domain[254];
-    char service[64];
-    char prev[CA_SERIAL_HEX_MAX];   /* serial of the pair it replaced, "" if none */
-    char serial[CA_SERIAL_HEX_MAX];
-    char not_after[32];
-    char err[256];
-    int rc;
-};
 
 /* ---- audit lines ---- */
 
@@ -134,34 +118,6 @@ static void add_str(json_t *obj, const char *key, const char *val)
         json_object_set_new(obj, key, json_string(val));
 }
 
-/* Queue the audit line of an issuance: action (tls_issue, tls_renew, cert_rotate), verb for its
- * message ("Issued", ...), why it was issued, and reload_err when the proxy did not reload. */
-static void queue_issued(const char *action, const char *verb, const struct issued *r,
-                         const char *reason, const char *reload_err, const char *who)
-{
-    json_t *d = json_object();
-    char msg[768];
-    bool ok = r->rc == 0 && !reload_err;
-
-    add_str(d, "domain", r->domain);
-    add_str(d, "service", r->service);
-    add_str(d, "serial", r->serial);
-    add_str(d, "previous_serial", r->prev);
-    add_str(d, "not_after", r->not_after);
-    add_str(d, "reason", reason);
-    add_str(d, "error", r->rc < 0 ? r->err : reload_err);
-    if (r->rc < 0)
-        snprintf(msg, sizeof(msg), "Certificate for %s (service %s) not issued: %s", r->domain,
-                 r->service, r->err);
-    else if (reload_err)
-        snprintf(msg, sizeof(msg), "%s certificate for %s (service %s), but the proxy did not "
-                 "reload", verb, r->domain, r->service);
-    else
-        snprintf(msg, sizeof(msg), "%s certificate for %s (service %s)", verb, r->domain,
-                 r->service);
-    queue_event(action, ok ? "success" : "failure", msg, who, d);
-}
-
 /* ---- leaves ---- */
 
 /* Whether s gets a leaf: an active service (a pending one costs none). */
@@ -180,15 +136,6 @@ static const struct reg_service *leaf_domain(const struct reg_service *svcs, siz
     return NULL;
 }
 
-/* True when a record called name has a leaf in svcs[0..n). */
-static bool live_name(const struct reg_service *svcs, size_t n, const char *name)
-{
-    for (size_t i = 0; i < n; i++)
-        if (has_leaf(&svcs[i]) && strcmp(svcs[i].name, name) == 0)
-            return true;
-    return false;
-}
-
 /* The active service that owns domain in the current registry into name. 0 or -ENOENT. */
 static int owner_of(const char *domain, char *name, size_t len)
 {
@@ -200,100 +147,6 @@ static int owner_of(const char *domain, char *name, size_t len)
         snprintf(name, len, "%s", s->name);
     reg_snapshot_put(snap);
     return rc;
-}
-
-/* A string field of the current leaf of domain into buf ("" when there is none). */
-static void leaf_field(const char *domain, const char *key, char *buf, size_t len)
-{
-    json_t *info = NULL;
-    const char *v;
-
-    buf[0] = '\0';
-    if (ca_leaf_json(g_ca, domain, &info) == 0) {
-        v = json_string_value(json_object_get(info, key));
-        snprintf(buf, len, "%s", v ? v : "");
-    }
-    json_decref(info);
-}
-
-/* Issue a fresh pair for domain (of service); the outcome goes into r. */
-static void issue(struct issued *r, const char *domain, const char *service)
-{
-    memset(r, 0, sizeof(*r));
-    snprintf(r->domain, sizeof(r->domain), "%s", domain);
-    snprintf(r->service, sizeof(r->service), "%s", service);
-    leaf_field(domain, "serial", r->prev, sizeof(r->prev));
-    r->rc = ca_issue(g_ca, domain, g_cfg->leaf_days, r->serial, r->err, sizeof(r->err));
-    if (r->rc < 0) {
-        if (!r->err[0])
-            snprintf(r->err, sizeof(r->err), "%s", strerror(-r->rc));
-        syslog(LOG_ERR, "ca: certificate for %s not issued: %s", domain, r->err);
-        return;
-    }
-    leaf_field(domain, "not_after", r->not_after, sizeof(r->not_after));
-}
-
-/* Legacy: a fresh per-domain pair for every domain live in next and not in prev. */
-static void legacy_sync(const struct reg_service *prev, size_t nprev,
-                        const struct reg_service *next, size_t nnext, const char *who)
-{
-    struct issued r;
-
-    for (size_t i = 0; i < nnext; i++) {
-        const struct reg_service *s = &next[i];
-
-        /* A domain that just became active always gets a fresh pair. */
-        if (!has_leaf(s) || leaf_domain(prev, nprev, s->domain))
-            continue;
-        issue(&r, s->domain, s->name);
-        queue_issued("tls_issue", "Issued", &r,
-                     live_name(prev, nprev, s->name) ? "domain change" : "registration", NULL,
-                     who);
-    }
-}
-
-/* Legacy: a per-domain pair for every live domain whose pair is missing or invalid. */
-static void legacy_check(const struct reg_service *svcs, size_t n)
-{
-    struct issued r;
-
-    for (size_t i = 0; i < n; i++) {
-        if (!has_leaf(&svcs[i]) || ca_needs_renewal(g_ca, svcs[i].domain, 0) == 0)
-            continue;
-        issue(&r, svcs[i].domain, svcs[i].name);
-        queue_issued("tls_issue", "Issued", &r, "missing or invalid at mount", NULL, NULL);
-    }
-}
-
-/* Legacy: archive the per-domain pair of every domain live in prev and not in next. */
-static void legacy_retire(const struct reg_service *prev, size_t nprev,
-                          const struct reg_service *next, size_t nnext, const char *who)
-{
-    char serial[CA_SERIAL_HEX_MAX], msg[768];
-    json_t *d;
-    int rc;
-
-    for (size_t i = 0; i < nprev; i++) {
-        const struct reg_service *s = &prev[i];
-
-        if (!has_leaf(s) || leaf_domain(next, nnext, s->domain))
-            continue;
-        leaf_field(s->domain, "serial", serial, sizeof(serial));
-        rc = ca_archive(g_ca, s->domain);
-        if (rc == -ENOENT || rc == -ENOTDIR)
-            continue;           /* no pair there (never issued, or not a directory) */
-        if (rc < 0)
-            syslog(LOG_ERR, "ca: archiving the pair of %s failed: %s", s->domain,
-                   strerror(-rc));
-        d = json_object();
-        add_str(d, "domain", s->domain);
-        add_str(d, "service", s->name);
-        add_str(d, "serial", serial);
-        add_str(d, "error", rc < 0 ? strerror(-rc) : NULL);
-        snprintf(msg, sizeof(msg), "%s certificate of %s (service %s)",
-                 rc < 0 ? "Could not archive the" : "Archived the", s->domain, s->name);
-        queue_event("tls_archive", rc < 0 ? "failure" : "success", msg, who, d);
-    }
 }
 
 /* ---- serving leaves ---- */
@@ -550,42 +403,8 @@ static int serving_load(char *err, size_t errlen)
     return 0;
 }
 
-/* Whether the proxy config names per-domain leaves: a registry of one active proxy-mode
- * service, rendered, shows whether its config names that domain's own leaf file. */
-static bool proxy_is_legacy(void)
-{
-    static struct reg_service probe;
-    char cert[PATH_MAX], key[PATH_MAX];
-    struct render_out out = {0};
-    bool legacy = true;
-    int rc = 0;
-
-    memset(&probe, 0, sizeof(probe));
-    snprintf(probe.name, sizeof(probe.name), "%s", "cfs-probe");
-    snprintf(probe.upstream, sizeof(probe.upstream), "%s", "127.0.0.1:9");
-    probe.status = REG_ACTIVE;
-    snprintf(probe.registered_at, sizeof(probe.registered_at), "%s", "2026-01-01T00:00:00Z");
-    rc = reg_attr_default(g_cfg, probe.name, REG_DOMAIN, probe.domain, sizeof(probe.domain));
-    rc = rc ? rc : reg_attr_default(g_cfg, probe.name, REG_HEALTH_CHECK, probe.health_check,
-                                    sizeof(probe.health_check));
-    rc = rc ? rc : reg_attr_default(g_cfg, probe.name, REG_MONITORING, probe.monitoring,
-                                    sizeof(probe.monitoring));
-    rc = rc ? rc : reg_attr_default(g_cfg, probe.name, REG_LB_POLICY, probe.lb_policy,
-                                    sizeof(probe.lb_policy));
-    snprintf(probe.mode, sizeof(probe.mode), "%s", "proxy");
-    if (rc == 0 && render_cert_paths(g_cfg, probe.domain, cert, sizeof(cert), key,
-                                     sizeof(key)) == 0 &&
-        render_all(g_cfg, &probe, 1, NULL, NULL, &out) == 0 && out.proxy)
-        legacy = strstr(out.proxy, cert) != NULL;
-    else
-        syslog(LOG_WARNING, "ca: cannot tell which leaves the proxy config loads; keeping the "
-               "per-domain ones as well");
-    render_free(&out);
-    return legacy;
-}
-
-/* Once the proxy loads the serving folder, archive the per-domain pairs an older version left
- * in state/tls/<domain>/ (nothing uses them any more). */
+/* Archive the per-domain pairs an older version left in state/tls/<domain>/: the proxy loads
+ * only the serving folder, so nothing uses them any more. */
 static void legacy_migrate(void)
 {
     char tls[PATH_MAX], path[PATH_MAX];
@@ -610,10 +429,10 @@ static void legacy_migrate(void)
 void ca_service_sync(const struct reg_service *prev, size_t nprev,
                      const struct reg_service *next, size_t nnext, const char *who)
 {
+    (void)prev;
+    (void)nprev;
     if (!g_ca)
         return;
-    if (g_legacy)
-        legacy_sync(prev, nprev, next, nnext, who);
     reconcile(next, nnext, false, "registry change", who);
 }
 
@@ -635,20 +454,17 @@ void ca_service_check(const struct reg_service *svcs, size_t n)
     if (!g_ca)
         return;
     serving_dir();
-    if (g_legacy)
-        legacy_check(svcs, n);
-    else
-        legacy_migrate();
+    legacy_migrate();
     reconcile(svcs, n, true, "leaf missing or invalid at mount", NULL);
 }
 
 void ca_service_retire(const struct reg_service *prev, size_t nprev,
                        const struct reg_service *next, size_t nnext, const char *who)
 {
+    (void)prev;
+    (void)nprev;
     if (!g_ca)
         return;
-    if (g_legacy)
-        legacy_retire(prev, nprev, next, nnext, who);
     /* After a commit this changes nothing (sync made it so); after a failed one it puts the
      * names of the kept registry back. */
     reconcile(next, nnext, false, "registry change", who);
@@ -681,35 +497,20 @@ static int rotate_serving(const char *domain, const char *who)
 static int rotate_locked(void *arg)
 {
     struct rotate_ctx *c = arg;
-    char service[64], reload_err[128] = "";
-    struct issued r;
-    int rc, src;
+    char service[64];
+    int rc;
 
     rc = owner_of(c->domain, service, sizeof(service));
     if (rc < 0)
-        goto out;
+        return rc;
     pthread_mutex_lock(&set_lock);
-    src = rotate_serving(c->domain, c->who);
+    rc = rotate_serving(c->domain, c->who);
     pthread_mutex_unlock(&set_lock);
-    if (!g_legacy) {
-        rc = src;
-        if (rc == 0 && (rc = gw_reload(true)) < 0) {
-            syslog(LOG_ERR, "ca: rotated the leaf of %s but the proxy did not reload: %s",
-                   c->domain, strerror(-rc));
-            rc = -EIO;
-        }
-        goto out;
-    }
-    issue(&r, c->domain, service);
-    rc = r.rc;
     if (rc == 0 && (rc = gw_reload(true)) < 0) {
-        snprintf(reload_err, sizeof(reload_err), "proxy reload: %s", strerror(-rc));
-        syslog(LOG_ERR, "ca: rotated %s but %s", c->domain, reload_err);
+        syslog(LOG_ERR, "ca: rotated the leaf of %s but the proxy did not reload: %s",
+               c->domain, strerror(-rc));
         rc = -EIO;
     }
-    queue_issued("cert_rotate", "Rotated", &r, "rotation requested",
-                 reload_err[0] ? reload_err : NULL, c->who);
-out:
     return rc;
 }
 
@@ -726,46 +527,6 @@ int ca_service_rotate(const char *domain, const char *who)
 }
 
 /* ---- renewal ---- */
-
-struct renew_ctx {
-    const char *domain;
-    bool renewed;
-};
-
-/* Check one domain under the registry lock and reissue its leaf when it is due. Returns 0. */
-static int renew_locked(void *arg)
-{
-    struct renew_ctx *c = arg;
-    char service[64], reason[128];
-    json_t *info = NULL;
-    json_int_t left = 0;
-    bool have_left = false;
-    struct issued r;
-    int need;
-
-    if (owner_of(c->domain, service, sizeof(service)) < 0)
-        goto out;               /* no longer live */
-    need = ca_needs_renewal(g_ca, c->domain, g_cfg->renew_before_days);
-    if (need == 0)
-        goto out;
-    if (ca_leaf_json(g_ca, c->domain, &info) == 0) {
-        left = json_integer_value(json_object_get(info, "days_left"));
-        have_left = true;
-    }
-    if (need < 0)
-        snprintf(reason, sizeof(reason), "check failed: %s", strerror(-need));
-    else if (have_left && left < g_cfg->renew_before_days)
-        snprintf(reason, sizeof(reason), "%lld days left, renewing below %d", (long long)left,
-                 g_cfg->renew_before_days);
-    else
-        snprintf(reason, sizeof(reason), "%s", "no valid certificate or key");
-    issue(&r, c->domain, service);
-    queue_issued("tls_renew", "Renewed", &r, reason, NULL, NULL);
-    c->renewed = r.rc == 0;
-out:
-    json_decref(info);
-    return 0;
-}
 
 /* Check one serving leaf (id in *arg) under the registry lock and reissue it when it is due or
  * dirty (an earlier issuance failed). Sets *arg to 1 when it was renewed, else 0. Returns 0. */
@@ -828,32 +589,18 @@ static bool stopping(void)
     return stop;
 }
 
-/* One pass over the live domains; each check takes the registry lock on its own, so that
+/* One pass over the serving leaves; each check takes the registry lock on its own, so that
  * mutations interleave with a long pass. */
 static void renew_pass(void)
 {
     struct reg_snapshot *snap = reg_snapshot_get();
-    char (*domains)[254] = NULL;
-    size_t n = 0, renewed = 0, nids;
+    size_t renewed = 0, nids;
     unsigned *ids;
     int rc;
 
     if (!snap)
-        return;
-    if (snap->n)
-        domains = calloc(snap->n, sizeof(*domains));
-    for (size_t i = 0; domains && i < snap->n; i++)
-        if (has_leaf(&snap->svcs[i]))
-            snprintf(domains[n++], sizeof(domains[0]), "%s", snap->svcs[i].domain);
+        return;                 /* no registry open: nothing to renew for */
     reg_snapshot_put(snap);
-    for (size_t i = 0; g_legacy && i < n && !stopping(); i++) {
-        struct renew_ctx c = { .domain = domains[i] };
-
-        reg_with_lock(renew_locked, &c);
-        ca_service_flush();
-        renewed += c.renewed;
-    }
-    /* The serving leaves, one at a time under the lock. */
     pthread_mutex_lock(&set_lock);
     nids = leafset_count(g_set);
     ids = nids ? calloc(nids, sizeof(*ids)) : NULL;
@@ -874,7 +621,6 @@ static void renew_pass(void)
             syslog(LOG_ERR, "ca: renewed %zu certificate(s) but the proxy did not reload: %s",
                    renewed, strerror(-rc));
     }
-    free(domains);
 }
 
 /* The renewal thread: a pass at start (mount), then one per RENEW_INTERVAL_SECS, whatever the
@@ -932,7 +678,6 @@ int ca_service_open(const struct reg_config *cfg, char *err, size_t errlen)
         return rc;
     }
     g_cfg = cfg;
-    g_legacy = proxy_is_legacy();
     rc = serving_load(err, errlen);
     if (rc < 0) {
         ca_close(g_ca);
@@ -1121,9 +866,8 @@ int ca_service_leaf_pem(const char *domain, char **out, size_t *len)
     *len = 0;
     if (!g_ca || owner_of(domain, service, sizeof(service)) < 0)
         return -ENOENT;
-    if (g_legacy)
-        rc = ca_leaf_pem(g_ca, domain, out);
-    else if ((rc = served_by(domain, path)) == 0)
+    rc = served_by(domain, path);
+    if (rc == 0)
         rc = ca_bundle_pem(g_ca, path, out);
     if (rc < 0)
         return not_found(rc);
@@ -1146,9 +890,8 @@ int ca_service_leaf_json(const char *domain, char **out, size_t *len)
     *len = 0;
     if (!g_ca || owner_of(domain, service, sizeof(service)) < 0)
         return -ENOENT;
-    if (g_legacy)
-        rc = ca_leaf_json(g_ca, domain, &info);
-    else if ((rc = served_by(domain, path)) == 0)
+    rc = served_by(domain, path);
+    if (rc == 0)
         rc = ca_bundle_json(g_ca, path, domain, &info);
     if (rc < 0) {
         rc = not_found(rc);
@@ -1157,14 +900,9 @@ int ca_service_leaf_json(const char *domain, char **out, size_t *len)
     rc = -ENOMEM;
     if (json_object_set_new(info, "service", json_string(service)))
         goto out;
-    if (g_legacy) {
-        if (json_object_set_new(info, "names", name_array(&domain, 1)))
-            goto out;
-    } else {
-        base = strrchr(path, '/');
-        if (json_object_set_new(info, "leaf", json_string(base ? base + 1 : path)))
-            goto out;
-    }
+    base = strrchr(path, '/');
+    if (json_object_set_new(info, "leaf", json_string(base ? base + 1 : path)))
+        goto out;
     obj = pick(info, keys, sizeof(keys) / sizeof(keys[0]));
     if (obj)
         rc = dump_json(obj, out, len);
@@ -1178,23 +916,14 @@ void ca_service_foreach_leaf(void (*fn)(const char *domain, void *arg), void *ar
 {
     struct reg_snapshot *snap;
     char path[PATH_MAX];
-    char *pem;
 
     if (!g_ca)
         return;
     snap = reg_snapshot_get();
     for (size_t i = 0; snap && i < snap->n; i++) {
-        if (!has_leaf(&snap->svcs[i]))
-            continue;           /* inactive or pending: no leaf */
-        if (!g_legacy) {
-            if (served_by(snap->svcs[i].domain, path) == 0)
-                fn(snap->svcs[i].domain, arg);
-            continue;
-        }
-        pem = NULL;
-        if (ca_leaf_pem(g_ca, snap->svcs[i].domain, &pem) == 0)
+        /* Inactive or pending: no leaf. */
+        if (has_leaf(&snap->svcs[i]) && served_by(snap->svcs[i].domain, path) == 0)
             fn(snap->svcs[i].domain, arg);
-        free(pem);
     }
     reg_snapshot_put(snap);
 }

@@ -26,8 +26,8 @@ void ca_service_close(void);
 
 /* Before the configs of next are applied: make the serving leaves carry exactly the active
  * domains of next, reissuing only the leaves that gain or lose a name (registration, upstream
- * set or emptied, domain change, deregistration); prev is used only for the per-domain pairs of
- * the transition (casvc.c). A failed issuance never fails the caller: it is logged and audited,
+ * set or emptied, domain change, deregistration); prev is not used (the leaves hold the
+ * assignment). A failed issuance never fails the caller: it is logged and audited,
  * and the next change or the renewal thread retries. who is the caller's user (NULL: the
  * daemon). Without a CA (unit tests of the registry) this and the calls below do nothing. */
 void ca_service_sync(const struct reg_service *prev, size_t nprev,

@@ -169,11 +169,23 @@ static int put_file(const struct reg_config *cfg, const char *rel, const char *d
     return rc;
 }
 
+/* The hosts.d file called name in r, or NULL: a binary search (render_all sorts them by name
+ * with strcmp), so that a commit at 10,000 services does not compare every pair of names. */
 static const struct render_file *find_host(const struct render_out *r, const char *name)
 {
-    for (size_t i = 0; r && i < r->nhosts; i++)
-        if (strcmp(r->hosts[i].name, name) == 0)
-            return &r->hosts[i];
+    size_t lo = 0, hi = r ? r->nhosts : 0;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(r->hosts[mid].name, name);
+
+        if (c == 0)
+            return &r->hosts[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }
 

@@ -30,9 +30,6 @@
 #define RENDER_POOL_DOWN "down"
 #define RENDER_POOL_KEEP "keep"
 #define RENDER_POOL_KEY_MAX 48
-/* 1: also load each routed domain's own leaf, state/tls/DOMAIN/{cert,key}.pem, as the CA
- * service writes them today. Set to 0 once it keeps the serving leaves in state/tls/serving/. */
-#define RENDER_DOMAIN_LEAVES 0
 
 /* A growable NUL-terminated string; the first failure sticks in err, later appends do nothing. */
 struct sbuf {
@@ -601,7 +598,7 @@ static json_t *render_pool(struct jb *j, const struct reg_config *cfg, struct it
 {
     const struct item *first = grp[0];
     const char *dest[2 * VAL_UPSTREAMS_MAX];
-    char ph[2 * VAL_UPSTREAMS_MAX][16];
+    char ph[2 * VAL_UPSTREAMS_MAX][24];
     json_t *handle = jarr(j), *maps = NULL, *map;
     unsigned k = first->nrot;
     size_t nups;
@@ -786,12 +783,11 @@ static json_t *listen_addr(struct jb *j, const struct reg_config *cfg)
     return jstrf(j, "%s:%u", cfg->https_addr, cfg->https_port);
 }
 
-/* The certificate loaders: the serving folder and, until the CA service fills it, the leaf of
- * each routed domain (RENDER_DOMAIN_LEAVES). */
-static json_t *render_certs(struct jb *j, const struct reg_config *cfg, const struct item *items,
-                            size_t n)
+/* The certificate loaders: the serving folder, state/tls/serving, where the CA service keeps
+ * every leaf the proxy serves. */
+static json_t *render_certs(struct jb *j, const struct reg_config *cfg)
 {
-    char dir[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
+    char dir[PATH_MAX];
     json_t *c = jobj(j);
 
     if (render_serving_dir(cfg, dir, sizeof(dir)) != 0) {
@@ -799,29 +795,6 @@ static json_t *render_certs(struct jb *j, const struct reg_config *cfg, const st
         return c;
     }
     jset(j, c, "load_folders", jlist1(j, json_string(dir)));
-    if (RENDER_DOMAIN_LEAVES) {
-        json_t *files = jarr(j);
-
-        for (size_t i = 0; i < n && !j->err; i++) {
-            json_t *f;
-
-            if (items[i].pending || items[i].dns)
-                continue;
-            if (render_cert_paths(cfg, items[i].svc->domain, cert, sizeof(cert), key,
-                                  sizeof(key)) != 0) {
-                j->err = -EINVAL;
-                break;
-            }
-            f = jobj(j);
-            jset(j, f, "certificate", json_string(cert));
-            jset(j, f, "key", json_string(key));
-            jpush(j, files, f);
-        }
-        if (json_array_size(files) > 0)
-            jset(j, c, "load_files", files);
-        else
-            json_decref(files);
-    }
     return c;
 }
 
@@ -868,7 +841,7 @@ static int render_caddy(const struct reg_config *cfg, struct item *items, size_t
     jset(&j, http, "servers", servers);
     jset(&j, apps, "http", http);
 
-    jset(&j, tls, "certificates", render_certs(&j, cfg, items, n));
+    jset(&j, tls, "certificates", render_certs(&j, cfg));
     /* our leaves name no OCSP responder: stapling would only log a warning per load */
     jset(&j, pol, "disable_ocsp_stapling", json_true());
     jset(&j, auto_, "policies", jlist1(&j, pol));
@@ -1026,24 +999,6 @@ void render_free(struct render_out *out)
         free(out->hosts[i].data);
     free(out->hosts);
     memset(out, 0, sizeof(*out));
-}
-
-/* Certificate and key paths for domain under the state directory; see render.h. */
-int render_cert_paths(const struct reg_config *cfg, const char *domain,
-                      char *cert, size_t certlen, char *key, size_t keylen)
-{
-    int sl = state_len(cfg);
-    int nc = snprintf(cert, certlen, "%.*s/tls/%s/cert.pem", sl, cfg->state_dir, domain);
-    int nk = snprintf(key, keylen, "%.*s/tls/%s/key.pem", sl, cfg->state_dir, domain);
-
-    if (nc < 0 || (size_t)nc >= certlen || nk < 0 || (size_t)nk >= keylen) {
-        if (certlen > 0)
-            cert[0] = '\0';
-        if (keylen > 0)
-            key[0] = '\0';
-        return -ENAMETOOLONG;
-    }
-    return 0;
 }
 
 /* The serving certificates' folder; see render.h. */

@@ -47,12 +47,6 @@ int render_all(const struct reg_config *cfg, const struct reg_service *svcs, siz
 /* Free what render_all allocated; safe on a zeroed struct. */
 void render_free(struct render_out *out);
 
-/* Path of a domain's own leaf certificate and key, state/tls/DOMAIN/{cert,key}.pem, which the
- * proxy config loads besides the serving folder while RENDER_DOMAIN_LEAVES is set in render.c.
- * 0 or -ENAMETOOLONG (both buffers then empty). domain is not checked here: pass a valid one. */
-int render_cert_paths(const struct reg_config *cfg, const char *domain,
-                      char *cert, size_t certlen, char *key, size_t keylen);
-
 /* The folder the proxy loads its serving certificates from, state/tls/serving: every *.pem file
  * there is one leaf chain with its key (the CA service keeps it). 0 or -ENAMETOOLONG (buf then
  * empty). */

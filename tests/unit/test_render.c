@@ -757,29 +757,23 @@ static void test_variants(void)
     render_free(&out);
 }
 
-static void test_cert_paths(void)
+/* The serving folder under the state directory (trailing slashes dropped), and a buffer too
+ * small for it. */
+static void test_serving_dir(void)
 {
     struct reg_config cfg;
-    char cert[128], key[128];
+    char dir[128];
 
     base_cfg(&cfg, "/s");
-    CHECK_INT(render_cert_paths(&cfg, "core.internal", cert, sizeof(cert), key, sizeof(key)), 0);
-    CHECK_STR(cert, "/s/tls/core.internal/cert.pem");
-    CHECK_STR(key, "/s/tls/core.internal/key.pem");
+    CHECK_INT(render_serving_dir(&cfg, dir, sizeof(dir)), 0);
+    CHECK_STR(dir, "/s/tls/serving");
     base_cfg(&cfg, "/s//");
-    CHECK_INT(render_cert_paths(&cfg, "a.internal", cert, sizeof(cert), key, sizeof(key)), 0);
-    CHECK_STR(cert, "/s/tls/a.internal/cert.pem");
-    CHECK_INT(render_cert_paths(&cfg, "core.internal", cert, 20, key, sizeof(key)),
-              -ENAMETOOLONG);
-    CHECK_INT(render_cert_paths(&cfg, "core.internal", cert, sizeof(cert), key, 27),
-              -ENAMETOOLONG);
-    /* The exact fit: strlen("/s/tls/a.internal/key.pem") == 25. */
-    CHECK_INT(render_cert_paths(&cfg, "a.internal", cert, sizeof(cert), key, 26), 0);
-    CHECK_INT(render_cert_paths(&cfg, "a.internal", cert, sizeof(cert), key, 25), -ENAMETOOLONG);
-    CHECK_INT(render_serving_dir(&cfg, cert, sizeof(cert)), 0);
-    CHECK_STR(cert, "/s/tls/serving");
-    CHECK_INT(render_serving_dir(&cfg, cert, 14), -ENAMETOOLONG);
-    CHECK_STR(cert, "");
+    CHECK_INT(render_serving_dir(&cfg, dir, sizeof(dir)), 0);
+    CHECK_STR(dir, "/s/tls/serving");
+    /* The exact fit: strlen("/s/tls/serving") == 14. */
+    CHECK_INT(render_serving_dir(&cfg, dir, 15), 0);
+    CHECK_INT(render_serving_dir(&cfg, dir, 14), -ENAMETOOLONG);
+    CHECK_STR(dir, "");
 }
 
 /* True when an executable called name is on PATH. */
@@ -952,7 +946,7 @@ int main(void)
     test_injection();
     test_refusals();
     test_variants();
-    test_cert_paths();
+    test_serving_dir();
     test_rotation();
     test_constant_shape();
     check_with_tools(false);
