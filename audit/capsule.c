@@ -1,4 +1,5 @@
-/* capsule.c: map audit entries to CPS 1.0 capsules, hold the Ed25519 key, seal and verify. */
+/* capsule.c: map audit entries to CPS 1.0 capsules, hold the Ed25519 key, seal and verify;
+ * hex in and out for keys, hashes and signatures. */
 #include "audit/capsule.h"
 
 #include <errno.h>
@@ -16,7 +17,6 @@
 #include <openssl/rand.h>
 
 #include "audit/canon.h"
-#include "audit/util.h"
 #include "util/util.h"
 
 #define SEED_LEN 32
@@ -32,6 +32,42 @@ struct audit_key {
     char pubhex[AUDIT_PUB_HEX];
     char id[AUDIT_KEYID_HEX];
 };
+
+void audit_hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[in[i] >> 4];
+        out[2 * i + 1] = hex[in[i] & 0xf];
+    }
+    out[2 * n] = '\0';
+}
+
+int audit_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int audit_unhex(const char *s, unsigned char *out, size_t n)
+{
+    if (!s || strlen(s) != 2 * n)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        int hi = audit_hex_digit(s[2 * i]), lo = audit_hex_digit(s[2 * i + 1]);
+
+        if (hi < 0 || lo < 0)
+            return -EINVAL;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 0;
+}
 
 /* The one place an OpenSSL failure becomes an errno: drain this thread's OpenSSL error queue
  * (so that no stale entry is blamed on a later call) and return -ENOMEM when OpenSSL ran out of

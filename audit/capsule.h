@@ -1,4 +1,5 @@
-/* capsule.h: Conduit audit entries as CPS 1.0 capsules: mapping, Ed25519 keys, seal, verify.
+/* capsule.h: Conduit audit entries as CPS 1.0 capsules: mapping, Ed25519 keys, seal, verify,
+ * and the hex text their keys, hashes and signatures are written in.
  * A failed OpenSSL call is -ENOMEM when OpenSSL ran out of memory, else the errno each function
  * names; either way the calling thread's OpenSSL error queue is drained (left empty). */
 #ifndef CONDUIT_AUDIT_CAPSULE_H
@@ -15,6 +16,16 @@
 #define AUDIT_KEYID_HEX 17  /* signed_by: the first 16 hex chars of the public key, and the NUL */
 #define AUDIT_TIME_MAX 40   /* YYYY-MM-DDTHH:MM:SS.ffffff+00:00 and the NUL, with room */
 #define AUDIT_SIG_LEN 64    /* a raw Ed25519 signature */
+
+/* n bytes of in as 2n lowercase hex chars and a NUL, into out (2n + 1 bytes). */
+void audit_hex(const unsigned char *in, size_t n, char *out);
+
+/* The value of one hex digit (either case), or -1. */
+int audit_hex_digit(char c);
+
+/* Decode s, which must be exactly 2n hex chars (either case), into n bytes of out.
+ * 0 or -EINVAL (out may be partly written). */
+int audit_unhex(const char *s, unsigned char *out, size_t n);
 
 /* An Ed25519 key: a signing key from a seed file, or a verify-only public key. Opaque. */
 struct audit_key;

@@ -2,7 +2,6 @@
  * of the log prefix it covers, and an atomic write. */
 #include "audit/checkpoint.h"
 #include "util/util.h"
-#include "audit/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -6,10 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "audit/canon.h"
-#include "audit/util.h"
+#include "util/util.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define ACTION_MAX 64
@@ -23,14 +22,11 @@ json_t *audit_entry_new(const char *action, const char *status, const char *mess
                         const char *user, json_t *details)
 {
     char ts[32];
-    time_t now = time(NULL);
-    struct tm tm;
     json_t *e = json_object();
 
     if (!e)
         return NULL;
-    gmtime_r(&now, &tm);
-    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    cu_iso_now(ts, sizeof(ts));
     if (json_object_set_new(e, "timestamp", json_string(ts)) ||
         json_object_set_new(e, "action", json_string(action)) ||
         json_object_set_new(e, "status", json_string(status)) ||
@@ -97,40 +93,40 @@ static int line_check(const json_t *obj, long long lineno, char *why, size_t why
     json_t *v;
 
     if (!json_is_object(obj))
-        return audit_say(-EINVAL, why, whylen, "line %lld is not a JSON object", lineno);
+        return cu_errf(-EINVAL, why, whylen, "line %lld is not a JSON object", lineno);
     json_object_foreach((json_t *)obj, key, v) {
         if (strcmp(key, "action") == 0) {
             if (!json_is_string(v) || !action_ok(json_string_value(v), json_string_length(v)))
-                return audit_say(-EINVAL, why, whylen, "line %lld: action must match "
-                                 "^[a-z][a-z0-9_-]{0,63}$", lineno);
+                return cu_errf(-EINVAL, why, whylen, "line %lld: action must match "
+                               "^[a-z][a-z0-9_-]{0,63}$", lineno);
             if (audit_action_reserved(json_string_value(v)))
-                return audit_say(-EINVAL, why, whylen, "line %lld: action %s is the daemon's own",
-                                 lineno, json_string_value(v));
+                return cu_errf(-EINVAL, why, whylen, "line %lld: action %s is the daemon's own",
+                               lineno, json_string_value(v));
         } else if (strcmp(key, "status") == 0) {
             st = json_string_value(v);
             if (!st || (strcmp(st, "success") != 0 && strcmp(st, "failure") != 0))
-                return audit_say(-EINVAL, why, whylen, "line %lld: status must be success or "
-                                 "failure", lineno);
+                return cu_errf(-EINVAL, why, whylen, "line %lld: status must be success or "
+                               "failure", lineno);
         } else if (strcmp(key, "message") == 0) {
             if (!json_is_string(v))
-                return audit_say(-EINVAL, why, whylen, "line %lld: message must be a string",
-                                 lineno);
+                return cu_errf(-EINVAL, why, whylen, "line %lld: message must be a string",
+                               lineno);
         } else if (strcmp(key, "details") == 0) {
             if (!json_is_object(v))
-                return audit_say(-EINVAL, why, whylen, "line %lld: details must be an object",
-                                 lineno);
+                return cu_errf(-EINVAL, why, whylen, "line %lld: details must be an object",
+                               lineno);
             if (json_object_get(v, "registry"))
-                return audit_say(-EINVAL, why, whylen,
-                                 "line %lld: details.registry is the daemon's "
-                                 "" "own (a registry mark)", lineno);
+                return cu_errf(-EINVAL, why, whylen,
+                               "line %lld: details.registry is the daemon's "
+                               "" "own (a registry mark)", lineno);
         } else if (strcmp(key, "timestamp") == 0) {
             if (!json_is_string(v) || !timestamp_ok(json_string_value(v), json_string_length(v)))
-                return audit_say(-EINVAL, why, whylen, "line %lld: timestamp must look like "
-                                 "2026-01-31T12:00:00Z", lineno);
+                return cu_errf(-EINVAL, why, whylen, "line %lld: timestamp must look like "
+                               "2026-01-31T12:00:00Z", lineno);
         } else if (strcmp(key, "user") == 0) {
             if (!json_is_string(v) || json_string_length(v) == 0)
-                return audit_say(-EINVAL, why, whylen, "line %lld: user must be a non-empty string",
-                                 lineno);
+                return cu_errf(-EINVAL, why, whylen, "line %lld: user must be a non-empty string",
+                               lineno);
         } else {
             char shown[65];
             size_t k;
@@ -139,11 +135,11 @@ static int line_check(const json_t *obj, long long lineno, char *why, size_t why
             for (k = 0; key[k] && k < sizeof(shown) - 1; k++)
                 shown[k] = (key[k] < 0x20 || key[k] >= 0x7f) ? '?' : key[k];
             shown[k] = '\0';
-            return audit_say(-EINVAL, why, whylen, "line %lld: unknown key \"%s\"", lineno, shown);
+            return cu_errf(-EINVAL, why, whylen, "line %lld: unknown key \"%s\"", lineno, shown);
         }
     }
     if (!json_object_get(obj, "action") || !json_object_get(obj, "status"))
-        return audit_say(-EINVAL, why, whylen, "line %lld: action and status are required", lineno);
+        return cu_errf(-EINVAL, why, whylen, "line %lld: action and status are required", lineno);
     return 0;
 }
 
@@ -157,13 +153,13 @@ static int parse_line(const char *line, size_t len, long long lineno, const char
 
     *out = NULL;
     if (len == 0)
-        return audit_say(-EINVAL, why, whylen, "line %lld is empty", lineno);
+        return cu_errf(-EINVAL, why, whylen, "line %lld is empty", lineno);
     if (len > AUDIT_LINE_MAX)
-        return audit_say(-EINVAL, why, whylen, "line %lld is longer than %d bytes", lineno,
-                         AUDIT_LINE_MAX);
+        return cu_errf(-EINVAL, why, whylen, "line %lld is longer than %d bytes", lineno,
+                       AUDIT_LINE_MAX);
     obj = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!obj)
-        return audit_say(-EINVAL, why, whylen, "line %lld is not JSON: %s", lineno, jerr.text);
+        return cu_errf(-EINVAL, why, whylen, "line %lld is not JSON: %s", lineno, jerr.text);
     rc = line_check(obj, lineno, why, whylen);
     if (rc == 0) {
         *out = audit_entry_new(json_string_value(json_object_get(obj, "action")),
@@ -171,7 +167,7 @@ static int parse_line(const char *line, size_t len, long long lineno, const char
                                json_string_value(json_object_get(obj, "message")), user,
                                json_object_get(obj, "details"));
         if (!*out)
-            rc = audit_say(-ENOMEM, why, whylen, "out of memory");
+            rc = cu_errf(-ENOMEM, why, whylen, "out of memory");
     }
     json_decref(obj);
     return rc;
@@ -199,13 +195,13 @@ int audit_entry_parse_lines(const char *buf, size_t len, const char *user, json_
     *out = NULL;
     *n = 0;
     if (len == 0 || buf[len - 1] != '\n')
-        return audit_say(-EINVAL, why, whylen, "a write must hold complete lines, each ending in a "
-                         "newline");
+        return cu_errf(-EINVAL, why, whylen, "a write must hold complete lines, each ending in a "
+                       "newline");
     for (nl = buf; nl < end; nl++)
         count += *nl == '\n';
     v = calloc(count, sizeof(*v));
     if (!v)
-        return audit_say(-ENOMEM, why, whylen, "out of memory");
+        return cu_errf(-ENOMEM, why, whylen, "out of memory");
     while (p < end) {
         nl = memchr(p, '\n', (size_t)(end - p));
         rc = parse_line(p, (size_t)(nl - p), (long long)i + 1, user, &v[i], why, whylen);

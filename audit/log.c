@@ -23,6 +23,7 @@
 #include "audit/entry.h"
 #include "audit/store.h"
 #include "audit/trail.h"
+#include "util/util.h"
 
 #define LOG_NAME "audit.log"
 
@@ -380,6 +381,7 @@ void audit_set_signer(const struct audit_signer *s)
 
 int audit_open(const char *dir, char *err, size_t errlen)
 {
+    const struct audit_store_opts o = { .flags = AUDIT_STORE_KEEP_KEY, .signer = signer };
     struct audit_store *st = NULL;
     char path[PATH_MAX];
     int n, rc;
@@ -398,7 +400,7 @@ int audit_open(const char *dir, char *err, size_t errlen)
         rc = -ENAMETOOLONG;
         goto out;
     }
-    rc = audit_store_open_signer(dir, NULL, AUDIT_STORE_KEEP_KEY, signer, &st, err, errlen);
+    rc = audit_store_open(dir, &o, &st, err, errlen);
     if (rc < 0)
         goto out;
     log_fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -432,6 +434,7 @@ out:
  * own. NULL when the trail is closed or cannot be reopened. */
 static struct audit_store *trail(void)
 {
+    const struct audit_store_opts o = { .flags = AUDIT_STORE_KEEP_KEY, .signer = signer };
     struct audit_store *st;
     char err[512];
 
@@ -439,8 +442,7 @@ static struct audit_store *trail(void)
     if (store && store_pid != getpid()) {
         audit_store_close(store);
         store = NULL;
-        if (audit_store_open_signer(state_dir, NULL, AUDIT_STORE_KEEP_KEY, signer, &store,
-                                    err, sizeof(err)) < 0)
+        if (audit_store_open(state_dir, &o, &store, err, sizeof(err)) < 0)
             syslog(LOG_ERR, "audit: cannot reopen the capsule store: %s", err);
         else
             audit_store_set_hook(store, on_commit, store);
@@ -721,7 +723,7 @@ static size_t vlen;
 static struct trail_id vid;
 static int vvalid;                 /* vtext may be served to a reader whose trail_id is vid */
 static unsigned long long vruns;   /* verifications run since the trail was opened */
-static struct timespec vstart;     /* when the run behind vtext started (CLOCK_MONOTONIC) */
+static int64_t vstart;             /* when the run behind vtext started (cu_mono_ms) */
 
 /* How long a report is kept at most, even when no file of the trail changed. */
 #define VERIFY_KEEP_S 60
@@ -795,7 +797,7 @@ int audit_verify_json(char **out, size_t *len)
 {
     struct audit_store *st = trail();
     struct trail_id now;
-    struct timespec t0;
+    int64_t t0;
     unsigned long long gen, run;
     char *text = NULL;
     size_t tlen = 0;
@@ -815,9 +817,9 @@ int audit_verify_json(char **out, size_t *len)
         return rc;
     }
     trail_id_now(&now);
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (vtext && vvalid && trail_id_eq(&now, &vid) &&
-        t0.tv_sec - vstart.tv_sec < VERIFY_KEEP_S) {
+    t0 = cu_mono_ms();
+    /* the report's age, counted in whole seconds of the monotonic clock */
+    if (vtext && vvalid && trail_id_eq(&now, &vid) && t0 / 1000 - vstart / 1000 < VERIFY_KEEP_S) {
         rc = copy_report(out, len);
         pthread_mutex_unlock(&vlock);
         return rc;
@@ -847,10 +849,9 @@ int audit_verify_json(char **out, size_t *len)
 int audit_head_json(char **out, size_t *len)
 {
     struct audit_store *st = trail();
-    char hash[AUDIT_HASH_HEX], by[AUDIT_KEYID_HEX], at[AUDIT_TIME_MAX], *text = NULL;
+    char hash[AUDIT_HASH_HEX], by[AUDIT_KEYID_HEX], at[AUDIT_TIME_MAX];
     long long seq = -1;
     json_t *o = NULL;
-    size_t n;
     int rc;
 
     *out = NULL;
@@ -864,20 +865,8 @@ int audit_head_json(char **out, size_t *len)
     else
         o = json_pack("{s:I, s:s, s:s, s:s}", "sequence", (json_int_t)seq, "hash", hash,
                       "signed_by", by, "signed_at", at);
-    if (o)
-        text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    *out = cu_json_line(o, JSON_COMPACT | JSON_PRESERVE_ORDER, len);
     json_decref(o);
-    if (!text)
-        return -ENOMEM;
-    n = strlen(text);
-    *out = malloc(n + 2);
-    if (*out) {
-        memcpy(*out, text, n);
-        (*out)[n] = '\n';
-        (*out)[n + 1] = '\0';
-        *len = n + 1;
-    }
-    free(text);
     return *out ? 0 : -ENOMEM;
 }
 

@@ -430,33 +430,6 @@ fail:
     return rc;
 }
 
-/* The former open functions, kept as thin wrappers for callers not yet switched to
- * audit_store_open with options (audit/log.c, audit/verify.c, tests/unit/test_signer.c). */
-int audit_store_open_signer(const char *state_dir, const char *hostname, unsigned flags,
-                            const struct audit_signer *signer, struct audit_store **out,
-                            char *err, size_t errlen)
-{
-    const struct audit_store_opts o = { .hostname = hostname, .flags = flags, .signer = signer };
-
-    return audit_store_open(state_dir, &o, out, err, errlen);
-}
-
-int audit_store_open_pub(const char *state_dir, const char *pubhex, struct audit_store **out,
-                         char *err, size_t errlen)
-{
-    const struct audit_store_opts o = { .pubhex = pubhex };
-
-    return audit_store_open(state_dir, &o, out, err, errlen);
-}
-
-int audit_store_open_ex(const char *state_dir, const char *hostname, unsigned flags,
-                        struct audit_store **out, char *err, size_t errlen)
-{
-    const struct audit_store_opts o = { .hostname = hostname, .flags = flags };
-
-    return audit_store_open(state_dir, &o, out, err, errlen);
-}
-
 int audit_store_fresh_key(const struct audit_store *st)
 {
     return st->fresh_key;

@@ -85,16 +85,6 @@ struct audit_store_opts {
 int audit_store_open(const char *state_dir, const struct audit_store_opts *o,
                      struct audit_store **out, char *err, size_t errlen);
 
-/* Thin wrappers of audit_store_open for the callers not yet switched to it: with hostname and
- * flags; with pubhex (read-only); with hostname, flags and signer. */
-int audit_store_open_ex(const char *state_dir, const char *hostname, unsigned flags,
-                        struct audit_store **out, char *err, size_t errlen);
-int audit_store_open_pub(const char *state_dir, const char *pubhex, struct audit_store **out,
-                         char *err, size_t errlen);
-int audit_store_open_signer(const char *state_dir, const char *hostname, unsigned flags,
-                            const struct audit_signer *signer, struct audit_store **out,
-                            char *err, size_t errlen);
-
 /* 1 when this open created the signing key (there was none), else 0. */
 int audit_store_fresh_key(const struct audit_store *st);
 

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "audit/canon.h"
-#include "audit/util.h"
+#include "util/util.h"
 
 #define CHUNK 65536
 #define LINE_LIMIT (64L << 20)
@@ -171,16 +171,16 @@ static int compare_line(const char *line, size_t len, long long lineno, const js
 
     v = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!v)
-        return audit_say(-EBADMSG, why, whylen, "audit.log line %lld is not JSON: %s", lineno,
-                         jerr.text);
+        return cu_errf(-EBADMSG, why, whylen, "audit.log line %lld is not JSON: %s", lineno,
+                       jerr.text);
     rc = audit_canon(v, 0, &a, &alen);
     if (rc == 0)
         rc = result ? audit_canon(result, 0, &b, &blen) : -EINVAL;
     if (rc == -ENOMEM)
-        audit_say(rc, why, whylen, "out of memory");
+        cu_err(why, whylen, "out of memory");
     else if (rc < 0 || alen != blen || memcmp(a, b, alen) != 0)
-        rc = audit_say(-EBADMSG, why, whylen,
-                       "audit.log line %lld differs from the capsule's outcome.result", lineno);
+        rc = cu_errf(-EBADMSG, why, whylen,
+                     "audit.log line %lld differs from the capsule's outcome.result", lineno);
     free(a);
     free(b);
     json_decref(v);
@@ -195,17 +195,17 @@ static int on_row(void *arg, long long seq, const json_t *capsule, char *why, si
     int rc;
 
     if (x->err == -ESTALE)
-        return audit_say(x->err, why, whylen, "audit.log is shorter than its checkpoint");
+        return cu_errf(x->err, why, whylen, "audit.log is shorter than its checkpoint");
     if (x->err)
-        return audit_say(x->err, why, whylen, "cannot stat audit.log: %s", strerror(-x->err));
+        return cu_errf(x->err, why, whylen, "cannot stat audit.log: %s", strerror(-x->err));
     if (x->portable)
         warn_portable(x, seq, capsule);
     if (x->short_log)
         return 0;
     rc = audit_lines_next(&x->rd, &line, &len);
     if (rc < 0)
-        return audit_say(rc, why, whylen, "cannot read audit.log line %lld: %s", seq + 1,
-                         strerror(-rc));
+        return cu_errf(rc, why, whylen, "cannot read audit.log line %lld: %s", seq + 1,
+                       strerror(-rc));
     if (rc == 0) {
         if (x->flags & AUDIT_CHECK_REPAIR) {
             x->short_log = 1;
@@ -213,10 +213,10 @@ static int on_row(void *arg, long long seq, const json_t *capsule, char *why, si
         }
         x->length = 1;
         if (audit_lines_partial(&x->rd))
-            return audit_say(-EBADMSG, why, whylen,
-                             "audit.log line %lld is incomplete (no newline)", seq + 1);
-        return audit_say(-EBADMSG, why, whylen, "audit.log ends after %lld lines; this capsule has "
-                         "no line", seq);
+            return cu_errf(-EBADMSG, why, whylen,
+                           "audit.log line %lld is incomplete (no newline)", seq + 1);
+        return cu_errf(-EBADMSG, why, whylen, "audit.log ends after %lld lines; this capsule has "
+                       "no line", seq);
     }
     return compare_line(line, len, seq + 1, capsule, why, whylen);
 }
@@ -234,18 +234,18 @@ static int check_tail(struct check_ctx *x, struct audit_check *c)
     }
     rc = audit_lines_next(&x->rd, &line, &len);
     if (rc < 0)
-        return audit_say(rc, c->r.reason, sizeof(c->r.reason), "cannot read audit.log: %s",
-                         strerror(-rc));
+        return cu_errf(rc, c->r.reason, sizeof(c->r.reason), "cannot read audit.log: %s",
+                       strerror(-rc));
     c->r.failed_seq = c->r.entries;
     c->log_length = 1;
     if (rc > 0)
-        return audit_say(-EBADMSG, c->r.reason, sizeof(c->r.reason),
-                         "audit.log line %lld has no capsule (the chain holds %lld)",
-                         c->r.entries + 1, c->r.entries);
+        return cu_errf(-EBADMSG, c->r.reason, sizeof(c->r.reason),
+                       "audit.log line %lld has no capsule (the chain holds %lld)",
+                       c->r.entries + 1, c->r.entries);
     if (audit_lines_partial(&x->rd))
-        return audit_say(-EBADMSG, c->r.reason, sizeof(c->r.reason),
-                         "audit.log ends in an incomplete line %lld that has no capsule",
-                         c->r.entries + 1);
+        return cu_errf(-EBADMSG, c->r.reason, sizeof(c->r.reason),
+                       "audit.log ends in an incomplete line %lld that has no capsule",
+                       c->r.entries + 1);
     c->r.failed_seq = -1;
     c->log_length = 0;
     return 0;
@@ -267,13 +267,13 @@ static int check_run(struct audit_store *st, int log_fd, unsigned flags, long lo
     if (from < 0 || log_off < 0 || (from == 0) != (log_off == 0)) {
         c->r.failed_seq = -1;
         c->r.head_seq = -1;
-        return audit_say(-EINVAL, c->r.reason, sizeof(c->r.reason),
-                         "bad starting point for verify");
+        return cu_errf(-EINVAL, c->r.reason, sizeof(c->r.reason),
+                       "bad starting point for verify");
     }
     rc = audit_store_verify_from(st, from, prev_hash, &h, &c->r);
     if (rc == 0 && x.err)
-        rc = audit_say(x.err, c->r.reason, sizeof(c->r.reason), "cannot stat audit.log: %s",
-                       strerror(-x.err));
+        rc = cu_errf(x.err, c->r.reason, sizeof(c->r.reason), "cannot stat audit.log: %s",
+                     strerror(-x.err));
     if (rc == 0)
         rc = check_tail(&x, c);
     c->log_lines = x.rd.n;
@@ -307,8 +307,7 @@ void audit_check_reason(const struct audit_check *c, char *buf, size_t len)
 char *audit_check_json(const struct audit_check *c, int rc, size_t *len)
 {
     json_t *err = json_null(), *o;
-    char *text = NULL, *out = NULL;
-    size_t n;
+    char *out;
 
     if (rc < 0) {
         err = json_pack("{s:o, s:s}", "sequence",
@@ -322,19 +321,7 @@ char *audit_check_json(const struct audit_check *c, int rc, size_t *len)
                   "head_sequence", c->r.head_seq >= 0 ? json_integer(c->r.head_seq) : json_null(),
                   "head_hash", c->r.head_hash[0] ? json_string(c->r.head_hash) : json_null(),
                   "checked", "cryptographic", "first_error", err);
-    if (o)
-        text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
-    if (text) {
-        n = strlen(text);
-        out = malloc(n + 2);
-        if (out) {
-            memcpy(out, text, n);
-            out[n] = '\n';
-            out[n + 1] = '\0';
-            *len = n + 1;
-        }
-    }
-    free(text);
+    out = cu_json_line(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII, len);
     json_decref(o);
     return out;
 }
@@ -394,10 +381,9 @@ static int verify_dir(const char *dir, const char *pin)
     long long outside = 0, first_outside = 0;
 
     /* with a pinned key the key file is not read at all: every seal is checked against the pin */
-    if (pin)
-        rc = audit_store_open_pub(dir, pin, &st, err, sizeof(err));
-    else
-        rc = audit_store_open_ex(dir, "verify", AUDIT_STORE_READONLY, &st, err, sizeof(err));
+    rc = audit_store_open(dir, &(const struct audit_store_opts){
+                              .hostname = "verify", .flags = AUDIT_STORE_READONLY, .pubhex = pin },
+                          &st, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "conduitfs verify: cannot verify: %s\n", err);
         goto out;

@@ -31,6 +31,8 @@
 #include <openssl/x509v3.h>
 
 #include "core/statefile.h"
+#include "core/validate.h"
+#include "util/util.h"
 
 #define CA_SERIAL_BYTES 16          /* random serial length; the top byte is 0x40..0x7f */
 #define CA_BACKDATE_SECS 300        /* notBefore = now - 5 min, for peers with a slow clock */
@@ -102,37 +104,46 @@ static int no_password(char *buf, int size, int rwflag, void *u)
     return -1;
 }
 
-/* A lowercase LDH DNS name of at most 253 chars that is safe as a file name under state/tls. */
+/* A lowercase LDH DNS name of at most 253 chars (val_is_dns_name) that is safe as a file name
+ * under state/tls: none of the names the CA keeps there itself. */
 static bool domain_ok(const char *d)
 {
-    size_t len, label = 0;
-
-    if (!d)
-        return false;
-    len = strlen(d);
-    if (len == 0 || len > 253 || !strcmp(d, "archive") || !strcmp(d, "ca.key") ||
-        !strcmp(d, "ca.crt"))
-        return false;
-    for (size_t i = 0; i <= len; i++) {
-        char c = d[i];
-
-        if (c == '.' || c == '\0') {
-            if (label == 0 || label > 63 || d[i - label] == '-' || d[i - 1] == '-')
-                return false;
-            label = 0;
-        } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-') {
-            label++;
-        } else {
-            return false;
-        }
-    }
-    return true;
+    return val_is_dns_name(d) && strcmp(d, "archive") != 0 && strcmp(d, "ca.key") != 0 &&
+           strcmp(d, "ca.crt") != 0;
 }
 
-/* Read a regular file of at most CA_FILE_MAX bytes into a NUL-terminated malloc'd buffer.
- * With secret, refuse (-EPERM) a file that group or others may access; free the result with
- * free_secret. 0 or -errno. */
-static int read_file(const char *path, bool secret, char **data, size_t *len)
+/* Whether st is a file the CA reads: a regular file (else -EINVAL) of at most CA_FILE_MAX
+ * bytes (else -EFBIG) that, with secret, group and others may not access (else -EPERM). */
+static int file_ok(const struct stat *st, bool secret)
+{
+    if (!S_ISREG(st->st_mode))
+        return -EINVAL;
+    if (secret && (st->st_mode & (S_IRWXG | S_IRWXO)))
+        return -EPERM;
+    return st->st_size > CA_FILE_MAX ? -EFBIG : 0;
+}
+
+/* Read a PEM file for its certificates (file_ok without secret) into a NUL-terminated malloc'd
+ * buffer, with the util layer's cu_read_all; free it with free. 0 or -errno. */
+static int read_file(const char *path, char **data, size_t *len)
+{
+    struct stat st;
+    int rc;
+
+    *data = NULL;
+    *len = 0;
+    if (stat(path, &st) < 0)
+        return -errno;
+    rc = file_ok(&st, false);
+    return rc < 0 ? rc : cu_read_all(path, CA_FILE_MAX, data, len);
+}
+
+/* Read a key file (file_ok; with secret, refuse -EPERM a file that group or others may access)
+ * into a NUL-terminated malloc'd buffer of its exact size, to free with free_secret. Not
+ * cu_read_all: that one grows its buffer with realloc, which would leave a copy of the key in
+ * freed memory uncleansed. The checks are of the open file, not of a name that may change.
+ * 0 or -errno. */
+static int read_key(const char *path, bool secret, char **data, size_t *len)
 {
     struct stat st;
     char *buf = NULL;
@@ -148,18 +159,9 @@ static int read_file(const char *path, bool secret, char **data, size_t *len)
         rc = -errno;
         goto out;
     }
-    if (!S_ISREG(st.st_mode)) {
-        rc = -EINVAL;
+    rc = file_ok(&st, secret);
+    if (rc < 0)
         goto out;
-    }
-    if (secret && (st.st_mode & (S_IRWXG | S_IRWXO))) {
-        rc = -EPERM;
-        goto out;
-    }
-    if (st.st_size > CA_FILE_MAX) {
-        rc = -EFBIG;
-        goto out;
-    }
     cap = (size_t)st.st_size + 1;
     buf = malloc(cap);
     if (!buf) {
@@ -199,7 +201,7 @@ static int load_key(const char *path, bool secret, EVP_PKEY **out, char *err, si
     int rc;
 
     *out = NULL;
-    rc = read_file(path, secret, &data, &len);
+    rc = read_key(path, secret, &data, &len);
     if (rc == -EPERM) {
         state_err(err, errlen, "%s is accessible by group or others; refusing it (chmod 600)",
                 path);
@@ -232,7 +234,7 @@ static int load_cert(const char *path, X509 **out, char *err, size_t errlen)
     int rc;
 
     *out = NULL;
-    rc = read_file(path, false, &data, &len);
+    rc = read_file(path, &data, &len);
     if (rc < 0) {
         state_err(err, errlen, "reading %s: %s", path, strerror(-rc));
         goto out;
@@ -372,20 +374,6 @@ static int clean_leaf_temps(const char *dir, int depth)
             rc = clean_leaf_temps(path, 1);
     }
     closedir(d);
-    return rc;
-}
-
-/* fsync a directory. 0 or -errno. */
-static int fsync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = 0;
-
-    if (fd < 0)
-        return -errno;
-    if (fsync(fd) < 0)
-        rc = -errno;
-    close(fd);
     return rc;
 }
 
@@ -834,9 +822,9 @@ static int archive_locked(struct ca *ca, const char *domain)
         return rc < 0 ? rc : -EEXIST;
     if (rename(dir, dest) < 0)
         return -errno;
-    rc = fsync_dir(ca->tls_dir);
+    rc = cu_fsync_dir(ca->tls_dir);
     if (rc == 0)
-        rc = fsync_dir(ca->archive_dir);
+        rc = cu_fsync_dir(ca->archive_dir);
     return rc;
 }
 
@@ -1426,7 +1414,7 @@ static int bundle_archive_locked(struct ca *ca, const char *path)
             state_path(dest, sizeof(dest), ca->archive_dir, name) < 0)
             return -ENAMETOOLONG;
         if (link(path, dest) == 0)
-            return fsync_dir(ca->archive_dir);
+            return cu_fsync_dir(ca->archive_dir);
         if (errno != EEXIST)
             return -errno;
     }

@@ -31,6 +31,7 @@
 #include "core/signer.h"
 #include "core/statefile.h"
 #include "core/trust.h"
+#include "util/util.h"
 
 #define RENEW_INTERVAL_SECS 3600
 
@@ -754,27 +755,8 @@ void ca_service_close(void)
 
 /* ---- the ca/ tree ---- */
 
-/* obj as indented JSON with a final newline, into *out and *len. 0 or -ENOMEM. */
-static int dump_json(json_t *obj, char **out, size_t *len)
-{
-    char *text = json_dumps(obj, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    size_t n;
-
-    *out = NULL;
-    *len = 0;
-    if (!text)
-        return -ENOMEM;
-    n = strlen(text);
-    *out = malloc(n + 2);
-    if (*out) {
-        memcpy(*out, text, n);
-        (*out)[n] = '\n';
-        (*out)[n + 1] = '\0';
-        *len = n + 1;
-    }
-    free(text);
-    return *out ? 0 : -ENOMEM;
-}
+/* How the ca/ tree's files print their JSON (cu_json_line adds the final newline). */
+#define CA_JSON_FLAGS (JSON_INDENT(2) | JSON_PRESERVE_ORDER)
 
 /* Map a library error to what the tree answers: -ENOMEM stays, anything else is -ENOENT. */
 static int not_found(int rc)
@@ -828,7 +810,8 @@ int ca_service_root_json(char **out, size_t *len)
     rc = ca_info_json(g_ca, &info);
     if (rc == 0) {
         obj = pick(info, keys, sizeof(keys) / sizeof(keys[0]));
-        rc = obj ? dump_json(obj, out, len) : -ENOMEM;
+        *out = cu_json_line(obj, CA_JSON_FLAGS, len);
+        rc = *out ? 0 : -ENOMEM;
     }
     json_decref(info);
     json_decref(obj);
@@ -904,8 +887,9 @@ int ca_service_leaf_json(const char *domain, char **out, size_t *len)
     if (json_object_set_new(info, "leaf", json_string(base ? base + 1 : path)))
         goto out;
     obj = pick(info, keys, sizeof(keys) / sizeof(keys[0]));
-    if (obj)
-        rc = dump_json(obj, out, len);
+    *out = cu_json_line(obj, CA_JSON_FLAGS, len);
+    if (*out)
+        rc = 0;
 out:
     json_decref(info);
     json_decref(obj);

@@ -1532,20 +1532,6 @@ int reg_with_lock(int (*fn)(void *arg), void *arg)
     return rc;
 }
 
-/* Keep a copy of a corrupt registry beside it, so the operator can inspect or restore it.
- * Writes the copy's path into aside ("" when it could not be written). */
-static void keep_corrupt_copy(const char *path, const char *doc, size_t len, char *aside,
-                              size_t asidelen)
-{
-    char ts[32];
-    int n;
-
-    state_now_iso(ts, sizeof(ts));
-    n = snprintf(aside, asidelen, "%s.corrupt-%s", path, ts);
-    if (n < 0 || (size_t)n >= asidelen || state_write_atomic(aside, doc, len, 0600) < 0)
-        aside[0] = '\0';
-}
-
 /* Whether the directory at path holds a *.pem file. */
 static bool dir_has_pem(const char *path)
 {
@@ -1694,7 +1680,8 @@ int reg_open(const struct reg_config *cfg, char *err, size_t errlen)
     } else {
         rc = reg_parse(doc, len, cfg, &svcs, &n, why, sizeof(why));
         if (rc < 0) {
-            keep_corrupt_copy(path, doc, len, aside, sizeof(aside));
+            /* a failed copy leaves aside "", which the message below says */
+            (void)state_keep_corrupt(path, doc, len, aside, sizeof(aside));
             snprintf(err, errlen, "%s is corrupt (%s); refusing to mount. Copy kept at %s; "
                      "restore a backup or move the file away", path, why,
                      aside[0] ? aside : "(none: copy failed)");

@@ -180,6 +180,13 @@ int val_name(const char *s)
     return why("a name is 1-63 of a-z, 0-9 and '-', not starting or ending with '-'");
 }
 
+/* Contract: s is a lowercase DNS name: labels_ok without upper case (labels 1-63 of
+ * [a-z0-9-], no edge hyphen, total 1-253, no empty label, no trailing dot). NULL is not. */
+bool val_is_dns_name(const char *s)
+{
+    return s && labels_ok(s, false);
+}
+
 /* Contract: s is a canonical dotted quad: four 0-255 octets, no leading zeros, nothing else. */
 bool val_is_ipv4(const char *s)
 {

@@ -78,6 +78,11 @@ bool val_is_ipv4(const char *s);
  * and inet_aton rejects it, so "10.0.0.1", "1.2.3" and "0x7f.1" are not hostnames. */
 bool val_is_hostname(const char *s);
 
+/* True when s is a lowercase DNS name: dot-separated labels of 1-63 [a-z0-9-] chars, no edge
+ * hyphen, total 1-253, no empty label and no trailing dot. Unlike val_is_hostname, a name that
+ * reads as a number ("10.0.0.1") is one; unlike val_domain, no suffix is required. */
+bool val_is_dns_name(const char *s);
+
 /* Longest SSH user name, in bytes (without the NUL). */
 #define VAL_SSH_USER_MAX 32
 

@@ -522,13 +522,8 @@ static void build_config(const struct opts *o, struct reg_config *cfg)
         snprintf(cfg->gateway_ip, sizeof(cfg->gateway_ip), "%s", cfg->https_addr);
     if (!val_is_ipv4(cfg->gateway_ip) && !strchr(cfg->gateway_ip, ':'))
         die_usage("--gateway-ip: \"%s\" is not an IP address", cfg->gateway_ip);
-    if (strchr(cfg->gateway_ip, ':')) {
-        char probe[80];
-
-        snprintf(probe, sizeof(probe), "[%s]:1", cfg->gateway_ip);
-        if (val_upstream(probe, NULL) < 0)
-            die_usage("--gateway-ip: \"%s\" is not an IP address", cfg->gateway_ip);
-    }
+    if (strchr(cfg->gateway_ip, ':') && !val_is_ipv6(cfg->gateway_ip))
+        die_usage("--gateway-ip: \"%s\" is not an IP address", cfg->gateway_ip);
     snprintf(cfg->key_type, sizeof(cfg->key_type), "%s", o->key_type ? o->key_type : "ecdsa-p256");
     if (strcmp(cfg->key_type, "ed25519") && strcmp(cfg->key_type, "ecdsa-p256"))
         die_usage("--key-type: \"%s\" is not ed25519 or ecdsa-p256", cfg->key_type);

@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,12 +22,10 @@
 
 static char tmpdir[] = "/tmp/test_audit_log.XXXXXX";
 
+/* tmpdir/sub/name, or tmpdir/sub when name is NULL, into buf. */
 static void path_in(char *buf, size_t len, const char *sub, const char *name)
 {
-    if (name)
-        snprintf(buf, len, "%s/%s/%s", tmpdir, sub, name);
-    else
-        snprintf(buf, len, "%s/%s", tmpdir, sub);
+    tl_path(buf, len, tmpdir, sub, name, NULL);
 }
 
 /* The whole file sub/name, NUL-terminated (NULL when missing). */
@@ -684,29 +681,12 @@ static void test_append_limit(void)
     audit_close();
 }
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 int main(void)
 {
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    test_basic();
-    test_concurrent();
-    test_log_failure();
-    test_repair();
-    test_refuse();
-    test_legacy();
-    test_verify_main();
-    test_append_limit();
-    test_portable();
-    nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    return tl_finish();
+    static const tl_test_fn tests[] = {
+        test_basic, test_concurrent, test_log_failure, test_repair, test_refuse, test_legacy,
+        test_verify_main, test_append_limit, test_portable, NULL
+    };
+
+    return tl_main_in_dir(tmpdir, tests);
 }

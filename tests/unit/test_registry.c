@@ -18,22 +18,6 @@
 
 static struct reg_config cfg;
 
-static void make_cfg(const char *dir)
-{
-    memset(&cfg, 0, sizeof(cfg));
-    snprintf(cfg.state_dir, sizeof(cfg.state_dir), "%s", dir);
-    snprintf(cfg.suffixes[0], sizeof(cfg.suffixes[0]), "internal");
-    snprintf(cfg.suffixes[1], sizeof(cfg.suffixes[1]), "test");
-    cfg.suffixes_ptr[0] = cfg.suffixes[0];
-    cfg.suffixes_ptr[1] = cfg.suffixes[1];
-    cfg.nsuffixes = 2;
-    snprintf(cfg.gateway_ip, sizeof(cfg.gateway_ip), "127.0.0.1");
-    snprintf(cfg.dns_addr, sizeof(cfg.dns_addr), "127.0.0.1");
-    cfg.dns_port = 5353;
-    snprintf(cfg.https_addr, sizeof(cfg.https_addr), "127.0.0.1");
-    cfg.https_port = 8443;
-}
-
 static void test_parse(void)
 {
     char err[256];
@@ -130,7 +114,7 @@ static void test_corrupt(const char *dir)
     size_t len = 0;
     const char *junk = "{\"version\":1,\"servi";
 
-    make_cfg(dir);
+    tl_make_cfg(&cfg, dir, "internal,test");
     snprintf(path, sizeof(path), "%s/services.json", dir);
     CHECK_INT(state_write_atomic(path, junk, strlen(junk), 0600), 0);
     CHECK_INT(reg_open(&cfg, err, sizeof(err)), -EINVAL);
@@ -150,7 +134,7 @@ static void test_mutations(const char *dir)
     char *doc = NULL;
     size_t len;
 
-    make_cfg(dir);
+    tl_make_cfg(&cfg, dir, "internal,test");
     CHECK_INT(audit_open(dir, err, sizeof(err)), 0);
     CHECK_INT(reg_open(&cfg, err, sizeof(err)), 0);
     CHECK_INT(reg_register("core", "tester"), 0);
@@ -228,7 +212,7 @@ static void test_marks(const char *dir)
     struct reg_snapshot *snap;
     int unverified = 1;
 
-    make_cfg(dir);
+    tl_make_cfg(&cfg, dir, "internal,test");
     snprintf(path, sizeof(path), "%s/services.json", dir);
     CHECK_INT(audit_open(dir, err, sizeof(err)), 0);
     CHECK_INT(reg_open(&cfg, err, sizeof(err)), 0);
@@ -365,7 +349,7 @@ static void test_pipeline(const char *dir)
     struct reg_snapshot *snap;
     struct rmark m, m0;
 
-    make_cfg(dir);
+    tl_make_cfg(&cfg, dir, "internal,test");
     snprintf(fake_dir, sizeof(fake_dir), "%s", dir);
     CHECK_INT(audit_open(dir, err, sizeof(err)), 0);
     reg_set_pipeline(&fake_pipeline);
@@ -460,19 +444,20 @@ int main(void)
     char a[] = "/tmp/test_registry.XXXXXX", b[] = "/tmp/test_registry.XXXXXX";
     char c[] = "/tmp/test_registry.XXXXXX", d[] = "/tmp/test_registry.XXXXXX";
     char e[] = "/tmp/test_registry.XXXXXX";
-    char cmd[320];
+    char *const dirs[] = { a, b, c, d, e };
 
-    make_cfg("/nonexistent");
+    tl_make_cfg(&cfg, "/nonexistent", "internal,test");
     test_parse();
-    if (!mkdtemp(a) || !mkdtemp(b) || !mkdtemp(c) || !mkdtemp(d) || !mkdtemp(e))
+    if (tl_state_dir(a) < 0 || tl_state_dir(b) < 0 || tl_state_dir(c) < 0 ||
+        tl_state_dir(d) < 0 || tl_state_dir(e) < 0)
         return 1;
     test_corrupt(a);
     test_mutations(b);
     test_marks(c);
     test_rmark_last(d);
     test_pipeline(e);
-    snprintf(cmd, sizeof(cmd), "rm -rf %s %s %s %s %s", a, b, c, d, e);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cleanup failed\n");
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+        if (tl_rm_rf(dirs[i]) != 0)
+            fprintf(stderr, "cleanup of %s failed\n", dirs[i]);
     return tl_finish();
 }

@@ -576,9 +576,13 @@ static void test_daemon_path(enum ca_key_type type)
     }
 
     /* The audit store through the signer: seals verify, and equal in-process seals. */
-    CHECKF(audit_store_open_signer(dir, "host", AUDIT_STORE_KEEP_KEY, signer_audit(), &st, err,
-                                   sizeof(err)) == 0, "%s", err);
-    CHECK_INT(audit_store_open_signer(other, "host", 0, signer_audit(), &st2, err, sizeof(err)),
+    CHECKF(audit_store_open(dir, &(const struct audit_store_opts){
+                                .hostname = "host", .flags = AUDIT_STORE_KEEP_KEY,
+                                .signer = signer_audit() },
+                            &st, err, sizeof(err)) == 0, "%s", err);
+    CHECK_INT(audit_store_open(other, &(const struct audit_store_opts){
+                                   .hostname = "host", .signer = signer_audit() },
+                               &st2, err, sizeof(err)),
               -EINVAL);
     CHECK(st2 == NULL);
     entry = json_pack("{s:s, s:s, s:s, s:s, s:s, s:{}}", "timestamp", "2025-01-02T03:04:05Z",
@@ -668,7 +672,9 @@ static void test_refusals(void)
               -EINVAL);
     CHECKF(strstr(err, "exists without") != NULL, "%s", err);
     CHECK(!ca && !created);
-    CHECK_INT(audit_store_open_signer(dir, "h", 0, signer_audit(), &st, err, sizeof(err)),
+    CHECK_INT(audit_store_open(dir, &(const struct audit_store_opts){
+                                   .hostname = "h", .signer = signer_audit() },
+                               &st, err, sizeof(err)),
               -EACCES);
     CHECKF(strstr(err, "0644") != NULL, "%s", err);
     signer_stop();

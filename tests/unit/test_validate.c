@@ -78,6 +78,29 @@ static void test_ipv4(void)
     CHECK(!val_is_ipv4(NULL));
 }
 
+/* The checks a name predicate (fn, called name in messages) shares: every good one is
+ * accepted, every bad one and NULL refused; a label of 63 copies of c is a name, one of 64 'a's
+ * not; a name of 253 chars is one, of 254 not. */
+static void check_names(bool (*fn)(const char *), const char *name, const char *const *good,
+                        size_t ngood, const char *const *bad, size_t nbad, char c)
+{
+    char buf[300], lab[80];
+
+    for (size_t i = 0; i < ngood; i++)
+        CHECKF(fn(good[i]), "%s(\"%s\")", name, good[i]);
+    for (size_t i = 0; i < nbad; i++)
+        CHECKF(!fn(bad[i]), "!%s(\"%s\")", name, bad[i]);
+    CHECKF(!fn(NULL), "!%s(NULL)", name);
+    CHECKF(fn(fill(lab, c, 63)), "%s: a 63-char label", name);
+    CHECKF(!fn(fill(lab, 'a', 64)), "!%s: a 64-char label", name);
+    long_name(buf, sizeof(buf), 52, ".internal");
+    CHECK_INT(strlen(buf), 253);
+    CHECKF(fn(buf), "%s: 253 chars", name);
+    long_name(buf, sizeof(buf), 53, ".internal");
+    CHECK_INT(strlen(buf), 254);
+    CHECKF(!fn(buf), "!%s: 254 chars", name);
+}
+
 static void test_hostname(void)
 {
     static const char *const good[] = {
@@ -90,21 +113,22 @@ static void test_hostname(void)
         "10.0.0.1", "1.2.3", "1", "256.1.1.1", "010.0.0.1", "a.123", "0x7f.1", "0x7f000001",
         "[::1]", "::1",
     };
-    char buf[300], lab[80];
 
-    for (size_t i = 0; i < NCASES(good); i++)
-        CHECKF(val_is_hostname(good[i]), "val_is_hostname(\"%s\")", good[i]);
-    for (size_t i = 0; i < NCASES(bad); i++)
-        CHECKF(!val_is_hostname(bad[i]), "!val_is_hostname(\"%s\")", bad[i]);
-    CHECK(!val_is_hostname(NULL));
-    CHECK(val_is_hostname(fill(lab, 'A', 63)));
-    CHECK(!val_is_hostname(fill(lab, 'a', 64)));
-    long_name(buf, sizeof(buf), 52, ".internal");
-    CHECK_INT(strlen(buf), 253);
-    CHECK(val_is_hostname(buf));
-    long_name(buf, sizeof(buf), 53, ".internal");
-    CHECK_INT(strlen(buf), 254);
-    CHECK(!val_is_hostname(buf));
+    check_names(val_is_hostname, "val_is_hostname", good, NCASES(good), bad, NCASES(bad), 'A');
+}
+
+static void test_dns_name(void)
+{
+    static const char *const good[] = {
+        "a", "gpu1", "a-b.c-d", "db.internal", "1a.2b", "x.y.z", "10.0.0.1", "1.2.3", "1",
+        "a.123", "0x7f.1", "web.example.com", "archive", "ca.key",
+    };
+    static const char *const bad[] = {
+        "", "-a", "a-", "a.-b", "a-.b", "a..b", ".a", "a.", "A", "Gpu1", "web.Example.com",
+        "a_b", "a b", "a\n", "a/b", "../a", "a:80", "[::1]", "::1", "caf\xc3\xa9",
+    };
+
+    check_names(val_is_dns_name, "val_is_dns_name", good, NCASES(good), bad, NCASES(bad), 'a');
 }
 
 struct ucase {
@@ -589,6 +613,7 @@ int main(void)
     test_name();
     test_ipv4();
     test_hostname();
+    test_dns_name();
     test_upstream();
     test_upstreams();
     test_lb_policy();
