@@ -1,7 +1,8 @@
-/* ca.c: the internal CA: root generation and loading, leaf issuance, the policy every
- * certificate the CA key signs must meet, archive, renewal, info. The CA key is either held here
- * (ca_open: the signer process, unit tests, tools) or kept in another process (ca_open_remote:
- * the daemon, which then holds only the certificate and asks that process for signatures). */
+/* ca.c: the internal CA: root generation and loading, leaf issuance, signing (only what the
+ * policy of core/capolicy.c allows: every certificate the CA key signs must meet it), archive,
+ * renewal, info. The CA key is either held here (ca_open: the signer process, unit tests, tools)
+ * or kept in another process (ca_open_remote: the daemon, which then holds only the certificate
+ * and asks that process for signatures). */
 #include "core/ca.h"
 
 #include <dirent.h>
@@ -21,7 +22,6 @@
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/buffer.h>
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -30,8 +30,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "core/capolicy.h"
 #include "core/statefile.h"
-#include "core/validate.h"
 #include "util/util.h"
 
 #define CA_SERIAL_BYTES 16          /* random serial length; the top byte is 0x40..0x7f */
@@ -41,9 +41,6 @@
 #define CA_FILE_MAX (1 << 20)       /* largest PEM file read */
 #define CA_DAY_SECS 86400
 #define CA_CN_PREFIX "QP Conduit Internal CA ("
-#define CA_SERIAL_MAX_BYTES 20      /* RFC 5280 4.1.2.2 */
-#define CA_SKEW_BEFORE_SECS 86400   /* a request's notBefore may be this far back ... */
-#define CA_SKEW_AFTER_SECS 3600     /* ... or this far ahead of the signer's clock */
 #define CA_DER_MAX (64 * 1024)      /* largest certificate the policy looks at */
 
 struct ca {
@@ -102,14 +99,6 @@ static int no_password(char *buf, int size, int rwflag, void *u)
     (void)rwflag;
     (void)u;
     return -1;
-}
-
-/* A lowercase LDH DNS name of at most 253 chars (val_is_dns_name) that is safe as a file name
- * under state/tls: none of the names the CA keeps there itself. */
-static bool domain_ok(const char *d)
-{
-    return val_is_dns_name(d) && strcmp(d, "archive") != 0 && strcmp(d, "ca.key") != 0 &&
-           strcmp(d, "ca.crt") != 0;
 }
 
 /* Whether st is a file the CA reads: a regular file (else -EINVAL) of at most CA_FILE_MAX
@@ -377,28 +366,6 @@ static int clean_leaf_temps(const char *dir, int depth)
     return rc;
 }
 
-/* The supported type of key, or -EINVAL. */
-static int key_type_of(EVP_PKEY *key, enum ca_key_type *type)
-{
-    char group[64];
-    int rc = -EINVAL;
-
-    if (!key)
-        return -EINVAL;
-    if (EVP_PKEY_is_a(key, "ED25519")) {
-        *type = CA_KEY_ED25519;
-        rc = 0;
-    } else if (EVP_PKEY_is_a(key, "EC") &&
-               EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group,
-                                              sizeof(group), NULL) == 1 &&
-               (!strcmp(group, "prime256v1") || !strcmp(group, "P-256"))) {
-        *type = CA_KEY_ECDSA_P256;
-        rc = 0;
-    }
-    ERR_clear_error();
-    return rc;
-}
-
 /* A fresh key of type, or NULL with the OpenSSL error queued. */
 static EVP_PKEY *gen_key(enum ca_key_type type)
 {
@@ -641,7 +608,7 @@ static int load_root(struct ca *ca, const char *key_path, const char *crt_path, 
                 "replace them (restore the matching pair)", key_path, crt_path);
         goto out;
     }
-    if (key_type_of(key, &ca->type) < 0) {
+    if (ca_policy_key_type(key, &ca->type) < 0) {
         rc = -EINVAL;
         state_err(err, errlen, "CA key %s is neither ed25519 nor ecdsa-p256", key_path);
         goto out;
@@ -773,7 +740,7 @@ enum ca_key_type ca_key_type_get(const struct ca *ca)
 static int leaf_paths(const struct ca *ca, const char *domain, char *dir, char *key_path,
                       char *crt_path)
 {
-    if (!domain_ok(domain))
+    if (!ca_policy_domain_ok(domain))
         return -EINVAL;
     if (state_path(dir, PATH_MAX, ca->tls_dir, domain) < 0 ||
         state_path(key_path, PATH_MAX, dir, "key.pem") < 0 ||
@@ -840,200 +807,6 @@ int ca_archive(struct ca *ca, const char *domain)
     return rc;
 }
 
-/* ---- the signing policy: what the CA key signs ---- */
-
-/* Extensions a leaf request may carry; anything else is refused. */
-static const int allowed_exts[] = {
-    NID_basic_constraints, NID_key_usage, NID_ext_key_usage, NID_subject_key_identifier,
-    NID_authority_key_identifier, NID_subject_alt_name,
-};
-
-/* 0 when crt carries only allowed extensions, each at most once (duplicates make OpenSSL set
- * EXFLAG_INVALID, checked by the caller). -EPERM with a reason. */
-static int check_exts(const X509 *crt, char *err, size_t errlen)
-{
-    int n = X509_get_ext_count(crt);
-
-    for (int i = 0; i < n; i++) {
-        const X509_EXTENSION *ext = X509_get_ext(crt, i);
-        int nid = OBJ_obj2nid(X509_EXTENSION_get_object((X509_EXTENSION *)ext));
-        size_t k;
-
-        for (k = 0; k < sizeof(allowed_exts) / sizeof(allowed_exts[0]); k++)
-            if (allowed_exts[k] == nid)
-                break;
-        if (k == sizeof(allowed_exts) / sizeof(allowed_exts[0])) {
-            state_err(err, errlen, "refused: extension %s is not allowed in a leaf",
-                    nid == NID_undef ? "(unknown)" : OBJ_nid2sn(nid));
-            return -EPERM;
-        }
-    }
-    return 0;
-}
-
-/* 0 when crt names one or more DNS names in its SAN and nothing else, each a valid domain.
- * -EPERM with a reason. */
-static int check_san(X509 *crt, char *err, size_t errlen)
-{
-    GENERAL_NAMES *names = X509_get_ext_d2i(crt, NID_subject_alt_name, NULL, NULL);
-    int n = names ? sk_GENERAL_NAME_num(names) : 0, rc = 0;
-
-    if (n <= 0 || n > CA_LEAF_NAMES_MAX) {
-        rc = -EPERM;
-        state_err(err, errlen, "refused: a leaf must name 1 to %d domains in subjectAltName",
-                CA_LEAF_NAMES_MAX);
-        goto out;
-    }
-    for (int i = 0; i < n; i++) {
-        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
-        const ASN1_IA5STRING *dns = gn->type == GEN_DNS ? gn->d.dNSName : NULL;
-        char name[254];
-        int len = dns ? ASN1_STRING_length(dns) : -1;
-
-        if (len <= 0 || len >= (int)sizeof(name)) {
-            rc = -EPERM;
-            state_err(err, errlen, "refused: subjectAltName holds a name that is not a domain");
-            goto out;
-        }
-        memcpy(name, ASN1_STRING_get0_data(dns), (size_t)len);
-        name[len] = '\0';
-        if (strlen(name) != (size_t)len || !domain_ok(name)) {
-            rc = -EPERM;
-            state_err(err, errlen, "refused: subjectAltName holds an invalid domain");
-            goto out;
-        }
-        for (int k = 0; k < i; k++) {
-            const ASN1_IA5STRING *o = sk_GENERAL_NAME_value(names, k)->d.dNSName;
-
-            if (ASN1_STRING_length(o) == len && !memcmp(ASN1_STRING_get0_data(o), name,
-                                                         (size_t)len)) {
-                rc = -EPERM;
-                state_err(err, errlen, "refused: subjectAltName names %s twice", name);
-                goto out;
-            }
-        }
-    }
-out:
-    GENERAL_NAMES_free(names);
-    ERR_clear_error();
-    return rc;
-}
-
-/* 0 when the validity of crt is what this CA issues: from about now (CA_SKEW_* either way), to a
- * time in the future, at most CA_LEAF_DAYS_MAX days (and a day's slack) ahead and never past the
- * CA's own expiry. -EKEYEXPIRED when the CA expired, -EPERM with a reason otherwise. */
-static int check_validity(struct ca *ca, const X509 *crt, char *err, size_t errlen)
-{
-    int64_t ca_left, from, until;
-
-    if (secs_until(X509_get0_notAfter(ca->cert), &ca_left) < 0 || ca_left <= 0) {
-        state_err(err, errlen, "the CA certificate expired; no leaf can be signed");
-        return -EKEYEXPIRED;
-    }
-    if (secs_until(X509_get0_notBefore(crt), &from) < 0 ||
-        secs_until(X509_get0_notAfter(crt), &until) < 0) {
-        state_err(err, errlen, "refused: unreadable validity");
-        return -EPERM;
-    }
-    if (from < -CA_SKEW_BEFORE_SECS || from > CA_SKEW_AFTER_SECS) {
-        state_err(err, errlen, "refused: notBefore is not about now");
-        return -EPERM;
-    }
-    if (until <= 0 || until <= from ||
-        until > (int64_t)CA_LEAF_DAYS_MAX * CA_DAY_SECS + CA_DAY_SECS || until > ca_left) {
-        state_err(err, errlen, "refused: notAfter is past, too far ahead (%d days at most), or "
-                "past the CA's own expiry", CA_LEAF_DAYS_MAX);
-        return -EPERM;
-    }
-    return 0;
-}
-
-/* The policy: 0 when crt is a leaf this CA may sign, else -EPERM (or -EKEYEXPIRED) with a
- * reason. A leaf is a v3 certificate issued in the CA's name (subject not the CA's), with a
- * positive serial of at most 20 bytes, an end-entity basicConstraints (CA:FALSE), no
- * certificate or CRL signing in keyUsage, serverAuth/clientAuth only in extendedKeyUsage, one or
- * more DNS names and nothing else in subjectAltName, only those extensions and the key
- * identifiers (the authority one, if any, the CA's), a key of the CA's type that is not the
- * CA's key, a signature by that key (proof that the requester holds it), and a validity as
- * check_validity says. */
-static int check_leaf(struct ca *ca, X509 *crt, char *err, size_t errlen)
-{
-    EVP_PKEY *pub = X509_get0_pubkey(crt);
-    const ASN1_INTEGER *serial = X509_get0_serialNumber(crt);
-    BIGNUM *bn = NULL;
-    enum ca_key_type type;
-    uint32_t flags;
-    int rc = -EPERM;
-
-    if (X509_get_version(crt) != X509_VERSION_3) {
-        state_err(err, errlen, "refused: not an X.509 v3 certificate");
-        goto out;
-    }
-    if (X509_NAME_cmp(X509_get_issuer_name(crt), X509_get_subject_name(ca->cert)) != 0) {
-        state_err(err, errlen, "refused: the issuer is not this CA");
-        goto out;
-    }
-    if (X509_NAME_cmp(X509_get_subject_name(crt), X509_get_subject_name(ca->cert)) == 0) {
-        state_err(err, errlen, "refused: the subject is the CA's own name");
-        goto out;
-    }
-    bn = ASN1_INTEGER_to_BN(serial, NULL);
-    if (!bn || BN_is_negative(bn) || BN_is_zero(bn) || BN_num_bytes(bn) > CA_SERIAL_MAX_BYTES) {
-        state_err(err, errlen, "refused: the serial is not a positive number of at most %d bytes",
-                CA_SERIAL_MAX_BYTES);
-        goto out;
-    }
-    rc = check_exts(crt, err, errlen);
-    if (rc < 0)
-        goto out;
-    rc = -EPERM;
-    flags = X509_get_extension_flags(crt);
-    if (flags & EXFLAG_INVALID) {
-        state_err(err, errlen, "refused: invalid or repeated extensions");
-        goto out;
-    }
-    if (!(flags & EXFLAG_BCONS) || (flags & EXFLAG_CA) || X509_check_ca(crt) != 0) {
-        state_err(err, errlen, "refused: not an end-entity certificate (CA:FALSE is required)");
-        goto out;
-    }
-    if ((flags & EXFLAG_KUSAGE) && (X509_get_key_usage(crt) & (KU_KEY_CERT_SIGN | KU_CRL_SIGN))) {
-        state_err(err, errlen, "refused: keyUsage allows signing certificates or CRLs");
-        goto out;
-    }
-    if ((flags & EXFLAG_XKUSAGE) &&
-        (X509_get_extended_key_usage(crt) & ~(uint32_t)(XKU_SSL_SERVER | XKU_SSL_CLIENT))) {
-        state_err(err, errlen, "refused: extendedKeyUsage beyond serverAuth and clientAuth");
-        goto out;
-    }
-    if (!pub || key_type_of(pub, &type) < 0 || type != ca->type) {
-        state_err(err, errlen, "refused: the leaf key is not of the CA's type (%s)",
-                ca_key_type_name(ca->type));
-        goto out;
-    }
-    if (X509_check_issued(ca->cert, crt) != X509_V_OK) {
-        state_err(err, errlen, "refused: the authority key identifier or the signature algorithm "
-                "is not the CA's");
-        goto out;
-    }
-    rc = check_san(crt, err, errlen);
-    if (rc < 0)
-        goto out;
-    rc = -EPERM;
-    if (EVP_PKEY_eq(pub, X509_get0_pubkey(ca->cert)) == 1) {
-        state_err(err, errlen, "refused: the leaf key is the CA's key");
-        goto out;
-    }
-    if (X509_verify(crt, pub) != 1) {
-        state_err(err, errlen, "refused: the request is not signed by its own key");
-        goto out;
-    }
-    rc = check_validity(ca, crt, err, errlen);
-out:
-    BN_free(bn);
-    ERR_clear_error();
-    return rc;
-}
-
 /* A certificate as DER in a malloc'd buffer. 0 or -errno. */
 static int cert_der(X509 *crt, unsigned char **out, size_t *outlen)
 {
@@ -1093,7 +866,7 @@ static int sign_locked(struct ca *ca, const unsigned char *der, size_t len, unsi
         state_err(err, errlen, "refused: not one DER certificate");
         goto out;
     }
-    rc = check_leaf(ca, crt, err, errlen);
+    rc = ca_policy_check_leaf(ca->cert, ca->type, crt, err, errlen);
     if (rc < 0)
         goto out;
     if (X509_sign(crt, ca->key, ca->type == CA_KEY_ED25519 ? NULL : EVP_sha256()) <= 0) {
@@ -1188,7 +961,7 @@ int ca_open_remote(const char *state_dir, const unsigned char *root_der, size_t 
     }
     ca->cert = parse_der(root_der, len);
     pub = ca->cert ? X509_get0_pubkey(ca->cert) : NULL;
-    if (!pub || key_type_of(pub, &ca->type) < 0 || X509_check_ca(ca->cert) != 1 ||
+    if (!pub || ca_policy_key_type(pub, &ca->type) < 0 || X509_check_ca(ca->cert) != 1 ||
         X509_verify(ca->cert, pub) != 1) {
         state_err(err, errlen, "the signer's CA certificate is not a self-signed ed25519 or "
                 "ecdsa-p256 CA");
@@ -1302,18 +1075,6 @@ out:
     return rc;
 }
 
-/* leaf_days as given to the issuing functions: 0 is the default. 0 or -EINVAL with a reason. */
-static int leaf_days_ok(int *leaf_days, char *err, size_t errlen)
-{
-    if (*leaf_days == 0)
-        *leaf_days = CA_LEAF_DAYS_DEFAULT;
-    if (*leaf_days < 0 || *leaf_days > CA_LEAF_DAYS_MAX) {
-        state_err(err, errlen, "leaf validity must be 1..%d days", CA_LEAF_DAYS_MAX);
-        return -EINVAL;
-    }
-    return 0;
-}
-
 int ca_issue(struct ca *ca, const char *domain, int leaf_days, char serial_hex[CA_SERIAL_HEX_MAX],
              char *err, size_t errlen)
 {
@@ -1327,7 +1088,7 @@ int ca_issue(struct ca *ca, const char *domain, int leaf_days, char serial_hex[C
         serial_hex[0] = '\0';
     if (!ca)
         return -EINVAL;
-    rc = leaf_days_ok(&leaf_days, err, errlen);
+    rc = ca_policy_leaf_days(&leaf_days, err, errlen);
     if (rc < 0)
         return rc;
     rc = leaf_paths(ca, domain, dir, key_path, crt_path);
@@ -1433,21 +1194,6 @@ static BIO *bundle_encode(struct ca *ca, X509 *leaf, EVP_PKEY *key)
     return NULL;
 }
 
-/* 0 when names[0..n) are 1..CA_LEAF_NAMES_MAX valid distinct domains, else -EINVAL. */
-static int names_ok(const char *const *names, size_t n)
-{
-    if (!names || n == 0 || n > CA_LEAF_NAMES_MAX)
-        return -EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        if (!domain_ok(names[i]))
-            return -EINVAL;
-        for (size_t k = 0; k < i; k++)
-            if (strcmp(names[i], names[k]) == 0)
-                return -EINVAL;
-    }
-    return 0;
-}
-
 int ca_issue_bundle(struct ca *ca, const char *path, const char *const *names, size_t n,
                     int leaf_days, char serial_hex[CA_SERIAL_HEX_MAX], char *err, size_t errlen)
 {
@@ -1461,11 +1207,11 @@ int ca_issue_bundle(struct ca *ca, const char *path, const char *const *names, s
     state_err(err, errlen, "%s", "");
     if (serial_hex)
         serial_hex[0] = '\0';
-    if (!ca || bundle_path_ok(path, dir) < 0 || names_ok(names, n) < 0) {
+    if (!ca || bundle_path_ok(path, dir) < 0 || ca_policy_names_ok(names, n) < 0) {
         state_err(err, errlen, "invalid path or names for a serving leaf");
         return -EINVAL;
     }
-    rc = leaf_days_ok(&leaf_days, err, errlen);
+    rc = ca_policy_leaf_days(&leaf_days, err, errlen);
     if (rc < 0)
         return rc;
     pthread_mutex_lock(&ca->lock);
@@ -1565,7 +1311,7 @@ static int san_names(X509 *crt, char ***out, size_t *nout)
             rc = -ENOMEM;
             goto out;
         }
-        if (!domain_ok(names[k++])) {
+        if (!ca_policy_domain_ok(names[k++])) {
             rc = -EINVAL;
             goto out;
         }
@@ -1626,7 +1372,8 @@ int ca_bundle_needs_renewal(struct ca *ca, const char *path, const char *const *
     int64_t left;
     int rc;
 
-    if (!ca || renew_before_days < 0 || bundle_path_ok(path, dir) < 0 || names_ok(names, n) < 0)
+    if (!ca || renew_before_days < 0 || bundle_path_ok(path, dir) < 0 ||
+        ca_policy_names_ok(names, n) < 0)
         return -EINVAL;
     pthread_mutex_lock(&ca->lock);
     rc = load_cert(path, &crt, NULL, 0);
@@ -1778,7 +1525,7 @@ static int leaf_json_at(const char *crt_path, const char *domain, json_t **out)
     left = left >= 0 ? left / CA_DAY_SECS : -((-left + CA_DAY_SECS - 1) / CA_DAY_SECS);
     rc = -ENOMEM;
     if (jset(obj, "days_left", json_integer(left)) < 0 ||
-        jset(obj, "key_type", json_string(key_type_of(X509_get0_pubkey(crt), &type) == 0 ?
+        jset(obj, "key_type", json_string(ca_policy_key_type(X509_get0_pubkey(crt), &type) == 0 ?
                                           ca_key_type_name(type) : "unknown")) < 0)
         goto out;
     rc = san_names(crt, &san, &nsan);
@@ -1822,7 +1569,7 @@ int ca_bundle_json(struct ca *ca, const char *path, const char *domain, json_t *
     int rc;
 
     *out = NULL;
-    if (!ca || bundle_path_ok(path, dir) < 0 || !domain_ok(domain))
+    if (!ca || bundle_path_ok(path, dir) < 0 || !ca_policy_domain_ok(domain))
         return -EINVAL;
     pthread_mutex_lock(&ca->lock);
     rc = leaf_json_at(path, domain, out);

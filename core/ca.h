@@ -50,11 +50,11 @@ int ca_open_remote(const char *state_dir, const unsigned char *root_der, size_t 
                    ca_sign_fn fn, void *arg, struct ca **out, char *err, size_t errlen);
 
 /* Sign a leaf request (see ca_sign_fn) with the key of a CA from ca_open, if it meets the
- * policy: a v3 certificate issued in this CA's name, CA:FALSE, no certificate or CRL signing,
- * 1 to CA_LEAF_NAMES_MAX distinct DNS names, each a valid lowercase domain, and nothing else in
- * subjectAltName, only the extensions ca_issue sets, a key of the CA's type
- * signing the request itself, a positive serial, valid from about now for at most
- * CA_LEAF_DAYS_MAX days and never past the CA. *out (malloc'd) gets the signed DER.
+ * policy (ca_policy_check_leaf, core/capolicy.h): a v3 certificate issued in this CA's name,
+ * CA:FALSE, no certificate or CRL signing, 1 to CA_LEAF_NAMES_MAX distinct DNS names, each a
+ * valid lowercase domain, and nothing else in subjectAltName, only the extensions ca_issue sets,
+ * a key of the CA's type signing the request itself, a positive serial, valid from about now for
+ * at most CA_LEAF_DAYS_MAX days and never past the CA. *out (malloc'd) gets the signed DER.
  * 0, -EINVAL (not one DER certificate), -EPERM (refused by the policy), -EKEYEXPIRED (the CA
  * expired), -ENOKEY (a CA from ca_open_remote) or -errno, with a one-line reason in err. */
 int ca_sign_cert(struct ca *ca, const unsigned char *der, size_t len, unsigned char **out,

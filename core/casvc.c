@@ -59,11 +59,10 @@ static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct event *q_head;
 static struct event **q_tail = &q_head;
 
-/* The renewal thread: thr_lock guards thr_stop, thr_cond wakes the thread when it is set. */
-static pthread_mutex_t thr_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t thr_cond;
+/* The renewal thread: it sleeps on thr_tick, which ca_service_close stops to end it at once. */
+static struct cu_ticker thr_tick;
 static pthread_t thr;
-static bool thr_running, thr_stop;
+static bool thr_running;
 
 /* ---- audit lines ---- */
 
@@ -582,12 +581,7 @@ static int reload_locked(void *arg)
 /* True once ca_service_close asked the thread to stop. */
 static bool stopping(void)
 {
-    bool stop;
-
-    pthread_mutex_lock(&thr_lock);
-    stop = thr_stop;
-    pthread_mutex_unlock(&thr_lock);
-    return stop;
+    return cu_ticker_stopped(&thr_tick);
 }
 
 /* One pass over the serving leaves; each check takes the registry lock on its own, so that
@@ -625,23 +619,15 @@ static void renew_pass(void)
 }
 
 /* The renewal thread: a pass at start (mount), then one per RENEW_INTERVAL_SECS, whatever the
- * passes find; it waits on thr_cond so that close wakes it at once. */
+ * passes find; it sleeps on thr_tick so that close wakes it at once. */
 static void *renew_main(void *arg)
 {
-    struct timespec deadline;
-
     (void)arg;
-    pthread_mutex_lock(&thr_lock);
-    while (!thr_stop) {
-        pthread_mutex_unlock(&thr_lock);
+    while (!stopping()) {
         renew_pass();
-        pthread_mutex_lock(&thr_lock);
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += RENEW_INTERVAL_SECS;
-        while (!thr_stop && pthread_cond_timedwait(&thr_cond, &thr_lock, &deadline) != ETIMEDOUT)
-            ;
+        if (!cu_ticker_wait(&thr_tick, (int64_t)RENEW_INTERVAL_SECS * 1000))
+            break;
     }
-    pthread_mutex_unlock(&thr_lock);
     return NULL;
 }
 
@@ -701,29 +687,21 @@ int ca_service_open(const struct reg_config *cfg, char *err, size_t errlen)
 
 int ca_service_start(void)
 {
-    pthread_condattr_t attr;
     sigset_t all, old;
     int rc;
 
     if (!g_ca || thr_running)
         return 0;
-    rc = -pthread_condattr_init(&attr);
+    rc = cu_ticker_init(&thr_tick);
     if (rc < 0)
         goto out;
-    rc = -pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = -pthread_cond_init(&thr_cond, &attr);
-    pthread_condattr_destroy(&attr);
-    if (rc < 0)
-        goto out;
-    thr_stop = false;
     /* Signals stay with the FUSE loop's threads: the renewal thread blocks them all. */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     rc = -pthread_create(&thr, NULL, renew_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc < 0) {
-        pthread_cond_destroy(&thr_cond);
+        cu_ticker_destroy(&thr_tick);
         goto out;
     }
     thr_running = true;
@@ -736,12 +714,9 @@ out:
 void ca_service_close(void)
 {
     if (thr_running) {
-        pthread_mutex_lock(&thr_lock);
-        thr_stop = true;
-        pthread_cond_signal(&thr_cond);
-        pthread_mutex_unlock(&thr_lock);
+        cu_ticker_stop(&thr_tick);
         pthread_join(thr, NULL);
-        pthread_cond_destroy(&thr_cond);
+        cu_ticker_destroy(&thr_tick);
         thr_running = false;
     }
     ca_service_flush();

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "audit/audit.h"
+#include "core/curlerr.h"
 #include "core/statefile.h"
 #include "core/supervisor.h"
 
@@ -53,12 +54,15 @@ static size_t collect(char *ptr, size_t size, size_t nmemb, void *arg)
 
 /* The one place where curl and Caddy outcomes become errno: 0 when Caddy took the config,
  * -EIO when it refused it or could not be reached (the operation fails, the old config stays),
- * -ENOMEM when curl could not even start. why gets a one-line reason. */
+ * -ENOMEM when curl could not even start. Of curlerr_errno's map only -ENOMEM passes through:
+ * a write under services/ or ca/ documents EIO for every proxy failure. CURLE_FAILED_INIT is
+ * caddy_load's own mark for a handle or header list it could not allocate (the shared map
+ * gives it -EIO). why gets a one-line reason. */
 static int caddy_errno(CURLcode cc, long http, const struct body *b, char *why, size_t whylen)
 {
     json_t *j;
 
-    if (cc == CURLE_OUT_OF_MEMORY || cc == CURLE_FAILED_INIT) {
+    if (curlerr_errno(cc) == -ENOMEM || cc == CURLE_FAILED_INIT) {
         snprintf(why, whylen, "curl: %s", curl_easy_strerror(cc));
         return -ENOMEM;
     }

@@ -22,6 +22,7 @@
 #include "audit/audit.h"
 #include "core/statefile.h"
 #include "core/validate.h"
+#include "util/util.h"
 
 /* Probes in flight at once: a fleet of thousands of upstreams must not run out of descriptors. */
 #define PROBE_WINDOW 256
@@ -59,9 +60,9 @@ static size_t *slots;           /* open-addressed index of svcs by name: index +
 static size_t nslots;           /* a power of two, at least twice nsvcs; 0 before the first */
 static void (*g_on_rotation)(void);     /* state_lock */
 
-static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t run_cond = PTHREAD_COND_INITIALIZER;
-static bool running, stopping;
+/* The prober sleeps between rounds on tick, which health_stop stops to end it at once. */
+static struct cu_ticker tick;
+static bool running;
 static pthread_t thread;
 static const struct reg_config *g_cfg;
 
@@ -405,12 +406,7 @@ static bool record(const struct probe *p)
 
 static bool stop_asked(void)
 {
-    bool stop;
-
-    pthread_mutex_lock(&run_lock);
-    stop = stopping;
-    pthread_mutex_unlock(&run_lock);
-    return stop;
+    return cu_ticker_stopped(&tick);
 }
 
 static bool add_probe(CURLM *m, struct probe *p)
@@ -495,7 +491,6 @@ static void *health_main(void *arg)
 {
     (void)arg;
     for (;;) {
-        struct timespec ts;
         size_t n = 0;
         struct probe *p = plan_round(&n);
         bool changed = run_round(p, n);
@@ -507,17 +502,8 @@ static void *health_main(void *arg)
         pthread_mutex_unlock(&state_lock);
         if (changed && fn && !stop_asked())
             fn();
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += g_cfg->health_interval_s;
-        pthread_mutex_lock(&run_lock);
-        while (!stopping)
-            if (pthread_cond_timedwait(&run_cond, &run_lock, &ts) == ETIMEDOUT)
-                break;
-        if (stopping) {
-            pthread_mutex_unlock(&run_lock);
+        if (!cu_ticker_wait(&tick, (int64_t)g_cfg->health_interval_s * 1000))
             break;
-        }
-        pthread_mutex_unlock(&run_lock);
     }
     return NULL;
 }
@@ -527,9 +513,14 @@ int health_start(const struct reg_config *cfg)
     int rc;
 
     g_cfg = cfg;
+    rc = cu_ticker_init(&tick);
+    if (rc < 0)
+        return rc;
     rc = pthread_create(&thread, NULL, health_main, NULL);
-    if (rc != 0)
+    if (rc != 0) {
+        cu_ticker_destroy(&tick);
         return -rc;
+    }
     running = true;
     return 0;
 }
@@ -538,11 +529,9 @@ void health_stop(void)
 {
     if (!running)
         return;
-    pthread_mutex_lock(&run_lock);
-    stopping = true;
-    pthread_cond_broadcast(&run_cond);
-    pthread_mutex_unlock(&run_lock);
+    cu_ticker_stop(&tick);
     pthread_join(thread, NULL);
+    cu_ticker_destroy(&tick);
     running = false;
     pthread_mutex_lock(&state_lock);
     for (size_t i = 0; i < nsvcs; i++)

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "core/validate.h"
+#include "util/util.h"
 
 /* The attributes whose arrival completes a collection: those that decide where and how the
  * service is served. */
@@ -30,9 +31,11 @@ struct slot {
 
 static struct slot slots[RST_SLOTS];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static pthread_t sweeper;
-static bool sweeper_running, stopping;
+static bool sweeper_running, stopping;     /* lock */
+/* The sweeper sleeps on tick (set up with the thread), which rst_finish stops. The sleep is a
+ * plain period that nothing but the stop cuts short, so the sweeper sleeps without lock. */
+static struct cu_ticker tick;
 
 static void slot_clear_values(struct slot *s)
 {
@@ -133,31 +136,25 @@ static int commit(const char *name, char *vals[REG_NATTR], const char *who)
 static void *sweep_main(void *arg)
 {
     (void)arg;
-    pthread_mutex_lock(&lock);
-    while (!stopping) {
-        struct timespec ts;
-        time_t now = time(NULL);
-        bool found = false;
+    for (;;) {
+        time_t now;
+        bool found = false, stop;
         char *vals[REG_NATTR], name[64], who[64];
 
-        for (int i = 0; i < RST_SLOTS && !found; i++)
+        pthread_mutex_lock(&lock);
+        now = time(NULL);
+        stop = stopping;
+        for (int i = 0; i < RST_SLOTS && !stop && !found; i++)
             if (slots[i].collecting && slots[i].collected && slots[i].until < now)
                 found = take(&slots[i], vals, name, who);
-        if (found) {
-            pthread_mutex_unlock(&lock);
+        pthread_mutex_unlock(&lock);
+        if (stop)
+            break;
+        if (found)
             commit(name, vals, who);    /* a refusal is logged and audited by the registry */
-            pthread_mutex_lock(&lock);
-            continue;
-        }
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 250 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000 * 1000 * 1000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000 * 1000 * 1000;
-        }
-        pthread_cond_timedwait(&wake, &lock, &ts);
+        else if (!cu_ticker_wait(&tick, 250))
+            break;
     }
-    pthread_mutex_unlock(&lock);
     return NULL;
 }
 
@@ -172,9 +169,12 @@ void rst_begin(const char *svc, pid_t pid, const char *who)
         s->until = now + RST_SECONDS;
         s->collecting = true;
         snprintf(s->who, sizeof(s->who), "%s", who ? who : "");
-        if (!sweeper_running && !stopping &&
-            pthread_create(&sweeper, NULL, sweep_main, NULL) == 0)
-            sweeper_running = true;
+        if (!sweeper_running && !stopping && cu_ticker_init(&tick) == 0) {
+            if (pthread_create(&sweeper, NULL, sweep_main, NULL) == 0)
+                sweeper_running = true;
+            else
+                cu_ticker_destroy(&tick);
+        }
     }
     pthread_mutex_unlock(&lock);
 }
@@ -302,12 +302,17 @@ void rst_forget(const char *svc)
 
 void rst_finish(void)
 {
+    bool joining;
+
     pthread_mutex_lock(&lock);
     stopping = true;
-    pthread_cond_broadcast(&wake);
+    joining = sweeper_running;
     pthread_mutex_unlock(&lock);
-    if (sweeper_running)
+    if (joining) {
+        cu_ticker_stop(&tick);
         pthread_join(sweeper, NULL);
+        cu_ticker_destroy(&tick);
+    }
     sweeper_running = false;
     for (int i = 0; i < RST_SLOTS; i++) {
         char *vals[REG_NATTR], name[64], who[64];

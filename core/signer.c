@@ -271,6 +271,7 @@ static int serve_ca(int fd, struct keys *k, uint32_t type, const unsigned char *
     }
     if (!k->ca)
         return reply_err(fd, -ENOKEY, "the CA is not open");
+    /* Signs only what the signing policy (core/capolicy.c, ca_policy_check_leaf) allows. */
     rc = ca_sign_cert(k->ca, req, len, &out, &outlen, why, sizeof(why));
     if (rc < 0)
         rc = reply_err(fd, rc, why);

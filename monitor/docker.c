@@ -1,7 +1,7 @@
 /* docker.c: the container probes over the Docker Engine API on a unix socket: here with
  * libcurl (CURLOPT_UNIX_SOCKET_PATH), on a remote target with the curl tool over SSH. curl's
- * error codes (the library's CURLcode is the tool's exit status) become errno in curl_error()
- * and nowhere else. */
+ * error codes (the library's CURLcode is the tool's exit status) become errno in curl_error(),
+ * through core/curlerr.h's map, and nowhere else. */
 #include "monitor/probe.h"
 
 #include <errno.h>
@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <curl/curl.h>
+#include "core/curlerr.h"
 #include "util/util.h"
 
 #define MARKER " @@conduit "
@@ -23,44 +24,18 @@ struct resp {
     size_t len;
 };
 
-/* The one place curl codes become errno, with "Docker API at SOCK: reason" in err. */
+/* curl's code as errno (curlerr_errno, the one map), with "Docker API at SOCK: reason" in
+ * err. */
 static int curl_error(int code, const char *sock, char *err, size_t errlen)
 {
-    int e;
+    int rc = curlerr_errno(code);
 
-    switch (code) {
-    case CURLE_COULDNT_CONNECT:
-        e = ECONNREFUSED;
-        break;
-    case CURLE_OPERATION_TIMEDOUT:
-        e = ETIMEDOUT;
-        break;
-    case CURLE_WRITE_ERROR:
-    case CURLE_FILESIZE_EXCEEDED:
-        e = EFBIG;
-        break;
-    case CURLE_OUT_OF_MEMORY:
-        e = ENOMEM;
-        break;
-    case CURLE_GOT_NOTHING:
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-        e = ECONNRESET;
-        break;
-    case CURLE_WEIRD_SERVER_REPLY:
-    case CURLE_UNSUPPORTED_PROTOCOL:
-        e = EPROTO;
-        break;
-    default:
-        e = EIO;
-        break;
-    }
-    if (e == ECONNREFUSED)
+    if (rc == -ECONNREFUSED)
         snprintf(err, errlen, "cannot connect to the Docker API at %s", sock);
     else
         snprintf(err, errlen, "Docker API at %s: %s", sock,
                  curl_easy_strerror((CURLcode)code));
-    return -e;
+    return rc;
 }
 
 static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)

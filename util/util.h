@@ -5,11 +5,14 @@
  *   - no module state: nothing here keeps a static or global between calls;
  *   - no I/O policy: the caller chooses every path, mode and name, and what an error means
  *     (these functions return 0 or -errno and never log, exit or retry on their own);
- *   - it includes no header of another module and links nothing but libc and jansson. */
+ *   - it includes no header of another module and links nothing but libc, pthreads and jansson;
+ *   - a primitive with state (cu_ticker) is a struct its caller owns, inits and destroys. */
 #ifndef CONDUIT_UTIL_H
 #define CONDUIT_UTIL_H
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -70,6 +73,40 @@ void cu_iso_now(char *buf, size_t len);
 
 /* CLOCK_MONOTONIC in milliseconds. */
 int64_t cu_mono_ms(void);
+
+/* ---- periodic threads ---- */
+
+/* The sleep of a periodic thread that another thread stops (or wakes early): a condition
+ * variable on CLOCK_MONOTONIC, so that a change of the wall clock neither shortens nor
+ * lengthens a period. The caller owns the struct; its fields are private to tick.c. */
+struct cu_ticker {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;        /* on CLOCK_MONOTONIC */
+    bool stop;                  /* set once by cu_ticker_stop, never cleared */
+    bool woken;                 /* a cu_ticker_wake that no wait has taken yet */
+};
+
+/* Make t ready, not stopped and not woken. 0 or -errno (t is then not initialised). */
+int cu_ticker_init(struct cu_ticker *t);
+
+/* Sleep up to ms milliseconds (ms <= 0: not at all), returning early when t is stopped or
+ * woken; a wake that came while nobody waited ends the next wait at once, and every wait takes
+ * the pending wake. true: carry on (the time passed or a wake came); false: t is stopped (at
+ * once, without sleeping, once cu_ticker_stop has been called). */
+bool cu_ticker_wait(struct cu_ticker *t, int64_t ms);
+
+/* End the current wait on t early, or the next one when nobody waits (one pending wake, however
+ * many calls; made for one waiting thread). */
+void cu_ticker_wake(struct cu_ticker *t);
+
+/* Stop t for good: every wait now and later returns false at once. */
+void cu_ticker_stop(struct cu_ticker *t);
+
+/* Whether cu_ticker_stop was called on t (for a long pass to check between steps). */
+bool cu_ticker_stopped(struct cu_ticker *t);
+
+/* Release t; no thread may be waiting on it (stop it and join the thread first). */
+void cu_ticker_destroy(struct cu_ticker *t);
 
 /* ---- JSON output ---- */
 

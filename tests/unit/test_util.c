@@ -1,12 +1,13 @@
 /* test_util.c: the util layer (util/util.h): error text, path joining, mkdir, atomic write and
  * its temp names, read-all (also of a /proc file whose size says 0), directory fsync, ISO time,
- * the monotonic clock, and JSON text with a newline. */
+ * the monotonic clock, the periodic threads' ticker, and JSON text with a newline. */
 #include "util/util.h"
 #include "testlib.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,100 @@ static void test_time(void)
     CHECK(a > 0 && b >= a);
 }
 
+/* A thread that waits once on a ticker with a long timeout: what the wait returned and how
+ * long it took. */
+struct waiter {
+    struct cu_ticker *t;
+    int64_t ms;
+    bool ret;
+    int64_t took;
+};
+
+static void *wait_once(void *arg)
+{
+    struct waiter *w = arg;
+    int64_t start = cu_mono_ms();
+
+    w->ret = cu_ticker_wait(w->t, w->ms);
+    w->took = cu_mono_ms() - start;
+    return NULL;
+}
+
+/* Start a waiter of ms on t, let it fall asleep, then run poke on t and join it. */
+static void wait_and_poke(struct cu_ticker *t, struct waiter *w, int64_t ms,
+                          void (*poke)(struct cu_ticker *))
+{
+    pthread_t th;
+
+    w->t = t;
+    w->ms = ms;
+    w->ret = false;
+    w->took = -1;
+    if (pthread_create(&th, NULL, wait_once, w) != 0) {
+        CHECK(!"pthread_create");
+        return;
+    }
+    usleep(100 * 1000);
+    poke(t);
+    pthread_join(th, NULL);
+}
+
+static void test_ticker(void)
+{
+    struct cu_ticker t;
+    struct waiter w;
+    int64_t start, took;
+
+    CHECK_INT(cu_ticker_init(&t), 0);
+    CHECK(!cu_ticker_stopped(&t));
+
+    /* A wait with nothing to end it lasts about its ms and says carry on. */
+    start = cu_mono_ms();
+    CHECK(cu_ticker_wait(&t, 200));
+    took = cu_mono_ms() - start;
+    CHECKF(took >= 199 && took < 2000, "took %ld ms", (long)took);
+    /* ms <= 0 does not sleep. */
+    start = cu_mono_ms();
+    CHECK(cu_ticker_wait(&t, 0));
+    CHECK(cu_ticker_wait(&t, -5));
+    CHECK(cu_mono_ms() - start < 100);
+
+    /* A wake ends a sleeping wait at once, and the wait says carry on. */
+    wait_and_poke(&t, &w, 60 * 1000, cu_ticker_wake);
+    CHECK(w.ret);
+    CHECKF(w.took >= 0 && w.took < 5000, "took %ld ms", (long)w.took);
+    /* A wake with nobody waiting ends the next wait at once, and only that one. */
+    cu_ticker_wake(&t);
+    cu_ticker_wake(&t);
+    start = cu_mono_ms();
+    CHECK(cu_ticker_wait(&t, 60 * 1000));
+    CHECK(cu_mono_ms() - start < 1000);
+    start = cu_mono_ms();
+    CHECK(cu_ticker_wait(&t, 100));
+    CHECK(cu_mono_ms() - start >= 99);
+
+    /* A stop ends a sleeping wait at once with false; every later wait is false at once. */
+    wait_and_poke(&t, &w, 60 * 1000, cu_ticker_stop);
+    CHECK(!w.ret);
+    CHECKF(w.took >= 0 && w.took < 5000, "took %ld ms", (long)w.took);
+    CHECK(cu_ticker_stopped(&t));
+    start = cu_mono_ms();
+    CHECK(!cu_ticker_wait(&t, 60 * 1000));
+    CHECK(!cu_ticker_wait(&t, 0));
+    cu_ticker_wake(&t);
+    CHECK(!cu_ticker_wait(&t, 60 * 1000));
+    CHECK(cu_mono_ms() - start < 1000);
+    cu_ticker_destroy(&t);
+
+    /* A stop before any wait: the first wait is already false. */
+    CHECK_INT(cu_ticker_init(&t), 0);
+    cu_ticker_stop(&t);
+    start = cu_mono_ms();
+    CHECK(!cu_ticker_wait(&t, 60 * 1000));
+    CHECK(cu_mono_ms() - start < 1000);
+    cu_ticker_destroy(&t);
+}
+
 static void test_json(void)
 {
     json_t *o = json_pack("{s:i,s:s}", "a", 1, "b", "x");
@@ -151,7 +246,7 @@ static void test_json(void)
 int main(void)
 {
     static const tl_test_fn tests[] = {
-        test_err, test_paths, test_files, test_time, test_json, NULL,
+        test_err, test_paths, test_files, test_time, test_ticker, test_json, NULL,
     };
 
     return tl_main_in_dir(tmpdir, tests);
