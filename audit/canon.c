@@ -1,5 +1,9 @@
 /* canon.c: CPS 1.0 canonical JSON: sorted keys, no whitespace, literal UTF-8, Python-repr reals;
- * and the portable subset that the TypeScript reference (JSON.stringify) writes alike. */
+ * and the portable subset that the TypeScript reference (JSON.stringify) writes alike.
+ * It is one concern, the canonical form, and long because of it: the writer and the check (and
+ * fix) of the portable subset walk the same values with the same key order, field roles and
+ * number rules (Python's repr against JavaScript's shortest round trip), so they share those
+ * internals here rather than through a header. */
 #include "audit/canon.h"
 
 #include <errno.h>
@@ -359,29 +363,43 @@ static enum role child_role(enum role parent, const char *key, size_t keylen)
     return ROLE_PLAIN;
 }
 
-static void emit(struct obuf *b, const json_t *v, enum role role, int depth);
-
-static void emit_object(struct obuf *b, const json_t *v, enum role role, int depth)
+/* The members of object v, in its own order, in stack (cap entries) or, when there are more,
+ * in a calloc'd array the caller frees when it is not stack; *n set to the count. NULL on
+ * ENOMEM. */
+static struct member *members_of(const json_t *v, struct member *stack, size_t cap, size_t *n)
 {
-    struct member stackm[16], *m = stackm;
-    size_t n = json_object_size(v), i = 0;
+    struct member *m = stack;
+    size_t want = json_object_size(v), i = 0;
     void *it;
 
-    if (n > sizeof(stackm) / sizeof(stackm[0])) {
-        m = calloc(n, sizeof(*m));
-        if (!m) {
-            b->err = -ENOMEM;
-            return;
-        }
+    if (want > cap) {
+        m = calloc(want, sizeof(*m));
+        if (!m)
+            return NULL;
     }
-    for (it = json_object_iter((json_t *)v); it && i < n;
+    for (it = json_object_iter((json_t *)v); it && i < want;
          it = json_object_iter_next((json_t *)v, it)) {
         m[i].key = json_object_iter_key(it);
         m[i].keylen = json_object_iter_key_len(it);
         m[i].value = json_object_iter_value(it);
         i++;
     }
-    n = i;
+    *n = i;
+    return m;
+}
+
+static void emit(struct obuf *b, const json_t *v, enum role role, int depth);
+
+static void emit_object(struct obuf *b, const json_t *v, enum role role, int depth)
+{
+    struct member stackm[16], *m;
+    size_t n, i;
+
+    m = members_of(v, stackm, sizeof(stackm) / sizeof(stackm[0]), &n);
+    if (!m) {
+        b->err = -ENOMEM;
+        return;
+    }
     if (!(b->flags & AUDIT_CANON_ORDER))
         qsort(m, n, sizeof(*m), member_cmp);
     put(b, "{", 1);
@@ -709,25 +727,14 @@ static void check_value(struct pwalk *w, const json_t *v, enum role role, int de
 
 static void check_object(struct pwalk *w, const json_t *v, enum role role, int depth)
 {
-    struct member stackm[16], *m = stackm;
-    size_t n = json_object_size(v), i = 0, old;
-    void *it;
+    struct member stackm[16], *m;
+    size_t n, i, old;
 
-    if (n > sizeof(stackm) / sizeof(stackm[0])) {
-        m = calloc(n, sizeof(*m));
-        if (!m) {
-            w->err = -ENOMEM;
-            return;
-        }
+    m = members_of(v, stackm, sizeof(stackm) / sizeof(stackm[0]), &n);
+    if (!m) {
+        w->err = -ENOMEM;
+        return;
     }
-    for (it = json_object_iter((json_t *)v); it && i < n;
-         it = json_object_iter_next((json_t *)v, it)) {
-        m[i].key = json_object_iter_key(it);
-        m[i].keylen = json_object_iter_key_len(it);
-        m[i].value = json_object_iter_value(it);
-        i++;
-    }
-    n = i;
     qsort(m, n, sizeof(*m), member_cmp);
     for (i = 1; i < n; i++) {
         if (utf16_disagrees(&m[i - 1], &m[i])) {
@@ -794,9 +801,26 @@ static json_t *fix_number(const json_t *v, int *err)
     return r;
 }
 
+static int fix_walk(json_t *v, int depth);
+
+/* Member or element c of a container at depth: a number's portable replacement into *r (NULL
+ * when it is portable as it is), or the numbers fixed inside a container. The count of those,
+ * 0 for a number, or -errno. */
+static int fix_child(json_t *c, int depth, json_t **r)
+{
+    int err = 0;
+
+    *r = NULL;
+    if (!json_is_number(c))
+        return fix_walk(c, depth + 1);
+    *r = fix_number(c, &err);
+    return err;
+}
+
 static int fix_walk(json_t *v, int depth)
 {
-    int changed = 0, err = 0, rc;
+    int changed = 0, rc;
+    json_t *r;
     size_t i;
     void *it;
 
@@ -804,37 +828,17 @@ static int fix_walk(json_t *v, int depth)
         return 0;
     if (json_is_object(v)) {
         for (it = json_object_iter(v); it; it = json_object_iter_next(v, it)) {
-            json_t *c = json_object_iter_value(it), *r;
-
-            if (json_is_number(c)) {
-                r = fix_number(c, &err);
-                if (r && json_object_iter_set_new(v, it, r) == 0)
-                    changed++;
-            } else {
-                rc = fix_walk(c, depth + 1);
-                if (rc < 0)
-                    return rc;
-                changed += rc;
-            }
-            if (err)
-                return err;
+            rc = fix_child(json_object_iter_value(it), depth, &r);
+            if (rc < 0)
+                return rc;
+            changed += rc + (r && json_object_iter_set_new(v, it, r) == 0);
         }
     } else if (json_is_array(v)) {
         for (i = 0; i < json_array_size(v); i++) {
-            json_t *c = json_array_get(v, i), *r;
-
-            if (json_is_number(c)) {
-                r = fix_number(c, &err);
-                if (r && json_array_set_new(v, i, r) == 0)
-                    changed++;
-            } else {
-                rc = fix_walk(c, depth + 1);
-                if (rc < 0)
-                    return rc;
-                changed += rc;
-            }
-            if (err)
-                return err;
+            rc = fix_child(json_array_get(v, i), depth, &r);
+            if (rc < 0)
+                return rc;
+            changed += rc + (r && json_array_set_new(v, i, r) == 0);
         }
     }
     return changed;

@@ -1,6 +1,10 @@
 /* log.c: the audit trail of a running daemon: every entry is sealed into the capsule chain first
  * and then appended to state/audit.log by the batch leader, in sequence order; repair and checks
- * at mount; what the audit/ tree reads. */
+ * at mount; what the audit/ tree reads.
+ * It is one concern, the open trail, and long because of it: opening it (repair, adopting an
+ * older log, the checkpoint), appending to it and serving audit/ (read, head, the shared verify
+ * run) all work on the same private state under one lock (the store, audit.log's descriptor and
+ * line count, the pending checkpoint), which stays in this file rather than in a header. */
 #include "audit/audit.h"
 
 #include <errno.h>

@@ -7,7 +7,7 @@
  * the key identifiers, a key of the CA's type (ed25519 or ecdsa-p256) held by the requester and
  * not the CA's, a positive serial of at most 20 bytes, and a lifetime from about now of at most
  * CA_LEAF_DAYS_MAX (3650) days, never past the CA's own expiry. The extensions a leaf is built
- * with (ca.c, make_leaf) are X.509 building and stay there; this file only decides. */
+ * with (ca.c, cai_make_leaf) are X.509 building and stay there; this file only decides. */
 #include "core/capolicy.h"
 
 #include <errno.h>
@@ -23,8 +23,8 @@
 
 #include "core/statefile.h"
 #include "core/validate.h"
+#include "core/x509b.h"
 
-#define CA_DAY_SECS 86400
 #define CA_SERIAL_MAX_BYTES 20      /* RFC 5280 4.1.2.2 */
 #define CA_SKEW_BEFORE_SECS 86400   /* a request's notBefore may be this far back ... */
 #define CA_SKEW_AFTER_SECS 3600     /* ... or this far ahead of the signer's clock */
@@ -48,20 +48,6 @@ int ca_policy_key_type(EVP_PKEY *key, enum ca_key_type *type)
     }
     ERR_clear_error();
     return rc;
-}
-
-/* Seconds from now until t, negative when t is past. 0 or -EINVAL. (ca.c keeps its own copy
- * for its other uses, so that this file reads alone.) */
-static int secs_until(const ASN1_TIME *t, int64_t *secs)
-{
-    int day, sec;
-
-    if (ASN1_TIME_diff(&day, &sec, NULL, t) != 1) {
-        ERR_clear_error();
-        return -EINVAL;
-    }
-    *secs = (int64_t)day * CA_DAY_SECS + sec;
-    return 0;
 }
 
 bool ca_policy_domain_ok(const char *d)
@@ -154,12 +140,12 @@ static int check_validity(X509 *ca_cert, const X509 *crt, char *err, size_t errl
 {
     int64_t ca_left, from, until;
 
-    if (secs_until(X509_get0_notAfter(ca_cert), &ca_left) < 0 || ca_left <= 0) {
+    if (x509b_secs_until(X509_get0_notAfter(ca_cert), &ca_left) < 0 || ca_left <= 0) {
         state_err(err, errlen, "the CA certificate expired; no leaf can be signed");
         return -EKEYEXPIRED;
     }
-    if (secs_until(X509_get0_notBefore(crt), &from) < 0 ||
-        secs_until(X509_get0_notAfter(crt), &until) < 0) {
+    if (x509b_secs_until(X509_get0_notBefore(crt), &from) < 0 ||
+        x509b_secs_until(X509_get0_notAfter(crt), &until) < 0) {
         state_err(err, errlen, "refused: unreadable validity");
         return -EPERM;
     }
@@ -168,7 +154,7 @@ static int check_validity(X509 *ca_cert, const X509 *crt, char *err, size_t errl
         return -EPERM;
     }
     if (until <= 0 || until <= from ||
-        until > (int64_t)CA_LEAF_DAYS_MAX * CA_DAY_SECS + CA_DAY_SECS || until > ca_left) {
+        until > (int64_t)CA_LEAF_DAYS_MAX * X509B_DAY_SECS + X509B_DAY_SECS || until > ca_left) {
         state_err(err, errlen, "refused: notAfter is past, too far ahead (%d days at most), or "
                 "past the CA's own expiry", CA_LEAF_DAYS_MAX);
         return -EPERM;

@@ -99,20 +99,27 @@ static int content(const struct ca_path *p, char **out, size_t *len)
     }
 }
 
-static int tree_getattr(const char *rel, struct stat *st)
+/* The node at rel: 1 for a directory; for a file, 0 with its current content in *out
+ * (malloc'd); -ENOENT or -ENOMEM. */
+static int node(const char *rel, char **out, size_t *len)
 {
     struct ca_path p;
-    char *data = NULL;
-    size_t len = 0;
-    int rc;
 
     parse(rel, &p);
-    if (is_dir(p.kind)) {
+    return is_dir(p.kind) ? 1 : content(&p, out, len);
+}
+
+static int tree_getattr(const char *rel, struct stat *st)
+{
+    char *data = NULL;
+    size_t len = 0;
+    int rc = node(rel, &data, &len);
+
+    if (rc == 1) {
         fs_stat_dir(st);
         return 0;
     }
     /* The size is the real one: cp and friends read no further than st_size. */
-    rc = content(&p, &data, &len);
     if (rc == 0)
         fs_stat_file(st, 0444, len);
     free(data);
@@ -169,15 +176,12 @@ static int tree_readdir(const char *rel, void *buf, fuse_fill_dir_t fill)
 
 static int tree_open(const char *rel, struct fuse_file_info *fi)
 {
-    struct ca_path p;
     char *data = NULL;
     size_t len = 0;
-    int rc;
+    int rc = node(rel, &data, &len);
 
-    parse(rel, &p);
-    if (is_dir(p.kind))
+    if (rc == 1)
         return -EISDIR;
-    rc = content(&p, &data, &len);
     if (rc == 0 && (fi->flags & O_ACCMODE) != O_RDONLY)
         rc = -EPERM;
     if (rc == 0)

@@ -118,6 +118,16 @@ static bool may_write(void)
     return ctx->pid > 0 && caller_in_group(ctx->pid, (gid_t)fs_cfg.admin_gid);
 }
 
+/* resolve(), then refuse a caller who may not change anything: 0, -ESTALE or -EACCES. */
+static int resolve_write(const char *path, const struct fs_tree **t, const char **rel)
+{
+    int rc = resolve(path, t, rel);
+
+    if (rc < 0)
+        return rc;
+    return may_write() ? 0 : -EACCES;
+}
+
 static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
     (void)conn;
@@ -198,12 +208,10 @@ static int fs_mkdir(const char *path, mode_t mode)
 {
     const char *rel;
     const struct fs_tree *t;
-    int rc;
+    int rc = resolve_write(path, &t, &rel);
 
-    if ((rc = resolve(path, &t, &rel)) < 0)
+    if (rc < 0)
         return rc;
-    if (!may_write())
-        return -EACCES;
 
     (void)mode;
     if (!t)
@@ -217,12 +225,10 @@ static int fs_rmdir(const char *path)
 {
     const char *rel;
     const struct fs_tree *t;
-    int rc;
+    int rc = resolve_write(path, &t, &rel);
 
-    if ((rc = resolve(path, &t, &rel)) < 0)
+    if (rc < 0)
         return rc;
-    if (!may_write())
-        return -EACCES;
 
     if (!t || *rel == '\0')
         return rel && !t ? -ENOENT : -EPERM;
@@ -233,12 +239,10 @@ static int fs_unlink(const char *path)
 {
     const char *rel;
     const struct fs_tree *t;
-    int rc;
+    int rc = resolve_write(path, &t, &rel);
 
-    if ((rc = resolve(path, &t, &rel)) < 0)
+    if (rc < 0)
         return rc;
-    if (!may_write())
-        return -EACCES;
 
     if (!t)
         return rel ? -ENOENT : -EPERM;
@@ -266,12 +270,10 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
     const char *rel;
     const struct fs_tree *t;
-    int rc;
+    int rc = resolve_write(path, &t, &rel);
 
-    if ((rc = resolve(path, &t, &rel)) < 0)
+    if (rc < 0)
         return rc;
-    if (!may_write())
-        return -EACCES;
 
     (void)mode;
     fi->fh = 0;
@@ -299,12 +301,10 @@ static int fs_write(const char *path, const char *buf, size_t size, off_t off,
 {
     const char *rel;
     const struct fs_tree *t;
-    int rc;
+    int rc = resolve_write(path, &t, &rel);
 
-    if ((rc = resolve(path, &t, &rel)) < 0)
+    if (rc < 0)
         return rc;
-    if (!may_write())
-        return -EACCES;
 
     if (!t || !t->write)
         return -EPERM;
@@ -315,12 +315,10 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
     const char *rel;
     const struct fs_tree *t;
-    int rc;
+    int rc = resolve_write(path, &t, &rel);
 
-    if ((rc = resolve(path, &t, &rel)) < 0)
+    if (rc < 0)
         return rc;
-    if (!may_write())
-        return -EACCES;
 
     (void)fi;
     if (!t)
@@ -353,7 +351,8 @@ static int fs_utimens(const char *path, const struct timespec tv[2], struct fuse
     struct stat st;
 
     (void)tv;
-    /* Times are derived (a removed node: ESTALE from getattr); touching an existing node is accepted and changes nothing. */
+    /* Times are derived (a removed node: ESTALE from getattr); touching an existing node is
+     * accepted and changes nothing. */
     return fs_getattr(path, &st, fi);
 }
 
@@ -390,10 +389,8 @@ static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
     int rc;
 
     (void)fi;
-    if ((rc = resolve(path, &t, &rel)) < 0)
+    if ((rc = resolve_write(path, &t, &rel)) < 0)
         return rc;
-    if (!may_write())
-        return -EACCES;
     if (!t || *rel == '\0' || !t->chmod)
         return -EPERM;
     return t->chmod(rel, mode);
@@ -406,10 +403,8 @@ static int fs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_inf
     int rc;
 
     (void)fi;
-    if ((rc = resolve(path, &t, &rel)) < 0)
+    if ((rc = resolve_write(path, &t, &rel)) < 0)
         return rc;
-    if (!may_write())
-        return -EACCES;
     if (!t || *rel == '\0' || !t->chown)
         return -EPERM;
     return t->chown(rel, uid, gid);

@@ -91,26 +91,23 @@ cl_try() {
     return 1
 }
 
-# cl_write REL VALUE: write VALUE and a newline to $M/REL in one write(2), sysfs style.
-cl_write() {
+# cl_write_as WHAT REL VALUE: write VALUE and a newline to $M/REL in one write(2); on failure
+# set CL_ERR, naming WHAT, and return 1.
+cl_write_as() {
     local err
-    if err=$({ printf '%s\n' "$2" > "$M/$1"; } 2>&1); then
+    if err=$({ printf '%s\n' "$3" > "$M/$2"; } 2>&1); then
         return 0
     fi
     cl_fail "$1" "${err:-write failed}"
     return 1
 }
 
+# cl_write REL VALUE: write VALUE and a newline to $M/REL in one write(2), sysfs style.
+cl_write() { cl_write_as "$1" "$1" "$2"; }
+
 # cl_apply NAME DOC: make or replace service NAME with the JSON document DOC in one write to
 # services/.apply (one validated change, see docs/filesystem.md); CL_ERR names services/NAME.
-cl_apply() {
-    local err
-    if err=$({ printf '%s\n' "$2" > "$M/services/.apply"; } 2>&1); then
-        return 0
-    fi
-    cl_fail "services/$1" "${err:-write failed}"
-    return 1
-}
+cl_apply() { cl_write_as "services/$1" services/.apply "$2"; }
 
 # cl_read REL: the content of $M/REL without its trailing newline into CL_OUT; on failure set
 # CL_ERR and return 1. (cat prints nothing on stderr when it succeeds.)

@@ -2,6 +2,13 @@
 # Usage: source it, then `cfs_mount [extra conduitfs options]`. $1 of the test is the binary.
 
 set -u
+# A test that sets CFS_NETNS=own before sourcing this runs in a network namespace of its own
+# (unshare -n, loopback only) where unshare is there: it runs itself again inside one, so that
+# what the mount changes there (net.ipv4.tcp_migrate_req for Caddy's reloads) stays inside it.
+if [[ ${CFS_NETNS:-} == own && -z "${CONDUIT_NETNS:-}" ]] && command -v unshare >/dev/null; then
+    exec unshare -n env CONDUIT_NETNS=1 bash -c 'ip link set lo up && exec bash "$0" "$@"' \
+        "$0" "$@"
+fi
 CONDUITFS=${CONDUITFS:-${1:?usage: test.sh path/to/conduitfs}}
 CONDUITFS=$(readlink -f "$CONDUITFS")
 T=$(mktemp -d /tmp/conduit-test.XXXXXX)
@@ -65,6 +72,26 @@ cfs_mount() {
     return 1
 }
 
+# check_verify DESCRIPTION: `conduitfs verify --state STATE` passes, or SKIP when the binary
+# has no verify command.
+check_verify() {
+    local out rc=0
+    out=$("$CONDUITFS" verify --state "$STATE" 2>&1) || rc=$?
+    if [[ $rc -ne 0 ]] && grep -qiE "unknown|not available|not implemented|usage" <<<"$out"; then
+        echo "SKIP: conduitfs verify not available: ${out:0:100}"
+    else
+        check_eq "$1: conduitfs verify passes (${out:0:70})" "$rc" "0"
+    fi
+}
+
+# need_tools TOOL...: every TOOL must be on PATH, or the test stops with "missing TOOL".
+need_tools() {
+    local tool
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || { echo "missing $tool"; exit 1; }
+    done
+}
+
 # A free TCP (and UDP) port on 127.0.0.1.
 free_port() {
     python3 -c 'import socket
@@ -125,6 +152,18 @@ check_jq() {
     if jq -e "$2" "$3" >/dev/null 2>"$T/err"; then ok; else
         bad "$1: $2 is false for: $(head -c 600 "$3")"; fi
 }
+
+# make_users GROUP MEMBER OTHER: as root (else the test stops), a new group and two new users
+# without homes, nogroup their primary group: MEMBER in GROUP, OTHER not. Sets G, U1 (MEMBER)
+# and U2 (OTHER); remove_users deletes them again.
+make_users() {
+    [[ $(id -u) -eq 0 ]] || { echo "needs root (creates users)"; exit 1; }
+    G=$1 U1=$2 U2=$3
+    groupadd "$G"
+    useradd -M -N -g nogroup -G "$G" -s /bin/sh "$U1"
+    useradd -M -N -g nogroup -s /bin/sh "$U2"
+}
+remove_users() { userdel "$U1" 2>/dev/null; userdel "$U2" 2>/dev/null; groupdel "$G" 2>/dev/null; }
 
 # sshd_setup SETENV: a real sshd for the test on a free loopback port (SSH_PORT), with its own
 # host key and a client key ($T/sshd/client_key) that root may log in with; SETENV is the

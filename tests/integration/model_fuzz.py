@@ -280,21 +280,18 @@ class Worker:
                              "path": p, "snap": None, "stale": False, "own": True,
                              "writable": True})
 
+    # The operations on names: each is chosen while a random r in [0, 1) is below its bound
+    # (and above the one before); from 0.58 up, an operation on an open handle.
+    NAME_OPS = ((0.10, op_mkdir), (0.17, op_rmdir), (0.32, op_open), (0.40, op_unlink),
+                (0.48, op_put), (0.58, op_mon))
+
     def step(self):
         r = self.rng.random()
-        if r < 0.10:
-            self.op_mkdir()
-        elif r < 0.17:
-            self.op_rmdir()
-        elif r < 0.32:
-            self.op_open()
-        elif r < 0.40:
-            self.op_unlink()
-        elif r < 0.48:
-            self.op_put()
-        elif r < 0.58:
-            self.op_mon()
-        elif self.fds:
+        for bound, op in self.NAME_OPS:
+            if r < bound:
+                op(self)
+                return
+        if self.fds:
             h = self.rng.choice(self.fds)
             r = self.rng.random()
             if r < 0.35:

@@ -22,28 +22,27 @@ for off in 0 1 2048 4095; do
         "ok $LIMIT"
     check_eq "exactly the limit from page offset $off: 1020 lines" "$(($(lines) - n))" "1020"
 done
+# check_refused WHAT ERRNO WRITER-ARGS...: the write ($W on $LOG) fails with ERRNO and leaves
+# the head and the log as they were.
+check_refused() {
+    local what=$1 want=$2 h n
+    shift 2
+    h=$(head_seq); n=$(lines)
+    check_eq "$what: $want" "$($W "$LOG" "$@")" "$want"
+    check_eq "$what: head unchanged" "$(head_seq)" "$h"
+    check_eq "$what: no line" "$(lines)" "$n"
+}
 # the largest write that is certain to arrive in one piece, with a bad last line: nothing sealed
 for off in 0 4095; do
-    h=$(head_seq); n=$(lines)
-    check_eq "the limit with a bad last line (offset $off): EINVAL" \
-        "$($W "$LOG" $LIMIT $off badlast)" "EINVAL"
-    check_eq "the limit with a bad last line (offset $off): head unchanged" "$(head_seq)" "$h"
-    check_eq "the limit with a bad last line (offset $off): no line" "$(lines)" "$n"
+    check_refused "the limit with a bad last line (offset $off)" EINVAL $LIMIT $off badlast
 done
 for spec in "$((LIMIT + 1)) 0" "$((LIMIT + 1)) 1" "$((LIMIT + 1)) 4095" "$((LIMIT + 4095)) 4095" \
             "1048576 0" "1048577 0" "1048577 4095" "2097152 0" "2097152 4095" "3145728 17"; do
     set -- $spec
-    h=$(head_seq); n=$(lines)
-    check_eq "$1 bytes from page offset $2: EFBIG" "$($W "$LOG" "$1" "$2")" "EFBIG"
-    check_eq "$1 bytes from page offset $2: head unchanged" "$(head_seq)" "$h"
-    check_eq "$1 bytes from page offset $2: no line" "$(lines)" "$n"
+    check_refused "$1 bytes from page offset $2" EFBIG "$1" "$2"
 done
 for off in 0 4095; do
-    h=$(head_seq); n=$(lines)
-    check_eq "1024 good lines then a bad one (offset $off): EFBIG" \
-        "$($W "$LOG" 0 $off issue)" "EFBIG"
-    check_eq "1024 good lines then a bad one (offset $off): head unchanged" "$(head_seq)" "$h"
-    check_eq "1024 good lines then a bad one (offset $off): no line" "$(lines)" "$n"
+    check_refused "1024 good lines then a bad one (offset $off)" EFBIG 0 $off issue
 done
 check_eq "lines match capsules" "$(head_seq)" "$(($(lines) - 1))"
 

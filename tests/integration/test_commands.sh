@@ -10,9 +10,7 @@
 source "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 SC=$(cd "$HERE/../../scripts" && pwd)
-for tool in caddy dnsmasq dig curl python3 jq openssl; do
-    command -v "$tool" >/dev/null || { echo "missing $tool"; exit 1; }
-done
+need_tools caddy dnsmasq dig curl python3 jq openssl
 ALL=(register deregister status monitor certs ca dns logs verify)
 
 echo "NOTE: nvidia-smi is a FAKE here (a script printing one GPU in nvidia-smi's CSV form)"

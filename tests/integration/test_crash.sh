@@ -14,17 +14,6 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROUNDS=${CRASH_ROUNDS:-10}
 NAMES=8
 
-# check_verify DESCRIPTION: `conduitfs verify` passes, or SKIP when it does not exist yet.
-check_verify() {
-    local out rc=0
-    out=$("$CONDUITFS" verify --state "$STATE" 2>&1) || rc=$?
-    if [[ $rc -ne 0 ]] && grep -qiE "unknown|not available|not implemented|usage" <<<"$out"; then
-        echo "SKIP: conduitfs verify not available: ${out:0:100}"
-    else
-        check_eq "$1: conduitfs verify passes (${out:0:70})" "$rc" "0"
-    fi
-}
-
 # Every state file parses: the registry and every audit line as JSON, the capsule store as an
 # intact SQLite database, every certificate and key with openssl. Prints what does not.
 state_files_parse() {

@@ -4,15 +4,10 @@
 # rolled back, health transitions, zero-downtime reloads, restarts, and no orphans.
 # It runs in a network namespace of its own (unshare -n, loopback only), so that the
 # net.ipv4.tcp_migrate_req setting conduitfs turns on for Caddy's reloads stays inside it.
-if [[ -z "${CONDUIT_NETNS:-}" ]] && command -v unshare >/dev/null; then
-    exec unshare -n env CONDUIT_NETNS=1 bash -c 'ip link set lo up && exec bash "$0" "$@"' \
-        "$0" "$@"
-fi
+CFS_NETNS=own
 source "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
-for tool in caddy dnsmasq dig curl python3; do
-    command -v "$tool" >/dev/null || { echo "missing $tool"; exit 1; }
-done
+need_tools caddy dnsmasq dig curl python3
 
 UP_PORT=$(free_port)
 python3 "$HERE/upstream.py" "$UP_PORT" core >/dev/null 2>&1 &

@@ -8,16 +8,11 @@
 # is wired (state/routing/caddy.json), the checks marked "routing:" test it; otherwise they are
 # reported as skipped.
 # It runs in a network namespace of its own (unshare -n, loopback only), as test_gateway.sh does.
-if [[ -z "${CONDUIT_NETNS:-}" ]] && command -v unshare >/dev/null; then
-    exec unshare -n env CONDUIT_NETNS=1 bash -c 'ip link set lo up && exec bash "$0" "$@"' \
-        "$0" "$@"
-fi
+CFS_NETNS=own
 source "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 SCHEMAS=$(cd "$HERE/../../docs/schema" && pwd)
-for tool in caddy dnsmasq curl jq; do
-    command -v "$tool" >/dev/null || { echo "missing $tool"; exit 1; }
-done
+need_tools caddy dnsmasq curl jq
 
 declare -A UP_PID=()
 P1=$(free_port); P2=$(free_port); P3=$(free_port); DEAD=$(free_port)

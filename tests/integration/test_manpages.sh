@@ -9,6 +9,12 @@
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
+# grep_or_bad WHY GREP-ARGS...: one check that `grep -q GREP-ARGS` matches; WHY on failure.
+grep_or_bad() {
+    local why=$1
+    shift
+    if grep -q "$@"; then ok; else bad "$why"; fi
+}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 PAGE=$SRC/docs/conduitfs.1
 CMDS=$SRC/docs/conduit.1
@@ -36,29 +42,29 @@ plain "$PAGE" > "$T/conduitfs.txt"
 mapfile -t longs < <(grep -oE -- '--[a-z][a-z0-9-]+' "$T/help" | sort -u)
 ((${#longs[@]} >= 10)) || bad "conduitfs --help lists only ${#longs[@]} long options"
 for o in "${longs[@]}"; do
-    if grep -qE -- "(^|[^a-z-])$o([^a-z0-9-]|$)" "$T/conduitfs.txt"; then ok; else
-        bad "conduitfs.1 does not document $o (printed by conduitfs --help)"; fi
+    grep_or_bad "conduitfs.1 does not document $o (printed by conduitfs --help)" \
+        -E -- "(^|[^a-z-])$o([^a-z0-9-]|$)" "$T/conduitfs.txt"
 done
 # short options: "-f", "-h, --help" at the start of a help line
 mapfile -t shorts < <(grep -oE -- '^ +-[a-zA-Z]\b' "$T/help" | tr -d ' ' | sort -u)
 for o in "${shorts[@]}"; do
-    if grep -qE -- "^\.(B|BR|BI) $o( |,|$)" "$T/conduitfs.txt"; then ok; else
-        bad "conduitfs.1 has no .B entry for $o (printed by conduitfs --help)"; fi
+    grep_or_bad "conduitfs.1 has no .B entry for $o (printed by conduitfs --help)" \
+        -E -- "^\.(B|BR|BI) $o( |,|$)" "$T/conduitfs.txt"
 done
 # subcommands: "conduitfs WORD" on the usage lines
 mapfile -t subs < <(sed -n '/^usage:/,/^$/p' "$T/help" | grep -oE 'conduitfs [a-z]+' |
     awk '{ print $2 }' | sort -u)
 for s in "${subs[@]}"; do
-    if grep -q -- "^\.SS \"conduitfs $s" "$T/conduitfs.txt"; then ok; else
-        bad "conduitfs.1 has no section for 'conduitfs $s' (printed by conduitfs --help)"; fi
+    grep_or_bad "conduitfs.1 has no section for 'conduitfs $s' (printed by conduitfs --help)" \
+        -- "^\.SS \"conduitfs $s" "$T/conduitfs.txt"
 done
 # -o keys: the fstab spellings ("state=", "gateway_ip=", "no_manage", ...) in the -o entry
 mapfile -t keys < <(sed -n '/^ *-o /,/^ *-h/p' "$T/help" |
     grep -oE '\b[a-z][a-z0-9]*(_[a-z0-9]+)+\b|\b[a-z][a-z0-9_]*=' | sed 's/=$//' | sort -u)
 ((${#keys[@]} >= 5)) || bad "conduitfs --help lists only ${#keys[@]} -o keys"
 for k in "${keys[@]}"; do
-    if grep -qE -- "(^|[^a-z_])$k([^a-z0-9_]|$)" "$T/conduitfs.txt"; then ok; else
-        bad "conduitfs.1 does not document -o $k (printed by conduitfs --help)"; fi
+    grep_or_bad "conduitfs.1 does not document -o $k (printed by conduitfs --help)" \
+        -E -- "(^|[^a-z_])$k([^a-z0-9_]|$)" "$T/conduitfs.txt"
 done
 # the sections the page must have
 for sec in SYNOPSIS OPTIONS COMMANDS "THE FILESYSTEM" ERRORS FILES ENVIRONMENT SIGNALS \
@@ -101,8 +107,8 @@ for sh in "$SRC"/scripts/conduit-*.sh; do
         # a conduitfs option a command's usage mentions (conduit-dns: "as --dns-listen") is
         # not its own unless the command takes it
         if [[ $cmd == conduit-dns && $o == --dns-listen ]]; then continue; fi
-        if grep -qE -- "(^|[^a-z-])$o([^a-z0-9-]|$)" "$T/section"; then ok; else
-            bad "conduit.1's section $cmd does not document $o (printed by $cmd --help)"; fi
+        grep_or_bad "conduit.1's section $cmd does not document $o (printed by $cmd --help)" \
+            -E -- "(^|[^a-z-])$o([^a-z0-9-]|$)" "$T/section"
     done
     # words a command takes as its first argument (conduit-ca export|trust)
     mapfile -t words < <(sed -n '1,/^$/p' "$T/usage" | grep -oE "$cmd [a-z]+" |

@@ -3,16 +3,9 @@
 # with two unprivileged users the test creates), state file modes, fstab-style -o options with a
 # SOURCE argument, and SIGHUP re-rendering every config.
 source "$(dirname "$0")/lib.sh"
-[[ $(id -u) -eq 0 ]] || { echo "needs root (creates users)"; exit 1; }
 
-G=cfsadm$$
-U1=cfsop$$
-U2=cfsro$$
-groupadd "$G"
-useradd -M -N -g nogroup -G "$G" -s /bin/sh "$U1"
-useradd -M -N -g nogroup -s /bin/sh "$U2"
-cleanup_users() { userdel "$U1" 2>/dev/null; userdel "$U2" 2>/dev/null; groupdel "$G" 2>/dev/null
-                  cfs_cleanup; }
+make_users "cfsadm$$" "cfsop$$" "cfsro$$"
+cleanup_users() { remove_users; cfs_cleanup; }
 trap cleanup_users EXIT
 chmod 755 "$T"
 as() { local u=$1; shift; runuser -u "$u" -- "$@"; }

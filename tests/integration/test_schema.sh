@@ -10,9 +10,7 @@ source "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 SCHEMA=$(cd "$HERE/../../docs/schema" && pwd)
 py3 -c 'import jsonschema' 2>/dev/null || { echo "missing python3-jsonschema"; exit 1; }
-for tool in caddy dnsmasq curl ssh-keygen jq; do
-    command -v "$tool" >/dev/null || { echo "missing $tool"; exit 1; }
-done
+need_tools caddy dnsmasq curl ssh-keygen jq
 
 echo "NOTE: nvidia-smi is a FAKE here (a script printing two GPUs in nvidia-smi's CSV form)"
 FAKE=$T/fakebin

@@ -7,19 +7,13 @@
 # swapped for a symlink to ca.key is refused at login. With a real sshd on loopback, both
 # allowed keys log in (the key is read through the checked descriptor).
 source "$(dirname "$0")/lib.sh"
-[[ $(id -u) -eq 0 ]] || { echo "needs root (creates users)"; exit 1; }
 M=$MNT/monitor
 
-G=cfskey$$
-U1=cfskop$$
-U2=cfskot$$
-groupadd "$G"
-useradd -M -N -g nogroup -G "$G" -s /bin/sh "$U1"
-useradd -M -N -g nogroup -s /bin/sh "$U2"
+make_users "cfskey$$" "cfskop$$" "cfskot$$"
 keys_cleanup() {
     cfs_unmount
     [[ -f $T/sshd/sshd.pid ]] && kill "$(cat "$T/sshd/sshd.pid")" 2>/dev/null
-    userdel "$U1" 2>/dev/null; userdel "$U2" 2>/dev/null; groupdel "$G" 2>/dev/null
+    remove_users
     rm -rf "$T"
 }
 trap keys_cleanup EXIT

@@ -34,18 +34,18 @@ probe_features() {
     ((${#MON_FILES[@]})) || echo "SKIP: no monitor files to read"
 }
 
-# check_verify: `conduitfs verify --state STATE` passes, or SKIP when it does not exist yet.
-check_verify() {
-    local out rc=0
-    out=$("$CONDUITFS" verify --state "$STATE" 2>&1) || rc=$?
-    if [[ $rc -ne 0 ]] && grep -qiE "unknown|not available|not implemented|usage" <<<"$out"; then
-        echo "SKIP: conduitfs verify not available: ${out:0:100}"
-    else
-        check_eq "$1: conduitfs verify passes (${out:0:60})" "$rc" "0"
-    fi
+# ---- one shell ----
+# logged LINE COMMAND...: run COMMAND, its output and errors unseen; append LINE to the calling
+# worker's $log when it succeeds, "FAIL LINE" when it does not.
+logged() {
+    local line=$1
+    shift
+    if "$@" >/dev/null 2>&1; then echo "$line" >> "$log"; else echo "FAIL $line" >> "$log"; fi
 }
 
-# ---- one shell ----
+# append_line FILE TEXT: TEXT and a newline appended to FILE with one write.
+append_line() { printf '%s\n' "$2" >> "$1"; }
+
 # worker K SECONDS UPSTREAM_MODE: random operations on its own names s<K>-<i>. Appends one line per
 # successful operation to $T/ops.K ("mk N", "rm N", "set N ATTR VALUE", "reset N ATTR", "rot N",
 # "append", "read F") and "FAIL ..." for an operation that should have succeeded. UPSTREAM_MODE
@@ -99,11 +99,7 @@ worker() {
                    v+='"ssh_port":'$DEAD_PORT'}' ;;
                 esac ;;
             esac
-            if printf '%s\n' "$v" 2>/dev/null > "$S/$n/$attr"; then
-                echo "set $n $attr $v" >> "$log"
-            else
-                echo "FAIL set $n $attr $v" >> "$log"
-            fi ;;
+            logged "set $n $attr $v" put "$S/$n/$attr" "$v" ;;
         14|15)
             attr=$(printf '%s\n' upstream domain health_check mode monitoring |
                    sed -n "$((RANDOM % 5 + 1))p")
@@ -112,11 +108,7 @@ worker() {
             upstream) v= ;; domain) v=$n.internal ;; health_check) v=/health ;;
             mode) v=proxy ;; monitoring) v={} ;;
             esac
-            if printf '%s\n' "$v" 2>/dev/null > "$S/$n/$attr"; then
-                echo "reset $n $attr" >> "$log"
-            else
-                echo "FAIL reset $n $attr" >> "$log"
-            fi ;;
+            logged "reset $n $attr" put "$S/$n/$attr" "$v" ;;
         16|17)
             d=$(cat "$S/$n/domain" 2>/dev/null)
             if rm "$MNT/ca/certs/$d.pem" 2>/dev/null; then
@@ -128,20 +120,12 @@ worker() {
             fi ;;
         18|19)
             ((AUDIT_APPEND)) || continue
-            if echo '{"action":"storm","status":"success","message":"'"$n"'"}' \
-                    >> "$MNT/audit/audit.log" 2>/dev/null; then
-                echo "append" >> "$log"
-            else
-                echo "FAIL append" >> "$log"
-            fi ;;
+            logged append append_line "$MNT/audit/audit.log" \
+                '{"action":"storm","status":"success","message":"'"$n"'"}' ;;
         *)
             ((${#MON_FILES[@]})) || continue
             v=${MON_FILES[$((RANDOM % ${#MON_FILES[@]}))]}
-            if cat "$MNT/monitor/$v" > /dev/null 2>&1; then
-                echo "read $v" >> "$log"
-            else
-                echo "FAIL read $v" >> "$log"
-            fi ;;
+            logged "read $v" cat "$MNT/monitor/$v" ;;
         esac
     done
 }

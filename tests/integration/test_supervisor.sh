@@ -7,15 +7,10 @@
 # 2. A dnsmasq that cannot bind its port is restarted with an exponential backoff: the first
 #    failure and the recovery are audited, not every retry.
 # Runs in a network namespace of its own when it can, like test_gateway.sh.
-if [[ -z "${CONDUIT_NETNS:-}" ]] && command -v unshare >/dev/null; then
-    exec unshare -n env CONDUIT_NETNS=1 bash -c 'ip link set lo up && exec bash "$0" "$@"' \
-        "$0" "$@"
-fi
+CFS_NETNS=own
 source "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
-for tool in caddy dnsmasq dig curl python3; do
-    command -v "$tool" >/dev/null || { echo "missing $tool"; exit 1; }
-done
+need_tools caddy dnsmasq dig curl python3
 
 UP1=$(free_port)
 UP2=$(free_port)

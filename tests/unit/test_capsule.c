@@ -376,10 +376,20 @@ out:
 }
 
 /* Structure checks on a golden-shaped capsule. */
+#define WHY_LEN 256
+
+/* Set key of c (of its member section, or of c itself when section is NULL) to v, a reference
+ * taken, and return what audit_capsule_check then says of c, its reason in err (WHY_LEN). */
+static int check_with(json_t *c, const char *section, const char *key, json_t *v, char *err)
+{
+    json_object_set_new(section ? json_object_get(c, section) : c, key, v);
+    return audit_capsule_check(c, err, WHY_LEN);
+}
+
 static void test_structure(void)
 {
     json_t *e = parse(ENTRY0), *cap = NULL, *c;
-    char err[256];
+    char err[WHY_LEN];
 
     CHECK_INT(audit_capsule_from_entry(e, 0, "gw-01", 0, &cap, err, sizeof(err)), 0);
     if (!cap)
@@ -399,41 +409,28 @@ static void test_structure(void)
     json_decref(c);
 
     c = json_deep_copy(cap);
-    json_object_set_new(json_object_get(c, "reasoning"), "confidence", json_real(1.5));
-    CHECK_INT(audit_capsule_check(c, err, sizeof(err)), -EBADMSG);
-    json_object_set_new(json_object_get(c, "reasoning"), "confidence", json_integer(1));
-    CHECK_INT(audit_capsule_check(c, err, sizeof(err)), 0);
-    json_object_set_new(json_object_get(c, "reasoning"), "confidence", json_string("1"));
-    CHECK_INT(audit_capsule_check(c, err, sizeof(err)), -EBADMSG);
+    CHECK_INT(check_with(c, "reasoning", "confidence", json_real(1.5), err), -EBADMSG);
+    CHECK_INT(check_with(c, "reasoning", "confidence", json_integer(1), err), 0);
+    CHECK_INT(check_with(c, "reasoning", "confidence", json_string("1"), err), -EBADMSG);
     json_decref(c);
 
     c = json_deep_copy(cap);
-    json_object_set_new(c, "type", json_string("banana"));
-    CHECK_INT(audit_capsule_check(c, err, sizeof(err)), -EBADMSG);
+    CHECK_INT(check_with(c, NULL, "type", json_string("banana"), err), -EBADMSG);
     CHECKF(strstr(err, "banana") != NULL, "err: %s", err);
-    json_object_set_new(c, "type", json_string("kill"));
-    CHECK_INT(audit_capsule_check(c, err, sizeof(err)), 0);
-    json_object_set_new(c, "sequence", json_integer(-1));
-    CHECK_INT(audit_capsule_check(c, err, sizeof(err)), -EBADMSG);
+    CHECK_INT(check_with(c, NULL, "type", json_string("kill"), err), 0);
+    CHECK_INT(check_with(c, NULL, "sequence", json_integer(-1), err), -EBADMSG);
     json_object_set_new(c, "sequence", json_integer(0));
-    json_object_set_new(c, "previous_hash", json_string(HASH0));
-    CHECK_INT(audit_capsule_check(c, err, sizeof(err)), -EBADMSG);
-    json_object_set_new(c, "sequence", json_integer(3));
-    CHECK_INT(audit_capsule_check(c, err, sizeof(err)), 0);
-    json_object_set_new(c, "previous_hash", json_null());
-    CHECK_INT(audit_capsule_check(c, err, sizeof(err)), -EBADMSG);
-    json_object_set_new(c, "sequence", json_real(0.0));
-    CHECK_INT(audit_capsule_check(c, err, sizeof(err)), -EBADMSG);
+    CHECK_INT(check_with(c, NULL, "previous_hash", json_string(HASH0), err), -EBADMSG);
+    CHECK_INT(check_with(c, NULL, "sequence", json_integer(3), err), 0);
+    CHECK_INT(check_with(c, NULL, "previous_hash", json_null(), err), -EBADMSG);
+    CHECK_INT(check_with(c, NULL, "sequence", json_real(0.0), err), -EBADMSG);
     json_decref(c);
 
     c = json_deep_copy(cap);
-    json_object_set_new(json_object_get(c, "trigger"), "timestamp", json_string("noon"));
-    CHECK_INT(audit_capsule_check(c, err, sizeof(err)), -EBADMSG);
+    CHECK_INT(check_with(c, "trigger", "timestamp", json_string("noon"), err), -EBADMSG);
     json_decref(c);
-
     c = json_deep_copy(cap);
-    json_object_set_new(c, "id", json_string("not-a-uuid"));
-    CHECK_INT(audit_capsule_check(c, err, sizeof(err)), -EBADMSG);
+    CHECK_INT(check_with(c, NULL, "id", json_string("not-a-uuid"), err), -EBADMSG);
     json_decref(c);
 
     CHECK_INT(audit_capsule_check(json_object_get(cap, "id"), err, sizeof(err)), -EBADMSG);

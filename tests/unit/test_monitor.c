@@ -812,6 +812,18 @@ struct tcase {
     int want;
 };
 
+/* Target document in parses, and mon_target_json writes it as want. */
+static void check_normalized(const char *in, const char *want)
+{
+    struct mon_target_cfg cfg;
+    char *json;
+
+    CHECK_INT(mon_target_parse(in, strlen(in), &cfg), 0);
+    json = mon_target_json(&cfg);
+    CHECK_STR(json, want);
+    free(json);
+}
+
 static void test_target_parse(void)
 {
     static const struct tcase t[] = {
@@ -911,7 +923,7 @@ static void test_target_parse(void)
         { "{\"ssh_host\":\"h\xc3\xa9\",\"ssh_user\":\"a\",\"ssh_key\":\"/a\"}", -EINVAL },
     };
     struct mon_target_cfg cfg;
-    char big[VAL_VALUE_MAX + 64], *json;
+    char big[VAL_VALUE_MAX + 64];
     size_t n;
 
     for (size_t i = 0; i < NCASES(t); i++)
@@ -922,18 +934,12 @@ static void test_target_parse(void)
     CHECK_INT(mon_target_parse("{\"ssh_host\":\"h\"}\0x", 18, &cfg), -EINVAL);
 
     /* normalized form: every key, defaults filled, types in canonical order */
-    CHECK_INT(mon_target_parse(t[2].in, strlen(t[2].in), &cfg), 0);
-    json = mon_target_json(&cfg);
-    CHECK_STR(json, "{\"ssh_host\":\"fd00::1\",\"ssh_port\":22,\"ssh_user\":\"a\","
-                    "\"ssh_key\":\"/a\",\"docker_socket\":null,\"types\":[\"server\","
-                    "\"containers\"]}");
-    free(json);
-    CHECK_INT(mon_target_parse(t[0].in, strlen(t[0].in), &cfg), 0);
-    json = mon_target_json(&cfg);
-    CHECK_STR(json, "{\"ssh_host\":\"gpu-01.lab\",\"ssh_port\":22,\"ssh_user\":\"ops\","
-                    "\"ssh_key\":\"/k/id\",\"docker_socket\":null,\"types\":[\"server\","
-                    "\"gpu\",\"containers\"]}");
-    free(json);
+    check_normalized(t[2].in, "{\"ssh_host\":\"fd00::1\",\"ssh_port\":22,\"ssh_user\":\"a\","
+                     "\"ssh_key\":\"/a\",\"docker_socket\":null,\"types\":[\"server\","
+                     "\"containers\"]}");
+    check_normalized(t[0].in, "{\"ssh_host\":\"gpu-01.lab\",\"ssh_port\":22,"
+                     "\"ssh_user\":\"ops\",\"ssh_key\":\"/k/id\",\"docker_socket\":null,"
+                     "\"types\":[\"server\",\"gpu\",\"containers\"]}");
 
     /* size: 4096 bytes (+ newline) is the limit */
     n = (size_t)snprintf(big, sizeof(big), "{\"ssh_host\":\"h\",\"ssh_user\":\"a\","

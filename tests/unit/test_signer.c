@@ -5,7 +5,6 @@
  * signer killed once (a new one takes over the same keys) and twice (EIO, never a hang), and a
  * new signer that would come up with other keys. */
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -33,37 +32,6 @@
 #define HASH_A "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
 static char g_root[PATH_MAX];
-static int g_nstate;
-
-/* A fresh empty state directory under g_root. */
-static void new_state(char *buf, size_t len)
-{
-    int n = snprintf(buf, len, "%s/state%d", g_root, ++g_nstate);
-
-    if (n < 0 || (size_t)n >= len || mkdir(buf, 0700) < 0) {
-        perror(buf);
-        exit(2);
-    }
-}
-
-/* dir/name into buf. */
-static void join(char *buf, size_t len, const char *dir, const char *name)
-{
-    int n = snprintf(buf, len, "%s/%s", dir, name);
-
-    if (n < 0 || (size_t)n >= len) {
-        fprintf(stderr, "path too long\n");
-        exit(2);
-    }
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 /* ---- the raw protocol ---- */
 
@@ -168,7 +136,7 @@ static void test_raw_protocol(void)
     int fd;
     pid_t pid;
 
-    new_state(dir, sizeof(dir));
+    tl_new_state(dir, sizeof(dir), g_root);
     pid = raw_signer(dir, &fd);
     CHECK_INT(raw_call(fd, 99, 0, NULL, 0, out, sizeof(out), &n), -EOPNOTSUPP);
     CHECK(n > 0);                           /* with a reason */
@@ -178,7 +146,7 @@ static void test_raw_protocol(void)
     /* The audit key: created 0600 on first request, the same public key as in-process. */
     CHECK_INT(raw_call(fd, SIGNER_AUDIT_KEY, 0, NULL, 0, out, sizeof(out), &n), 0);
     CHECK_INT(n, 64);
-    join(path, sizeof(path), dir, "key");
+    tl_pathf(path, sizeof(path), "%s/%s", dir, "key");
     CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600 && st.st_size == 32);
     CHECK_INT(audit_key_load(path, &local, err, sizeof(err)), 0);
     if (local)
@@ -395,7 +363,7 @@ static EVP_PKEY *ca_key_of(const char *dir)
     EVP_PKEY *key = NULL;
     FILE *f;
 
-    join(path, sizeof(path), dir, "tls/ca.key");
+    tl_pathf(path, sizeof(path), "%s/%s", dir, "tls/ca.key");
     f = fopen(path, "r");
     if (f) {
         key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
@@ -487,14 +455,14 @@ static void check_leaf(const char *dir, struct ca *ca, const char *domain)
 
     CHECKF(ca_issue(ca, domain, 30, serial, err, sizeof(err)) == 0, "%s", err);
     snprintf(rel, sizeof(rel), "tls/%s/cert.pem", domain);
-    join(path, sizeof(path), dir, rel);
+    tl_pathf(path, sizeof(path), "%s/%s", dir, rel);
     f = fopen(path, "r");
     if (f) {
         crt = PEM_read_X509(f, NULL, NULL, NULL);
         fclose(f);
     }
     snprintf(rel, sizeof(rel), "tls/%s/key.pem", domain);
-    join(path, sizeof(path), dir, rel);
+    tl_pathf(path, sizeof(path), "%s/%s", dir, rel);
     f = fopen(path, "r");
     if (f) {
         key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
@@ -549,8 +517,8 @@ static void test_daemon_path(enum ca_key_type type)
     json_t *entry;
     pid_t pid;
 
-    new_state(dir, sizeof(dir));
-    new_state(other, sizeof(other));
+    tl_new_state(dir, sizeof(dir), g_root);
+    tl_new_state(other, sizeof(other), g_root);
     CHECK(!signer_running());
     CHECK_INT(signer_call(SIGNER_AUDIT_KEY, NULL, 0, &resp, &rlen, err, sizeof(err)), -EIO);
     CHECK_INT(signer_start("relative/dir", NULL, err, sizeof(err)), -EINVAL);
@@ -563,7 +531,7 @@ static void test_daemon_path(enum ca_key_type type)
     CHECKF(signer_ca_open(dir, type, "testhost", &ca, &created, err, sizeof(err)) == 0, "%s",
            err);
     CHECK(created);
-    join(path, sizeof(path), dir, "tls/ca.key");
+    tl_pathf(path, sizeof(path), "%s/%s", dir, "tls/ca.key");
     CHECK(access(path, F_OK) == 0);
     if (ca) {
         CHECK_INT(ca_key_type_get(ca), type);
@@ -596,7 +564,7 @@ static void test_daemon_path(enum ca_key_type type)
         snprintf(pub, sizeof(pub), "%s", audit_store_pubkey_hex(st));
         CHECK_INT(audit_key_from_signer(pub, signer_audit()->sign, NULL, &remote), 0);
     }
-    join(path, sizeof(path), dir, "key");
+    tl_pathf(path, sizeof(path), "%s/%s", dir, "key");
     CHECK_INT(audit_key_load(path, &local, err, sizeof(err)), 0);
     if (remote && local) {
         CHECK_INT(seal_one(remote, &s1), 0);
@@ -653,14 +621,14 @@ static void test_refusals(void)
     bool created = true;
     FILE *f;
 
-    new_state(dir, sizeof(dir));
-    join(path, sizeof(path), dir, "tls");
+    tl_new_state(dir, sizeof(dir), g_root);
+    tl_pathf(path, sizeof(path), "%s/%s", dir, "tls");
     mkdir(path, 0700);
-    join(path, sizeof(path), dir, "tls/ca.key");
+    tl_pathf(path, sizeof(path), "%s/%s", dir, "tls/ca.key");
     f = fopen(path, "w");
     if (f)
         fclose(f);
-    join(path, sizeof(path), dir, "key");
+    tl_pathf(path, sizeof(path), "%s/%s", dir, "key");
     f = fopen(path, "w");
     if (f) {
         fputs("0123456789abcdef0123456789abcdef", f);
@@ -691,11 +659,11 @@ static void test_restart_other_keys(void)
     FILE *f;
 
     /* The audit key replaced behind the signer's back. */
-    new_state(dir, sizeof(dir));
+    tl_new_state(dir, sizeof(dir), g_root);
     CHECKF(signer_start(dir, NULL, err, sizeof(err)) == 0, "%s", err);
     CHECK_INT(signer_call(SIGNER_AUDIT_KEY, NULL, 0, &resp, &rlen, err, sizeof(err)), 0);
     free(resp);
-    join(path, sizeof(path), dir, "key");
+    tl_pathf(path, sizeof(path), "%s/%s", dir, "key");
     f = fopen(path, "w");
     if (f) {
         fputs("another 32-byte seed, not the 1st", f);
@@ -710,12 +678,12 @@ static void test_restart_other_keys(void)
     signer_stop();
 
     /* The CA files gone: the new signer does not make a new root. */
-    new_state(dir, sizeof(dir));
+    tl_new_state(dir, sizeof(dir), g_root);
     CHECKF(signer_start(dir, NULL, err, sizeof(err)) == 0, "%s", err);
     CHECK_INT(signer_ca_open(dir, CA_KEY_ED25519, "h", &ca, NULL, err, sizeof(err)), 0);
-    join(path, sizeof(path), dir, "tls/ca.key");
+    tl_pathf(path, sizeof(path), "%s/%s", dir, "tls/ca.key");
     unlink(path);
-    join(path, sizeof(path), dir, "tls/ca.crt");
+    tl_pathf(path, sizeof(path), "%s/%s", dir, "tls/ca.crt");
     unlink(path);
     pid = signer_pid();
     kill(pid, SIGKILL);
@@ -729,18 +697,13 @@ static void test_restart_other_keys(void)
 
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
-
-    snprintf(g_root, sizeof(g_root), "%s/test_signer.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_root)) {
-        perror("mkdtemp");
+    if (tl_tmp_root(g_root, sizeof(g_root), "test_signer") < 0)
         return 2;
-    }
     test_raw_protocol();
     test_daemon_path(CA_KEY_ED25519);
     test_daemon_path(CA_KEY_ECDSA_P256);
     test_refusals();
     test_restart_other_keys();
-    nftw(g_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tl_rm_rf(g_root);
     return tl_finish();
 }

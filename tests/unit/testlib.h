@@ -1,6 +1,7 @@
 /* testlib.h: a tiny assertion harness shared by the unit-test binaries, and their shared
- * fixtures: a private state directory (tl_state_dir, tl_rm_rf, tl_path) and, for tests that
- * include core/registry.h first, a daemon configuration over it (tl_make_cfg). */
+ * fixtures: a private state directory (tl_state_dir, tl_rm_rf, tl_path, tl_pathf), numbered
+ * state directories below it (tl_new_state) and, for tests that include core/registry.h first,
+ * a daemon configuration over it (tl_make_cfg). */
 #ifndef CONDUIT_TESTLIB_H
 #define CONDUIT_TESTLIB_H
 
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int tl_passed, tl_failed;
 
@@ -72,6 +74,48 @@ static inline void tl_path(char *buf, size_t len, const char *dir, ...)
     while ((c = va_arg(ap, const char *)) != NULL && n < len)
         n += (size_t)snprintf(buf + n, len - n, "/%s", c);
     va_end(ap);
+}
+
+/* Create the next fresh empty state directory below root, root/state<N> (N = 1, 2, ... over the
+ * calls of one test binary), mode 0700, into buf; exits 2 after printing why when it cannot (the
+ * test then cannot run). */
+static inline void tl_new_state(char *buf, size_t len, const char *root)
+{
+    static int count;
+    int n = snprintf(buf, len, "%s/state%d", root, ++count);
+
+    if (n < 0 || (size_t)n >= len || mkdir(buf, 0700) < 0) {
+        perror(buf);
+        exit(2);
+    }
+}
+
+/* A path printed by fmt into buf, which it must fit: exits 2 ("path too long") otherwise. */
+static inline void tl_pathf(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static inline void tl_pathf(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= len) {
+        fprintf(stderr, "path too long\n");
+        exit(2);
+    }
+}
+
+/* Make the private directory of a test binary, $TMPDIR/<name>.XXXXXX (/tmp without TMPDIR),
+ * into buf (see tl_state_dir). 0, or -1 after printing why. */
+static inline int tl_tmp_root(char *buf, size_t len, const char *name)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    snprintf(buf, len, "%s/%s.XXXXXX", tmp && *tmp ? tmp : "/tmp", name);
+    return tl_state_dir(buf);
 }
 
 typedef void (*tl_test_fn)(void);
