@@ -127,12 +127,12 @@ static bool has_leaf(const struct reg_service *s)
 }
 
 /* The record in svcs[0..n) that has a leaf for domain, or NULL. */
-static const struct reg_service *leaf_domain(const struct reg_service *svcs, size_t n,
+static const struct reg_service *leaf_domain(const struct reg_service *const *svcs, size_t n,
                                              const char *domain)
 {
     for (size_t i = 0; i < n; i++)
-        if (has_leaf(&svcs[i]) && strcmp(svcs[i].domain, domain) == 0)
-            return &svcs[i];
+        if (has_leaf(svcs[i]) && strcmp(svcs[i]->domain, domain) == 0)
+            return svcs[i];
     return NULL;
 }
 
@@ -299,7 +299,7 @@ static void apply_dirty(struct pass *p)
 /* The wanted names: the domains of the active services of svcs[0..n) (a pending service has
  * no leaf). *out is malloc'd (pointers into svcs); NULL with *nout 0 when there is none. 0 or
  * -ENOMEM. */
-static int active_domains(const struct reg_service *svcs, size_t n, const char ***out,
+static int active_domains(const struct reg_service *const *svcs, size_t n, const char ***out,
                           size_t *nout)
 {
     *out = NULL;
@@ -310,15 +310,15 @@ static int active_domains(const struct reg_service *svcs, size_t n, const char *
     if (!*out)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++)
-        if (has_leaf(&svcs[i]))
-            (*out)[(*nout)++] = svcs[i].domain;
+        if (has_leaf(svcs[i]))
+            (*out)[(*nout)++] = svcs[i]->domain;
     return 0;
 }
 
 /* Make the serving leaves carry exactly the active domains of svcs[0..n), reissuing only the
  * leaves that change; with check, also every leaf that is missing, invalid or expired. */
-static void reconcile(const struct reg_service *svcs, size_t n, bool check, const char *reason,
-                      const char *who)
+static void reconcile(const struct reg_service *const *svcs, size_t n, bool check,
+                      const char *reason, const char *who)
 {
     struct pass p = { .action = "tls_issue", .verb = "Issued", .reason = reason, .who = who };
     const char **want = NULL;
@@ -426,8 +426,8 @@ static void legacy_migrate(void)
     closedir(d);
 }
 
-void ca_service_sync(const struct reg_service *prev, size_t nprev,
-                     const struct reg_service *next, size_t nnext, const char *who)
+void ca_service_sync(const struct reg_service *const *prev, size_t nprev,
+                     const struct reg_service *const *next, size_t nnext, const char *who)
 {
     (void)prev;
     (void)nprev;
@@ -449,7 +449,7 @@ static void serving_dir(void)
         syslog(LOG_ERR, "ca: %s: %s", g_serving, strerror(-rc));
 }
 
-void ca_service_check(const struct reg_service *svcs, size_t n)
+void ca_service_check(const struct reg_service *const *svcs, size_t n)
 {
     if (!g_ca)
         return;
@@ -458,8 +458,8 @@ void ca_service_check(const struct reg_service *svcs, size_t n)
     reconcile(svcs, n, true, "leaf missing or invalid at mount", NULL);
 }
 
-void ca_service_retire(const struct reg_service *prev, size_t nprev,
-                       const struct reg_service *next, size_t nnext, const char *who)
+void ca_service_retire(const struct reg_service *const *prev, size_t nprev,
+                       const struct reg_service *const *next, size_t nnext, const char *who)
 {
     (void)prev;
     (void)nprev;
@@ -881,8 +881,8 @@ void ca_service_foreach_leaf(void (*fn)(const char *domain, void *arg), void *ar
     snap = reg_snapshot_get();
     for (size_t i = 0; snap && i < snap->n; i++) {
         /* Inactive or pending: no leaf. */
-        if (has_leaf(&snap->svcs[i]) && served_by(snap->svcs[i].domain, path) == 0)
-            fn(snap->svcs[i].domain, arg);
+        if (has_leaf(snap->svcs[i]) && served_by(snap->svcs[i]->domain, path) == 0)
+            fn(snap->svcs[i]->domain, arg);
     }
     reg_snapshot_put(snap);
 }

@@ -30,20 +30,20 @@ void ca_service_close(void);
  * assignment). A failed issuance never fails the caller: it is logged and audited,
  * and the next change or the renewal thread retries. who is the caller's user (NULL: the
  * daemon). Without a CA (unit tests of the registry) this and the calls below do nothing. */
-void ca_service_sync(const struct reg_service *prev, size_t nprev,
-                     const struct reg_service *next, size_t nnext, const char *who);
+void ca_service_sync(const struct reg_service *const *prev, size_t nprev,
+                     const struct reg_service *const *next, size_t nnext, const char *who);
 
 /* Before the configs are applied at mount (or re-rendered): create state/tls/serving if
  * missing, make the serving leaves carry exactly the active domains of svcs, and reissue every
  * leaf that is missing, invalid or expired. Failures as for ca_service_sync. */
-void ca_service_check(const struct reg_service *svcs, size_t n);
+void ca_service_check(const struct reg_service *const *svcs, size_t n);
 
 /* After a commit (prev = old, next = new: nothing left to do, the serving leaves already carry
  * next) or after a failed one (prev = the refused registry, next = the kept one: the leaves are
  * made to carry next's names again). A leaf left with no name is archived
  * (state/tls/archive/leaf-NNNN.<serial>.pem) and removed. */
-void ca_service_retire(const struct reg_service *prev, size_t nprev,
-                       const struct reg_service *next, size_t nnext, const char *who);
+void ca_service_retire(const struct reg_service *const *prev, size_t nprev,
+                       const struct reg_service *const *next, size_t nnext, const char *who);
 
 /* Write the audit lines that sync and retire queued. Call after releasing the registry lock. */
 void ca_service_flush(void);

@@ -277,7 +277,7 @@ static struct probe *plan_round(size_t *np)
     for (size_t i = 0; i < nsvcs; i++)
         svcs[i].seen = false;
     for (size_t i = 0; snap && i < snap->n; i++) {
-        const struct reg_service *s = &snap->svcs[i];
+        const struct reg_service *s = snap->svcs[i];
         struct hsvc *r;
 
         if (s->status != REG_ACTIVE)
@@ -323,7 +323,7 @@ static struct probe *plan_round(size_t *np)
     pthread_mutex_unlock(&state_lock);
 
     for (size_t i = 0; snap && i < snap->n; i++) {
-        const struct reg_service *s = &snap->svcs[i];
+        const struct reg_service *s = snap->svcs[i];
 
         if (s->status == REG_ACTIVE && !plan_service(s, &probes, &n, &cap))
             break;
@@ -646,7 +646,7 @@ int health_json(char **out)
         goto out;
     pthread_mutex_lock(&state_lock);
     for (size_t i = 0; snap && i < snap->n; i++) {
-        const struct reg_service *s = &snap->svcs[i];
+        const struct reg_service *s = snap->svcs[i];
         json_t *o;
 
         if (s->status == REG_INACTIVE)

@@ -21,29 +21,61 @@
 static const struct reg_config *g_cfg;
 static struct render_out g_rendered;    /* what is live; guarded by the registry's mutation lock */
 
-/* The records that render and the CA see: a live record without a domain is left out, as if
- * inactive (it has no route, DNS name or leaf until a domain is written). Returns svcs itself
- * when every live record has a domain, else a malloc'd copy into *own (free it); NULL when out
- * of memory. */
-static const struct reg_service *routed(const struct reg_service *svcs, size_t n,
-                                        struct reg_service **own)
-{
-    size_t k;
+/* A view of records for render and the CA. */
+struct view {
+    const struct reg_service *const *svcs;
+    const struct reg_service **own;     /* malloc'd pointer array, or NULL when svcs is t's */
+    size_t n;
+};
 
-    *own = NULL;
+/* The live records that render and the CA see: a live record without a domain is left out, as
+ * if inactive (it has no route, DNS name or leaf until a domain is written). The view is svcs
+ * itself when every live record has a domain, else a malloc'd array of pointers without those
+ * records. 0 or -ENOMEM. Free with view_free. */
+static int routed(const struct reg_service *const *svcs, size_t n, struct view *v)
+{
+    size_t k, m = 0;
+
+    v->svcs = svcs;
+    v->own = NULL;
+    v->n = n;
     for (k = 0; k < n; k++)
-        if (svcs[k].status != REG_INACTIVE && svcs[k].domain[0] == '\0')
+        if (svcs[k]->status != REG_INACTIVE && svcs[k]->domain[0] == '\0')
             break;
     if (k == n)
-        return svcs;
-    *own = malloc(n * sizeof(**own));
-    if (!*own)
-        return NULL;
-    memcpy(*own, svcs, n * sizeof(**own));
-    for (; k < n; k++)
-        if ((*own)[k].domain[0] == '\0')
-            (*own)[k].status = REG_INACTIVE;
-    return *own;
+        return 0;
+    v->own = malloc(n * sizeof(*v->own));
+    if (!v->own)
+        return -ENOMEM;
+    for (k = 0; k < n; k++)
+        if (svcs[k]->status == REG_INACTIVE || svcs[k]->domain[0] != '\0')
+            v->own[m++] = svcs[k];
+    v->svcs = v->own;
+    v->n = m;
+    return 0;
+}
+
+static void view_free(struct view *v)
+{
+    free(v->own);
+    v->own = NULL;
+}
+
+/* Whether t's next registry renders as its current one does: no active record of either
+ * differs. A pending or inactive record renders nothing (no route, DNS record or leaf), and a
+ * snapshot shares every record a change did not write, so an unchanged record is the same
+ * pointer in both (registry.h). Records are appended, never removed or moved. */
+static bool same_rendering(const struct reg_txn *t)
+{
+    if (t->nnext < t->ncur)
+        return false;
+    for (size_t i = 0; i < t->nnext; i++) {
+        const struct reg_service *a = i < t->ncur ? t->cur[i] : NULL, *b = t->next[i];
+
+        if (a != b && ((a && a->status == REG_ACTIVE) || b->status == REG_ACTIVE))
+            return false;
+    }
+    return true;
 }
 
 /* The registry's commit step (reg_pipeline.commit), with its mutation lock held. Certificates
@@ -51,16 +83,23 @@ static const struct reg_service *routed(const struct reg_service *svcs, size_t n
 static int commit(struct reg_txn *t)
 {
     struct render_out out = {0};
-    struct reg_service *own_cur = NULL, *own_next = NULL;
-    const struct reg_service *cur = routed(t->cur, t->ncur, &own_cur);
-    const struct reg_service *next = routed(t->next, t->nnext, &own_next);
+    struct view cur = {0}, next = {0};
     int rc;
 
-    if ((!cur && t->ncur) || (!next && t->nnext)) {
+    /* A registration while pending, a write to a pending service, the deregistration of one:
+     * nothing the proxy, DNS or the CA serve changes, so only the seal and the save are left
+     * (a commit of O(N) pointer comparisons instead of a render of every service). */
+    if (same_rendering(t)) {
+        rc = reg_txn_seal(t);
+        if (rc == 0 && (rc = reg_txn_save(t)) < 0)
+            reg_txn_abort(t, rc);
+        return rc;
+    }
+    if (routed(t->cur, t->ncur, &cur) < 0 || routed(t->next, t->nnext, &next) < 0) {
         rc = -ENOMEM;
         goto out;
     }
-    rc = render_all(g_cfg, next, t->nnext, health_in_rotation, NULL, &out);
+    rc = render_all(g_cfg, next.svcs, next.n, health_in_rotation, NULL, &out);
     if (rc < 0) {
         syslog(LOG_ERR, "registry: render refused the next registry: %s", strerror(-rc));
         goto out;
@@ -70,7 +109,7 @@ static int commit(struct reg_txn *t)
     if (rc < 0)
         goto out;
     /* Leaves first: in managed mode the proxy loads them while the configs are applied. */
-    ca_service_sync(cur, t->ncur, next, t->nnext, t->who);
+    ca_service_sync(cur.svcs, cur.n, next.svcs, next.n, t->who);
     rc = gw_apply(g_cfg, &out, &g_rendered);
     if (rc < 0) {
         syslog(LOG_ERR, "registry: applying configs failed: %s", strerror(-rc));
@@ -83,17 +122,17 @@ static int commit(struct reg_txn *t)
     g_rendered = out;
     memset(&out, 0, sizeof(out));
     /* Archive the pairs of domains that are no longer live (deregistered, domain changed). */
-    ca_service_retire(cur, t->ncur, next, t->nnext, t->who);
+    ca_service_retire(cur.svcs, cur.n, next.svcs, next.n, t->who);
     goto out;
 rollback:
     if (gw_apply(g_cfg, &g_rendered, &out) < 0)
         syslog(LOG_ERR, "registry: configs could not be restored; remount re-renders them");
     /* Undo this commit's issuances: archive the pairs of domains only next made live. */
-    ca_service_retire(next, t->nnext, cur, t->ncur, t->who);
+    ca_service_retire(next.svcs, next.n, cur.svcs, cur.n, t->who);
     reg_txn_abort(t, rc);
 out:
-    free(own_cur);
-    free(own_next);
+    view_free(&cur);
+    view_free(&next);
     render_free(&out);
     return rc;
 }
@@ -106,15 +145,15 @@ static int rerender_locked(void *arg)
     bool all = *(const bool *)arg;
     struct reg_snapshot *snap = reg_snapshot_get();
     struct render_out out = {0};
-    struct reg_service *own = NULL;
-    const struct reg_service *svcs = routed(snap->svcs, snap->n, &own);
+    struct view v = {0};
     int rc;
 
-    rc = svcs || !snap->n ? render_all(g_cfg, svcs, snap->n, health_in_rotation, NULL, &out)
-                          : -ENOMEM;
+    rc = routed(snap->svcs, snap->n, &v);
+    if (rc == 0)
+        rc = render_all(g_cfg, v.svcs, v.n, health_in_rotation, NULL, &out);
     if (rc == 0 && all) {
         /* Every live domain must have a valid leaf before the proxy loads the configs. */
-        ca_service_check(svcs, snap->n);
+        ca_service_check(v.svcs, v.n);
         rc = gw_apply(g_cfg, &out, NULL);
     } else if (rc == 0) {
         rc = gw_apply(g_cfg, &out, &g_rendered);
@@ -124,7 +163,7 @@ static int rerender_locked(void *arg)
         g_rendered = out;
         memset(&out, 0, sizeof(out));
     }
-    free(own);
+    view_free(&v);
     render_free(&out);
     reg_snapshot_put(snap);
     return rc;

@@ -12,6 +12,9 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,18 +107,54 @@ static int set_field(char *dst, size_t dstlen, const char *src)
     return 0;
 }
 
-/* ---- snapshots ---- */
+/* ---- records and snapshots ----
+ * A record is allocated alone, with a reference count of the snapshots that hold it. Once a
+ * snapshot holding it is published, a record never changes: a change copies the snapshot's
+ * pointers (rec_ref on each) and then copies only the records it writes (rec_mut), so a commit
+ * costs n pointers, not n records of several KiB. */
+struct rec {
+    atomic_int refs;                   /* beside the name, which every lookup reads anyway */
+    struct reg_service svc;
+};
 
-static struct reg_snapshot *snap_new(size_t n)
+static struct rec *rec_of(const struct reg_service *s)
+{
+    return (struct rec *)(void *)((uintptr_t)s - offsetof(struct rec, svc));
+}
+
+/* A new zeroed record, referenced once; NULL when out of memory. */
+static struct reg_service *rec_new(void)
+{
+    struct rec *r = calloc(1, sizeof(*r));
+
+    if (!r)
+        return NULL;
+    atomic_init(&r->refs, 1);
+    return &r->svc;
+}
+
+static const struct reg_service *rec_ref(const struct reg_service *s)
+{
+    atomic_fetch_add(&rec_of(s)->refs, 1);
+    return s;
+}
+
+static void rec_put(const struct reg_service *s)
+{
+    if (s && atomic_fetch_sub(&rec_of(s)->refs, 1) == 1)
+        free(rec_of(s));
+}
+
+/* A snapshot with room for cap records, holding none; NULL when out of memory. */
+static struct reg_snapshot *snap_new(size_t cap)
 {
     struct reg_snapshot *s = calloc(1, sizeof(*s));
 
     if (!s)
         return NULL;
     s->refs = 1;
-    s->n = n;
-    s->svcs = n ? calloc(n, sizeof(*s->svcs)) : NULL;
-    if (n && !s->svcs) {
+    s->svcs = cap ? calloc(cap, sizeof(*s->svcs)) : NULL;
+    if (cap && !s->svcs) {
         free(s);
         return NULL;
     }
@@ -126,8 +165,45 @@ static void snap_free(struct reg_snapshot *s)
 {
     if (!s)
         return;
+    for (size_t i = 0; i < s->n; i++)
+        rec_put(s->svcs[i]);
     free(s->svcs);
     free(s);
+}
+
+/* Record i of next (a snapshot not yet published), writable: copied first when another
+ * snapshot holds it too. NULL when out of memory. */
+static struct reg_service *rec_mut(struct reg_snapshot *next, size_t i)
+{
+    const struct reg_service *s = next->svcs[i];
+    struct reg_service *copy;
+
+    if (atomic_load(&rec_of(s)->refs) == 1)
+        return (struct reg_service *)(uintptr_t)s;
+    copy = rec_new();
+    if (!copy)
+        return NULL;
+    *copy = *s;
+    next->svcs[i] = copy;
+    rec_put(s);
+    return copy;
+}
+
+/* Append a new zeroed record to next (which has room for it). NULL when out of memory. */
+static struct reg_service *rec_append(struct reg_snapshot *next)
+{
+    struct reg_service *s = rec_new();
+
+    if (s)
+        next->svcs[next->n++] = s;
+    return s;
+}
+
+/* Drop the last record of next (one rec_append made). */
+static void rec_pop(struct reg_snapshot *next)
+{
+    rec_put(next->svcs[--next->n]);
+    next->svcs[next->n] = NULL;
 }
 
 struct reg_snapshot *reg_snapshot_get(void)
@@ -167,10 +243,10 @@ static void snap_publish(struct reg_snapshot *next)
     reg_snapshot_put(old);
 }
 
-static ssize_t find_live(const struct reg_service *svcs, size_t n, const char *name)
+static ssize_t find_live(const struct reg_service *const *svcs, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++)
-        if (svcs[i].status != REG_INACTIVE && strcmp(svcs[i].name, name) == 0)
+        if (svcs[i]->status != REG_INACTIVE && strcmp(svcs[i]->name, name) == 0)
             return (ssize_t)i;
     return -1;
 }
@@ -179,25 +255,25 @@ const struct reg_service *reg_snapshot_find(const struct reg_snapshot *snap, con
 {
     ssize_t i = snap ? find_live(snap->svcs, snap->n, name) : -1;
 
-    return i < 0 ? NULL : &snap->svcs[i];
+    return i < 0 ? NULL : snap->svcs[i];
 }
 
 /* The live record other than skip that already uses domain, or -1. A live record may have no
  * domain yet (see apply_op's OP_REGISTER): "" is never taken. */
-static ssize_t domain_user(const struct reg_service *svcs, size_t n, const char *domain,
-                           ssize_t skip)
+static ssize_t domain_user(const struct reg_service *const *svcs, size_t n,
+                           const char *domain, ssize_t skip)
 {
     if (domain[0] == '\0')
         return -1;
     for (size_t i = 0; i < n; i++)
-        if ((ssize_t)i != skip && svcs[i].status != REG_INACTIVE &&
-            strcmp(svcs[i].domain, domain) == 0)
+        if ((ssize_t)i != skip && svcs[i]->status != REG_INACTIVE &&
+            strcmp(svcs[i]->domain, domain) == 0)
             return (ssize_t)i;
     return -1;
 }
 
 /* True when another live record than skip already uses domain. */
-static bool domain_taken(const struct reg_service *svcs, size_t n, const char *domain,
+static bool domain_taken(const struct reg_service *const *svcs, size_t n, const char *domain,
                          ssize_t skip)
 {
     return domain_user(svcs, n, domain, skip) >= 0;
@@ -350,23 +426,26 @@ int reg_empty_sha(char sha[65])
     return 0;
 }
 
-/* ---- serializing with a cache of inactive records ----
- * An inactive record never changes again, and a registry can hold many more of them than live
- * ones (1,289 of 1,308 in one state), which made serializing them most of a commit's work. Their
- * text at the indentation of services.json is kept by index and reused, so a commit serializes
- * only its live records; the document is byte for byte reg_serialize's. Guarded by mut_lock. */
+/* ---- serializing with a cache of record texts ----
+ * A record never changes once published (a change copies the records it writes), so the text
+ * of each record at the indentation of services.json is kept by index with a reference to the
+ * record it was made from, and reused while the snapshot holds that same record. A commit then
+ * serializes only the records it wrote; the document is byte for byte reg_serialize's. Guarded
+ * by mut_lock. */
 struct rec_text {
     char *text;                         /* NULL: not cached */
     size_t len;
-    struct reg_service rec;             /* the record it was made from */
+    const struct reg_service *rec;      /* the record it was made from (a reference held) */
 };
 static struct rec_text *g_texts;
 static size_t g_ntexts;
 
 static void texts_reset(void)
 {
-    for (size_t i = 0; i < g_ntexts; i++)
+    for (size_t i = 0; i < g_ntexts; i++) {
         free(g_texts[i].text);
+        rec_put(g_texts[i].rec);
+    }
     free(g_texts);
     g_texts = NULL;
     g_ntexts = 0;
@@ -404,22 +483,12 @@ static char *record_text(const struct reg_service *s, size_t *len)
     return out;
 }
 
-/* Whether two records serialize the same. */
-static bool same_record(const struct reg_service *a, const struct reg_service *b)
+/* The cached text of record i of svcs, made now when missing; NULL: out of memory. */
+static const char *cached_text(const struct reg_service *const *svcs, size_t i, size_t *len)
 {
-    return a->status == b->status && strcmp(a->name, b->name) == 0 &&
-           strcmp(a->upstream, b->upstream) == 0 && strcmp(a->domain, b->domain) == 0 &&
-           strcmp(a->health_check, b->health_check) == 0 && strcmp(a->mode, b->mode) == 0 &&
-           strcmp(a->monitoring, b->monitoring) == 0 && strcmp(a->lb_policy, b->lb_policy) == 0 &&
-           strcmp(a->registered_at, b->registered_at) == 0 &&
-           strcmp(a->deregistered_at, b->deregistered_at) == 0;
-}
-
-/* The cached text of inactive record i of svcs, made now when missing; NULL: out of memory. */
-static const char *cached_text(const struct reg_service *svcs, size_t i, size_t *len)
-{
-    const struct reg_service *s = &svcs[i];
+    const struct reg_service *s = svcs[i];
     struct rec_text *c;
+    char *text;
 
     if (i >= g_ntexts) {
         size_t n = i + 1 > 2 * g_ntexts ? i + 1 + 64 : 2 * g_ntexts;
@@ -432,39 +501,38 @@ static const char *cached_text(const struct reg_service *svcs, size_t i, size_t 
         g_ntexts = n;
     }
     c = &g_texts[i];
-    if (c->text && same_record(&c->rec, s)) {
+    if (c->text && c->rec == s) {
         *len = c->len;
         return c->text;
     }
-    free(c->text);
-    c->text = record_text(s, &c->len);
-    if (!c->text)
+    text = record_text(s, len);
+    if (!text)
         return NULL;
-    c->rec = *s;
-    *len = c->len;
+    free(c->text);
+    rec_put(c->rec);
+    c->text = text;
+    c->len = *len;
+    c->rec = rec_ref(s);
     return c->text;
 }
 
-/* reg_serialize, reusing the cached text of inactive records. Called with mut_lock held. */
-static char *serialize_cached(const struct reg_service *svcs, size_t n)
+/* reg_serialize of svcs[0..n), reusing the cached text of each record. Called with mut_lock
+ * held. */
+static char *serialize_cached(const struct reg_service *const *svcs, size_t n)
 {
     static const char head[] = "{\n  \"version\": 1,\n  \"services\": [";
-    char *out = NULL, **fresh = NULL;
+    char *out = NULL;
     const char **texts = NULL;
     size_t *lens = NULL, total = sizeof(head) + 16, k;
 
     if (n == 0)
-        return reg_serialize(svcs, 0);
+        return reg_serialize(NULL, 0);
     texts = calloc(n, sizeof(*texts));
-    fresh = calloc(n, sizeof(*fresh));
     lens = calloc(n, sizeof(*lens));
-    if (!texts || !fresh || !lens)
+    if (!texts || !lens)
         goto out;
     for (size_t i = 0; i < n; i++) {
-        if (svcs[i].status == REG_INACTIVE)
-            texts[i] = cached_text(svcs, i, &lens[i]);
-        else
-            texts[i] = fresh[i] = record_text(&svcs[i], &lens[i]);
+        texts[i] = cached_text(svcs, i, &lens[i]);
         if (!texts[i])
             goto out;
         total += lens[i] + 6;
@@ -483,9 +551,6 @@ static char *serialize_cached(const struct reg_service *svcs, size_t n)
     memcpy(out + k, "\n  ]\n}", 6);
     out[k + 6] = '\0';
 out:
-    for (size_t i = 0; fresh && i < n; i++)
-        free(fresh[i]);
-    free(fresh);
     free(texts);
     free(lens);
     return out;
@@ -561,6 +626,7 @@ int reg_parse(const char *json, size_t len, const struct reg_config *cfg,
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
     json_t *arr, *v;
     struct reg_service *svcs = NULL;
+    const struct reg_service **ptrs = NULL;    /* &svcs[i], for the duplicate checks */
     size_t cnt = 0, i;
     int rc = -EINVAL;
 
@@ -580,7 +646,7 @@ int reg_parse(const char *json, size_t len, const struct reg_config *cfg,
         goto out;
     }
     cnt = json_array_size(arr);
-    if (cnt && !(svcs = calloc(cnt, sizeof(*svcs)))) {
+    if (cnt && (!(svcs = calloc(cnt, sizeof(*svcs))) || !(ptrs = calloc(cnt, sizeof(*ptrs))))) {
         rc = -ENOMEM;
         goto out;
     }
@@ -638,11 +704,12 @@ int reg_parse(const char *json, size_t len, const struct reg_config *cfg,
         if (check_record(cfg, s, i, err, errlen))
             goto out;
         if (s->status != REG_INACTIVE &&
-            (find_live(svcs, i, s->name) >= 0 || domain_taken(svcs, i, s->domain, -1))) {
+            (find_live(ptrs, i, s->name) >= 0 || domain_taken(ptrs, i, s->domain, -1))) {
             snprintf(err, errlen, "service #%zu (%s): duplicate active name or domain", i,
                      s->name);
             goto out;
         }
+        ptrs[i] = s;
     }
     *out = svcs;
     *n = cnt;
@@ -651,6 +718,7 @@ int reg_parse(const char *json, size_t len, const struct reg_config *cfg,
 out:
     if (rc != 0 && errlen > 0)
         one_line(err);
+    free(ptrs);
     free(svcs);
     json_decref(root);
     return rc;
@@ -990,31 +1058,36 @@ static void after_mutation(void)
         g_pipe->flush();
 }
 
-/* A private copy of the current registry with room for extra more records. */
+/* A private copy of the current registry with room for extra more records: its pointers,
+ * each record shared until rec_mut copies it. */
 static struct reg_snapshot *snap_copy(size_t extra)
 {
     struct reg_snapshot *next = snap_new(g_cur->n + extra);
 
     if (!next)
         return NULL;
+    for (size_t i = 0; i < g_cur->n; i++)
+        next->svcs[i] = rec_ref(g_cur->svcs[i]);
     next->n = g_cur->n;
-    if (g_cur->n)
-        memcpy(next->svcs, g_cur->svcs, g_cur->n * sizeof(*next->svcs));
     return next;
 }
 
-/* Validate value for attr of record s (within svcs[0..n), at index idx) and write it into s.
- * 0, -EINVAL or -EEXIST. */
-static int apply_attr(struct reg_service *svcs, size_t n, ssize_t idx, enum reg_attr attr,
+/* Validate value for attr of record idx of next (a snapshot not yet published) and write it
+ * into that record (copied first when shared). 0, -EINVAL, -EEXIST or -ENOMEM. */
+static int apply_attr(struct reg_snapshot *next, ssize_t idx, enum reg_attr attr,
                       const char *value, char *why, size_t whylen)
 {
-    struct reg_service *s = &svcs[idx];
+    const struct reg_service *const *svcs = next->svcs;
+    size_t n = next->n;
+    struct reg_service *s = rec_mut(next, (size_t)idx);
     struct val_upstream ups[VAL_UPSTREAMS_MAX];
     size_t nups = 0;
     char canon[VAL_MONITORING_MAX];
     ssize_t other;
     int rc = 0;
 
+    if (!s)
+        return -ENOMEM;
     switch (attr) {
     case REG_UPSTREAM:
         if (value[0] == '\0') {
@@ -1048,7 +1121,7 @@ static int apply_attr(struct reg_service *svcs, size_t n, ssize_t idx, enum reg_
         }
         other = strcmp(value, s->domain) ? domain_user(svcs, n, value, idx) : -1;
         if (other >= 0) {
-            snprintf(why, whylen, "%s is the domain of service %s", value, svcs[other].name);
+            snprintf(why, whylen, "%s is the domain of service %s", value, svcs[other]->name);
             return -EEXIST;
         }
         rc = set_field(s->domain, sizeof(s->domain), value);
@@ -1111,7 +1184,7 @@ static bool q_leader;
 
 /* The domain a service called name gets when none is given: its default, or "" when that is
  * taken by another live record of svcs[0..n) than skip (or invalid). */
-static void default_domain(const struct reg_service *svcs, size_t n, ssize_t skip,
+static void default_domain(const struct reg_service *const *svcs, size_t n, ssize_t skip,
                            const char *name, char *buf, size_t len)
 {
     if (reg_attr_default(g_cfg, name, REG_DOMAIN, buf, len) < 0 ||
@@ -1130,19 +1203,25 @@ static int apply_whole(struct reg_snapshot *next, struct op *o, ssize_t i, const
                                            REG_MONITORING, REG_LB_POLICY, REG_UPSTREAM };
     struct reg_service before, *s;
     char value[REG_VALUE_MAX], why[200];
-    size_t n0 = next->n;
     int rc = 0;
 
     o->existed = i >= 0;
     o->changed = 0;
     if (i < 0) {
-        i = (ssize_t)next->n++;
-        s = &next->svcs[i];
-        memset(s, 0, sizeof(*s));
+        s = rec_append(next);
+        if (!s) {
+            snprintf(o->why, sizeof(o->why), "%s", strerror(ENOMEM));
+            return -ENOMEM;
+        }
+        i = (ssize_t)next->n - 1;
         set_field(s->name, sizeof(s->name), o->name);
         set_field(s->registered_at, sizeof(s->registered_at), ts);
     }
-    s = &next->svcs[i];
+    s = rec_mut(next, (size_t)i);
+    if (!s) {
+        snprintf(o->why, sizeof(o->why), "%s", strerror(ENOMEM));
+        return -ENOMEM;
+    }
     before = *s;
     /* start from the defaults: what the document leaves out is reset */
     s->upstream[0] = '\0';
@@ -1157,7 +1236,7 @@ static int apply_whole(struct reg_snapshot *next, struct op *o, ssize_t i, const
 
         why[0] = '\0';
         if (o->values[a]) {
-            rc = apply_attr(next->svcs, next->n, i, a, o->values[a], why, sizeof(why));
+            rc = apply_attr(next, i, a, o->values[a], why, sizeof(why));
         } else if (a == REG_DOMAIN) {
             default_domain(next->svcs, next->n, i, o->name, s->domain, sizeof(s->domain));
         }
@@ -1168,7 +1247,8 @@ static int apply_whole(struct reg_snapshot *next, struct op *o, ssize_t i, const
     if (rc < 0) {
         if (o->existed)
             *s = before;
-        next->n = n0;
+        else
+            rec_pop(next);
         return rc;
     }
     s->status = s->upstream[0] ? REG_ACTIVE : REG_PENDING;
@@ -1213,22 +1293,25 @@ static int apply_op(struct reg_snapshot *next, struct op *o, const char *ts)
         /* A default domain that is taken (or invalid) is no reason to refuse the name: the
          * service then has no domain, and no route, DNS name or leaf, until one is written. */
         default_domain(next->svcs, next->n, -1, o->name, o->domain, sizeof(o->domain));
-        s = &next->svcs[next->n++];
-        memset(s, 0, sizeof(*s));
+        s = rec_append(next);
+        if (!s)
+            return -ENOMEM;
         set_field(s->name, sizeof(s->name), o->name);
         set_field(s->domain, sizeof(s->domain), o->domain);
         reg_attr_default(g_cfg, o->name, REG_HEALTH_CHECK, s->health_check,
                          sizeof(s->health_check));
         reg_attr_default(g_cfg, o->name, REG_MODE, s->mode, sizeof(s->mode));
         reg_attr_default(g_cfg, o->name, REG_MONITORING, s->monitoring, sizeof(s->monitoring));
-    reg_attr_default(g_cfg, o->name, REG_LB_POLICY, s->lb_policy, sizeof(s->lb_policy));
+        reg_attr_default(g_cfg, o->name, REG_LB_POLICY, s->lb_policy, sizeof(s->lb_policy));
         s->status = REG_PENDING;
         set_field(s->registered_at, sizeof(s->registered_at), ts);
         return 1;
     case OP_DEREGISTER:
         if (i < 0)
             return -ENOENT;
-        s = &next->svcs[i];
+        s = rec_mut(next, (size_t)i);
+        if (!s)
+            return -ENOMEM;
         s->status = REG_INACTIVE;
         set_field(s->deregistered_at, sizeof(s->deregistered_at), ts);
         set_field(o->domain, sizeof(o->domain), s->domain);
@@ -1238,11 +1321,11 @@ static int apply_op(struct reg_snapshot *next, struct op *o, const char *ts)
 
         if (i < 0)
             return -ENOENT;
-        s = &next->svcs[i];
-        snprintf(o->old, sizeof(o->old), "%s", reg_attr_value(s, o->attr));
-        rc = apply_attr(next->svcs, next->n, i, o->attr, o->value, o->why, sizeof(o->why));
+        snprintf(o->old, sizeof(o->old), "%s", reg_attr_value(next->svcs[i], o->attr));
+        rc = apply_attr(next, i, o->attr, o->value, o->why, sizeof(o->why));
         if (rc < 0)
             return rc;
+        s = rec_mut(next, (size_t)i);       /* apply_attr made it private */
         snprintf(o->now, sizeof(o->now), "%s", reg_attr_value(s, o->attr));
         if (strcmp(o->old, o->now) == 0)
             return 0;           /* writing the current value again is a no-op */
@@ -1689,14 +1772,20 @@ int reg_open(const struct reg_config *cfg, char *err, size_t errlen)
         }
         rmark_sha256(doc, len, g_sha);
     }
-    g_cur = snap_new(0);
+    g_cur = snap_new(n);
     if (!g_cur) {
         rc = -ENOMEM;
         goto out;
     }
-    g_cur->n = n;
-    g_cur->svcs = svcs;
-    svcs = NULL;
+    for (size_t i = 0; i < n; i++) {
+        struct reg_service *r = rec_append(g_cur);
+
+        if (!r) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        *r = svcs[i];
+    }
     rc = g_pipe && g_pipe->open ? g_pipe->open(cfg) : 0;
     if (rc < 0) {
         snprintf(err, errlen, "cannot create config directories: %s", strerror(-rc));

@@ -59,11 +59,14 @@ struct reg_service {
     char deregistered_at[32];          /* "" unless inactive */
 };
 
-/* An immutable, reference-counted view of the registry. Readers never wait on a mutation. */
+/* An immutable, reference-counted view of the registry. Readers never wait on a mutation.
+ * Records are held by reference: a record no change touched is shared by every snapshot that
+ * holds it (a change copies only the records it writes), so a commit copies n pointers, not n
+ * records. */
 struct reg_snapshot {
     int refs;                          /* guarded by the registry's snapshot lock */
     size_t n;
-    struct reg_service *svcs;          /* all records, inactive ones included, in file order */
+    const struct reg_service **svcs;   /* all records, inactive ones included, in file order */
 };
 
 /* Load (or create) services.json under cfg->state_dir and have the pipeline (reg_set_pipeline)
@@ -134,9 +137,9 @@ int reg_reset(const char *name, enum reg_attr attr, const char *who);
 
 /* One commit in flight, handed to the pipeline's commit step with the mutation lock held. */
 struct reg_txn {
-    const struct reg_service *cur;     /* the registry as committed, cur[0..ncur) */
+    const struct reg_service *const *cur;    /* the registry as committed, cur[0..ncur) */
     size_t ncur;
-    const struct reg_service *next;    /* as the batch makes it, next[0..nnext) */
+    const struct reg_service *const *next;   /* as the batch makes it, next[0..nnext) */
     size_t nnext;
     const char *who;                   /* the batch's first caller, for audit lines */
     struct reg_txn_state *state;       /* the registry's own */

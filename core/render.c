@@ -75,6 +75,37 @@ static void sb_addf(struct sbuf *b, const char *fmt, ...)
     }
 }
 
+/* Append the strings of a NULL-terminated list to b: sb_addf without the formatting, for the
+ * lists that grow with the services. */
+static void sb_cat(struct sbuf *b, ...)
+{
+    va_list ap;
+    const char *p;
+
+    va_start(ap, b);
+    while (!b->err && (p = va_arg(ap, const char *)) != NULL) {
+        size_t n = strlen(p);
+
+        if (b->cap - b->len <= n) {
+            size_t ncap = b->cap ? b->cap : 1024;
+            char *ns;
+
+            while (ncap - b->len <= n)
+                ncap *= 2;
+            ns = realloc(b->s, ncap);
+            if (!ns) {
+                b->err = -ENOMEM;
+                break;
+            }
+            b->s = ns;
+            b->cap = ncap;
+        }
+        memcpy(b->s + b->len, p, n + 1);
+        b->len += n;
+    }
+    va_end(ap);
+}
+
 /* Hand the buffer's string over to the caller (never NULL on success) or free it on error. */
 static int sb_take(struct sbuf *b, char **dst)
 {
@@ -368,17 +399,28 @@ static void render_dnsmasq(const struct reg_config *cfg, struct sbuf *b)
 }
 
 /* ---- the proxy's config: Caddy JSON (docs/architecture.md, "The proxy's shape") ----
- * One HTTPS server. Route 1 is a map from the request's host to the service's name {cfs_svc}
- * and its pool key {cfs_pool}. Then one route per pool key in use, whatever the number of
- * services: "K-POLICY-SCHEME" (K upstreams in the rotation; "-name" when a host is a name) maps
- * the host to the hosts and ports of its services' upstreams and proxies to them; "down" answers
- * 503. Each service is thus one map entry per route, a data table; nothing else grows with the
- * number of services. Certificates come from one folder the CA service keeps. */
+ * One HTTPS server with one route per pool key in use, whatever the number of services:
+ * "K-POLICY-SCHEME" (K upstreams in the rotation; "-name" when a host is a name) matches the
+ * domains of its services (a host list), maps the host to the hosts and ports of its upstreams
+ * and proxies to them; "down" maps the host to the service's name {cfs_svc} and answers 503.
+ * Each service is thus one name in one host list and one entry in one map, a data table;
+ * nothing else grows with the number of services. Certificates come from one folder the CA
+ * service keeps. */
 
-/* A JSON builder whose first failure sticks: later calls do nothing and return NULL. */
+/* A JSON builder whose first failure sticks: later calls do nothing and return NULL.
+ * The arrays that grow with the services (map entries, host lists) are written as text into
+ * lists[], not built as jansson values: at 1000 services building and dumping them was a third
+ * of a commit. Such an array is a marker string in the document, which render_caddy replaces
+ * with its text after the dump. Every value in them passed safe_value, so none needs
+ * escaping. */
 struct jb {
     int err;
+    struct sbuf *lists;                 /* the items of list i, "," between (malloc'd) */
+    size_t nlists, caplists;
 };
+
+/* The marker of list i in the dumped document: LIST_MARK, i, '@', in quotes. */
+#define LIST_MARK "\"@cfs-list-"
 
 /* Set key to v (consumed) in o. */
 static void jset(struct jb *j, json_t *o, const char *key, json_t *v)
@@ -455,7 +497,8 @@ static json_t *jlist1(struct jb *j, json_t *v)
     return a;
 }
 
-/* A route matching requests whose {cfs_pool} is key, terminal. */
+/* A route matching requests whose {cfs_pool} is key, terminal. Nothing sets {cfs_pool}: such
+ * a route never matches (the keeper's, see keeper_route). */
 static json_t *pool_route(struct jb *j, const char *key, json_t *handle)
 {
     json_t *r = jobj(j), *vars = jobj(j), *m = jobj(j);
@@ -481,29 +524,141 @@ static json_t *respond(struct jb *j, int status, const char *body)
     return h;
 }
 
-/* A map handler from the request's host to ndest placeholders; mappings are added by the
- * caller to the returned array *maps. */
-static json_t *map_handler(struct jb *j, const char *const *dest, size_t ndest, json_t **maps)
+/* A new text list; its marker (a JSON string) into *marker, its index into *idx. */
+static json_t *list_new(struct jb *j, size_t *idx)
+{
+    *idx = j->nlists;
+    if (!j->err && j->nlists == j->caplists) {
+        size_t cap = j->caplists ? 2 * j->caplists : 8;
+        struct sbuf *l = realloc(j->lists, cap * sizeof(*l));
+
+        if (l) {
+            memset(l + j->caplists, 0, (cap - j->caplists) * sizeof(*l));
+            j->lists = l;
+            j->caplists = cap;
+        } else {
+            j->err = -ENOMEM;
+        }
+    }
+    if (j->err)
+        return NULL;
+    j->nlists++;
+    return jstrf(j, "@cfs-list-%zu@", *idx);
+}
+
+/* Append the string v to list i. v must pass safe_value (it needs no JSON escaping); -EINVAL
+ * in j->err otherwise. */
+static void list_str(struct jb *j, size_t i, const char *v)
+{
+    struct sbuf *b = &j->lists[i];
+
+    if (j->err)
+        return;
+    if (!safe_value(v)) {
+        j->err = -EINVAL;
+        return;
+    }
+    sb_cat(b, b->len ? ",\"" : "\"", v, "\"", (const char *)NULL);
+    if (b->err)
+        j->err = b->err;
+}
+
+/* A route matching requests for the domains of grp[0..n) (a host list: Caddy sorts one of more
+ * than 100 names and finds a host by binary search), terminal, named "cfs-pool-KEY" by its
+ * "@id" (KEY: the pool key of grp[0]), so that it can be read back. */
+static json_t *hosts_route(struct jb *j, struct item *const *grp, size_t n, json_t *handle)
+{
+    json_t *r = jobj(j), *m = jobj(j);
+    size_t li = 0;
+
+    jset(j, r, "@id", jstrf(j, "cfs-pool-%s", grp[0]->pool));
+    jset(j, m, "host", list_new(j, &li));
+    for (size_t g = 0; g < n && !j->err; g++)
+        list_str(j, li, grp[g]->svc->domain);
+    jset(j, r, "match", jlist1(j, m));
+    jset(j, r, "handle", handle);
+    jset(j, r, "terminal", json_true());
+    return r;
+}
+
+/* A map handler from the request's host to ndest placeholders; its mappings are added by the
+ * caller with map_entry(j, *map, ...). */
+static json_t *map_handler(struct jb *j, const char *const *dest, size_t ndest, size_t *map)
 {
     json_t *h = jobj(j), *d = jarr(j);
 
     for (size_t i = 0; i < ndest; i++)
         jpush(j, d, json_string(dest[i]));
-    *maps = jarr(j);
     jset(j, h, "handler", json_string("map"));
     jset(j, h, "source", json_string("{http.request.host}"));
     jset(j, h, "destinations", d);
-    jset(j, h, "mappings", *maps);
+    jset(j, h, "mappings", list_new(j, map));
     return h;
 }
 
-/* The address of an upstream as its pool's map gives it: a name or IPv4 address as is; an IPv6
- * address bare for an "a" source, in brackets for a dial address. */
-static json_t *up_host(struct jb *j, const struct val_upstream *up, bool bracket)
+/* Append the mapping input -> outs[0..nouts) to map. Every value must pass safe_value (so it
+ * needs no JSON escaping); -EINVAL in j->err otherwise. */
+static void map_entry(struct jb *j, size_t map, const char *input, const char *const *outs,
+                      size_t nouts)
+{
+    struct sbuf *b = &j->lists[map];
+
+    if (j->err)
+        return;
+    if (!safe_value(input)) {
+        j->err = -EINVAL;
+        return;
+    }
+    sb_cat(b, b->len ? ",{\"input\":\"" : "{\"input\":\"", input, "\",\"outputs\":[",
+           (const char *)NULL);
+    for (size_t i = 0; i < nouts; i++) {
+        if (!safe_value(outs[i])) {
+            j->err = -EINVAL;
+            return;
+        }
+        sb_cat(b, i ? ",\"" : "\"", outs[i], "\"", (const char *)NULL);
+    }
+    sb_cat(b, "]}", (const char *)NULL);
+    if (b->err)
+        j->err = b->err;
+}
+
+/* The dumped document text with each list's marker replaced by "[items]", and a newline at its
+ * end, into *dst (malloc'd). Each list appears once. 0 or -errno. */
+static int splice_lists(struct jb *j, const char *text, char **dst)
+{
+    struct sbuf out = {0};
+    const char *p = text, *at;
+    size_t seen = 0;
+
+    while ((at = strstr(p, LIST_MARK)) != NULL) {
+        char *end;
+        unsigned long i = strtoul(at + strlen(LIST_MARK), &end, 10);
+
+        if (end[0] != '@' || end[1] != '"' || i >= j->nlists) {
+            free(out.s);
+            return -EINVAL;
+        }
+        sb_addf(&out, "%.*s[%s]", (int)(at - p), p, j->lists[i].len ? j->lists[i].s : "");
+        p = end + 2;
+        seen++;
+    }
+    if (seen != j->nlists) {
+        free(out.s);
+        return -EINVAL;
+    }
+    sb_addf(&out, "%s\n", p);
+    return sb_take(&out, dst);
+}
+
+/* The address of an upstream as its pool's map gives it, into buf: a name or IPv4 address as
+ * is; an IPv6 address bare for an "a" source, in brackets for a dial address. */
+static void up_host(const struct val_upstream *up, bool bracket, char *buf, size_t len)
 {
     if (up->kind == VAL_HOST_IPV6 && bracket)
-        return jstrf(j, "[%s]", up->host);
-    return json_string(up->host);
+        snprintf(buf, len, "[%s]", up->host);
+    else
+        snprintf(buf, len, "%s", up->host);
 }
 
 /* The reverse_proxy handler of a pool of k in-rotation upstreams. Address pools use dynamic
@@ -599,13 +754,23 @@ static json_t *render_pool(struct jb *j, const struct reg_config *cfg, struct it
     const struct item *first = grp[0];
     const char *dest[2 * VAL_UPSTREAMS_MAX];
     char ph[2 * VAL_UPSTREAMS_MAX][24];
-    json_t *handle = jarr(j), *maps = NULL, *map;
+    char hosts[VAL_UPSTREAMS_MAX][INET6_ADDRSTRLEN + 2], ports[VAL_UPSTREAMS_MAX][8];
+    const char *outs[2 * VAL_UPSTREAMS_MAX];
+    json_t *handle = jarr(j), *map;
     unsigned k = first->nrot;
-    size_t nups;
+    size_t nups, mi = 0;
 
     if (strcmp(first->pool, RENDER_POOL_DOWN) == 0) {
+        static const char *const name_dest[] = { "{cfs_svc}" };
+
+        jpush(j, handle, map_handler(j, name_dest, 1, &mi));
+        for (size_t g = 0; g < n && !j->err; g++) {
+            const char *name = grp[g]->svc->name;
+
+            map_entry(j, mi, grp[g]->svc->domain, &name, 1);
+        }
         jpush(j, handle, respond(j, 503, "service {cfs_svc} has no healthy upstream\n"));
-        return pool_route(j, first->pool, handle);
+        return hosts_route(j, grp, n, handle);
     }
     for (unsigned i = 0; i < k; i++) {
         snprintf(ph[2 * i], sizeof(ph[0]), "{cfs_h%u}", i);
@@ -613,30 +778,29 @@ static json_t *render_pool(struct jb *j, const struct reg_config *cfg, struct it
         dest[2 * i] = ph[2 * i];
         dest[2 * i + 1] = ph[2 * i + 1];
     }
-    map = map_handler(j, dest, 2 * (size_t)k, &maps);
+    map = map_handler(j, dest, 2 * (size_t)k, &mi);
     for (size_t g = 0; g < n && !j->err; g++) {
         const struct item *it = grp[g];
-        json_t *m = jobj(j), *outs = jarr(j);
+        size_t no = 0;
 
         if (val_upstreams(it->svc->upstream, ups, &nups) != 0 || nups != it->nups) {
             j->err = -EINVAL;
-            json_decref(m);
-            json_decref(outs);
             break;
         }
         for (size_t i = 0; i < nups; i++) {
             if (!(it->inrot & ((uint64_t)1 << i)))
                 continue;
-            jpush(j, outs, up_host(j, &ups[i], first->names));
-            jpush(j, outs, jstrf(j, "%u", ups[i].port));
+            up_host(&ups[i], first->names, hosts[no / 2], sizeof(hosts[0]));
+            snprintf(ports[no / 2], sizeof(ports[0]), "%u", ups[i].port);
+            outs[no] = hosts[no / 2];
+            outs[no + 1] = ports[no / 2];
+            no += 2;
         }
-        jset(j, m, "input", json_string(it->svc->domain));
-        jset(j, m, "outputs", outs);
-        jpush(j, maps, m);
+        map_entry(j, mi, it->svc->domain, outs, no);
     }
     jpush(j, handle, map);
     jpush(j, handle, proxy_handler(j, cfg, k, first->policy, first->tls, first->names));
-    return pool_route(j, first->pool, handle);
+    return hosts_route(j, grp, n, handle);
 }
 
 /* Caddy forgets a dynamic upstream's passive health counts as soon as no request uses it, so a
@@ -726,33 +890,18 @@ out:
 static json_t *render_routes(struct jb *j, const struct reg_config *cfg, struct item *items,
                              size_t n, struct val_upstream *ups)
 {
-    static const char *const top_dest[] = { "{cfs_svc}", "{cfs_pool}" };
     struct item **sorted = NULL;
-    json_t *routes = jarr(j), *route = jobj(j), *handle = jarr(j), *maps = NULL, *keep;
+    json_t *routes = jarr(j), *route, *handle, *keep;
     size_t ns = 0;
 
-    jpush(j, handle, map_handler(j, top_dest, 2, &maps));
-    jset(j, route, "handle", handle);
-    jpush(j, routes, route);
     sorted = calloc(n ? n : 1, sizeof(*sorted));
     if (!sorted) {
         j->err = -ENOMEM;
         goto out;
     }
-    for (size_t i = 0; i < n && !j->err; i++) {
-        json_t *m, *outs;
-
-        if (items[i].pending || items[i].dns)
-            continue;
-        sorted[ns++] = &items[i];
-        m = jobj(j);
-        outs = jarr(j);
-        jpush(j, outs, json_string(items[i].svc->name));
-        jpush(j, outs, json_string(items[i].pool));
-        jset(j, m, "input", json_string(items[i].svc->domain));
-        jset(j, m, "outputs", outs);
-        jpush(j, maps, m);
-    }
+    for (size_t i = 0; i < n; i++)
+        if (!items[i].pending && !items[i].dns)
+            sorted[ns++] = &items[i];
     qsort(sorted, ns, sizeof(*sorted), cmp_item_pool);
     for (size_t g = 0; g < ns && !j->err;) {
         size_t e = g + 1;
@@ -820,9 +969,16 @@ static int render_caddy(const struct reg_config *cfg, struct item *items, size_t
      * (caddy/admin-PID-RND.sock) in CONDUITFS_CADDY_ADMIN, which Caddy expands at each load. So
      * an orphaned Caddy of an earlier mount, when it exits, removes its own socket and never the
      * live one, and the rendering stays a pure function of the registry. */
-    if (cfg->manage)
+    if (cfg->manage) {
+        json_t *conf = jobj(&j);
+
         jset(&j, admin, "listen", json_string("unix/{env." RENDER_ADMIN_ENV "}"));
-    else
+        /* Caddy would save every loaded config to its autosave.json: a second full encode and
+         * a file write per load (about a fifth of a load at 1000 services). conduitfs posts
+         * its config at each start, so nothing reads that copy. */
+        jset(&j, conf, "persist", json_false());
+        jset(&j, admin, "config", conf);
+    } else
         jset(&j, admin, "disabled", json_true());
     jset(&j, doc, "admin", admin);
     snprintf(path, sizeof(path), "%.*s/caddy", sl, cfg->state_dir);
@@ -856,20 +1012,12 @@ static int render_caddy(const struct reg_config *cfg, struct item *items, size_t
             j.err = -ENOMEM;
     }
     rc = j.err;
-    if (rc == 0) {
-        size_t len = strlen(text);
-        char *t = realloc(text, len + 2);
-
-        if (!t) {
-            rc = -ENOMEM;
-        } else {
-            t[len] = '\n';
-            t[len + 1] = '\0';
-            *dst = t;
-            text = NULL;
-        }
-    }
+    if (rc == 0)
+        rc = splice_lists(&j, text, dst);
     free(text);
+    for (size_t i = 0; i < j.nlists; i++)
+        free(j.lists[i].s);
+    free(j.lists);
     json_decref(doc);
     free(ups);
     return rc;
@@ -899,7 +1047,7 @@ static int render_hosts_file(const struct item *it, struct val_upstream *ups, ch
 }
 
 /* Render all configs from svcs[0..n); see render.h. */
-int render_all(const struct reg_config *cfg, const struct reg_service *svcs, size_t n,
+int render_all(const struct reg_config *cfg, const struct reg_service *const *svcs, size_t n,
                render_rotation_fn rot, void *rot_arg, struct render_out *out)
 {
     const char *sfx[REG_MAX_SUFFIXES];
@@ -927,13 +1075,17 @@ int render_all(const struct reg_config *cfg, const struct reg_service *svcs, siz
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        if (svcs[i].status == REG_INACTIVE)
-            continue;
-        if (svcs[i].status != REG_ACTIVE && svcs[i].status != REG_PENDING) {
+        if (!svcs[i]) {
             rc = -EINVAL;
             goto out;
         }
-        rc = check_service(cfg, sfx, &svcs[i], rot, rot_arg, ups, &items[nitems]);
+        if (svcs[i]->status == REG_INACTIVE)
+            continue;
+        if (svcs[i]->status != REG_ACTIVE && svcs[i]->status != REG_PENDING) {
+            rc = -EINVAL;
+            goto out;
+        }
+        rc = check_service(cfg, sfx, svcs[i], rot, rot_arg, ups, &items[nitems]);
         if (rc != 0)
             goto out;
         nitems++;

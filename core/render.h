@@ -25,9 +25,10 @@ struct render_out {
 /* Whether upstream (one line of service's upstream list, as written) is in the rotation. */
 typedef bool (*render_rotation_fn)(const char *service, const char *upstream, void *arg);
 
-/* Render all configs from the records svcs[0..n) (inactive ones are skipped). Deterministic: the
- * same input gives byte-identical output. Every value is re-validated; a value that fails gives
- * -EINVAL and no output. 0, -EINVAL or -ENOMEM. On success free *out with render_free.
+/* Render all configs from the records *svcs[0..n) (inactive ones are skipped; a NULL pointer
+ * is -EINVAL). Deterministic: the same input gives byte-identical output. Every value is
+ * re-validated; a value that fails gives -EINVAL and no output. 0, -EINVAL or -ENOMEM. On
+ * success free *out with render_free.
  * Besides the validators, -EINVAL for: any rendered value (cfg included) with a byte < 0x21 or
  * >= 0x7f or one of {}#"\` ; two live records with one name or domain; an active record without
  * an upstream; a dns-mode active record with an upstream host that is not an IP address. On any
@@ -41,7 +42,7 @@ typedef bool (*render_rotation_fn)(const char *service, const char *upstream, vo
  * An active dns-mode record: a hosts.d line per in-rotation upstream address, or per upstream
  * address when none is. The proxy config's routes and handlers depend on the pool keys in use
  * only, never on the number of records (docs/architecture.md, "The proxy's shape"). */
-int render_all(const struct reg_config *cfg, const struct reg_service *svcs, size_t n,
+int render_all(const struct reg_config *cfg, const struct reg_service *const *svcs, size_t n,
                render_rotation_fn rot, void *rot_arg, struct render_out *out);
 
 /* Free what render_all allocated; safe on a zeroed struct. */

@@ -135,8 +135,8 @@ static int svc_readdir(const char *rel, void *buf, fuse_fill_dir_t fill)
     snap = reg_snapshot_get();
     if (p.depth == 0) {
         for (size_t i = 0; i < snap->n; i++)
-            if (snap->svcs[i].status != REG_INACTIVE)
-                fill(buf, snap->svcs[i].name, NULL, 0, 0);
+            if (snap->svcs[i]->status != REG_INACTIVE)
+                fill(buf, snap->svcs[i]->name, NULL, 0, 0);
     } else if (reg_snapshot_find(snap, p.name)) {
         for (int a = 0; a < REG_NATTR; a++)
             fill(buf, reg_attr_name(a), NULL, 0, 0);

@@ -118,7 +118,7 @@ void mon_dirs(void (*fn)(const char *name, void *ctx), void *ctx)
     mon_target_each(fn, ctx);
     snap = reg_snapshot_get();
     for (size_t i = 0; snap && i < snap->n; i++) {
-        const struct reg_service *s = &snap->svcs[i];
+        const struct reg_service *s = snap->svcs[i];
 
         if (s->status == REG_INACTIVE || strcmp(s->name, "local") == 0 ||
             mon_target_lookup(s->name, NULL, NULL) == 0 || !service_src(s, &src))

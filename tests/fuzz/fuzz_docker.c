@@ -8,6 +8,8 @@
 
 #include "monitor/probe.h"
 
+#include "fuzzlib.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* The next NUL-separated part of [*p, end): its start and length; NULL when none is left. */
@@ -32,8 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *stats = part(&p, end, &slen);
     json_t *items = list ? mon_docker_list(list, llen) : NULL;
     json_t *out = json_array(), *prev = json_object(), *next = json_object(), *item, *c;
-    json_t *metrics, *alerts, *docs;
-    char *prom;
+    json_t *metrics;
 
     json_object_set_new(prev, "abc", json_pack("[f,f]", 1.0, 2.0));
     json_array_foreach(items, i, item) {
@@ -45,14 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (c)
         json_array_append_new(out, c);
     metrics = json_pack("{s:O}", "containers", out);
-    alerts = mon_alerts("containers", metrics);
-    docs = json_pack("[{s:s,s:s,s:n,s:O,s:O}]", "target", "fuzz", "type", "containers",
-                     "error", "metrics", metrics, "alerts", alerts);
-    prom = mon_prom_render(docs);
-    free(prom);
-    json_decref(docs);
-    json_decref(alerts);
-    json_decref(metrics);
+    fz_alerts_prom("containers", metrics);
     json_decref(out);
     json_decref(prev);
     json_decref(next);

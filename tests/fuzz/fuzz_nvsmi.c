@@ -7,6 +7,8 @@
 
 #include "monitor/probe.h"
 
+#include "fuzzlib.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -16,19 +18,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t glen = nul ? (size_t)(nul - text) : size;
     json_t *gpus = mon_nvsmi_parse(text, glen, nul ? nul + 1 : NULL,
                                    nul ? size - glen - 1 : 0);
-    json_t *metrics, *alerts, *docs;
-    char *prom;
+    json_t *metrics;
 
     if (!gpus)
         return 0;
     metrics = json_pack("{s:o}", "gpus", gpus);
-    alerts = mon_alerts("gpu", metrics);
-    docs = json_pack("[{s:s,s:s,s:n,s:O,s:O}]", "target", "fuzz", "type", "gpu", "error",
-                     "metrics", metrics, "alerts", alerts);
-    prom = mon_prom_render(docs);
-    free(prom);
-    json_decref(docs);
-    json_decref(alerts);
-    json_decref(metrics);
+    fz_alerts_prom("gpu", metrics);
     return 0;
 }

@@ -6,6 +6,8 @@
 
 #include "monitor/probe.h"
 
+#include "fuzzlib.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -13,21 +15,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *text = (const char *)data;
     struct mon_proc p;
     struct mon_disk d;
-    json_t *metrics, *alerts, *docs;
-    char *prom;
+    json_t *metrics;
 
     mon_proc_parse(text, size, &p);
     mon_df_parse(text, size, &d);
     metrics = mon_server_json(&p, &d, p.has_cpu ? 50.0 : -1, 1.0);
     if (!metrics)
         return 0;
-    alerts = mon_alerts("server", metrics);
-    docs = json_pack("[{s:s,s:s,s:n,s:O,s:O}]", "target", "fuzz", "type", "server", "error",
-                     "metrics", metrics, "alerts", alerts);
-    prom = mon_prom_render(docs);
-    free(prom);
-    json_decref(docs);
-    json_decref(alerts);
-    json_decref(metrics);
+    fz_alerts_prom("server", metrics);
     return 0;
 }

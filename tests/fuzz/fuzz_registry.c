@@ -9,21 +9,7 @@
 #include "core/registry.h"
 #include "core/render.h"
 
-static void base_cfg(struct reg_config *cfg)
-{
-    memset(cfg, 0, sizeof(*cfg));
-    snprintf(cfg->state_dir, sizeof(cfg->state_dir), "/var/lib/qp-conduit");
-    snprintf(cfg->suffixes[0], sizeof(cfg->suffixes[0]), "internal");
-    snprintf(cfg->suffixes[1], sizeof(cfg->suffixes[1]), "qp.test");
-    cfg->suffixes_ptr[0] = cfg->suffixes[0];
-    cfg->suffixes_ptr[1] = cfg->suffixes[1];
-    cfg->nsuffixes = 2;
-    snprintf(cfg->gateway_ip, sizeof(cfg->gateway_ip), "10.77.0.1");
-    snprintf(cfg->dns_addr, sizeof(cfg->dns_addr), "127.0.0.1");
-    cfg->dns_port = 5354;
-    snprintf(cfg->https_addr, sizeof(cfg->https_addr), "127.0.0.1");
-    cfg->https_port = 8443;
-}
+#include "fuzzlib.h"
 
 /* The same records, field by field (the structs may differ in padding and unused bytes). */
 static int same(const struct reg_service *a, const struct reg_service *b)
@@ -46,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *doc = NULL, *doc2 = NULL;
 
     if (!ready) {
-        base_cfg(&cfg);
+        fz_base_cfg(&cfg);
         ready = 1;
     }
     err[0] = '\0';
@@ -57,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     /* a registry that loads can be mounted: it renders */
-    if (render_all(&cfg, svcs, n, NULL, NULL, &out) != 0)
+    if (fz_render(&cfg, svcs, n, &out) != 0)
         abort();
     render_free(&out);
 

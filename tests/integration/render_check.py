@@ -41,9 +41,16 @@ def subsequence(got, full):
     return all(any(g == f for f in it) for g in got)
 
 
+def route_key(r):
+    """The pool key of a route: its "@id" after "cfs-pool-", or the keeper's vars key."""
+    rid = r.get("@id", "")
+    if rid.startswith("cfs-pool-"):
+        return rid[len("cfs-pool-"):]
+    return r.get("match", [{}])[0].get("vars", {}).get("{cfs_pool}", [None])[0]
+
+
 def find_route(routes, key):
-    found = [r for r in routes
-             if r.get("match", [{}])[0].get("vars", {}).get("{cfs_pool}") == [key]]
+    found = [r for r in routes if route_key(r) == key]
     return found[0] if len(found) == 1 else None
 
 
@@ -51,9 +58,17 @@ def check_pool(key, route, svcs, policy_of, ups_of, errs):
     """One pool route against its services svcs (name -> domain); returns its dial addresses."""
     dials = set()
     handle = route.get("handle", [])
+    hosts = route.get("match", [{}])[0].get("host", [])
+    if sorted(hosts) != sorted(svcs.values()) or len(set(hosts)) != len(hosts):
+        errs.append("pool %s lists %s, want %s" % (key, sorted(hosts), sorted(svcs.values())))
     if key == "down":
-        if len(handle) != 1 or handle[0].get("handler") != "static_response" or \
-                handle[0].get("status_code") != 503 or "{cfs_svc}" not in handle[0].get("body", ""):
+        names = {x["input"]: x["outputs"] for x in
+                 (handle[0].get("mappings", []) if handle else [])}
+        if len(handle) != 2 or handle[0].get("handler") != "map" or \
+                handle[0].get("destinations") != ["{cfs_svc}"] or \
+                names != {d: [n] for n, d in svcs.items()} or \
+                handle[1].get("handler") != "static_response" or \
+                handle[1].get("status_code") != 503 or "{cfs_svc}" not in handle[1].get("body", ""):
             errs.append("pool down: want a 503 naming the service, got %s" % handle)
         return dials
     k_str, rest = key.split("-", 1)
@@ -149,7 +164,8 @@ def main():
     if os.path.exists(os.path.join(state, "routing", "Caddyfile")):
         errs.append("routing/Caddyfile is still there")
     admin = doc.get("admin")
-    if admin not in ({"disabled": True}, {"listen": "unix/{env.CONDUITFS_CADDY_ADMIN}"}):
+    if admin not in ({"disabled": True}, {"listen": "unix/{env.CONDUITFS_CADDY_ADMIN}",
+                                          "config": {"persist": False}}):
         errs.append("admin %s" % admin)
     listen = srv.get("listen", [""])[0]
     if not listen.endswith(":%d" % args.https_port) or \
@@ -167,22 +183,19 @@ def main():
         if pair.get("certificate") not in allowed:
             errs.append("load_files names a leaf no routed domain uses: %s" % pair)
 
-    # route 0: the host map
-    top = routes[0].get("handle", [{}])[0] if routes else {}
-    if top.get("handler") != "map" or top.get("source") != "{http.request.host}" or \
-            top.get("destinations") != ["{cfs_svc}", "{cfs_pool}"] or "match" in routes[0]:
-        errs.append("route 0 is not the host map: %s" % str(routes[:1])[:300])
-    mapped = {x["input"]: x["outputs"] for x in top.get("mappings", [])}
+    # the pool routes' host lists: each routed domain in exactly one
+    listed = [(route_key(r), h) for r in routes for h in r.get("match", [{}])[0].get("host", [])]
     by_domain = {d: n for n, d in routed.items()}
-    if sorted(mapped) != sorted(by_domain):
-        errs.append("host map has %s, want %s" % (sorted(mapped), sorted(by_domain)))
+    if sorted(h for _, h in listed) != sorted(by_domain):
+        errs.append("host lists have %s, want %s" % (sorted(h for _, h in listed),
+                                                      sorted(by_domain)))
     pools = {}
-    for domain, outs in mapped.items():
+    for key, domain in listed:
         name = by_domain.get(domain)
-        if not name or len(outs) != 2 or outs[0] != name:
-            errs.append("host map: %s -> %s" % (domain, outs))
+        if not name or not key:
+            errs.append("host list: %s in %s" % (domain, key))
             continue
-        pools.setdefault(outs[1], {})[name] = domain
+        pools.setdefault(key, {})[name] = domain
 
     # one route per pool key in use, the keeper, the 404
     dials = set()
@@ -192,8 +205,7 @@ def main():
             errs.append("no single terminal route for pool %s" % key)
             continue
         dials |= check_pool(key, route, svcs, policy_of, ups_of, errs)
-    keys = [r.get("match", [{}])[0].get("vars", {}).get("{cfs_pool}", [None])[0]
-            for r in routes[1:-1]]
+    keys = [route_key(r) for r in routes[:-1]]
     extra = [k for k in keys if k not in pools and k != "keep"]
     if extra:
         errs.append("routes for pools no service uses: %s" % extra)

@@ -22,8 +22,8 @@ check "cp -r restores" cp -r "$T/backup/core" "$S/"
 check "restored values equal the backup" diff -r "$T/backup/core" "$S/core"
 check_eq "restored service is active" "$(jq -r '[.services[] | select(.name=="core")][-1].status' \
     "$STATE/services.json")" "active"
-check_jq "route restored" '.apps.http.servers.conduitfs.routes[] | select(.match[0].vars[
-    "{cfs_pool}"][0] == "1-round_robin-https") | .handle[0].mappings[] | select(.input ==
+check_jq "route restored" '.apps.http.servers.conduitfs.routes[] | select(."@id" ==
+    "cfs-pool-1-round_robin-https") | .handle[0].mappings[] | select(.input ==
     "api.test") | select(.outputs == ["10.0.1.10", "8443"])' "$STATE/routing/caddy.json"
 
 check "cp -r the whole tree out" cp -r "$S" "$T/all"

@@ -41,8 +41,9 @@ check_eq "mount shows the registry" "$(ls "$S" | sort)" "$(jq -r '.services[] |
 # a pending service (the shared-* ones) has no DNS record and no route (issue 16)
 active=$(jq -r '.services[] | select(.status == "active") | .name' "$STATE/services.json" | sort)
 check_eq "one hosts file per active service" "$(ls "$STATE/dns/hosts.d" | sort)" "$active"
-check_eq "one host map entry per active service" "$(jq -r '.apps.http.servers.conduitfs
-    .routes[0].handle[0].mappings[].outputs[0]' "$STATE/routing/caddy.json" | sort)" "$active"
+check_eq "one host list name per active service" "$(jq -r '.apps.http.servers.conduitfs
+    .routes[].match[0].host // [] | .[] | rtrimstr(".internal")' "$STATE/routing/caddy.json" |
+    sort)" "$active"
 check_eq "upstreams as written" "$(cat "$S/w3-s7/upstream")" "10.3.0.7:80"
 check_eq "audit lines: one per success" "$(grep -c service_register "$STATE/audit.log")" "250"
 finish

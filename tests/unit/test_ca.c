@@ -4,7 +4,6 @@
  * tool is installed) `openssl verify` on the issued files; and the CA service over a real
  * registry: issuance, archive, rotation and the renewal thread. */
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -31,40 +30,19 @@
 #include "testlib.h"
 
 static char g_root[PATH_MAX];
-static int g_nstate;
-
-/* A fresh empty state directory under g_root. */
-static void new_state(char *buf, size_t len)
-{
-    int n = snprintf(buf, len, "%s/state%d", g_root, ++g_nstate);
-
-    if (n < 0 || (size_t)n >= len || mkdir(buf, 0700) < 0) {
-        perror(buf);
-        exit(2);
-    }
-}
 
 /* state/tls/rel into buf. */
 static void tls_path(char *buf, size_t len, const char *state, const char *rel)
 {
-    int n = snprintf(buf, len, "%s/tls/%s", state, rel);
-
-    if (n < 0 || (size_t)n >= len) {
-        fprintf(stderr, "path too long\n");
-        exit(2);
-    }
+    tl_pathf(buf, len, "%s/tls/%s", state, rel);
 }
 
 /* Append s to the path in buf. */
 static void append(char *buf, size_t len, const char *s)
 {
     size_t used = strlen(buf);
-    int n = snprintf(buf + used, len - used, "%s", s);
 
-    if (n < 0 || (size_t)n >= len - used) {
-        fprintf(stderr, "path too long\n");
-        exit(2);
-    }
+    tl_pathf(buf + used, len - used, "%s", s);
 }
 
 /* Permission bits of path, or -1 when missing. */
@@ -130,15 +108,6 @@ static void write_foreign_key(const char *path, bool ec)
         fclose(f);
     chmod(path, 0600);
     EVP_PKEY_free(key);
-}
-
-/* nftw callback of the final cleanup. */
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
 }
 
 /* True when the openssl command is on PATH. */
@@ -412,7 +381,7 @@ static void test_root(enum ca_key_type type)
     struct ca *ca = NULL;
     bool created = false;
 
-    new_state(state, sizeof(state));
+    tl_new_state(state, sizeof(state), g_root);
     CHECK_INT(ca_open(state, type, "testhost", &ca, &created, err, sizeof(err)), 0);
     CHECK(created);
     CHECK_STR(err, "");
@@ -473,7 +442,7 @@ static void test_refusals(void)
     struct ca *ca = NULL;
     bool created = true;
 
-    new_state(state, sizeof(state));
+    tl_new_state(state, sizeof(state), g_root);
     CHECK_INT(ca_open(state, CA_KEY_ED25519, "h", &ca, NULL, err, sizeof(err)), 0);
     ca_close(ca);
     ca = NULL;
@@ -546,7 +515,7 @@ static void test_renewal(void)
     char *data;
     struct ca *ca = NULL, *ca2 = NULL;
 
-    new_state(state, sizeof(state));
+    tl_new_state(state, sizeof(state), g_root);
     CHECK_INT(ca_open(state, CA_KEY_ED25519, "h", &ca, NULL, err, sizeof(err)), 0);
     if (!ca)
         return;
@@ -580,7 +549,7 @@ static void test_renewal(void)
     free(data);
 
     /* Certificate of another CA (with its matching key), then a garbage certificate. */
-    new_state(state2, sizeof(state2));
+    tl_new_state(state2, sizeof(state2), g_root);
     CHECK_INT(ca_open(state2, CA_KEY_ED25519, "h", &ca2, NULL, err, sizeof(err)), 0);
     CHECK_INT(ca_issue(ca2, d, 365, NULL, err, sizeof(err)), 0);
     tls_path(path, sizeof(path), state, d);
@@ -613,7 +582,7 @@ static void test_archive(void)
     struct ca *ca = NULL;
     X509 *crt;
 
-    new_state(state, sizeof(state));
+    tl_new_state(state, sizeof(state), g_root);
     CHECK_INT(ca_open(state, CA_KEY_ECDSA_P256, "h", &ca, NULL, err, sizeof(err)), 0);
     if (!ca)
         return;
@@ -709,7 +678,7 @@ static void test_args(void)
     enum ca_key_type t;
     struct ca *ca = NULL;
 
-    new_state(state, sizeof(state));
+    tl_new_state(state, sizeof(state), g_root);
     CHECK_INT(ca_open(state, CA_KEY_ED25519, "h", &ca, NULL, err, sizeof(err)), 0);
     if (!ca)
         return;
@@ -750,7 +719,7 @@ static void test_hostname(void)
     memset(host, 'h', sizeof(host) - 1);
     host[sizeof(host) - 1] = '\0';
     host[2] = '\n';
-    new_state(state, sizeof(state));
+    tl_new_state(state, sizeof(state), g_root);
     tls_path(path, sizeof(path), state, "");
     CHECK_INT(mkdir(path, 0755), 0);
     chmod(path, 0755);
@@ -800,7 +769,7 @@ static void test_threads(void)
     pthread_t th[4];
     struct ca *ca = NULL;
 
-    new_state(state, sizeof(state));
+    tl_new_state(state, sizeof(state), g_root);
     CHECK_INT(ca_open(state, CA_KEY_ECDSA_P256, "h", &ca, NULL, err, sizeof(err)), 0);
     if (!ca)
         return;
@@ -893,7 +862,7 @@ static void test_service(void)
     double t0;
     int renews;
 
-    new_state(state, sizeof(state));
+    tl_new_state(state, sizeof(state), g_root);
     unit_cfg(&cfg, state);
     CHECK_INT(audit_open(state, err, sizeof(err)), 0);
     CHECK_INT(ca_service_open(&cfg, err, sizeof(err)), 0);
@@ -1018,17 +987,23 @@ static void test_serving(void)
 {
     static struct reg_config cfg;
     struct reg_service *a = calloc(103, sizeof(*a)), *b = calloc(103, sizeof(*b));
+    const struct reg_service *pa[103], *pb[103];    /* the records as a snapshot holds them */
     char state[PATH_MAX], err[512], path[PATH_MAX];
     char *l1, *l2, *l1b, *l2b;
     int n1, n2;
 
-    new_state(state, sizeof(state));
+    for (size_t i = 0; i < 103; i++) {
+        pa[i] = &a[i];
+        pb[i] = &b[i];
+    }
+
+    tl_new_state(state, sizeof(state), g_root);
     unit_cfg(&cfg, state);
     CHECK_INT(audit_open(state, err, sizeof(err)), 0);
     CHECK_INT(ca_service_open(&cfg, err, sizeof(err)), 0);
     fill_services(a, 101, 1, true);
     fill_services(&a[101], 1, 102, false);          /* s102 is pending */
-    ca_service_check(a, 102);
+    ca_service_check(pa, 102);
     tls_path(path, sizeof(path), state, "serving");
     CHECK_INT(mode_of(path), 0700);
     CHECK(leaf_has(state, 1, "s1.internal", &n1) && n1 == 100);
@@ -1043,7 +1018,7 @@ static void test_serving(void)
     /* s5 leaves: only leaf 1 is reissued. */
     memcpy(b, a, 102 * sizeof(*a));
     memmove(&b[4], &b[5], 97 * sizeof(*b));           /* b: s1..s4, s6..s102 (101 records) */
-    ca_service_sync(a, 102, b, 101, "alice");
+    ca_service_sync(pa, 102, pb, 101, "alice");
     CHECK(!leaf_has(state, 1, "s5.internal", &n1) && n1 == 99);
     CHECK(leaves_are(state, NULL, l2));
     CHECK(!leaves_are(state, l1, NULL));
@@ -1052,13 +1027,13 @@ static void test_serving(void)
     /* s102 becomes active: it fills the room in leaf 1; leaf 2 keeps its bytes. */
     b[100].status = REG_ACTIVE;
     snprintf(b[100].upstream, sizeof(b[100].upstream), "127.0.0.1:9");
-    ca_service_sync(a, 102, b, 101, "alice");
+    ca_service_sync(pa, 102, pb, 101, "alice");
     CHECK(leaf_has(state, 1, "s102.internal", &n1) && n1 == 100);
     CHECK(leaves_are(state, NULL, l2));
     CHECK(!leaves_are(state, l1b, NULL));
 
     /* A rollback to a (s5 back, s102 pending). */
-    ca_service_retire(b, 101, a, 102, "alice");
+    ca_service_retire(pb, 101, pa, 102, "alice");
     CHECK(leaf_has(state, 1, "s5.internal", &n1) && n1 == 100);
     CHECK(!leaf_has(state, 1, "s102.internal", &n1));
     CHECK(leaves_are(state, NULL, l2));
@@ -1069,10 +1044,10 @@ static void test_serving(void)
 
     /* Reopen: the files are the assignment; nothing is reissued. */
     CHECK_INT(ca_service_open(&cfg, err, sizeof(err)), 0);
-    ca_service_check(a, 102);
+    ca_service_check(pa, 102);
     CHECK(leaves_are(state, l1b, l2b));
     /* Deregistering s101 empties leaf 2: it is archived and removed. */
-    ca_service_sync(a, 102, a, 100, "bob");
+    ca_service_sync(pa, 102, pa, 100, "bob");
     tls_path(path, sizeof(path), state, "serving/leaf-0002.pem");
     CHECK_INT(mode_of(path), -1);
     CHECK(leaves_are(state, l1b, NULL));
@@ -1090,13 +1065,8 @@ static void test_serving(void)
 
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
-
-    snprintf(g_root, sizeof(g_root), "%s/test_ca.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_root)) {
-        perror("mkdtemp");
+    if (tl_tmp_root(g_root, sizeof(g_root), "test_ca") < 0)
         return 2;
-    }
     test_root(CA_KEY_ED25519);
     test_root(CA_KEY_ECDSA_P256);
     test_refusals();
@@ -1112,6 +1082,6 @@ int main(void)
     if (getenv("CA_TEST_KEEP"))
         printf("kept %s\n", g_root);
     else
-        nftw(g_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        tl_rm_rf(g_root);
     return tl_finish();
 }

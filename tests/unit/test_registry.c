@@ -240,9 +240,16 @@ static void test_marks(const char *dir)
     CHECK_INT(reg_register("a", "tester"), 0);
     CHECK_INT(reg_deregister("a", "tester"), 0);
     CHECK_INT(reg_register("a", "tester"), 0);
-    /* services.json, written with the cached text of inactive records, is reg_serialize's */
+    /* services.json, written with the cached text of each record, is reg_serialize's */
     snap = reg_snapshot_get();
-    doc = snap ? reg_serialize(snap->svcs, snap->n) : NULL;
+    if (snap) {
+        struct reg_service *flat = calloc(snap->n ? snap->n : 1, sizeof(*flat));
+
+        for (size_t i = 0; flat && i < snap->n; i++)
+            flat[i] = *snap->svcs[i];
+        doc = flat ? reg_serialize(flat, snap->n) : NULL;
+        free(flat);
+    }
     reg_snapshot_put(snap);
     free(prev);
     CHECK_INT(state_read_file(path, &prev, &plen), 0);

@@ -24,6 +24,22 @@
 
 static bool g_update;
 
+/* render_all over the records s[0..n) of an array, as a snapshot holds them: by pointer. */
+static int render_flat(const struct reg_config *cfg, const struct reg_service *s, size_t n,
+                       render_rotation_fn rot, void *arg, struct render_out *out)
+{
+    const struct reg_service **p = calloc(n ? n : 1, sizeof(*p));
+    int rc;
+
+    if (!p)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        p[i] = &s[i];
+    rc = render_all(cfg, s ? p : NULL, n, rot, arg, out);
+    free(p);
+    return rc;
+}
+
 /* Settings of the golden rendering. Gateway, DNS and HTTPS addresses differ on purpose, so that a
  * mix-up between them shows in the goldens. */
 static void base_cfg(struct reg_config *cfg, const char *state)
@@ -219,20 +235,43 @@ static size_t count_handlers(json_t *v)
     return n;
 }
 
-/* The route whose vars matcher names pool key, or NULL. */
+/* The route of pool key: "@id" cfs-pool-KEY, or the keeper's vars matcher; NULL if none. */
 static json_t *pool_route(json_t *routes, const char *key)
 {
     size_t i;
     json_t *r;
+    char id[96];
 
+    snprintf(id, sizeof(id), "cfs-pool-%s", key);
     json_array_foreach(routes, i, r) {
         json_t *v = json_object_get(json_object_get(json_array_get(json_object_get(r, "match"),
                                                                    0), "vars"), "{cfs_pool}");
+        const char *rid = json_string_value(json_object_get(r, "@id"));
 
-        if (v && strcmp(json_string_value(json_array_get(v, 0)), key) == 0)
+        if ((v && strcmp(json_string_value(json_array_get(v, 0)), key) == 0) ||
+            (rid && strcmp(rid, id) == 0))
             return r;
     }
     return NULL;
+}
+
+/* The pool key of the route whose host list holds domain (its "@id" without "cfs-pool-"), or
+ * "" when no route does. */
+static const char *host_pool(json_t *routes, const char *domain)
+{
+    size_t i, k;
+    json_t *r, *h;
+
+    json_array_foreach(routes, i, r) {
+        json_t *hosts = json_object_get(json_array_get(json_object_get(r, "match"), 0), "host");
+        const char *rid = json_string_value(json_object_get(r, "@id"));
+
+        json_array_foreach(hosts, k, h)
+            if (rid && strncmp(rid, "cfs-pool-", 9) == 0 &&
+                strcmp(json_string_value(h), domain) == 0)
+                return rid + 9;
+    }
+    return "";
 }
 
 /* The outputs of the mapping for input in a map handler, or NULL. */
@@ -274,7 +313,7 @@ static void test_golden(void)
 
     base_cfg(&cfg, GOLDEN_STATE);
     fixture(s);
-    CHECK_INT(render_all(&cfg, s, FIX_N, NULL, NULL, &out), 0);
+    CHECK_INT(render_flat(&cfg, s, FIX_N, NULL, NULL, &out), 0);
     if (!out.proxy)
         return;
     if (g_update) {
@@ -320,16 +359,14 @@ static void test_golden(void)
     doc = parse_proxy(&out);
     routes = routes_of(doc);
     CHECK(json_is_true(json_object_get(json_object_get(doc, "admin"), "disabled")));
-    /* host map, pools 1-round_robin-http (api, core, v6), 1-round_robin-https-name (secure),
+    /* pools 1-round_robin-http (api, core, v6), 1-round_robin-https-name (secure),
      * 3-first-http (llm), keeper, 404 */
-    CHECK_INT(json_array_size(routes), 6);
-    r = json_array_get(routes, 0);
-    r = json_array_get(json_object_get(r, "handle"), 0);
-    CHECK_STR(json_string_value(json_object_get(r, "handler")), "map");
-    CHECK_INT(json_array_size(json_object_get(r, "mappings")), 5);
-    CHECK_STR(joined(map_outputs(r, "llm.internal"), buf, sizeof(buf)), "llm 3-first-http");
-    CHECK_STR(joined(map_outputs(r, "secure.qp.test"), buf, sizeof(buf)),
-              "secure 1-round_robin-https-name");
+    CHECK_INT(json_array_size(routes), 5);
+    r = pool_route(routes, "1-round_robin-http");
+    CHECK_INT(json_array_size(json_object_get(json_array_get(json_object_get(r, "match"), 0),
+                                              "host")), 3);
+    CHECK_STR(host_pool(routes, "llm.internal"), "3-first-http");
+    CHECK_STR(host_pool(routes, "secure.qp.test"), "1-round_robin-https-name");
     r = pool_route(routes, "3-first-http");
     CHECK(r != NULL);
     if (r) {
@@ -400,11 +437,10 @@ static void test_rotation(void)
 
     base_cfg(&cfg, GOLDEN_STATE);
     fixture(s);
-    CHECK_INT(render_all(&cfg, s, FIX_N, rot_except, (void *)one, &out), 0);
+    CHECK_INT(render_flat(&cfg, s, FIX_N, rot_except, (void *)one, &out), 0);
     doc = parse_proxy(&out);
     routes = routes_of(doc);
-    r = json_array_get(json_object_get(json_array_get(routes, 0), "handle"), 0);
-    CHECK_STR(joined(map_outputs(r, "llm.internal"), buf, sizeof(buf)), "llm 2-first-http");
+    CHECK_STR(host_pool(routes, "llm.internal"), "2-first-http");
     CHECK(pool_route(routes, "3-first-http") == NULL);
     r = pool_route(routes, "2-first-http");
     CHECK(r != NULL);
@@ -418,15 +454,17 @@ static void test_rotation(void)
     json_decref(doc);
     render_free(&out);
 
-    CHECK_INT(render_all(&cfg, s, FIX_N, rot_except, (void *)all, &out), 0);
+    CHECK_INT(render_flat(&cfg, s, FIX_N, rot_except, (void *)all, &out), 0);
     doc = parse_proxy(&out);
     routes = routes_of(doc);
-    r = json_array_get(json_object_get(json_array_get(routes, 0), "handle"), 0);
-    CHECK_STR(joined(map_outputs(r, "llm.internal"), buf, sizeof(buf)), "llm down");
+    CHECK_STR(host_pool(routes, "llm.internal"), "down");
     r = pool_route(routes, "down");
     CHECK(r != NULL);
     if (r) {
-        json_t *h = json_array_get(json_object_get(r, "handle"), 0);
+        json_t *h = json_array_get(json_object_get(r, "handle"), 1);
+
+        CHECK_STR(joined(map_outputs(json_array_get(json_object_get(r, "handle"), 0),
+                                     "llm.internal"), buf, sizeof(buf)), "llm");
 
         CHECK_STR(json_string_value(json_object_get(h, "handler")), "static_response");
         CHECK_INT(json_integer_value(json_object_get(h, "status_code")), 503);
@@ -463,15 +501,17 @@ static void pools_shape(size_t n, size_t *nroutes, size_t *nhandlers, size_t *nm
         snprintf(up, sizeof(up), ups[i % 3], i / 250, i % 250, i / 250, i % 250);
         s[i] = mk(name, up, dom, "/health", "proxy", REG_ACTIVE);
     }
-    CHECK_INT(render_all(&cfg, s, n, NULL, NULL, &out), 0);
+    CHECK_INT(render_flat(&cfg, s, n, NULL, NULL, &out), 0);
     doc = parse_proxy(&out);
     if (doc) {
         json_t *routes = routes_of(doc);
 
         *nroutes = json_array_size(routes);
         *nhandlers = count_handlers(routes);
-        *nmap = json_array_size(json_object_get(json_array_get(json_object_get(
-            json_array_get(routes, 0), "handle"), 0), "mappings"));
+        /* the names in the pools' host lists */
+        for (size_t i = 0; i < json_array_size(routes); i++)
+            *nmap += json_array_size(json_object_get(json_array_get(json_object_get(
+                json_array_get(routes, i), "match"), 0), "host"));
     }
     json_decref(doc);
     render_free(&out);
@@ -484,9 +524,9 @@ static void test_constant_shape(void)
 
     pools_shape(10, &r10, &h10, &m10);
     pools_shape(1000, &r1000, &h1000, &m1000);
-    printf("routes %zu/%zu, handlers %zu/%zu, map entries %zu/%zu at 10/1000 services\n",
+    printf("routes %zu/%zu, handlers %zu/%zu, host names %zu/%zu at 10/1000 services\n",
            r10, r1000, h10, h1000, m10, m1000);
-    CHECK_INT(r10, 6);          /* host map, 3 pools, keeper, 404 */
+    CHECK_INT(r10, 5);          /* 3 pools, keeper, 404 */
     CHECK_INT(r1000, r10);
     CHECK_INT(h1000, h10);
     CHECK_INT(m10, 10);
@@ -502,8 +542,8 @@ static void test_determinism(void)
 
     base_cfg(&cfg, GOLDEN_STATE);
     fixture(s);
-    CHECK_INT(render_all(&cfg, s, FIX_N, NULL, NULL, &a), 0);
-    CHECK_INT(render_all(&cfg, s, FIX_N, NULL, NULL, &b), 0);
+    CHECK_INT(render_flat(&cfg, s, FIX_N, NULL, NULL, &a), 0);
+    CHECK_INT(render_flat(&cfg, s, FIX_N, NULL, NULL, &b), 0);
     if (a.proxy && b.proxy)
         CHECK(same_output(&a, &b));
     render_free(&b);
@@ -517,7 +557,7 @@ static void test_determinism(void)
             p[i] = p[j];
             p[j] = t;
         }
-        CHECK_INT(render_all(&cfg, p, FIX_N, NULL, NULL, &b), 0);
+        CHECK_INT(render_flat(&cfg, p, FIX_N, NULL, NULL, &b), 0);
         if (a.proxy && b.proxy)
             CHECKF(same_output(&a, &b), "round %d", round);
         render_free(&b);
@@ -532,7 +572,7 @@ static void expect_einval(const struct reg_config *cfg, const struct reg_service
     struct render_out out;
 
     memset(&out, 0xa5, sizeof(out));
-    int rc = render_all(cfg, s, n, NULL, NULL, &out);
+    int rc = render_flat(cfg, s, n, NULL, NULL, &out);
 
     CHECKF(rc == -EINVAL, "%s: got %d", what, rc);
     CHECKF(is_zero(&out), "%s: output not zeroed", what);
@@ -606,7 +646,7 @@ static void test_injection(void)
     struct render_out out = {0};
     fixture(s);
     snprintf(s[3].domain, sizeof(s[3].domain), "old.internal\n}\nevil {");
-    CHECK_INT(render_all(&cfg, s, FIX_N, NULL, NULL, &out), 0);
+    CHECK_INT(render_flat(&cfg, s, FIX_N, NULL, NULL, &out), 0);
     if (out.proxy)
         CHECK(strstr(out.proxy, "evil") == NULL);
     render_free(&out);
@@ -686,7 +726,7 @@ static void test_variants(void)
     base_cfg(&cfg, GOLDEN_STATE);
     cfg.manage = true;
     fixture(s);
-    CHECK_INT(render_all(&cfg, s, FIX_N, NULL, NULL, &out), 0);
+    CHECK_INT(render_flat(&cfg, s, FIX_N, NULL, NULL, &out), 0);
     if (out.proxy) {
         json_t *doc = parse_proxy(&out);
 
@@ -702,13 +742,13 @@ static void test_variants(void)
      * when the host name is not a DNS name; never a service's (hosts.d cannot outrank it). */
     base_cfg(&cfg, GOLDEN_STATE);
     fixture(s);
-    CHECK_INT(render_all(&cfg, s, FIX_N, NULL, NULL, &out), 0);
+    CHECK_INT(render_flat(&cfg, s, FIX_N, NULL, NULL, &out), 0);
     if (out.dnsmasq_conf)
         CHECK(strstr(out.dnsmasq_conf, "\nptr-record=1.0.77.10.in-addr.arpa,gw1\n") != NULL);
     render_free(&out);
     snprintf(cfg.gateway_ip, sizeof(cfg.gateway_ip), "2001:db8::1");
     snprintf(cfg.hostname, sizeof(cfg.hostname), "gw1.example.org");
-    CHECK_INT(render_all(&cfg, s, FIX_N, NULL, NULL, &out), 0);
+    CHECK_INT(render_flat(&cfg, s, FIX_N, NULL, NULL, &out), 0);
     if (out.dnsmasq_conf)
         CHECK(strstr(out.dnsmasq_conf, "\nptr-record=1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0"
                       ".0.0.8.b.d.0.1.0.0.2.ip6.arpa,gw1.example.org\n") != NULL);
@@ -717,7 +757,7 @@ static void test_variants(void)
     for (size_t i = 0; i < sizeof(bad_hosts) / sizeof(bad_hosts[0]); i++) {
         base_cfg(&cfg, GOLDEN_STATE);
         snprintf(cfg.hostname, sizeof(cfg.hostname), "%s", bad_hosts[i]);
-        CHECK_INT(render_all(&cfg, s, FIX_N, NULL, NULL, &out), 0);
+        CHECK_INT(render_flat(&cfg, s, FIX_N, NULL, NULL, &out), 0);
         if (out.dnsmasq_conf)
             CHECKF(strstr(out.dnsmasq_conf, "\nptr-record=1.0.77.10.in-addr.arpa\nhostsdir=")
                    != NULL, "host name [%s]:\n%s", bad_hosts[i], out.dnsmasq_conf);
@@ -726,7 +766,7 @@ static void test_variants(void)
 
     /* An empty registry and a trailing slash on the state directory. */
     base_cfg(&cfg, GOLDEN_STATE "/");
-    CHECK_INT(render_all(&cfg, NULL, 0, NULL, NULL, &out), 0);
+    CHECK_INT(render_flat(&cfg, NULL, 0, NULL, NULL, &out), 0);
     CHECK_INT(out.nhosts, 0);
     if (out.proxy) {
         json_t *doc = parse_proxy(&out);
@@ -735,7 +775,7 @@ static void test_variants(void)
                   "/var/lib/qp-conduit/caddy");
         CHECK(strstr(out.proxy, "\"/var/lib/qp-conduit/tls/serving\"") != NULL);
         CHECK(strstr(out.proxy, "load_files") == NULL);
-        CHECK_INT(json_array_size(routes_of(doc)), 2);   /* the host map and the 404 */
+        CHECK_INT(json_array_size(routes_of(doc)), 1);   /* the 404 */
         CHECK(strstr(out.dnsmasq_conf, "hostsdir=/var/lib/qp-conduit/dns/hosts.d\n"));
         json_decref(doc);
     }
@@ -747,7 +787,7 @@ static void test_variants(void)
     snprintf(cfg.dns_addr, sizeof(cfg.dns_addr), "::1");
     snprintf(cfg.https_addr, sizeof(cfg.https_addr), "fd00::1");
     fixture(s);
-    CHECK_INT(render_all(&cfg, s, FIX_N, NULL, NULL, &out), 0);
+    CHECK_INT(render_flat(&cfg, s, FIX_N, NULL, NULL, &out), 0);
     if (out.proxy) {
         CHECK(strstr(out.dnsmasq_conf, "listen-address=::1\n"));
         CHECK(strstr(out.proxy, "\"[fd00::1]:8443\""));
@@ -897,7 +937,7 @@ static void check_with_tools(bool manage)
     base_cfg(&cfg, dir);
     cfg.manage = manage;
     fixture(s);
-    CHECK_INT(render_all(&cfg, s, FIX_N, NULL, NULL, &out), 0);
+    CHECK_INT(render_flat(&cfg, s, FIX_N, NULL, NULL, &out), 0);
     if (!out.proxy)
         goto out;
     snprintf(log, sizeof(log), "%s/tool.log", dir);
