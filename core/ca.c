@@ -585,6 +585,21 @@ out:
     return rc;
 }
 
+int cai_san_names(X509 *crt, char ***out, size_t *nout)
+{
+    int rc = x509b_san_names(crt, out, nout);
+
+    for (size_t i = 0; rc == 0 && i < *nout; i++)
+        if (!ca_policy_domain_ok((*out)[i]))
+            rc = -EINVAL;
+    if (rc == -EINVAL && *out) {
+        ca_names_free(*out, *nout);
+        *out = NULL;
+        *nout = 0;
+    }
+    return rc;
+}
+
 /* The renewal checks common to both kinds of leaf (see core/ca_int.h). */
 int cai_leaf_due(struct ca *ca, X509 *crt, const char *key_path, bool secret,
                  int renew_before_days)

@@ -42,6 +42,10 @@ int cai_archive_prep(struct ca *ca, const char *crt_path, char serial[CA_SERIAL_
 int cai_archive_dest(const struct ca *ca, const char *stem, int stemlen, const char *serial,
                      const char *suffix, int try, char *dest);
 
+/* x509b_san_names(crt, out, nout), every name also checked by the signing policy
+ * (ca_policy_domain_ok). 0, -EINVAL or -ENOMEM. */
+int cai_san_names(X509 *crt, char ***out, size_t *nout);
+
 /* Whether the leaf crt, read from a file of this CA, must be reissued, its names aside: 1 when it
  * is not issued and signed by this CA, its key at key_path is unreadable (with secret: also when
  * group or others may access it) or not crt's, or less than renew_before_days days are left;

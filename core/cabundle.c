@@ -172,7 +172,7 @@ int ca_bundle_names(struct ca *ca, const char *path, char ***names, size_t *n)
     pthread_mutex_lock(&ca->lock);
     rc = pem_load_cert(path, &crt, NULL, 0);
     if (rc == 0)
-        rc = x509b_san_names(crt, names, n);
+        rc = cai_san_names(crt, names, n);
     pthread_mutex_unlock(&ca->lock);
     X509_free(crt);
     return rc == -ENOENT || rc == -ENOMEM ? rc : (rc < 0 ? -EINVAL : 0);
@@ -210,7 +210,7 @@ int ca_bundle_needs_renewal(struct ca *ca, const char *path, const char *const *
     rc = pem_load_cert(path, &crt, NULL, 0);
     if (rc < 0)
         rc = rc == -ENOMEM ? -ENOMEM : 1;
-    else if (x509b_san_names(crt, &got, &ngot) < 0 || !same_names(got, ngot, names, n))
+    else if (cai_san_names(crt, &got, &ngot) < 0 || !same_names(got, ngot, names, n))
         rc = 1;
     else
         rc = cai_leaf_due(ca, crt, path, true, renew_before_days);

@@ -35,7 +35,7 @@
 
 #define RENEW_INTERVAL_SECS 3600
 
-static const struct reg_config *g_cfg;
+static const struct cfs_config *g_cfg;
 static struct ca *g_ca;
 
 /* The serving leaves: g_set says which names each carries; set_lock guards it (writers also
@@ -633,7 +633,7 @@ static void *renew_main(void *arg)
 
 /* ---- lifecycle ---- */
 
-int ca_service_open(const struct reg_config *cfg, char *err, size_t errlen)
+int ca_service_open(const struct cfs_config *cfg, char *err, size_t errlen)
 {
     enum ca_key_type type;
     char why[512];

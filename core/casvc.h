@@ -13,7 +13,7 @@
  * back from state/tls/serving (their names are the assignment). 0 or -errno with a one-line
  * reason in err (a key that does not match its certificate, a --leaf-days beyond the longest
  * leaf lifetime, ...). Call before reg_open; cfg must outlive the service. */
-int ca_service_open(const struct reg_config *cfg, char *err, size_t errlen);
+int ca_service_open(const struct cfs_config *cfg, char *err, size_t errlen);
 
 /* Start the renewal thread (after the daemon has forked): it checks every live leaf at once and
  * then hourly, and reissues those with fewer than cfg->renew_before_days left. 0 or -errno. */

@@ -108,7 +108,7 @@ static int leaf_json_at(const char *crt_path, const char *domain, json_t **out)
         jset(obj, "key_type", json_string(ca_policy_key_type(X509_get0_pubkey(crt), &type) == 0 ?
                                           ca_key_type_name(type) : "unknown")) < 0)
         goto out;
-    rc = x509b_san_names(crt, &san, &nsan);
+    rc = cai_san_names(crt, &san, &nsan);
     if (rc < 0)
         goto out;
     rc = -ENOMEM;

@@ -26,11 +26,11 @@
 #define GW_OLD_PROXY_CONF "routing/Caddyfile"
 
 /* Set once the supervisor runs Caddy; before that (at mount) Caddy reads the file itself. */
-static const struct reg_config *live_cfg;
+static const struct cfs_config *live_cfg;
 /* Serializes admin requests (renewal reloads race with registry commits otherwise). */
 static pthread_mutex_t admin_lock = PTHREAD_MUTEX_INITIALIZER;
 
-void gw_set_live(const struct reg_config *cfg)
+void gw_set_live(const struct cfs_config *cfg)
 {
     live_cfg = cfg;
 }
@@ -138,7 +138,7 @@ static void audit_reload_failure(const char *why)
     json_decref(d);
 }
 
-int gw_open(const struct reg_config *cfg)
+int gw_open(const struct cfs_config *cfg)
 {
     static const char *const dirs[] = { "dns", "dns/hosts.d", "routing", "tls", "tls/serving" };
     char path[PATH_MAX];
@@ -159,7 +159,7 @@ int gw_open(const struct reg_config *cfg)
 }
 
 /* Write data to state_dir/rel when it differs from old (NULL: always). */
-static int put_file(const struct reg_config *cfg, const char *rel, const char *data,
+static int put_file(const struct cfs_config *cfg, const char *rel, const char *data,
                     const char *old)
 {
     char path[PATH_MAX];
@@ -195,7 +195,7 @@ static const struct render_file *find_host(const struct render_out *r, const cha
 
 /* Remove hosts.d entries that next does not have: all of prev's leftovers, or, at mount, every
  * stray file (temp files of an interrupted write included). */
-static int prune_hosts(const struct reg_config *cfg, const struct render_out *next,
+static int prune_hosts(const struct cfs_config *cfg, const struct render_out *next,
                        const struct render_out *prev)
 {
     char dir[PATH_MAX], path[PATH_MAX];
@@ -232,7 +232,7 @@ static int prune_hosts(const struct reg_config *cfg, const struct render_out *ne
     return rc;
 }
 
-int gw_apply(const struct reg_config *cfg, const struct render_out *next,
+int gw_apply(const struct cfs_config *cfg, const struct render_out *next,
              const struct render_out *prev)
 {
     char rel[128];

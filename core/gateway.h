@@ -4,11 +4,11 @@
 
 #include <stdbool.h>
 
-#include "core/registry.h"
+#include "core/config.h"
 #include "core/render.h"
 
 /* Prepare the config directories under cfg->state_dir. 0 or -errno. */
-int gw_open(const struct reg_config *cfg);
+int gw_open(const struct cfs_config *cfg);
 
 /* Write out, replacing the previous rendering prev (NULL at mount: write everything, remove
  * stray hosts.d files and the routing/Caddyfile of an earlier version). Only files that differ
@@ -17,12 +17,12 @@ int gw_open(const struct reg_config *cfg);
  * before it is written, and one that does not is not loaded at all; if Caddy refuses it, an
  * audit line proxy_reload/failure carries Caddy's message and -EIO is returned.
  * 0 or -errno. */
-int gw_apply(const struct reg_config *cfg, const struct render_out *next,
+int gw_apply(const struct cfs_config *cfg, const struct render_out *next,
              const struct render_out *prev);
 
 /* From now on, apply loads each new proxy config into the running Caddy (managed mode, once the
  * supervisor runs it). */
-void gw_set_live(const struct reg_config *cfg);
+void gw_set_live(const struct cfs_config *cfg);
 
 /* Ask the proxy to reload the current configuration (routing/caddy.json); force re-reads
  * certificate files even when the config is the one Caddy runs (renewal, rotation). In

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "audit/audit.h"
+#include "core/registry.h"
 #include "core/statefile.h"
 #include "core/validate.h"
 #include "util/util.h"
@@ -64,7 +65,7 @@ static void (*g_on_rotation)(void);     /* state_lock */
 static struct cu_ticker tick;
 static bool running;
 static pthread_t thread;
-static const struct reg_config *g_cfg;
+static const struct cfs_config *g_cfg;
 
 /* One probe of one upstream. */
 struct probe {
@@ -508,7 +509,7 @@ static void *health_main(void *arg)
     return NULL;
 }
 
-int health_start(const struct reg_config *cfg)
+int health_start(const struct cfs_config *cfg)
 {
     int rc;
 

@@ -6,11 +6,11 @@
 
 #include <stdbool.h>
 
-#include "core/registry.h"
+#include "core/config.h"
 
 /* Start the prober thread (after daemonizing). It probes at once, then every
  * cfg->health_interval_s seconds. 0 or -errno. */
-int health_start(const struct reg_config *cfg);
+int health_start(const struct cfs_config *cfg);
 
 /* Stop the prober thread; it wakes at once. */
 void health_stop(void);

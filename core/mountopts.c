@@ -89,7 +89,7 @@ out:
     return rc;
 }
 
-int mopt_check_domains(const struct reg_config *cfg, char *err, size_t errlen)
+int mopt_check_domains(const struct cfs_config *cfg, char *err, size_t errlen)
 {
     char path[PATH_MAX], names[384] = "", list[256] = "";
     char *doc = NULL;

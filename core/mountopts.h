@@ -8,7 +8,7 @@
 
 #include <jansson.h>
 
-#include "core/registry.h"
+#include "core/config.h"
 
 /* The options recorded in state_dir/mount.json: a new JSON object of option name (the -o
  * spelling) -> string value, empty when the file does not exist yet. 0, or -EINVAL with a
@@ -22,6 +22,6 @@ int mopt_save(const char *state_dir, const json_t *opts);
 /* Whether every live service of state_dir/services.json keeps a valid domain under cfg's
  * suffixes. 0 (also without services.json, or one that does not parse: reg_open reports that),
  * or -EINVAL with one line in err naming --domains and the services it would invalidate. */
-int mopt_check_domains(const struct reg_config *cfg, char *err, size_t errlen);
+int mopt_check_domains(const struct cfs_config *cfg, char *err, size_t errlen);
 
 #endif

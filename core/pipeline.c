@@ -18,7 +18,7 @@
 #include "core/health.h"
 #include "core/render.h"
 
-static const struct reg_config *g_cfg;
+static const struct cfs_config *g_cfg;
 static struct render_out g_rendered;    /* what is live; guarded by the registry's mutation lock */
 
 /* A view of records for render and the CA. */
@@ -196,7 +196,7 @@ static const struct reg_pipeline steps = {
     .flush = ca_service_flush,
 };
 
-int pipe_open(const struct reg_config *cfg, char *err, size_t errlen)
+int pipe_open(const struct cfs_config *cfg, char *err, size_t errlen)
 {
     int rc;
 

@@ -5,13 +5,13 @@
 #ifndef CONDUIT_PIPELINE_H
 #define CONDUIT_PIPELINE_H
 
-#include "core/registry.h"
+#include "core/config.h"
 
 /* Plug the pipeline into the registry and open the registry (reg_open, which makes every config
  * live); from then on a change of the prober's rotation re-renders and applies what changed.
  * Call after ca_service_open; cfg must outlive the pipeline. 0 or -errno with a one-line reason
  * in err, as reg_open. */
-int pipe_open(const struct reg_config *cfg, char *err, size_t errlen);
+int pipe_open(const struct cfs_config *cfg, char *err, size_t errlen);
 
 /* Close the registry (reg_close) and unplug the pipeline. No operation may be running, and the
  * prober must be stopped. */

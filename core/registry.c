@@ -32,7 +32,7 @@
  * and every snapshot's refcount. A mutator takes mut_lock, then snap_lock only to publish. */
 static pthread_mutex_t mut_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t snap_lock = PTHREAD_MUTEX_INITIALIZER;
-static const struct reg_config *g_cfg;
+static const struct cfs_config *g_cfg;
 static const struct reg_pipeline *g_pipe;   /* set before reg_open; NULL: none */
 static struct reg_snapshot *g_cur;
 static char g_sha[RMARK_SHA_HEX];       /* SHA-256 of services.json as committed (mut_lock) */
@@ -77,7 +77,7 @@ const char *reg_attr_value(const struct reg_service *svc, enum reg_attr attr)
     }
 }
 
-int reg_attr_default(const struct reg_config *cfg, const char *name, enum reg_attr attr,
+int reg_attr_default(const struct cfs_config *cfg, const char *name, enum reg_attr attr,
                      char *buf, size_t buflen)
 {
     int n;
@@ -581,7 +581,7 @@ static bool any_hostname(const struct val_upstream *ups, size_t n)
 }
 
 /* Check one loaded record the way a write through the mount would have. */
-static int check_record(const struct reg_config *cfg, struct reg_service *s, size_t idx,
+static int check_record(const struct cfs_config *cfg, struct reg_service *s, size_t idx,
                         char *err, size_t errlen)
 {
     struct val_upstream ups[VAL_UPSTREAMS_MAX];
@@ -619,7 +619,7 @@ static void one_line(char *s)
             *s = '?';
 }
 
-int reg_parse(const char *json, size_t len, const struct reg_config *cfg,
+int reg_parse(const char *json, size_t len, const struct cfs_config *cfg,
               struct reg_service **out, size_t *n, char *err, size_t errlen)
 {
     json_error_t jerr;
@@ -1635,7 +1635,7 @@ static bool dir_has_pem(const char *path)
 
 /* Whether state/tls holds a leaf of a live domain: a directory other than archive/ (a
  * per-domain pair of an older version), or a serving leaf. */
-static bool tls_has_leaves(const struct reg_config *cfg)
+static bool tls_has_leaves(const struct cfs_config *cfg)
 {
     char path[PATH_MAX], sub[PATH_MAX];
     struct dirent *de;
@@ -1716,7 +1716,7 @@ static int settle_marks(const struct rmark *m, const char *path, size_t n, bool 
     return rc;
 }
 
-int reg_open(const struct reg_config *cfg, char *err, size_t errlen)
+int reg_open(const struct cfs_config *cfg, char *err, size_t errlen)
 {
     char path[PATH_MAX], aside[PATH_MAX], why[256];
     char *doc = NULL;

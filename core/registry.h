@@ -6,35 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/config.h"
 #include "core/validate.h"
-
-#define REG_MAX_SUFFIXES 16
-
-/* Daemon-wide settings, filled by fs/main.c from the command line, read-only afterwards. */
-struct reg_config {
-    char state_dir[PATH_MAX];          /* absolute */
-    char suffixes[REG_MAX_SUFFIXES][254];
-    size_t nsuffixes;
-    const char *suffixes_ptr[REG_MAX_SUFFIXES];  /* suffixes[i], in the form val_domain takes */
-    char gateway_ip[64];               /* DNS answer for proxy-mode domains */
-    char dns_addr[64];                 /* dnsmasq listen address */
-    unsigned dns_port;
-    char https_addr[64];               /* Caddy listen address */
-    unsigned https_port;
-    bool manage;                       /* start and reload daemons */
-    char hostname[256];                /* this gateway host's name */
-    char key_type[16];                 /* --key-type: "ed25519" or "ecdsa-p256" */
-    int leaf_days;                     /* --leaf-days */
-    int renew_before_days;             /* --renew-before-days */
-    int health_interval_s;             /* --health-interval */
-    int health_timeout_s;              /* --health-timeout */
-    int health_threshold;              /* --health-threshold: failures before unhealthy */
-    bool has_admin_group;              /* --admin-group given */
-    unsigned admin_gid;                /* its gid: members may write */
-    bool empty_registry;               /* --empty-registry: a missing services.json starts an
-                                        * empty registry even when the audit trail shows
-                                        * registered services */
-};
 
 enum reg_attr { REG_UPSTREAM, REG_DOMAIN, REG_HEALTH_CHECK, REG_MODE, REG_MONITORING,
                 REG_LB_POLICY, REG_NATTR };
@@ -78,7 +51,7 @@ struct reg_snapshot {
  * regmark.h): a change sealed but never committed gets its registry_abort mark, a file the chain
  * does not explain a registry_adopt mark (and a syslog error). space.reserve is made. Needs the
  * audit trail open. */
-int reg_open(const struct reg_config *cfg, char *err, size_t errlen);
+int reg_open(const struct cfs_config *cfg, char *err, size_t errlen);
 
 /* Release the registry. No operation may be running. */
 void reg_close(void);
@@ -149,7 +122,7 @@ struct reg_txn {
 struct reg_pipeline {
     /* At reg_open, once services.json is read: prepare what the configs need. 0 or -errno
      * (the mount is refused). */
-    int (*open)(const struct reg_config *cfg);
+    int (*open)(const struct cfs_config *cfg);
     /* At reg_open, after open: make every config live from the registry. Called without the
      * mutation lock (take it with reg_with_lock). 0 or -errno (the mount is refused). */
     int (*rerender)(void);
@@ -202,7 +175,7 @@ const char *reg_attr_value(const struct reg_service *svc, enum reg_attr attr);
 
 /* The default value of attr for a service called name into buf. cfg is read for REG_DOMAIN only
  * (NULL elsewhere is fine). 0 or -ENAMETOOLONG. */
-int reg_attr_default(const struct reg_config *cfg, const char *name, enum reg_attr attr,
+int reg_attr_default(const struct cfs_config *cfg, const char *name, enum reg_attr attr,
                      char *buf, size_t buflen);
 
 /* "active", "pending" or "inactive". */
@@ -210,7 +183,7 @@ const char *reg_status_name(enum reg_status st);
 
 /* Parse a services.json document into records. 0 or -EINVAL with a reason in err.
  * On success *out is malloc'd (free it) and *n set. Exposed for tests. */
-int reg_parse(const char *json, size_t len, const struct reg_config *cfg,
+int reg_parse(const char *json, size_t len, const struct cfs_config *cfg,
               struct reg_service **out, size_t *n, char *err, size_t errlen);
 
 /* Serialize records into a services.json document (malloc'd, NUL-terminated), or NULL. */

@@ -149,7 +149,7 @@ static bool ip_literal(const char *s)
 }
 
 /* Length of the state directory without trailing slashes, so that joins give single slashes. */
-static int state_len(const struct reg_config *cfg)
+static int state_len(const struct cfs_config *cfg)
 {
     size_t len = strnlen(cfg->state_dir, sizeof(cfg->state_dir));
 
@@ -159,12 +159,12 @@ static int state_len(const struct reg_config *cfg)
 }
 
 /* Check the daemon settings that reach a config file. 0 or -EINVAL. */
-static int check_config(const struct reg_config *cfg)
+static int check_config(const struct cfs_config *cfg)
 {
     if (!fits(cfg->state_dir, sizeof(cfg->state_dir)) || cfg->state_dir[0] != '/' ||
         !safe_value(cfg->state_dir))
         return -EINVAL;
-    if (cfg->nsuffixes > REG_MAX_SUFFIXES)
+    if (cfg->nsuffixes > CFG_MAX_SUFFIXES)
         return -EINVAL;
     for (size_t i = 0; i < cfg->nsuffixes; i++) {
         const char *sfx = cfg->suffixes[i];
@@ -236,7 +236,7 @@ static int check_upstream(const struct val_upstream *up)
 /* Re-validate one active or pending record and resolve what it renders to: which upstreams are
  * in the rotation (rot) and, in proxy mode, its pool key. ups is scratch room for
  * VAL_UPSTREAMS_MAX entries. 0 or -EINVAL. */
-static int check_service(const struct reg_config *cfg, const char *const *sfx,
+static int check_service(const struct cfs_config *cfg, const char *const *sfx,
                          const struct reg_service *s, render_rotation_fn rot, void *rot_arg,
                          struct val_upstream *ups, struct item *it)
 {
@@ -366,7 +366,7 @@ static int reverse_name(const char *ip, char *buf, size_t len)
     return 0;
 }
 
-static void render_dnsmasq(const struct reg_config *cfg, struct sbuf *b)
+static void render_dnsmasq(const struct cfs_config *cfg, struct sbuf *b)
 {
     char rev[80];
     int sl = state_len(cfg);
@@ -666,7 +666,7 @@ static void up_host(const struct val_upstream *up, bool bracket, char *buf, size
  * keeper_route); name pools dial "{cfs_hI}:{cfs_pI}", which keeps the name for TLS
  * verification, without passive health (its counts would be shared by every service of the
  * pool). */
-static json_t *proxy_handler(struct jb *j, const struct reg_config *cfg, unsigned k,
+static json_t *proxy_handler(struct jb *j, const struct cfs_config *cfg, unsigned k,
                              const char *policy, bool tls, bool names)
 {
     json_t *h = jobj(j), *lb = jobj(j), *sel = jobj(j), *hdrs = jobj(j), *req = jobj(j);
@@ -748,7 +748,7 @@ static int cmp_str_ptr(const void *a, const void *b)
 }
 
 /* The pool route for the items grp[0..n) (one pool key, sorted by name). ups: scratch. */
-static json_t *render_pool(struct jb *j, const struct reg_config *cfg, struct item *const *grp,
+static json_t *render_pool(struct jb *j, const struct cfs_config *cfg, struct item *const *grp,
                            size_t n, struct val_upstream *ups)
 {
     const struct item *first = grp[0];
@@ -887,7 +887,7 @@ out:
 
 /* The routes: the host map, one route per pool key in use, the keeper, and a 404 for a name no
  * service has. items[0..n) sorted by name. */
-static json_t *render_routes(struct jb *j, const struct reg_config *cfg, struct item *items,
+static json_t *render_routes(struct jb *j, const struct cfs_config *cfg, struct item *items,
                              size_t n, struct val_upstream *ups)
 {
     struct item **sorted = NULL;
@@ -925,7 +925,7 @@ out:
 }
 
 /* The "listen" address of the HTTPS server: IPv6 in brackets. */
-static json_t *listen_addr(struct jb *j, const struct reg_config *cfg)
+static json_t *listen_addr(struct jb *j, const struct cfs_config *cfg)
 {
     if (strchr(cfg->https_addr, ':'))
         return jstrf(j, "[%s]:%u", cfg->https_addr, cfg->https_port);
@@ -934,7 +934,7 @@ static json_t *listen_addr(struct jb *j, const struct reg_config *cfg)
 
 /* The certificate loaders: the serving folder, state/tls/serving, where the CA service keeps
  * every leaf the proxy serves. */
-static json_t *render_certs(struct jb *j, const struct reg_config *cfg)
+static json_t *render_certs(struct jb *j, const struct cfs_config *cfg)
 {
     char dir[PATH_MAX];
     json_t *c = jobj(j);
@@ -950,7 +950,7 @@ static json_t *render_certs(struct jb *j, const struct reg_config *cfg)
 /* The whole Caddy JSON document into *dst (malloc'd): compact, keys in a fixed order, ending in a
  * newline (at 1000 services half the size of an indented one, for each write and /load). 0 or
  * -errno. */
-static int render_caddy(const struct reg_config *cfg, struct item *items, size_t n, char **dst)
+static int render_caddy(const struct cfs_config *cfg, struct item *items, size_t n, char **dst)
 {
     struct jb j = { 0 };
     struct val_upstream *ups = calloc(VAL_UPSTREAMS_MAX, sizeof(*ups));
@@ -1047,10 +1047,10 @@ static int render_hosts_file(const struct item *it, struct val_upstream *ups, ch
 }
 
 /* Render all configs from svcs[0..n); see render.h. */
-int render_all(const struct reg_config *cfg, const struct reg_service *const *svcs, size_t n,
+int render_all(const struct cfs_config *cfg, const struct reg_service *const *svcs, size_t n,
                render_rotation_fn rot, void *rot_arg, struct render_out *out)
 {
-    const char *sfx[REG_MAX_SUFFIXES];
+    const char *sfx[CFG_MAX_SUFFIXES];
     struct item *items = NULL;
     struct val_upstream *ups = NULL;
     struct sbuf dns = {0};
@@ -1154,7 +1154,7 @@ void render_free(struct render_out *out)
 }
 
 /* The serving certificates' folder; see render.h. */
-int render_serving_dir(const struct reg_config *cfg, char *buf, size_t len)
+int render_serving_dir(const struct cfs_config *cfg, char *buf, size_t len)
 {
     int n = snprintf(buf, len, "%.*s/tls/serving", state_len(cfg), cfg->state_dir);
 

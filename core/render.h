@@ -42,7 +42,7 @@ typedef bool (*render_rotation_fn)(const char *service, const char *upstream, vo
  * An active dns-mode record: a hosts.d line per in-rotation upstream address, or per upstream
  * address when none is. The proxy config's routes and handlers depend on the pool keys in use
  * only, never on the number of records (docs/architecture.md, "The proxy's shape"). */
-int render_all(const struct reg_config *cfg, const struct reg_service *const *svcs, size_t n,
+int render_all(const struct cfs_config *cfg, const struct reg_service *const *svcs, size_t n,
                render_rotation_fn rot, void *rot_arg, struct render_out *out);
 
 /* Free what render_all allocated; safe on a zeroed struct. */
@@ -51,6 +51,6 @@ void render_free(struct render_out *out);
 /* The folder the proxy loads its serving certificates from, state/tls/serving: every *.pem file
  * there is one leaf chain with its key (the CA service keeps it). 0 or -ENAMETOOLONG (buf then
  * empty). */
-int render_serving_dir(const struct reg_config *cfg, char *buf, size_t len);
+int render_serving_dir(const struct cfs_config *cfg, char *buf, size_t len);
 
 #endif

@@ -59,7 +59,7 @@ static struct child children[NCHILD] = {
     { .name = "dnsmasq", .conf = "dns/dnsmasq.conf" },
     { .name = "caddy", .conf = "routing/caddy.json", .old_conf = "routing/Caddyfile" },
 };
-static const struct reg_config *g_cfg;
+static const struct cfs_config *g_cfg;
 static pthread_t thread;
 static bool running, stopping, caddy_ready;
 /* This mount's admin socket, unique to it: state/caddy/admin-PID-RANDOM.sock. An orphaned Caddy
@@ -96,7 +96,7 @@ static int find_exe(const char *prog, char *buf, size_t len)
     return -ENOENT;
 }
 
-int sup_check(const struct reg_config *cfg, char *err, size_t errlen)
+int sup_check(const struct cfs_config *cfg, char *err, size_t errlen)
 {
     char exe[PATH_MAX];
 
@@ -763,7 +763,7 @@ static int init_admin_socket(void)
     return 0;
 }
 
-int sup_start(const struct reg_config *cfg)
+int sup_start(const struct cfs_config *cfg)
 {
     static const char *const dirs[] = { "log", "caddy", "run" };
     char dir[PATH_MAX];

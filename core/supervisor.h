@@ -5,11 +5,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "core/registry.h"
+#include "core/config.h"
 
 /* Check that the daemons managed mode needs are installed. 0, or -ENOENT with a one-line reason
  * in err. */
-int sup_check(const struct reg_config *cfg, char *err, size_t errlen);
+int sup_check(const struct cfs_config *cfg, char *err, size_t errlen);
 
 /* Start the supervisor thread, which starts both children and restarts either one that dies:
  * the first time at once (at most once a second) with an audit line supervisor_restart/success;
@@ -22,7 +22,7 @@ int sup_check(const struct reg_config *cfg, char *err, size_t errlen);
  * mount's own admin socket name. Children run under watchdogs that hold PR_SET_PDEATHSIG, so
  * none outlives the daemon, even after kill -9, unless the watchdogs die too.
  * 0 or -errno (-ENAMETOOLONG: the admin socket path does not fit a unix socket). */
-int sup_start(const struct reg_config *cfg);
+int sup_start(const struct cfs_config *cfg);
 
 /* This mount's Caddy admin socket, state/caddy/admin-PID-RANDOM.sock, into buf (Caddy learns it
  * from CONDUITFS_CADDY_ADMIN, which the proxy config's admin listen address reads). 0, -ENOENT

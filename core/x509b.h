@@ -60,7 +60,8 @@ X509_NAME *x509b_root_name(const char *hostname);
 char *x509b_san_value(const char *const *names, size_t n, bool critical);
 
 /* The DNS names in the SAN of crt as a malloc'd array (free with ca_names_free). 0, -EINVAL (no
- * SAN, more than CA_LEAF_NAMES_MAX entries, or one that is not a valid domain) or -ENOMEM. */
+ * SAN, more than CA_LEAF_NAMES_MAX entries, or an empty or over-long one) or -ENOMEM. The
+ * signing policy's check of each name is the caller's (cai_san_names). */
 int x509b_san_names(X509 *crt, char ***out, size_t *nout);
 
 /* crt as DER in a malloc'd buffer. 0 or -errno (-ENOMEM, -EIO...). */

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <fuse.h>
 
-#include "core/registry.h"
+#include "core/config.h"
 
 /* One top-level tree (services/, ca/, monitor/, audit/). Each operation gets the path below the
  * tree: "" for the tree's own directory, "core" or "core/upstream" below it. A NULL operation
@@ -73,7 +73,7 @@ const char *fs_split(const char *rel, char *buf, size_t len);
 int fs_split2(const char *rel, char *name, size_t nlen, char *leaf, size_t llen);
 
 /* Configuration shared with the operations (set by main before the loop). */
-extern struct reg_config fs_cfg;
+extern struct cfs_config fs_cfg;
 
 /* Prepare the operations (clock for timestamps); called by main once, before the loop. */
 void fs_ops_start(void);

@@ -464,7 +464,7 @@ static json_t *mount_record(struct opts *o)
 }
 
 /* Fill fs_cfg from the options; exits 2 on a bad value. */
-static void build_config(const struct opts *o, struct reg_config *cfg)
+static void build_config(const struct opts *o, struct cfs_config *cfg)
 {
     char state[PATH_MAX], list[1024];
     char *save = NULL, *tok;
@@ -492,7 +492,7 @@ static void build_config(const struct opts *o, struct reg_config *cfg)
         const char *one[1];
         char probe[300];
 
-        if (cfg->nsuffixes == REG_MAX_SUFFIXES)
+        if (cfg->nsuffixes == CFG_MAX_SUFFIXES)
             die_usage("%s", "--domains: too many suffixes");
         /* a suffix is valid when "x.<suffix>" is a valid domain under it */
         one[0] = tok;
@@ -685,7 +685,7 @@ int main(int argc, char **argv)
     if (rc == 0)
         rc = pipe_open(&fs_cfg, err, sizeof(err));
     if (rc == 0)
-        rc = mon_open(&fs_cfg, &mopts, err, sizeof(err));
+        rc = mon_open(fs_cfg.state_dir, &mopts, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "conduitfs: %s\n", err);
         status = EXIT_USAGE;

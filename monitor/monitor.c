@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/registry.h"
 #include "core/statefile.h"
 #include "util/util.h"
 
@@ -517,8 +518,7 @@ int mon_target_write(const char *name, const char *buf, size_t size, long long o
  * -errno with the reason in err. The docker socket of this host is opts->docker_socket, else
  * CONDUIT_DOCKER_SOCKET, else /var/run/docker.sock; service-derived SSH probes log in with
  * <state>/monitoring/ssh_key as this daemon's user unless the attribute names one. */
-int mon_open(const struct reg_config *cfg, const struct mon_options *opts, char *err,
-             size_t errlen)
+int mon_open(const char *state_dir, const struct mon_options *opts, char *err, size_t errlen)
 {
     char dir[PATH_MAX], file[PATH_MAX];
     const char *env = getenv("CONDUIT_DOCKER_SOCKET");
@@ -526,11 +526,11 @@ int mon_open(const struct reg_config *cfg, const struct mon_options *opts, char 
     char pwbuf[1024];
     int rc;
 
-    rc = state_path(dir, sizeof(dir), cfg->state_dir, "monitoring");
+    rc = state_path(dir, sizeof(dir), state_dir, "monitoring");
     if (rc == 0)
         rc = state_mkdir(dir, 0700);
     if (rc < 0) {
-        snprintf(err, errlen, "cannot create %s/monitoring: %s", cfg->state_dir, strerror(-rc));
+        snprintf(err, errlen, "cannot create %s/monitoring: %s", state_dir, strerror(-rc));
         return rc;
     }
     state_clean_temps(dir);
@@ -541,9 +541,9 @@ int mon_open(const struct reg_config *cfg, const struct mon_options *opts, char 
         snprintf(err, errlen, "state directory path too long");
     if (rc < 0)
         return rc;
-    rc = mon_keys_init(cfg->state_dir);
+    rc = mon_keys_init(state_dir);
     if (rc < 0) {
-        snprintf(err, errlen, "cannot create %s/monitoring/keys: %s", cfg->state_dir,
+        snprintf(err, errlen, "cannot create %s/monitoring/keys: %s", state_dir,
                  strerror(-rc));
         goto fail;
     }

@@ -5,16 +5,14 @@
 
 #include <stddef.h>
 
-#include "core/registry.h"
 #include "monitor/files.h"
 #include "monitor/options.h"
 
-/* Load monitoring targets from cfg->state_dir and take the settings of opts (NULL: the
+/* Load monitoring targets from state_dir/monitoring and take the settings of opts (NULL: the
  * defaults; copied). The docker socket is opts->docker_socket, else CONDUIT_DOCKER_SOCKET, else
  * /var/run/docker.sock. 0 or -errno with a one-line reason in err. Starts no thread (the daemon
- * forks after this). cfg must outlive the module. */
-int mon_open(const struct reg_config *cfg, const struct mon_options *opts, char *err,
-             size_t errlen);
+ * forks after this). */
+int mon_open(const char *state_dir, const struct mon_options *opts, char *err, size_t errlen);
 
 /* Drop cached probes and close SSH sessions. */
 void mon_close(void);

@@ -23,7 +23,7 @@ static int same(const struct reg_service *a, const struct reg_service *b)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static struct reg_config cfg;
+    static struct cfs_config cfg;
     static int ready;
     struct reg_service *svcs = NULL, *again = NULL;
     struct render_out out;

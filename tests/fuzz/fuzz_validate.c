@@ -125,7 +125,7 @@ static bool lines_safe(const char *s)
 /* Render the records and check the shape of what came out. */
 static void check_render(const struct reg_service *svcs, size_t n, bool manage)
 {
-    struct reg_config cfg;
+    struct cfs_config cfg;
     struct render_out out;
     size_t active = 0, routed = 0, listed;
     json_t *doc, *routes, *map;

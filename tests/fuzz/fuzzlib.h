@@ -16,7 +16,7 @@
 
 /* A configuration with state in /var/lib/qp-conduit, suffixes internal and qp.test, gateway
  * 10.77.0.1, DNS on 127.0.0.1:5354 and HTTPS on 127.0.0.1:8443; everything else zero. */
-static inline void fz_base_cfg(struct reg_config *cfg)
+static inline void fz_base_cfg(struct cfs_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     snprintf(cfg->state_dir, sizeof(cfg->state_dir), "/var/lib/qp-conduit");
@@ -34,7 +34,7 @@ static inline void fz_base_cfg(struct reg_config *cfg)
 
 
 /* render_all over the records svcs[0..n) of an array, by pointer as a snapshot holds them. */
-static inline int fz_render(const struct reg_config *cfg, const struct reg_service *svcs,
+static inline int fz_render(const struct cfs_config *cfg, const struct reg_service *svcs,
                             size_t n, struct render_out *out)
 {
     const struct reg_service **p = calloc(n ? n : 1, sizeof(*p));

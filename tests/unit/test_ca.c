@@ -829,7 +829,7 @@ static double now_s(void)
 }
 
 /* The configuration of the service tests, for state. */
-static void unit_cfg(struct reg_config *cfg, const char *state)
+static void unit_cfg(struct cfs_config *cfg, const char *state)
 {
     memset(cfg, 0, sizeof(*cfg));
     snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s", state);
@@ -853,7 +853,7 @@ static void unit_cfg(struct reg_config *cfg, const char *state)
  * wakes it at once. What ca/certs shows is the serving leaf's certificate for the domain. */
 static void test_service(void)
 {
-    static struct reg_config cfg;   /* outlives the registry */
+    static struct cfs_config cfg;   /* outlives the registry */
     char state[PATH_MAX], err[512];
     char s1[CA_SERIAL_HEX_MAX], s2[CA_SERIAL_HEX_MAX], s3[CA_SERIAL_HEX_MAX];
     char s4[CA_SERIAL_HEX_MAX];
@@ -985,7 +985,7 @@ static bool leaves_are(const char *state, const char *a, const char *b)
  * names back; a reopen reads the assignment back and reissues nothing. */
 static void test_serving(void)
 {
-    static struct reg_config cfg;
+    static struct cfs_config cfg;
     struct reg_service *a = calloc(103, sizeof(*a)), *b = calloc(103, sizeof(*b));
     const struct reg_service *pa[103], *pb[103];    /* the records as a snapshot holds them */
     char state[PATH_MAX], err[512], path[PATH_MAX];

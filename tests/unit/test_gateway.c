@@ -34,7 +34,7 @@ static const struct render_out r2 = { conf1, proxy2, hosts2, 2 };
 static const struct render_out r3 = { conf1, proxy1, hosts3, 2 };
 
 /* A fresh state directory tmpdir/name and a configuration over it. */
-static void new_state(struct reg_config *cfg, char *dir, size_t len, const char *name)
+static void new_state(struct cfs_config *cfg, char *dir, size_t len, const char *name)
 {
     tl_path(dir, len, tmpdir, name, NULL);
     CHECK(mkdir(dir, 0700) == 0);
@@ -115,7 +115,7 @@ static int count_in(const char *dir, const char *rel, const char *needle)
 static void test_open(void)
 {
     static const char *const dirs[] = { "dns", "dns/hosts.d", "routing", "tls", "tls/serving" };
-    struct reg_config cfg;
+    struct cfs_config cfg;
     char dir[256], sub[512];
     struct stat st;
 
@@ -148,7 +148,7 @@ static void test_open(void)
  * earlier version removed; after that only what differs from prev is rewritten. */
 static void test_apply(void)
 {
-    struct reg_config cfg;
+    struct cfs_config cfg;
     char dir[256], path[512];
     ino_t conf, a, b, proxy;
     struct stat st;
@@ -213,7 +213,7 @@ static void test_apply(void)
 /* Failures come back as -errno, never -1. */
 static void test_errors(void)
 {
-    struct reg_config cfg;
+    struct cfs_config cfg;
     char dir[256], path[512];
 
     tl_path(dir, sizeof(dir), tmpdir, "missing", NULL);
@@ -239,7 +239,7 @@ static void test_errors(void)
  * line proxy_reload/failure; an unchanged one is never loaded; reloads map to -errno. */
 static void test_live(void)
 {
-    struct reg_config cfg;
+    struct cfs_config cfg;
     char dir[256], err[256], path[512];
 
     new_state(&cfg, dir, sizeof(dir), "live");

@@ -20,7 +20,7 @@
 #include "monitor/monitor.h"
 #include "testlib.h"
 
-static struct reg_config cfg;
+static struct cfs_config cfg;
 
 static void make_cfg(const char *dir)
 {

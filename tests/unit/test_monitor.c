@@ -1028,7 +1028,7 @@ static void test_exec(void)
 
 /* ---- the module over a state directory ---- */
 
-static struct reg_config cfg;
+static struct cfs_config cfg;
 
 static void collect(const char *name, void *ctx)
 {
@@ -1246,7 +1246,7 @@ static void test_module(void)
     CHECK_INT(state_dir_init(dir, &created), 0);
     CHECK_INT(audit_open(dir, err, sizeof(err)), 0);
     CHECK_INT(reg_open(&cfg, err, sizeof(err)), 0);
-    CHECK_INT(mon_open(&cfg, NULL, err, sizeof(err)), 0);
+    CHECK_INT(mon_open(cfg.state_dir, NULL, err, sizeof(err)), 0);
 
     /* a fake nvidia-smi that counts its runs and is slow enough for readers to pile up */
     snprintf(bin, sizeof(bin), "%s/bin", dir);
@@ -1345,7 +1345,7 @@ static void test_module(void)
 
     /* persistence */
     mon_close();
-    CHECK_INT(mon_open(&cfg, NULL, err, sizeof(err)), 0);
+    CHECK_INT(mon_open(cfg.state_dir, NULL, err, sizeof(err)), 0);
     text = read_text("gpu-server-01", MON_FILE_TARGET);
     CHECK(text && strstr(text, "\"ssh_port\":1,") && strstr(text, "\"types\":[\"gpu\"]"));
     free(text);
@@ -1383,7 +1383,7 @@ static void test_module(void)
     snprintf(path, sizeof(path), "%s/monitoring/targets.json", dir);
     CHECK_INT(state_write_atomic(path, "{\"version\":1,\"targets\":[{\"name\":\"A\"}]}", 38,
                                  0600), 0);
-    CHECK_INT(mon_open(&cfg, NULL, err, sizeof(err)), -EINVAL);
+    CHECK_INT(mon_open(cfg.state_dir, NULL, err, sizeof(err)), -EINVAL);
     CHECK(strstr(err, "corrupt") != NULL);
     CHECK_INT(access(path, F_OK), 0);
     {
@@ -1401,7 +1401,7 @@ static void test_module(void)
             unlink(aside);
             mkdir(aside, 0700);
         }
-        CHECK_INT(mon_open(&cfg, NULL, err, sizeof(err)), -EINVAL);
+        CHECK_INT(mon_open(cfg.state_dir, NULL, err, sizeof(err)), -EINVAL);
         CHECKF(strstr(err, "Copy kept at (none: copy failed)") != NULL, "%s", err);
     }
 

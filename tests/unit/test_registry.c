@@ -16,7 +16,7 @@
 #include "core/statefile.h"
 #include "testlib.h"
 
-static struct reg_config cfg;
+static struct cfs_config cfg;
 
 static void test_parse(void)
 {
@@ -297,7 +297,7 @@ static char fake_dir[256];
 static bool fake_sealed_first;      /* the seal's mark was in the chain before the save */
 static size_t fake_ncur, fake_nnext;
 
-static int fake_open(const struct reg_config *c)
+static int fake_open(const struct cfs_config *c)
 {
     (void)c;
     fake_opens++;

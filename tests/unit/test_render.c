@@ -25,7 +25,7 @@
 static bool g_update;
 
 /* render_all over the records s[0..n) of an array, as a snapshot holds them: by pointer. */
-static int render_flat(const struct reg_config *cfg, const struct reg_service *s, size_t n,
+static int render_flat(const struct cfs_config *cfg, const struct reg_service *s, size_t n,
                        render_rotation_fn rot, void *arg, struct render_out *out)
 {
     const struct reg_service **p = calloc(n ? n : 1, sizeof(*p));
@@ -42,7 +42,7 @@ static int render_flat(const struct reg_config *cfg, const struct reg_service *s
 
 /* Settings of the golden rendering. Gateway, DNS and HTTPS addresses differ on purpose, so that a
  * mix-up between them shows in the goldens. */
-static void base_cfg(struct reg_config *cfg, const char *state)
+static void base_cfg(struct cfs_config *cfg, const char *state)
 {
     memset(cfg, 0, sizeof(*cfg));
     snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s", state);
@@ -305,7 +305,7 @@ static const char *joined(json_t *outs, char *buf, size_t len)
 
 static void test_golden(void)
 {
-    struct reg_config cfg;
+    struct cfs_config cfg;
     struct reg_service s[FIX_N];
     struct render_out out = {0};
     char rel[128], buf[512];
@@ -429,7 +429,7 @@ static void test_rotation(void)
     static const char *const all[] = { "llm 10.0.4.1:8000", "llm 10.0.4.2:8000",
                                        "llm [fd00::41]:8000", "vllm 10.0.5.1:8000",
                                        "vllm 10.0.5.2:8001", NULL };
-    struct reg_config cfg;
+    struct cfs_config cfg;
     struct reg_service s[FIX_N];
     struct render_out out = {0};
     char buf[512];
@@ -485,7 +485,7 @@ static void pools_shape(size_t n, size_t *nroutes, size_t *nhandlers, size_t *nm
 {
     static const char *const ups[] = { "10.1.%zu.%zu:80", "10.1.%zu.%zu:80\n10.2.%zu.%zu:80",
                                        "https://10.1.%zu.%zu:443" };
-    struct reg_config cfg;
+    struct cfs_config cfg;
     struct reg_service *s = calloc(n, sizeof(*s));
     struct render_out out = {0};
     char name[32], dom[64], up[128];
@@ -535,7 +535,7 @@ static void test_constant_shape(void)
 
 static void test_determinism(void)
 {
-    struct reg_config cfg;
+    struct cfs_config cfg;
     struct reg_service s[FIX_N], p[FIX_N];
     struct render_out a = {0}, b = {0};
     unsigned seed = 12345;
@@ -566,7 +566,7 @@ static void test_determinism(void)
 }
 
 /* Expect -EINVAL and an untouched (zeroed) result. */
-static void expect_einval(const struct reg_config *cfg, const struct reg_service *s, size_t n,
+static void expect_einval(const struct cfs_config *cfg, const struct reg_service *s, size_t n,
                           const char *what)
 {
     struct render_out out;
@@ -595,7 +595,7 @@ static void test_injection(void)
     static const char *const inj[] = {
         "\n", "\r", "\t", " ", "{", "}", "#", "`", "\"", "\\", "\x7f", "\xc3\xa9", "\n}\nx {",
     };
-    struct reg_config cfg;
+    struct cfs_config cfg;
     struct reg_service s[FIX_N];
     char what[160];
 
@@ -626,7 +626,7 @@ static void test_injection(void)
 #undef INJECT_SVC
 
 #define INJECT_CFG(field) do { \
-                struct reg_config c = cfg; \
+                struct cfs_config c = cfg; \
                 splice_in(c.field, sizeof(c.field), cfg.field, at, inj[i]); \
                 fixture(s); \
                 snprintf(what, sizeof(what), "cfg %s inj %zu at %zu", #field, i, at); \
@@ -654,7 +654,7 @@ static void test_injection(void)
 
 static void test_refusals(void)
 {
-    struct reg_config cfg, c;
+    struct cfs_config cfg, c;
     struct reg_service s[FIX_N];
 
     base_cfg(&cfg, GOLDEN_STATE);
@@ -710,7 +710,7 @@ static void test_refusals(void)
     snprintf(c.gateway_ip, sizeof(c.gateway_ip), "gateway.lan");
     expect_einval(&c, s, FIX_N, "gateway not an address");
     c = cfg;
-    c.nsuffixes = REG_MAX_SUFFIXES + 1;
+    c.nsuffixes = CFG_MAX_SUFFIXES + 1;
     expect_einval(&c, s, FIX_N, "too many suffixes");
     expect_einval(NULL, s, FIX_N, "NULL cfg");
     expect_einval(&cfg, NULL, 1, "NULL records");
@@ -718,7 +718,7 @@ static void test_refusals(void)
 
 static void test_variants(void)
 {
-    struct reg_config cfg;
+    struct cfs_config cfg;
     struct reg_service s[FIX_N];
     struct render_out out = {0};
 
@@ -801,7 +801,7 @@ static void test_variants(void)
  * small for it. */
 static void test_serving_dir(void)
 {
-    struct reg_config cfg;
+    struct cfs_config cfg;
     char dir[128];
 
     base_cfg(&cfg, "/s");
@@ -922,7 +922,7 @@ static void check_with_tools(bool manage)
 {
     char dir[] = "/tmp/test_render.XXXXXX";
     char path[512], hostsd[128], log[128];
-    struct reg_config cfg;
+    struct cfs_config cfg;
     struct reg_service s[FIX_N];
     struct render_out out = {0};
     bool caddy = on_path("caddy"), dnsmasq = on_path("dnsmasq");

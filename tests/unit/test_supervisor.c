@@ -14,7 +14,7 @@
 #include "testlib.h"
 
 static char tmpdir[] = "/tmp/test_supervisor.XXXXXX";
-static struct reg_config cfg;
+static struct cfs_config cfg;
 
 /* Make the folder tmpdir/name; with progs (NULL-terminated), an empty file of mode mode for
  * each. Its path into dir. */

@@ -136,7 +136,7 @@ static inline int tl_main_in_dir(char *tmpl, const tl_test_fn *tests)
 /* A daemon configuration for tests over state directory dir: the suffixes (comma-separated,
  * "internal" when NULL), loopback addresses, DNS on 5353, HTTPS on 8443, ed25519 leaves valid
  * 365 days and renewed 120 days before expiry. */
-static inline void tl_make_cfg(struct reg_config *cfg, const char *dir, const char *suffixes)
+static inline void tl_make_cfg(struct cfs_config *cfg, const char *dir, const char *suffixes)
 {
     const char *p = suffixes ? suffixes : "internal";
 
