@@ -431,9 +431,8 @@ void ca_service_sync(const struct reg_service *const *prev, size_t nprev,
 {
     (void)prev;
     (void)nprev;
-    if (!g_ca)
-        return;
-    reconcile(next, nnext, false, "registry change", who);
+    if (g_ca)
+        reconcile(next, nnext, false, "registry change", who);
 }
 
 /* Create state/tls/serving (0700) if missing: the proxy config loads it even when empty. It is
@@ -461,13 +460,9 @@ void ca_service_check(const struct reg_service *const *svcs, size_t n)
 void ca_service_retire(const struct reg_service *const *prev, size_t nprev,
                        const struct reg_service *const *next, size_t nnext, const char *who)
 {
-    (void)prev;
-    (void)nprev;
-    if (!g_ca)
-        return;
-    /* After a commit this changes nothing (sync made it so); after a failed one it puts the
-     * names of the kept registry back. */
-    reconcile(next, nnext, false, "registry change", who);
+    /* The leaves follow next, as after sync: after a failed commit that puts the names of the
+     * kept registry back. */
+    ca_service_sync(prev, nprev, next, nnext, who);
 }
 
 /* ---- rotation ---- */

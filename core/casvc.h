@@ -38,9 +38,8 @@ void ca_service_sync(const struct reg_service *const *prev, size_t nprev,
  * leaf that is missing, invalid or expired. Failures as for ca_service_sync. */
 void ca_service_check(const struct reg_service *const *svcs, size_t n);
 
-/* After a commit (prev = old, next = new: nothing left to do, the serving leaves already carry
- * next) or after a failed one (prev = the refused registry, next = the kept one: the leaves are
- * made to carry next's names again). A leaf left with no name is archived
+/* After a failed commit (prev = the refused registry, next = the kept one): the leaves are made
+ * to carry next's names again, as sync does. A leaf left with no name is archived
  * (state/tls/archive/leaf-NNNN.<serial>.pem) and removed. */
 void ca_service_retire(const struct reg_service *const *prev, size_t nprev,
                        const struct reg_service *const *next, size_t nnext, const char *who);

@@ -1,10 +1,11 @@
 /* pipeline.c: the commit pipeline. The registry builds each change and calls the commit step
  * here with its mutation lock held: render the next registry (only in-rotation upstreams, as
- * the prober says), seal the change (the registry's, before anything goes live), issue the
- * leaves of newly live domains, apply the configs to the proxy and DNS, save services.json (the
- * registry's), and retire the leaves of domains no longer live. A failure after the seal puts
- * the previous configs back, archives what the change issued, and seals the abort mark. The
- * rendering that is live is kept here, so that only what changed is rewritten and reloaded. */
+ * the prober says), seal the change (the registry's, before anything goes live), make the
+ * serving leaves carry the live domains (issue, and archive a leaf left with no name), apply
+ * the configs to the proxy and DNS, and save services.json (the registry's). A failure after
+ * the seal puts the previous configs back, archives what the change issued, and seals the abort
+ * mark. The rendering that is live is kept here, so that only what changed is rewritten and
+ * reloaded. */
 #include "core/pipeline.h"
 
 #include <errno.h>
@@ -121,8 +122,8 @@ static int commit(struct reg_txn *t)
     render_free(&g_rendered);
     g_rendered = out;
     memset(&out, 0, sizeof(out));
-    /* Archive the pairs of domains that are no longer live (deregistered, domain changed). */
-    ca_service_retire(cur.svcs, cur.n, next.svcs, next.n, t->who);
+    /* Nothing to retire: sync already made the leaves carry next's names, and archived a leaf
+     * left with none. */
     goto out;
 rollback:
     if (gw_apply(g_cfg, &g_rendered, &out) < 0)
