@@ -6,7 +6,12 @@
  * reg_with_lock); the audit lines it produces are queued and written once that lock is released.
  *
  * The proxy loads only the serving leaves. The per-domain pairs an older version left in
- * state/tls/<domain>/ serve nothing: the first check after a mount archives them. */
+ * state/tls/<domain>/ serve nothing: the first check after a mount archives them.
+ *
+ * Over 800 lines, and one concern: the state of the CA service (the open CA, the leaf
+ * assignment and its lock, the queued audit lines), which every part here reads or changes
+ * under that lock. The X.509 and file work lives in ca.c and the files beside it, the
+ * assignment's logic in leafset.c, and the trust texts in trust.c. */
 #include "core/casvc.h"
 
 #include <errno.h>

@@ -3,7 +3,11 @@
  * when the forking thread dies, is tied to a thread that lives as long as the daemon), reaps them,
  * and restarts them. Other threads only read the published pids and the readiness flag.
  * Each daemon's pid is kept in state/run/NAME.pid, so that a mount can stop the orphans of a
- * previous one whose watchdogs died with it (kill -9 of every conduitfs process). */
+ * previous one whose watchdogs died with it (kill -9 of every conduitfs process).
+ *
+ * Over 800 lines, and one concern: the lifecycle of the two child daemons (spawn, readiness,
+ * watch, backoff, reload, orphan cleanup, stop), owned by one thread. Every part reads or
+ * changes the same per-child state, so splitting it would only export that state. */
 #include "core/supervisor.h"
 
 #include <errno.h>
