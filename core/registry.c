@@ -3,29 +3,35 @@
  * (reg_set_pipeline), which seals its audit entries here (with the SHA-256 of the next
  * services.json, see regmark.h) before anything goes live, and has it saved atomically; only
  * then is it published as the new snapshot that readers see. At mount, services.json is checked
- * against the chain's newest registry mark. */
+ * against the chain's newest registry mark.
+ * Over 800 lines, as one concern: the model's state (the records and snapshots, the current
+ * hash, the queue of ops) and every step that changes it under its locks, from validating a
+ * change against the records before it through group commit to publishing. What needs none of
+ * that state lives beside it: the records' attributes (regrec.c), the services.json text
+ * (regjson.c), refusals (refuse.c), and the abort/adopt marks with the space reserve
+ * (regseal.c). */
 #include "core/registry.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <syslog.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "audit/audit.h"
+#include "core/regjson.h"
 #include "core/regmark.h"
+#include "core/regrec.h"
+#include "core/regseal.h"
 #include "core/statefile.h"
 
 /* Ownership: mut_lock orders every mutation (and the pipeline's steps); snap_lock guards g_cur
@@ -37,64 +43,6 @@ static const struct reg_pipeline *g_pipe;   /* set before reg_open; NULL: none *
 static struct reg_snapshot *g_cur;
 static char g_sha[RMARK_SHA_HEX];       /* SHA-256 of services.json as committed (mut_lock) */
 static char g_unaborted[RMARK_SHA_HEX]; /* a sealed batch whose abort mark is still unsealed */
-
-static const char *const attr_names[REG_NATTR] = {
-    "upstream", "domain", "health_check", "mode", "monitoring", "lb_policy",
-};
-
-const char *reg_attr_name(enum reg_attr attr)
-{
-    return (unsigned)attr < REG_NATTR ? attr_names[attr] : NULL;
-}
-
-int reg_attr_from_name(const char *name)
-{
-    for (int i = 0; i < REG_NATTR; i++)
-        if (strcmp(name, attr_names[i]) == 0)
-            return i;
-    return -1;
-}
-
-const char *reg_status_name(enum reg_status st)
-{
-    switch (st) {
-    case REG_ACTIVE: return "active";
-    case REG_PENDING: return "pending";
-    default: return "inactive";
-    }
-}
-
-const char *reg_attr_value(const struct reg_service *svc, enum reg_attr attr)
-{
-    switch (attr) {
-    case REG_UPSTREAM: return svc->upstream;
-    case REG_DOMAIN: return svc->domain;
-    case REG_HEALTH_CHECK: return svc->health_check;
-    case REG_MODE: return svc->mode;
-    case REG_MONITORING: return svc->monitoring;
-    case REG_LB_POLICY: return svc->lb_policy;
-    default: return "";
-    }
-}
-
-int reg_attr_default(const struct cfs_config *cfg, const char *name, enum reg_attr attr,
-                     char *buf, size_t buflen)
-{
-    int n;
-
-    switch (attr) {
-    case REG_DOMAIN:
-        n = snprintf(buf, buflen, "%s.%s", name,
-                     cfg && cfg->nsuffixes ? cfg->suffixes[0] : "internal");
-        break;
-    case REG_HEALTH_CHECK: n = snprintf(buf, buflen, "/health"); break;
-    case REG_MODE: n = snprintf(buf, buflen, "proxy"); break;
-    case REG_MONITORING: n = snprintf(buf, buflen, "{}"); break;
-    case REG_LB_POLICY: n = snprintf(buf, buflen, "round_robin"); break;
-    default: n = snprintf(buf, buflen, "%s", ""); break;
-    }
-    return (n < 0 || (size_t)n >= buflen) ? -ENAMETOOLONG : 0;
-}
 
 /* Copy a validated string into a fixed field. -EINVAL when it does not fit. */
 static int set_field(char *dst, size_t dstlen, const char *src)
@@ -243,107 +191,24 @@ static void snap_publish(struct reg_snapshot *next)
     reg_snapshot_put(old);
 }
 
-static ssize_t find_live(const struct reg_service *const *svcs, size_t n, const char *name)
-{
-    for (size_t i = 0; i < n; i++)
-        if (svcs[i]->status != REG_INACTIVE && strcmp(svcs[i]->name, name) == 0)
-            return (ssize_t)i;
-    return -1;
-}
-
 const struct reg_service *reg_snapshot_find(const struct reg_snapshot *snap, const char *name)
 {
-    ssize_t i = snap ? find_live(snap->svcs, snap->n, name) : -1;
+    ssize_t i = snap ? regrec_find_live(snap->svcs, snap->n, name) : -1;
 
     return i < 0 ? NULL : snap->svcs[i];
 }
 
-/* The live record other than skip that already uses domain, or -1. A live record may have no
- * domain yet (see apply_op's OP_REGISTER): "" is never taken. */
-static ssize_t domain_user(const struct reg_service *const *svcs, size_t n,
-                           const char *domain, ssize_t skip)
-{
-    if (domain[0] == '\0')
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if ((ssize_t)i != skip && svcs[i]->status != REG_INACTIVE &&
-            strcmp(svcs[i]->domain, domain) == 0)
-            return (ssize_t)i;
-    return -1;
-}
-
-/* True when another live record than skip already uses domain. */
+/* True when another live record than skip already uses domain (regrec_domain_user: a live
+ * record may have no domain yet, see apply_op's OP_REGISTER, and "" is never taken). */
 static bool domain_taken(const struct reg_service *const *svcs, size_t n, const char *domain,
                          ssize_t skip)
 {
-    return domain_user(svcs, n, domain, skip) >= 0;
+    return regrec_domain_user(svcs, n, domain, skip) >= 0;
 }
 
 /* ---- refusals ----
- * A change the registry refuses (a bad value, a taken name or domain) says why: one syslog line
- * (at most REFUSE_LOG_BURST a second; the rest are counted and summed up in one line) and one
- * sealed failure entry in the audit chain naming the path, the caller and the reason. Nothing
- * else is kept, so a loop of bad writes grows only the audit log. */
-#define REFUSE_LOG_BURST 10
-
-static pthread_mutex_t refuse_lock = PTHREAD_MUTEX_INITIALIZER;
-static time_t refuse_sec;
-static unsigned refuse_logged, refuse_quiet;
-
-static void refuse_syslog(const char *path, const char *who, const char *reason)
-{
-    time_t now = time(NULL);
-    unsigned quiet = 0;
-    bool log;
-
-    pthread_mutex_lock(&refuse_lock);
-    if (now != refuse_sec) {
-        quiet = refuse_quiet;
-        refuse_sec = now;
-        refuse_logged = 0;
-        refuse_quiet = 0;
-    }
-    log = refuse_logged < REFUSE_LOG_BURST;
-    if (log)
-        refuse_logged++;
-    else
-        refuse_quiet++;
-    pthread_mutex_unlock(&refuse_lock);
-    if (quiet)
-        syslog(LOG_NOTICE, "registry: %u more refused changes not logged here (each has its "
-               "audit entry)", quiet);
-    if (log)
-        syslog(LOG_NOTICE, "%s: refused a change of %s by %s: %s",
-               strncmp(path, "monitor/", 8) == 0 ? "monitor" : "registry", path, who, reason);
-}
-
-void reg_refuse_path(const char *action, const char *who, int rc, const char *reason,
-                     const char *fmt, ...)
-{
-    char path[400], msg[700];
-    va_list ap;
-    json_t *d;
-
-    va_start(ap, fmt);
-    vsnprintf(path, sizeof(path), fmt, ap);
-    va_end(ap);
-    /* a name may be any bytes a mkdir was given: keep the printable ASCII ones */
-    for (char *c = path; *c; c++)
-        if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
-            *c = '?';
-    if (!reason || !reason[0])
-        reason = strerror(-rc);
-    refuse_syslog(path, who, reason);
-    snprintf(msg, sizeof(msg), "Refused %s: %s", path, reason);
-    /* no "name" or "attribute": readers that select a service's changes by those keep doing
-     * so; the path says both */
-    d = json_pack("{s:s,s:s,s:s,s:s}", "path", path, "operation", action, "reason", reason,
-                  "error", strerror(-rc));
-    if (!d || audit_log("change_refused", "failure", msg, who, d) < 0)
-        syslog(LOG_ERR, "registry: the audit entry of a refused change of %s could not be "
-               "sealed", path);
-    json_decref(d);
-}
+ * The syslog line and the sealed entry are refuse.c's (reg_refuse_path); this maps a service
+ * change to its path. */
 
 /* Say why a change of service name (attr, or -1 for the service itself) was refused with rc:
  * the syslog line and a change_refused failure entry, whose details name the operation (the
@@ -357,73 +222,6 @@ static void refuse(const char *action, const char *name, int attr, const char *w
                         reg_attr_name(attr));
     else
         reg_refuse_path(action, who, rc, reason, "services/%.200s", name);
-}
-
-/* ---- services.json ---- */
-
-static json_t *service_json(const struct reg_service *s)
-{
-    json_t *o = json_object();
-    json_t *mon = json_loads(s->monitoring, 0, NULL);
-
-    if (!o || !mon)
-        goto fail;
-    if (json_object_set_new(o, "name", json_string(s->name)) ||
-        json_object_set_new(o, "upstream", json_string(s->upstream)) ||
-        json_object_set_new(o, "domain", json_string(s->domain)) ||
-        json_object_set_new(o, "status", json_string(reg_status_name(s->status))) ||
-        json_object_set_new(o, "registered_at", json_string(s->registered_at)) ||
-        json_object_set_new(o, "health_check", json_string(s->health_check)) ||
-        json_object_set_new(o, "mode", json_string(s->mode)) ||
-        json_object_set_new(o, "monitoring", mon))
-        goto fail_nomon;
-    /* only when not the default: a registry that uses no policy stays byte for byte what the
-     * version before several upstreams wrote, and loads in it */
-    if (strcmp(s->lb_policy, "round_robin") != 0 &&
-        json_object_set_new(o, "lb_policy", json_string(s->lb_policy)))
-        goto fail_nomon;
-    if (s->status == REG_INACTIVE &&
-        json_object_set_new(o, "deregistered_at", json_string(s->deregistered_at)))
-        goto fail_nomon;
-    return o;
-fail:
-    json_decref(mon);
-fail_nomon:
-    json_decref(o);
-    return NULL;
-}
-
-char *reg_serialize(const struct reg_service *svcs, size_t n)
-{
-    json_t *root = json_object(), *arr = json_array();
-    char *out = NULL;
-
-    if (!root || !arr)
-        goto out;
-    for (size_t i = 0; i < n; i++) {
-        json_t *o = service_json(&svcs[i]);
-        if (!o || json_array_append_new(arr, o))
-            goto out;
-    }
-    if (json_object_set_new(root, "version", json_integer(1)) ||
-        json_object_set(root, "services", arr))
-        goto out;
-    out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
-out:
-    json_decref(arr);
-    json_decref(root);
-    return out;
-}
-
-int reg_empty_sha(char sha[65])
-{
-    char *empty = reg_serialize(NULL, 0);
-
-    if (!empty)
-        return -ENOMEM;
-    rmark_sha256(empty, strlen(empty), sha);
-    free(empty);
-    return 0;
 }
 
 /* ---- serializing with a cache of record texts ----
@@ -451,38 +249,6 @@ static void texts_reset(void)
     g_ntexts = 0;
 }
 
-/* The text of record s as an element of services.json's array (indented by four more spaces
- * after every newline), malloc'd, its length in *len; NULL when out of memory. */
-static char *record_text(const struct reg_service *s, size_t *len)
-{
-    json_t *o = service_json(s);
-    char *flat = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII)
-                   : NULL;
-    size_t nl = 0, n, k = 0;
-    char *out = NULL;
-
-    json_decref(o);
-    if (!flat)
-        return NULL;
-    for (const char *p = flat; *p; p++)
-        nl += *p == '\n';
-    n = strlen(flat);
-    out = malloc(n + 4 * nl + 1);
-    if (out) {
-        for (const char *p = flat; *p; p++) {
-            out[k++] = *p;
-            if (*p == '\n') {
-                memcpy(out + k, "    ", 4);
-                k += 4;
-            }
-        }
-        out[k] = '\0';
-        *len = k;
-    }
-    free(flat);
-    return out;
-}
-
 /* The cached text of record i of svcs, made now when missing; NULL: out of memory. */
 static const char *cached_text(const struct reg_service *const *svcs, size_t i, size_t *len)
 {
@@ -505,7 +271,7 @@ static const char *cached_text(const struct reg_service *const *svcs, size_t i, 
         *len = c->len;
         return c->text;
     }
-    text = record_text(s, len);
+    text = regjson_record_text(s, len);
     if (!text)
         return NULL;
     free(c->text);
@@ -556,258 +322,14 @@ out:
     return out;
 }
 
-/* Fetch a required string member into dst. -EINVAL with a reason when absent or wrong. */
-static int get_str(json_t *o, const char *key, char *dst, size_t dstlen, size_t idx,
-                   char *err, size_t errlen)
-{
-    json_t *v = json_object_get(o, key);
-
-    if (!json_is_string(v) || json_string_length(v) >= dstlen ||
-        strlen(json_string_value(v)) != json_string_length(v)) {
-        snprintf(err, errlen, "service #%zu: \"%s\" missing or not a valid string", idx, key);
-        return -EINVAL;
-    }
-    memcpy(dst, json_string_value(v), json_string_length(v) + 1);
-    return 0;
-}
-
-/* Whether any of ups[0..n) names its host rather than an address (dns mode cannot answer it). */
-static bool any_hostname(const struct val_upstream *ups, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (ups[i].kind == VAL_HOST_NAME)
-            return true;
-    return false;
-}
-
-/* Check one loaded record the way a write through the mount would have. */
-static int check_record(const struct cfs_config *cfg, struct reg_service *s, size_t idx,
-                        char *err, size_t errlen)
-{
-    struct val_upstream ups[VAL_UPSTREAMS_MAX];
-    size_t nups = 0;
-    const char *what = NULL;
-
-    if (val_name(s->name))
-        what = "name";
-    else if (val_upstreams(s->upstream, ups, &nups))
-        what = "upstream";
-    else if (val_lb_policy(s->lb_policy))
-        what = "lb_policy";
-    else if (val_health_check(s->health_check))
-        what = "health_check";
-    else if (val_mode(s->mode))
-        what = "mode";
-    else if (s->status != REG_INACTIVE && !(s->status == REG_PENDING && !s->domain[0]) &&
-             val_domain(s->domain, cfg->suffixes_ptr, cfg->nsuffixes))
-        what = "domain (is its suffix in --domains?)";
-    else if (strcmp(s->mode, "dns") == 0 && any_hostname(ups, nups))
-        what = "upstream (a hostname in dns mode)";
-    if (what) {
-        snprintf(err, errlen, "service #%zu (%s): invalid %s", idx, s->name, what);
-        return -EINVAL;
-    }
-    return 0;
-}
-
-/* Make a reason one printable line: it quotes bytes of the refused file (a name, a status,
- * jansson's token), and it ends up as the mount's one-line refusal. */
-static void one_line(char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
-            *s = '?';
-}
-
-int reg_parse(const char *json, size_t len, const struct cfs_config *cfg,
-              struct reg_service **out, size_t *n, char *err, size_t errlen)
-{
-    json_error_t jerr;
-    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
-    json_t *arr, *v;
-    struct reg_service *svcs = NULL;
-    const struct reg_service **ptrs = NULL;    /* &svcs[i], for the duplicate checks */
-    size_t cnt = 0, i;
-    int rc = -EINVAL;
-
-    *out = NULL;
-    *n = 0;
-    if (errlen > 0)
-        err[0] = '\0';
-    if (!root) {
-        snprintf(err, errlen, "line %d: %s", jerr.line, jerr.text);
-        goto out;
-    }
-    v = json_object_get(root, "version");
-    arr = json_object_get(root, "services");
-    if (!json_is_object(root) || !json_is_integer(v) || json_integer_value(v) != 1 ||
-        !json_is_array(arr)) {
-        snprintf(err, errlen, "not a version 1 registry (need {\"version\":1,\"services\":[]})");
-        goto out;
-    }
-    cnt = json_array_size(arr);
-    if (cnt && (!(svcs = calloc(cnt, sizeof(*svcs))) || !(ptrs = calloc(cnt, sizeof(*ptrs))))) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    json_array_foreach(arr, i, v) {
-        struct reg_service *s = &svcs[i];
-        char status[16], mon_raw[VAL_VALUE_MAX + 1];
-        json_t *mon = json_object_get(v, "monitoring");
-        char *mon_txt;
-
-        if (!json_is_object(v)) {
-            snprintf(err, errlen, "service #%zu is not an object", i);
-            goto out;
-        }
-        if (get_str(v, "name", s->name, sizeof(s->name), i, err, errlen) ||
-            get_str(v, "upstream", s->upstream, sizeof(s->upstream), i, err, errlen) ||
-            get_str(v, "domain", s->domain, sizeof(s->domain), i, err, errlen) ||
-            get_str(v, "status", status, sizeof(status), i, err, errlen) ||
-            get_str(v, "registered_at", s->registered_at, sizeof(s->registered_at), i,
-                    err, errlen) ||
-            get_str(v, "health_check", s->health_check, sizeof(s->health_check), i,
-                    err, errlen) ||
-            get_str(v, "mode", s->mode, sizeof(s->mode), i, err, errlen))
-            goto out;
-        if (strcmp(status, "active") == 0)
-            s->status = REG_ACTIVE;
-        else if (strcmp(status, "pending") == 0)
-            s->status = REG_PENDING;
-        else if (strcmp(status, "inactive") == 0)
-            s->status = REG_INACTIVE;
-        else {
-            snprintf(err, errlen, "service #%zu: unknown status \"%s\"", i, status);
-            goto out;
-        }
-        if (s->status != REG_INACTIVE && (s->status == REG_ACTIVE) != (s->upstream[0] != 0)) {
-            snprintf(err, errlen, "service #%zu: status does not match its upstream", i);
-            goto out;
-        }
-        /* lb_policy came with several upstreams: a registry written before has none */
-        if (!json_object_get(v, "lb_policy"))
-            reg_attr_default(cfg, s->name, REG_LB_POLICY, s->lb_policy, sizeof(s->lb_policy));
-        else if (get_str(v, "lb_policy", s->lb_policy, sizeof(s->lb_policy), i, err, errlen))
-            goto out;
-        if (s->status == REG_INACTIVE &&
-            get_str(v, "deregistered_at", s->deregistered_at, sizeof(s->deregistered_at), i,
-                    err, errlen))
-            goto out;
-        mon_txt = mon ? json_dumps(mon, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        if (!mon_txt || snprintf(mon_raw, sizeof(mon_raw), "%s", mon_txt) >= (int)sizeof(mon_raw)
-            || val_monitoring(mon_raw, s->monitoring, sizeof(s->monitoring))) {
-            free(mon_txt);
-            snprintf(err, errlen, "service #%zu: invalid monitoring", i);
-            goto out;
-        }
-        free(mon_txt);
-        if (check_record(cfg, s, i, err, errlen))
-            goto out;
-        if (s->status != REG_INACTIVE &&
-            (find_live(ptrs, i, s->name) >= 0 || domain_taken(ptrs, i, s->domain, -1))) {
-            snprintf(err, errlen, "service #%zu (%s): duplicate active name or domain", i,
-                     s->name);
-            goto out;
-        }
-        ptrs[i] = s;
-    }
-    *out = svcs;
-    *n = cnt;
-    svcs = NULL;
-    rc = 0;
-out:
-    if (rc != 0 && errlen > 0)
-        one_line(err);
-    free(ptrs);
-    free(svcs);
-    json_decref(root);
-    return rc;
-}
-
-/* ---- the space reserve ----
- * A change is acknowledged only once its audit capsule is sealed, and the capsule is sealed
- * before the commit: a full disk fails the seal, and the change, with ENOSPC. A commit that
- * fails after its seal must still seal its registry_abort mark, so the state directory keeps
- * RESERVE_BYTES preallocated in space.reserve: made at mount, made again (or ENOSPC, nothing
- * changed) before every mutation, and freed when that mark, or the mount's rendering, finds the
- * disk full. Touched under mut_lock, or at mount before any operation. */
-#define RESERVE_BYTES (256 * 1024)
-
-static int reserve_path(char *buf, size_t len)
-{
-    return state_path(buf, len, g_cfg->state_dir, "space.reserve");
-}
-
-/* 0 when the reserve is in place (made now if missing), or -ENOSPC/-errno. */
-static int reserve_ensure(void)
-{
-    char path[PATH_MAX];
-    struct stat st;
-    int fd, rc;
-
-    rc = reserve_path(path, sizeof(path));
-    if (rc < 0)
-        return rc;
-    if (stat(path, &st) == 0 && st.st_size >= RESERVE_BYTES)
-        return 0;
-    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return -errno;
-    rc = -posix_fallocate(fd, 0, RESERVE_BYTES);
-    close(fd);
-    if (rc < 0)
-        unlink(path);
-    return rc;
-}
-
-/* Free the reserve; true when there was one to free. */
-static bool reserve_release(const char *why)
-{
-    char path[PATH_MAX];
-
-    if (reserve_path(path, sizeof(path)) < 0 || unlink(path) < 0)
-        return false;
-    syslog(LOG_WARNING, "state directory is full: released the space reserve to %s; changes "
-           "fail with ENOSPC until space is freed", why);
-    return true;
-}
-
-/* ---- the registry's audit entries ---- */
+/* ---- committing ----
+ * The registry's own marks (registry_abort, registry_adopt) and the space reserve that pays for
+ * them on a full disk are regseal.c's. */
 
 static int services_path(char *buf, size_t len)
 {
     return state_path(buf, len, g_cfg->state_dir, "services.json");
 }
-
-/* Details of a registry mark: {"registry":{"sha256":sha,"previous":prev}}, added to d. */
-static int add_mark(json_t *d, const char *sha, const char *prev)
-{
-    return json_object_set_new(d, "registry", json_pack("{s:s,s:s}", "sha256", sha,
-                                                        "previous", prev));
-}
-
-/* Seal a registry_abort mark: the batch that left sealed (already sealed) was not committed, and
- * services.json is still kept. user NULL: the daemon's own event. When the disk is full the
- * reserve pays for it. 0 or -errno. */
-static int seal_abort(const char *sealed, const char *kept, const char *why, const char *user)
-{
-    json_t *d = json_object();
-    char msg[256];
-    int rc = -ENOMEM;
-
-    snprintf(msg, sizeof(msg), "not committed: %s", why);
-    if (d && add_mark(d, kept, sealed) == 0) {
-        rc = user ? audit_log("registry_abort", "failure", msg, user, d)
-                  : audit_log_event("registry_abort", "failure", msg, d);
-        if (rc == -ENOSPC && reserve_release("seal a registry_abort mark"))
-            rc = user ? audit_log("registry_abort", "failure", msg, user, d)
-                      : audit_log_event("registry_abort", "failure", msg, d);
-    }
-    json_decref(d);
-    return rc;
-}
-
-/* ---- committing ---- */
 
 enum op_kind { OP_REGISTER, OP_DEREGISTER, OP_SET, OP_APPLY };
 
@@ -939,7 +461,7 @@ static int seal_batch(struct op **ops, size_t n, const char *ts, const char *sha
         }
         k++;
     }
-    if (k == 0 || add_mark(items[k - 1].details, sha, g_sha) < 0)
+    if (k == 0 || regseal_add_mark(items[k - 1].details, sha, g_sha) < 0)
         goto out;
     rc = audit_log_batch(items, k, ts);
 out:
@@ -986,7 +508,8 @@ int reg_txn_seal(struct reg_txn *t)
     rmark_sha256(st->doc, strlen(st->doc), st->sha);
     /* A batch sealed earlier whose abort mark could not be sealed comes first. */
     if (g_unaborted[0]) {
-        rc = seal_abort(g_unaborted, g_sha, "applying the change failed", t->who);
+        rc = regseal_abort(g_cfg->state_dir, g_unaborted, g_sha, "applying the change failed",
+                           t->who);
         if (rc < 0) {
             st->sealfail = true;
             return rc == -ENOSPC ? rc : -EIO;
@@ -1019,7 +542,7 @@ void reg_txn_abort(struct reg_txn *t, int rc)
     char why[128];
 
     snprintf(why, sizeof(why), "applying the change failed: %s", strerror(-rc));
-    if (seal_abort(t->state->sha, g_sha, why, t->who) < 0) {
+    if (regseal_abort(g_cfg->state_dir, t->state->sha, g_sha, why, t->who) < 0) {
         syslog(LOG_ERR, "registry: the abort mark of a failed change could not be sealed; "
                "the next change or mount seals it");
         memcpy(g_unaborted, t->state->sha, sizeof(g_unaborted));
@@ -1103,7 +626,7 @@ static int apply_attr(struct reg_snapshot *next, ssize_t idx, enum reg_attr attr
             snprintf(why, whylen, "%s", val_reason());
             return -EINVAL;
         }
-        if (strcmp(s->mode, "dns") == 0 && any_hostname(ups, nups)) {
+        if (strcmp(s->mode, "dns") == 0 && regrec_any_hostname(ups, nups)) {
             snprintf(why, whylen, "a dns-mode service needs an IP address, not a hostname");
             return -EINVAL;
         }
@@ -1119,7 +642,7 @@ static int apply_attr(struct reg_snapshot *next, ssize_t idx, enum reg_attr attr
             snprintf(why, whylen, "%s", val_reason());
             return -EINVAL;
         }
-        other = strcmp(value, s->domain) ? domain_user(svcs, n, value, idx) : -1;
+        other = strcmp(value, s->domain) ? regrec_domain_user(svcs, n, value, idx) : -1;
         if (other >= 0) {
             snprintf(why, whylen, "%s is the domain of service %s", value, svcs[other]->name);
             return -EEXIST;
@@ -1139,7 +662,7 @@ static int apply_attr(struct reg_snapshot *next, ssize_t idx, enum reg_attr attr
             return -EINVAL;
         }
         if (strcmp(value, "dns") == 0 &&
-            (val_upstreams(s->upstream, ups, &nups) || any_hostname(ups, nups))) {
+            (val_upstreams(s->upstream, ups, &nups) || regrec_any_hostname(ups, nups))) {
             snprintf(why, whylen, "dns mode needs an upstream at an IP address, not a hostname");
             return -EINVAL;
         }
@@ -1279,7 +802,7 @@ static int apply_whole(struct reg_snapshot *next, struct op *o, ssize_t i, const
  * for a no-op, or -errno (next unchanged). */
 static int apply_op(struct reg_snapshot *next, struct op *o, const char *ts)
 {
-    ssize_t i = find_live(next->svcs, next->n, o->name);
+    ssize_t i = regrec_find_live(next->svcs, next->n, o->name);
     struct reg_service *s;
 
     switch (o->kind) {
@@ -1365,7 +888,7 @@ static void commit_batch(struct op **ops, size_t n)
         snap_free(next);
         return;
     }
-    rc = reserve_ensure();
+    rc = regseal_reserve_ensure(g_cfg->state_dir);
     if (rc < 0) {
         snap_free(next);
         for (size_t i = 0; i < n; i++)
@@ -1615,107 +1138,6 @@ int reg_with_lock(int (*fn)(void *arg), void *arg)
     return rc;
 }
 
-/* Whether the directory at path holds a *.pem file. */
-static bool dir_has_pem(const char *path)
-{
-    struct dirent *de;
-    bool found = false;
-    DIR *d = opendir(path);
-
-    if (!d)
-        return false;
-    while (!found && (de = readdir(d))) {
-        size_t len = strlen(de->d_name);
-
-        found = de->d_name[0] != '.' && len > 4 && !strcmp(de->d_name + len - 4, ".pem");
-    }
-    closedir(d);
-    return found;
-}
-
-/* Whether state/tls holds a leaf of a live domain: a directory other than archive/ (a
- * per-domain pair of an older version), or a serving leaf. */
-static bool tls_has_leaves(const struct cfs_config *cfg)
-{
-    char path[PATH_MAX], sub[PATH_MAX];
-    struct dirent *de;
-    bool found = false;
-    DIR *d;
-
-    if (state_path(path, sizeof(path), cfg->state_dir, "tls") < 0 || !(d = opendir(path)))
-        return false;
-    while (!found && (de = readdir(d))) {
-        if (de->d_type != DT_DIR || de->d_name[0] == '.' || !strcmp(de->d_name, "archive"))
-            continue;
-        /* serving/ exists from the first mount; it counts only once it holds a leaf */
-        if (strcmp(de->d_name, "serving") != 0) {
-            found = true;
-        } else if (snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name) < (int)sizeof(sub)) {
-            found = dir_has_pem(sub);
-        }
-    }
-    closedir(d);
-    return found;
-}
-
-/* Seal a registry_adopt mark for the services.json of hash sha, which the chain's newest mark m
- * does not explain. 0 or -errno. */
-static int seal_adopt(const struct rmark *m, const char *sha, const char *status,
-                      const char *msg, size_t nrecords)
-{
-    json_t *d = json_pack("{s:I}", "services", (json_int_t)nrecords);
-    int rc = -ENOMEM;
-
-    if (d && add_mark(d, sha, m->found ? m->sha256 : "") == 0) {
-        rc = audit_log_event("registry_adopt", status, msg, d);
-        if (rc == -ENOSPC && reserve_release("seal a registry_adopt mark"))
-            rc = audit_log_event("registry_adopt", status, msg, d);
-    }
-    json_decref(d);
-    return rc;
-}
-
-/* Make the chain explain the services.json just loaded (hash g_sha, n records), as the newest
- * mark m left it: a batch sealed but never committed (the daemon stopped between the two) gets
- * its registry_abort mark; a file the chain does not explain is logged and adopted with a
- * registry_adopt mark. 0 or -errno with err filled. */
-static int settle_marks(const struct rmark *m, const char *path, size_t n, bool reset,
-                        char *err, size_t errlen)
-{
-    char msg[256];
-    int rc = 0;
-
-    if (reset) {
-        snprintf(msg, sizeof(msg), "Started with an empty registry (--empty-registry): "
-                 "services.json was missing");
-        syslog(LOG_WARNING, "registry: %s", msg);
-        rc = seal_adopt(m, g_sha, "success", msg, 0);
-    } else if (m->found && strcmp(g_sha, m->sha256) == 0) {
-        return 0;
-    } else if (m->found && strcmp(g_sha, m->previous) == 0 &&
-               strncmp(m->action, "service_", 8) == 0) {
-        syslog(LOG_WARNING, "registry: the last change sealed in the audit chain (%s at %s) "
-               "was never committed; marking it failed", m->action, m->timestamp);
-        rc = seal_abort(m->sha256, g_sha, "the daemon stopped between seal and commit", NULL);
-    } else if (m->found) {
-        syslog(LOG_ERR, "registry: %s (sha256 %s) is not the registry the audit chain's last "
-               "change (%s at %s) left (sha256 %s): it was changed outside conduitfs; adopted "
-               "as found, with a registry_adopt entry", path, g_sha, m->action, m->timestamp,
-               m->sha256);
-        snprintf(msg, sizeof(msg), "services.json was changed outside conduitfs: the audit "
-                 "chain does not explain it; adopted as found at mount");
-        rc = seal_adopt(m, g_sha, "failure", msg, n);
-    } else if (n > 0) {
-        snprintf(msg, sizeof(msg), "Adopted services.json as found at mount (%zu records; no "
-                 "registry change in the audit chain yet)", n);
-        rc = seal_adopt(m, g_sha, "success", msg, n);
-    }
-    if (rc < 0)
-        snprintf(err, errlen, "cannot seal the registry's audit entry for %s: %s", path,
-                 strerror(-rc));
-    return rc;
-}
-
 int reg_open(const struct cfs_config *cfg, char *err, size_t errlen)
 {
     char path[PATH_MAX], aside[PATH_MAX], why[256];
@@ -1748,7 +1170,7 @@ int reg_open(const struct cfs_config *cfg, char *err, size_t errlen)
             return -ENOMEM;
         /* A missing registry is a fresh start only when nothing says services were live. */
         live = mark.found ? strcmp(mark.sha256, esha) != 0
-                          : mark.legacy_services || tls_has_leaves(cfg);
+                          : mark.legacy_services || regseal_tls_has_leaves(cfg);
         if (live && !cfg->empty_registry) {
             snprintf(err, errlen, "%s is missing but the audit trail shows registered services; "
                      "refusing to mount. Rebuild it with `conduitfs recover --state %s`, or mount "
@@ -1793,7 +1215,7 @@ int reg_open(const struct cfs_config *cfg, char *err, size_t errlen)
     }
     rc = g_pipe && g_pipe->rerender ? g_pipe->rerender() : 0;
     /* A full disk: the reserve is what it is kept for. The next change makes it again. */
-    if (rc == -ENOSPC && reserve_release("render the configs at mount"))
+    if (rc == -ENOSPC && regseal_reserve_release(cfg->state_dir, "render the configs at mount"))
         rc = g_pipe->rerender();
     if (rc < 0) {
         snprintf(err, errlen, "cannot render configs from %s: %s", path, strerror(-rc));
@@ -1811,11 +1233,11 @@ int reg_open(const struct cfs_config *cfg, char *err, size_t errlen)
             goto out;
         }
     }
-    rc = settle_marks(&mark, path, n, reset, err, errlen);
+    rc = regseal_settle(cfg->state_dir, &mark, g_sha, path, n, reset, err, errlen);
     if (rc < 0)
         goto out;
     /* The reserve exists from the first mount on; without space it is made by a later change. */
-    if (reserve_ensure() < 0)
+    if (regseal_reserve_ensure(cfg->state_dir) < 0)
         syslog(LOG_WARNING, "registry: cannot make the space reserve in %s (%s); changes fail "
                "with ENOSPC until there is space", cfg->state_dir, strerror(ENOSPC));
 out:

@@ -1,4 +1,6 @@
-/* registry.h: the services.json model, the single source of truth for services/. */
+/* registry.h: the services.json model, the single source of truth for services/. The record
+ * type and its attribute functions are regrec.h's (included here); the services.json text
+ * (reg_parse, reg_serialize, reg_empty_sha) is regjson.h's. */
 #ifndef CONDUIT_REGISTRY_H
 #define CONDUIT_REGISTRY_H
 
@@ -7,30 +9,8 @@
 #include <stddef.h>
 
 #include "core/config.h"
+#include "core/regrec.h"
 #include "core/validate.h"
-
-enum reg_attr { REG_UPSTREAM, REG_DOMAIN, REG_HEALTH_CHECK, REG_MODE, REG_MONITORING,
-                REG_LB_POLICY, REG_NATTR };
-
-/* Room for the upstream list (val_upstreams: up to 64 lines), with its NUL. */
-#define REG_UPSTREAM_MAX 2048
-/* Room for any attribute's value as the registry holds it, with its NUL. */
-#define REG_VALUE_MAX REG_UPSTREAM_MAX
-enum reg_status { REG_ACTIVE, REG_PENDING, REG_INACTIVE };
-
-/* One record of services.json. Strings are NUL-terminated and always validated. */
-struct reg_service {
-    char name[64];
-    char upstream[REG_UPSTREAM_MAX];   /* val_upstreams lines, "\n" between; "" while pending */
-    char domain[254];
-    char health_check[257];
-    char mode[8];
-    char monitoring[VAL_MONITORING_MAX];
-    char lb_policy[16];                /* val_lb_policy */
-    enum reg_status status;
-    char registered_at[32];            /* YYYY-MM-DDTHH:MM:SSZ */
-    char deregistered_at[32];          /* "" unless inactive */
-};
 
 /* An immutable, reference-counted view of the registry. Readers never wait on a mutation.
  * Records are held by reference: a record no change touched is shared by every snapshot that
@@ -165,32 +145,5 @@ void reg_snapshot_put(struct reg_snapshot *snap);
 
 /* The active or pending record called name in snap, or NULL. */
 const struct reg_service *reg_snapshot_find(const struct reg_snapshot *snap, const char *name);
-
-/* Attribute file name ("upstream", ...) and back; reg_attr_from_name returns -1 when unknown. */
-const char *reg_attr_name(enum reg_attr attr);
-int reg_attr_from_name(const char *name);
-
-/* The current value of attr in svc, as shown in the attribute file (without newline). */
-const char *reg_attr_value(const struct reg_service *svc, enum reg_attr attr);
-
-/* The default value of attr for a service called name into buf. cfg is read for REG_DOMAIN only
- * (NULL elsewhere is fine). 0 or -ENAMETOOLONG. */
-int reg_attr_default(const struct cfs_config *cfg, const char *name, enum reg_attr attr,
-                     char *buf, size_t buflen);
-
-/* "active", "pending" or "inactive". */
-const char *reg_status_name(enum reg_status st);
-
-/* Parse a services.json document into records. 0 or -EINVAL with a reason in err.
- * On success *out is malloc'd (free it) and *n set. Exposed for tests. */
-int reg_parse(const char *json, size_t len, const struct cfs_config *cfg,
-              struct reg_service **out, size_t *n, char *err, size_t errlen);
-
-/* Serialize records into a services.json document (malloc'd, NUL-terminated), or NULL. */
-char *reg_serialize(const struct reg_service *svcs, size_t n);
-
-/* The SHA-256 (64 hex chars and a NUL) of an empty registry's services.json, into sha: what a
- * registry mark names when no service is registered. 0 or -ENOMEM. */
-int reg_empty_sha(char sha[65]);
 
 #endif

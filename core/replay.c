@@ -17,6 +17,7 @@
 #include "audit/audit.h"
 #include "audit/store.h"
 #include "core/registry.h"
+#include "core/regjson.h"
 #include "core/regmark.h"
 #include "core/statefile.h"
 

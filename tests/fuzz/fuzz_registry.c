@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/registry.h"
+#include "core/regjson.h"
 #include "core/render.h"
 
 #include "fuzzlib.h"

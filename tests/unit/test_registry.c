@@ -11,6 +11,7 @@
 
 #include "audit/audit.h"
 #include "core/registry.h"
+#include "core/regjson.h"
 #include "core/regmark.h"
 #include "core/replay.h"
 #include "core/statefile.h"

@@ -1,0 +1,82 @@
+/* refuse.c: how a refused change says why (reg_refuse_path, declared in registry.h): one
+ * syslog line, rate-limited for every caller together, and one sealed change_refused failure
+ * entry in the audit chain. It keeps nothing else and calls nothing of registry.c; the
+ * registry's refusals of service changes (registry.c's refuse, reg_refuse) come through here. */
+#include "core/registry.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "audit/audit.h"
+
+/* ---- refusals ----
+ * A change the registry refuses (a bad value, a taken name or domain) says why: one syslog line
+ * (at most REFUSE_LOG_BURST a second; the rest are counted and summed up in one line) and one
+ * sealed failure entry in the audit chain naming the path, the caller and the reason. Nothing
+ * else is kept, so a loop of bad writes grows only the audit log. */
+#define REFUSE_LOG_BURST 10
+
+static pthread_mutex_t refuse_lock = PTHREAD_MUTEX_INITIALIZER;
+static time_t refuse_sec;
+static unsigned refuse_logged, refuse_quiet;
+
+static void refuse_syslog(const char *path, const char *who, const char *reason)
+{
+    time_t now = time(NULL);
+    unsigned quiet = 0;
+    bool log;
+
+    pthread_mutex_lock(&refuse_lock);
+    if (now != refuse_sec) {
+        quiet = refuse_quiet;
+        refuse_sec = now;
+        refuse_logged = 0;
+        refuse_quiet = 0;
+    }
+    log = refuse_logged < REFUSE_LOG_BURST;
+    if (log)
+        refuse_logged++;
+    else
+        refuse_quiet++;
+    pthread_mutex_unlock(&refuse_lock);
+    if (quiet)
+        syslog(LOG_NOTICE, "registry: %u more refused changes not logged here (each has its "
+               "audit entry)", quiet);
+    if (log)
+        syslog(LOG_NOTICE, "%s: refused a change of %s by %s: %s",
+               strncmp(path, "monitor/", 8) == 0 ? "monitor" : "registry", path, who, reason);
+}
+
+void reg_refuse_path(const char *action, const char *who, int rc, const char *reason,
+                     const char *fmt, ...)
+{
+    char path[400], msg[700];
+    va_list ap;
+    json_t *d;
+
+    va_start(ap, fmt);
+    vsnprintf(path, sizeof(path), fmt, ap);
+    va_end(ap);
+    /* a name may be any bytes a mkdir was given: keep the printable ASCII ones */
+    for (char *c = path; *c; c++)
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+            *c = '?';
+    if (!reason || !reason[0])
+        reason = strerror(-rc);
+    refuse_syslog(path, who, reason);
+    snprintf(msg, sizeof(msg), "Refused %s: %s", path, reason);
+    /* no "name" or "attribute": readers that select a service's changes by those keep doing
+     * so; the path says both */
+    d = json_pack("{s:s,s:s,s:s,s:s}", "path", path, "operation", action, "reason", reason,
+                  "error", strerror(-rc));
+    if (!d || audit_log("change_refused", "failure", msg, who, d) < 0)
+        syslog(LOG_ERR, "registry: the audit entry of a refused change of %s could not be "
+               "sealed", path);
+    json_decref(d);
+}
