@@ -160,14 +160,8 @@ out:
     return rc;
 }
 
-int audit_store_verify_ex(struct audit_store *st, const struct audit_verify_hooks *h,
-                          struct audit_verify_report *r)
-{
-    return audit_store_verify_from(st, 0, NULL, h, r);
-}
-
 int audit_store_verify(struct audit_store *st, struct audit_verify_report *r)
 {
-    return audit_store_verify_ex(st, NULL, r);
+    return audit_store_verify_from(st, 0, NULL, NULL, r);
 }
 

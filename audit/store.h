@@ -127,14 +127,11 @@ int audit_store_import(struct audit_store *st, audit_store_next next, void *arg,
  * not be read (r->reason says why). */
 int audit_store_verify(struct audit_store *st, struct audit_verify_report *r);
 
-/* audit_store_verify with hooks (NULL: none). */
-int audit_store_verify_ex(struct audit_store *st, const struct audit_verify_hooks *h,
-                          struct audit_verify_report *r);
-
-/* audit_store_verify_ex for the capsules with sequence >= from only, the first of which must
- * link to prev_hash (the hash of capsule from - 1; ignored when from is 0): the capsules before
- * from are taken as verified (r->checked starts at from). r->entries still counts every row.
- * -EINVAL for a negative from or a malformed prev_hash; else as audit_store_verify. */
+/* audit_store_verify with hooks (NULL: none), for the capsules with sequence >= from only, the
+ * first of which must link to prev_hash (the hash of capsule from - 1; ignored when from is 0):
+ * the capsules before from are taken as verified (r->checked starts at from). r->entries still
+ * counts every row. -EINVAL for a negative from or a malformed prev_hash; else as
+ * audit_store_verify. */
 int audit_store_verify_from(struct audit_store *st, long long from, const char *prev_hash,
                             const struct audit_verify_hooks *h, struct audit_verify_report *r);
 

@@ -23,13 +23,9 @@ struct audit_lines {
 void audit_lines_init(struct audit_lines *r, int fd, off_t end);
 
 /* The next complete line without its newline, valid until the next call. 1, 0 when no complete
- * line is left (audit_lines_partial says whether bytes without a newline remain), or -errno
+ * line is left, or -errno
  * (-EFBIG for a line over 64 MiB). */
 int audit_lines_next(struct audit_lines *r, const char **line, size_t *len);
-
-/* Whether bytes without a final newline remain after the last complete line (call after
- * audit_lines_next returned 0). */
-int audit_lines_partial(const struct audit_lines *r);
 
 void audit_lines_free(struct audit_lines *r);
 

@@ -94,7 +94,9 @@ int audit_lines_next(struct audit_lines *r, const char **line, size_t *len)
     return 1;
 }
 
-int audit_lines_partial(const struct audit_lines *r)
+/* Whether bytes without a final newline remain after the last complete line (call after
+ * audit_lines_next returned 0). */
+static int audit_lines_partial(const struct audit_lines *r)
 {
     return r->len > r->start;
 }

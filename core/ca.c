@@ -288,12 +288,10 @@ static int archive_locked(struct ca *ca, const char *domain)
     int rc, room;
 
     rc = leaf_paths(ca, domain, dir, key_path, crt_path);
+    if (rc == 0)
+        rc = pem_lstat_dir(dir, &st);
     if (rc < 0)
         return rc;
-    if (lstat(dir, &st) < 0)
-        return -errno;
-    if (!S_ISDIR(st.st_mode))
-        return -ENOTDIR;
     rc = cai_archive_prep(ca, crt_path, serial);
     if (rc < 0)
         return rc;
@@ -532,6 +530,13 @@ out:
     return rc;
 }
 
+void cai_issue_begin(char serial_hex[CA_SERIAL_HEX_MAX], char *err, size_t errlen)
+{
+    state_err(err, errlen, "%s", "");
+    if (serial_hex)
+        serial_hex[0] = '\0';
+}
+
 int ca_issue(struct ca *ca, const char *domain, int leaf_days, char serial_hex[CA_SERIAL_HEX_MAX],
              char *err, size_t errlen)
 {
@@ -540,9 +545,7 @@ int ca_issue(struct ca *ca, const char *domain, int leaf_days, char serial_hex[C
     X509 *crt = NULL;
     int rc;
 
-    state_err(err, errlen, "%s", "");
-    if (serial_hex)
-        serial_hex[0] = '\0';
+    cai_issue_begin(serial_hex, err, errlen);
     if (!ca)
         return -EINVAL;
     rc = ca_policy_leaf_days(&leaf_days, err, errlen);

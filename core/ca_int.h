@@ -31,6 +31,9 @@ struct ca {
 int cai_make_leaf(struct ca *ca, const char *const *names, size_t n, int leaf_days,
                   EVP_PKEY **key, X509 **crt, char *err, size_t errlen);
 
+/* The opening of an issuing call: its outputs err and serial_hex (NULL: none) made empty. */
+void cai_issue_begin(char serial_hex[CA_SERIAL_HEX_MAX], char *err, size_t errlen);
+
 /* Before archiving the certificate at crt_path: its serial as lowercase hex into serial
  * ("unknown" when it cannot be read), and the archive directory made (0700) when missing. With
  * the lock held. 0 or -errno (-ENOTDIR...) from making the directory. */
@@ -57,5 +60,9 @@ int cai_leaf_due(struct ca *ca, X509 *crt, const char *key_path, bool secret,
  * in ".pem" and does not start with '.', and write its directory into dir (PATH_MAX). 0 or
  * -EINVAL. */
 int cai_bundle_path_ok(const char *path, char *dir);
+
+/* Take ca's lock for work on the serving leaf at path: 0 with the lock held, or -EINVAL (nothing
+ * locked) for a NULL ca or a path cai_bundle_path_ok refuses. */
+int cai_lock_bundle(struct ca *ca, const char *path);
 
 #endif

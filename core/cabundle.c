@@ -93,9 +93,7 @@ int ca_issue_bundle(struct ca *ca, const char *path, const char *const *names, s
     BUF_MEM *bm = NULL;
     int rc;
 
-    state_err(err, errlen, "%s", "");
-    if (serial_hex)
-        serial_hex[0] = '\0';
+    cai_issue_begin(serial_hex, err, errlen);
     if (!ca || cai_bundle_path_ok(path, dir) < 0 || ca_policy_names_ok(names, n) < 0) {
         state_err(err, errlen, "invalid path or names for a serving leaf");
         return -EINVAL;
@@ -144,14 +142,23 @@ out:
     return rc;
 }
 
-int ca_bundle_archive(struct ca *ca, const char *path)
+int cai_lock_bundle(struct ca *ca, const char *path)
 {
     char dir[PATH_MAX];
-    int rc;
 
     if (!ca || cai_bundle_path_ok(path, dir) < 0)
         return -EINVAL;
     pthread_mutex_lock(&ca->lock);
+    return 0;
+}
+
+int ca_bundle_archive(struct ca *ca, const char *path)
+{
+    int rc;
+
+    rc = cai_lock_bundle(ca, path);
+    if (rc < 0)
+        return rc;
     rc = bundle_archive_locked(ca, path);
     if (rc == 0)
         rc = state_unlink(path);
@@ -161,15 +168,14 @@ int ca_bundle_archive(struct ca *ca, const char *path)
 
 int ca_bundle_names(struct ca *ca, const char *path, char ***names, size_t *n)
 {
-    char dir[PATH_MAX];
     X509 *crt = NULL;
     int rc;
 
     *names = NULL;
     *n = 0;
-    if (!ca || cai_bundle_path_ok(path, dir) < 0)
-        return -EINVAL;
-    pthread_mutex_lock(&ca->lock);
+    rc = cai_lock_bundle(ca, path);
+    if (rc < 0)
+        return rc;
     rc = pem_load_cert(path, &crt, NULL, 0);
     if (rc == 0)
         rc = cai_san_names(crt, names, n);

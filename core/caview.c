@@ -169,13 +169,12 @@ int ca_cert_pem(struct ca *ca, char **pem)
 
 int ca_bundle_pem(struct ca *ca, const char *path, char **pem)
 {
-    char dir[PATH_MAX];
     int rc;
 
     *pem = NULL;
-    if (!ca || cai_bundle_path_ok(path, dir) < 0)
-        return -EINVAL;
-    pthread_mutex_lock(&ca->lock);
+    rc = cai_lock_bundle(ca, path);
+    if (rc < 0)
+        return rc;
     rc = leaf_pem_at(path, pem);
     pthread_mutex_unlock(&ca->lock);
     return rc;

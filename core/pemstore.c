@@ -82,6 +82,7 @@ static int read_key(const char *path, bool secret, char **data, size_t *len)
     struct stat st;
     char *buf = NULL;
     size_t cap = 0, got = 0;
+    ssize_t n;
     int fd, rc = 0;
 
     *data = NULL;
@@ -102,19 +103,12 @@ static int read_key(const char *path, bool secret, char **data, size_t *len)
         rc = -ENOMEM;
         goto out;
     }
-    while (got < cap - 1) {
-        ssize_t n = read(fd, buf + got, cap - 1 - got);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            goto out;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
+    n = cu_read_fd(fd, buf, cap - 1);
+    if (n < 0) {
+        rc = (int)n;
+        goto out;
     }
+    got = (size_t)n;
     buf[got] = '\0';
     *data = buf;
     *len = got;
@@ -254,17 +248,22 @@ out:
 }
 
 /* Create path as a 0700 directory if missing; tighten an existing one to 0700. 0 or -errno. */
+int pem_lstat_dir(const char *path, struct stat *st)
+{
+    if (lstat(path, st) < 0)
+        return -errno;
+    return S_ISDIR(st->st_mode) ? 0 : -ENOTDIR;
+}
+
 int pem_ensure_dir(const char *path)
 {
     struct stat st;
     int rc = state_mkdir(path, 0700);
 
+    if (rc == 0)
+        rc = pem_lstat_dir(path, &st);
     if (rc < 0)
         return rc;
-    if (lstat(path, &st) < 0)
-        return -errno;
-    if (!S_ISDIR(st.st_mode))
-        return -ENOTDIR;
     if ((st.st_mode & 077) && chmod(path, 0700) < 0)
         return -errno;
     return 0;

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 
 #include <openssl/types.h>
 
@@ -32,6 +33,10 @@ int pem_write_key(const char *path, EVP_PKEY *key, char *err, size_t errlen);
 
 /* Write crt as PEM to path, mode 0600, atomically. 0 or -errno with a reason in err. */
 int pem_write_cert(const char *path, X509 *crt, char *err, size_t errlen);
+
+/* lstat path into st: 0 for a directory (not a link to one), -ENOTDIR for anything else, or
+ * -errno. */
+int pem_lstat_dir(const char *path, struct stat *st);
 
 /* Create path as a 0700 directory if missing; tighten an existing one to 0700. 0, -ENOTDIR (a
  * non-directory is there) or -errno. */

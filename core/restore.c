@@ -179,15 +179,24 @@ void rst_begin(const char *svc, pid_t pid, const char *who)
     pthread_mutex_unlock(&lock);
 }
 
+/* The opening of the per-attribute calls: false for an attribute out of range (nothing
+ * locked); else take the lock and set *s to the live slot of svc and pid (NULL: none). */
+static bool lock_slot(const char *svc, int attr, pid_t pid, time_t now, struct slot **s)
+{
+    if ((unsigned)attr >= REG_NATTR)
+        return false;
+    pthread_mutex_lock(&lock);
+    *s = find(svc, pid, now);
+    return true;
+}
+
 void rst_hide(const char *svc, int attr, pid_t pid)
 {
     time_t now = time(NULL);
     struct slot *s;
 
-    if ((unsigned)attr >= REG_NATTR)
+    if (!lock_slot(svc, attr, pid, now, &s))
         return;
-    pthread_mutex_lock(&lock);
-    s = find(svc, pid, now);
     if (!s && (s = claim(svc, pid, now)))
         s->created = ~0u;
     if (s) {
@@ -202,10 +211,8 @@ bool rst_hidden(const char *svc, int attr, pid_t pid)
     bool hit = false;
     struct slot *s;
 
-    if ((unsigned)attr >= REG_NATTR)
+    if (!lock_slot(svc, attr, pid, time(NULL), &s))
         return false;
-    pthread_mutex_lock(&lock);
-    s = find(svc, pid, time(NULL));
     if (s)
         hit = !(s->created & (1u << attr));
     pthread_mutex_unlock(&lock);
@@ -217,10 +224,8 @@ void rst_created(const char *svc, int attr, pid_t pid, bool excl)
     time_t now = time(NULL);
     struct slot *s;
 
-    if ((unsigned)attr >= REG_NATTR)
+    if (!lock_slot(svc, attr, pid, now, &s))
         return;
-    pthread_mutex_lock(&lock);
-    s = find(svc, pid, now);
     if (s && !(s->created & (1u << attr))) {
         s->created |= 1u << attr;
         if (excl && s->collecting) {
@@ -238,10 +243,8 @@ int rst_write(const char *svc, int attr, pid_t pid, const char *buf, size_t len,
     char *v;
     int rc = 0;
 
-    if ((unsigned)attr >= REG_NATTR)
+    if (!lock_slot(svc, attr, pid, now, &s))
         return 0;
-    pthread_mutex_lock(&lock);
-    s = find(svc, pid, now);
     if (!s || !s->collecting || !(s->collect & (1u << attr)))
         goto out;
     if (off != 0) {

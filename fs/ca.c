@@ -126,30 +126,25 @@ static int tree_getattr(const char *rel, struct stat *st)
     return rc;
 }
 
-/* readdir's callback for each live leaf: its two files (names beyond NAME_MAX are left out). */
-struct fill_ctx {
-    void *buf;
-    fuse_fill_dir_t fill;
-};
-
+/* readdir's callback for each live leaf (arg: a struct fs_filler): its two files (names beyond
+ * NAME_MAX are left out). */
 static void fill_leaf(const char *domain, void *arg)
 {
-    struct fill_ctx *c = arg;
     char name[NAME_MAX + 1];
     int n;
 
     n = snprintf(name, sizeof(name), "%s.pem", domain);
     if (n > 0 && (size_t)n < sizeof(name))
-        c->fill(c->buf, name, NULL, 0, 0);
+        fs_fill_name(name, arg);
     n = snprintf(name, sizeof(name), "%s.json", domain);
     if (n > 0 && (size_t)n < sizeof(name))
-        c->fill(c->buf, name, NULL, 0, 0);
+        fs_fill_name(name, arg);
 }
 
 static int tree_readdir(const char *rel, void *buf, fuse_fill_dir_t fill)
 {
     struct ca_path p;
-    struct fill_ctx c = { .buf = buf, .fill = fill };
+    struct fs_filler c = { .buf = buf, .fill = fill };
     const char *name;
 
     parse(rel, &p);

@@ -58,6 +58,15 @@ void fs_fh_free(struct fuse_file_info *fi);
 void fs_stat_dir(struct stat *st);
 void fs_stat_file(struct stat *st, mode_t perm, size_t size);
 
+/* A readdir buffer and its filler, for the callbacks of the name listers (fs_fill_name). */
+struct fs_filler {
+    void *buf;
+    fuse_fill_dir_t fill;
+};
+
+/* A name lister's callback: add name to the readdir buffer of ctx (a struct fs_filler). */
+void fs_fill_name(const char *name, void *ctx);
+
 /* The caller's user name (from fuse_get_context), or its uid in decimal. */
 void fs_caller(char *buf, size_t len);
 

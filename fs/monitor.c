@@ -78,30 +78,17 @@ static int tree_getattr(const char *rel, struct stat *st)
     return rc;
 }
 
-/* What mon_dirs' callback needs to fill a readdir buffer. */
-struct filler {
-    void *buf;
-    fuse_fill_dir_t fill;
-};
-
-static void fill_one(const char *name, void *ctx)
-{
-    struct filler *c = ctx;
-
-    c->fill(c->buf, name, NULL, 0, 0);
-}
-
 static int tree_readdir(const char *rel, void *buf, fuse_fill_dir_t fill)
 {
     struct mpath p;
-    struct filler ctx = { buf, fill };
+    struct fs_filler ctx = { buf, fill };
     unsigned mask;
 
     parse(rel, &p);
     if (p.depth == 0) {
         fill(buf, "health.json", NULL, 0, 0);
         fill(buf, "metrics.prom", NULL, 0, 0);
-        mon_dirs(fill_one, &ctx);
+        mon_dirs(fs_fill_name, &ctx);
         return 0;
     }
     if (p.depth != 1 || p.top != TOP_NONE)

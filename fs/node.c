@@ -23,6 +23,13 @@ void fs_stat_file(struct stat *st, mode_t perm, size_t size)
     st->st_size = (off_t)size;
 }
 
+void fs_fill_name(const char *name, void *ctx)
+{
+    struct fs_filler *c = ctx;
+
+    c->fill(c->buf, name, NULL, 0, 0);
+}
+
 const char *fs_split(const char *rel, char *buf, size_t len)
 {
     const char *slash = strchr(rel, '/');

@@ -128,6 +128,20 @@ static int resolve_write(const char *path, const struct fs_tree **t, const char 
     return may_write() ? 0 : -EACCES;
 }
 
+/* resolve_write for an operation on a node of a tree: 0 with *t set, or the error: resolve_write's,
+ * none for a path in no tree, root for the root itself. */
+static int write_target(const char *path, const struct fs_tree **t, const char **rel, int none,
+                        int root)
+{
+    int rc = resolve_write(path, t, rel);
+
+    if (rc < 0)
+        return rc;
+    if (!*t)
+        return *rel ? none : root;
+    return 0;
+}
+
 static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
     (void)conn;
@@ -208,14 +222,11 @@ static int fs_mkdir(const char *path, mode_t mode)
 {
     const char *rel;
     const struct fs_tree *t;
-    int rc = resolve_write(path, &t, &rel);
-
-    if (rc < 0)
-        return rc;
+    int rc = write_target(path, &t, &rel, -EPERM, -EEXIST);
 
     (void)mode;
-    if (!t)
-        return rel ? -EPERM : -EEXIST;
+    if (rc < 0)
+        return rc;
     if (*rel == '\0')
         return -EEXIST;
     return t->mkdir ? t->mkdir(rel) : -EPERM;
@@ -225,28 +236,22 @@ static int fs_rmdir(const char *path)
 {
     const char *rel;
     const struct fs_tree *t;
-    int rc = resolve_write(path, &t, &rel);
+    int rc = write_target(path, &t, &rel, -ENOENT, -EPERM);
 
     if (rc < 0)
         return rc;
-
-    if (!t || *rel == '\0')
-        return rel && !t ? -ENOENT : -EPERM;
-    return t->rmdir ? t->rmdir(rel) : -EPERM;
+    if (*rel == '\0' || !t->rmdir)
+        return -EPERM;
+    return t->rmdir(rel);
 }
 
 static int fs_unlink(const char *path)
 {
     const char *rel;
     const struct fs_tree *t;
-    int rc = resolve_write(path, &t, &rel);
+    int rc = write_target(path, &t, &rel, -ENOENT, -EPERM);
 
-    if (rc < 0)
-        return rc;
-
-    if (!t)
-        return rel ? -ENOENT : -EPERM;
-    return t->unlink ? t->unlink(rel) : -EPERM;
+    return rc < 0 ? rc : t->unlink ? t->unlink(rel) : -EPERM;
 }
 
 static int fs_open(const char *path, struct fuse_file_info *fi)
@@ -270,16 +275,12 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
     const char *rel;
     const struct fs_tree *t;
-    int rc = resolve_write(path, &t, &rel);
-
-    if (rc < 0)
-        return rc;
+    int rc;
 
     (void)mode;
     fi->fh = 0;
-    if (!t || !t->create)
-        return -EPERM;
-    return t->create(rel, fi);
+    rc = write_target(path, &t, &rel, -EPERM, -EPERM);
+    return rc < 0 ? rc : t->create ? t->create(rel, fi) : -EPERM;
 }
 
 static int fs_read(const char *path, char *buf, size_t size, off_t off,
@@ -301,29 +302,19 @@ static int fs_write(const char *path, const char *buf, size_t size, off_t off,
 {
     const char *rel;
     const struct fs_tree *t;
-    int rc = resolve_write(path, &t, &rel);
+    int rc = write_target(path, &t, &rel, -EPERM, -EPERM);
 
-    if (rc < 0)
-        return rc;
-
-    if (!t || !t->write)
-        return -EPERM;
-    return t->write(rel, buf, size, off, fi);
+    return rc < 0 ? rc : t->write ? t->write(rel, buf, size, off, fi) : -EPERM;
 }
 
 static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
     const char *rel;
     const struct fs_tree *t;
-    int rc = resolve_write(path, &t, &rel);
-
-    if (rc < 0)
-        return rc;
+    int rc = write_target(path, &t, &rel, -ENOENT, -EPERM);
 
     (void)fi;
-    if (!t)
-        return rel ? -ENOENT : -EPERM;
-    return t->truncate ? t->truncate(rel, size) : -EPERM;
+    return rc < 0 ? rc : t->truncate ? t->truncate(rel, size) : -EPERM;
 }
 
 /* close(2): the tree's flush. A removed node (NULL path) has nothing left to commit. */
@@ -386,28 +377,20 @@ static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
     const char *rel;
     const struct fs_tree *t;
-    int rc;
+    int rc = write_target(path, &t, &rel, -EPERM, -EPERM);
 
     (void)fi;
-    if ((rc = resolve_write(path, &t, &rel)) < 0)
-        return rc;
-    if (!t || *rel == '\0' || !t->chmod)
-        return -EPERM;
-    return t->chmod(rel, mode);
+    return rc < 0 ? rc : *rel != '\0' && t->chmod ? t->chmod(rel, mode) : -EPERM;
 }
 
 static int fs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
 {
     const char *rel;
     const struct fs_tree *t;
-    int rc;
+    int rc = write_target(path, &t, &rel, -EPERM, -EPERM);
 
     (void)fi;
-    if ((rc = resolve_write(path, &t, &rel)) < 0)
-        return rc;
-    if (!t || *rel == '\0' || !t->chown)
-        return -EPERM;
-    return t->chown(rel, uid, gid);
+    return rc < 0 ? rc : *rel != '\0' && t->chown ? t->chown(rel, uid, gid) : -EPERM;
 }
 
 static int deny_mknod(const char *path, mode_t mode, dev_t dev)

@@ -110,21 +110,9 @@ static int svc_getattr(const char *rel, struct stat *st)
     return rc;
 }
 
-struct fill_ctx {
-    void *buf;
-    fuse_fill_dir_t fill;
-};
-
-static void fill_one(const char *name, void *arg)
-{
-    struct fill_ctx *c = arg;
-
-    c->fill(c->buf, name, NULL, 0, 0);
-}
-
 static int svc_readdir(const char *rel, void *buf, fuse_fill_dir_t fill)
 {
-    struct fill_ctx ctx = { buf, fill };
+    struct fs_filler ctx = { buf, fill };
     struct svc_path p;
     struct reg_snapshot *snap;
     int rc = 0;
@@ -140,7 +128,7 @@ static int svc_readdir(const char *rel, void *buf, fuse_fill_dir_t fill)
     } else if (reg_snapshot_find(snap, p.name)) {
         for (int a = 0; a < REG_NATTR; a++)
             fill(buf, reg_attr_name(a), NULL, 0, 0);
-        stg_list(p.name, fill_one, &ctx);
+        stg_list(p.name, fs_fill_name, &ctx);
     } else {
         rc = -ENOENT;
     }

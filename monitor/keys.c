@@ -20,6 +20,7 @@
 #include <openssl/crypto.h>
 
 #include "core/statefile.h"
+#include "util/util.h"
 
 /* A private key file is a few KiB; anything much larger is not one. */
 #define KEY_FILE_MAX (64u * 1024)
@@ -129,6 +130,7 @@ static int read_key(int fd, const struct stat *st, char **out, size_t *len)
     struct stat now;
     char *buf = NULL;
     size_t got = 0;
+    ssize_t n;
     int rfd, rc = 0;
 
     snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
@@ -144,22 +146,15 @@ static int read_key(int fd, const struct stat *st, char **out, size_t *len)
         rc = -ENOMEM;
         goto out;
     }
-    for (;;) {
-        ssize_t n = read(rfd, buf + got, KEY_FILE_MAX + 1 - got);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -EACCES;
-            goto out;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-        if (got > KEY_FILE_MAX) {
-            rc = -EFBIG;
-            goto out;
-        }
+    n = cu_read_fd(rfd, buf, KEY_FILE_MAX + 1);
+    if (n < 0) {
+        rc = -EACCES;
+        goto out;
+    }
+    got = (size_t)n;
+    if (got > KEY_FILE_MAX) {
+        rc = -EFBIG;
+        goto out;
     }
     buf[got] = '\0';
     *out = buf;

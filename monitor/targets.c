@@ -42,6 +42,14 @@ static ssize_t find(const char *name)
     return -1;
 }
 
+/* Take the lock and set *i to the index of target name: 0, or -ENOENT (still locked). */
+static int lock_find(const char *name, ssize_t *i)
+{
+    pthread_mutex_lock(&lock);
+    *i = find(name);
+    return *i < 0 ? -ENOENT : 0;
+}
+
 /* Write the table to targets.json. 0 or -errno. Called with the lock held. */
 static int persist(void)
 {
@@ -146,12 +154,9 @@ int mon_target_table_remove(const char *name, const char *who)
     ssize_t i;
     int rc;
 
-    pthread_mutex_lock(&lock);
-    i = find(name);
-    if (i < 0) {
-        rc = -ENOENT;
+    rc = lock_find(name, &i);
+    if (rc < 0)
         goto out;
-    }
     old = targets[i];
     memmove(&targets[i], &targets[i + 1], (ntargets - (size_t)i - 1) * sizeof(*targets));
     ntargets--;
@@ -200,12 +205,9 @@ int mon_target_table_set(const char *name, const char *buf, size_t len, const ch
         if (rc < 0)
             return rc;
     }
-    pthread_mutex_lock(&lock);
-    i = find(name);
-    if (i < 0) {
-        rc = -ENOENT;
+    rc = lock_find(name, &i);
+    if (rc < 0)
         goto out;
-    }
     oldconf = targets[i].configured;
     oldcfg = targets[i].cfg;
     if (oldconf == (buf != NULL) && (!buf || mon_target_cfg_equal(&oldcfg, &cfg))) {

@@ -758,27 +758,23 @@ add_row() {   # ROW KIND LABEL [BASE]; a row already added (SIZES of one size) i
     ROW_ORDER+=("$1")
     ROW_INFO[$1]="$2|$3|${4:-}"
 }
-for n in "${SIZE_LIST[@]}"; do
-    add_row "reg_$n" lat "register-to-routable (HTTPS 200), $n services" "reg_$SMALL"
-done
-for n in "${SIZE_LIST[@]}"; do
-    add_row "regack_$n" lat "  of which mkdir + write returned, $n services" "regack_$SMALL"
-done
-for n in "${SIZE_LIST[@]}"; do
-    add_row "dereg_$n" lat "deregister-to-NXDOMAIN, $n services" "dereg_$SMALL"
-done
-for n in "${SIZE_LIST[@]}"; do
-    add_row "deregack_$n" lat "  of which rmdir returned, $n services" "deregack_$SMALL"
-done
-for n in "${SIZE_LIST[@]}"; do
-    add_row "load_$n" lat "proxy reload (forced POST /load), $n services" "load_$SMALL"
-done
-for n in "${SIZE_LIST[@]}"; do
-    add_row "reloadsreg_$n" count "proxy reloads per registration, $n services"
-done
-for n in "${SIZE_LIST[@]}"; do
-    add_row "reloadsdereg_$n" count "proxy reloads per deregistration, $n services"
-done
+# One row per size for each of these: KEY KIND LABEL ({n}: the size) and, for a timed row, the
+# row of the smallest size it is compared against.
+while IFS='|' read -r key kind text; do
+    for n in "${SIZE_LIST[@]}"; do
+        base=
+        [[ $kind == lat ]] && base=${key}_$SMALL
+        add_row "${key}_$n" "$kind" "${text//\{n\}/$n}" ${base:+"$base"}
+    done
+done <<'ROWS'
+reg|lat|register-to-routable (HTTPS 200), {n} services
+regack|lat|  of which mkdir + write returned, {n} services
+dereg|lat|deregister-to-NXDOMAIN, {n} services
+deregack|lat|  of which rmdir returned, {n} services
+load|lat|proxy reload (forced POST /load), {n} services
+reloadsreg|count|proxy reloads per registration, {n} services
+reloadsdereg|count|proxy reloads per deregistration, {n} services
+ROWS
 add_row "build_$BUILD" lat "build $BUILD services, $BUILD_WRITERS writers"
 add_row server_u lat "read local/server.json, uncached" server_c
 add_row server_c lat "  cached (within the 2 s TTL)"

@@ -25,8 +25,7 @@ cmd='' os=''
 while (($#)); do
     case $1 in
     -h | --help) cl_usage ;;
-    --os=*) os=${1#*=}; cl_nonempty --os "$os" ;;
-    --os) cl_val "$1" $# "${2-}"; os=$2; shift ;;
+    --os | --os=*) cl_opt os "$1" "${2-}" $# && shift ;;
     -*) cl_bad "unknown option $1" ;;
     *)
         [[ -z $cmd ]] || cl_bad "unexpected argument $1"

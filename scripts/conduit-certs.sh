@@ -32,8 +32,7 @@ while (($#)); do
     --rotate) cl_val "$1" $# "${2-}"; set_action rotate "$2"; shift ;;
     --inspect=*) set_action inspect "${1#*=}" ;;
     --inspect) cl_val "$1" $# "${2-}"; set_action inspect "$2"; shift ;;
-    -*) cl_bad "unknown option $1" ;;
-    *) cl_bad "unexpected argument $1" ;;
+    *) cl_unexpected "$1" ;;
     esac
     shift
 done

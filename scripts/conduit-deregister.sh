@@ -14,17 +14,8 @@ lib=$(dirname "$(readlink -f "$0")")
 # shellcheck source=scripts/conduit-lib.sh
 . "$lib/conduit-lib.sh" || exit 1
 
-name=
-while (($#)); do
-    case $1 in
-    -h | --help) cl_usage ;;
-    --name=*) name=${1#*=}; cl_name --name "$name" ;;
-    --name) cl_val "$1" $# "${2-}"; name=$2; shift; cl_name --name "$name" ;;
-    -*) cl_bad "unknown option $1" ;;
-    *) cl_bad "unexpected argument $1" ;;
-    esac
-    shift
-done
+cl_only_name --name "$@"
+name=$CL_NAME
 [[ -n $name ]] || cl_bad "missing --name"
 cl_need_mount
 

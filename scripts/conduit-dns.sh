@@ -18,17 +18,8 @@ lib=$(dirname "$(readlink -f "$0")")
 # shellcheck source=scripts/conduit-lib.sh
 . "$lib/conduit-lib.sh" || exit 1
 
-name=''
-while (($#)); do
-    case $1 in
-    -h | --help) cl_usage ;;
-    --resolve=*) name=${1#*=}; cl_name --resolve "$name" ;;
-    --resolve) cl_val "$1" $# "${2-}"; name=$2; shift; cl_name --resolve "$name" ;;
-    -*) cl_bad "unknown option $1" ;;
-    *) cl_bad "unexpected argument $1" ;;
-    esac
-    shift
-done
+cl_only_name --resolve "$@"
+name=$CL_NAME
 cl_dns_server
 cl_has dig || cl_die "dig is not installed (apt-get install dnsutils)"
 

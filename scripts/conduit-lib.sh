@@ -32,6 +32,42 @@ cl_val() {
 # cl_nonempty OPTION VALUE: the value of --opt=VALUE must not be empty.
 cl_nonempty() { [[ -n $2 ]] || cl_bad "option $1 needs a value"; }
 
+# cl_opt VAR ARG NEXT ARGC: the value of an option into VAR, given as "--opt=V" in ARG (cl_nonempty
+# checks V) or as "--opt" in ARG and V in NEXT (cl_val checks it; ARGC is the loop's $#).
+# Status 0 when it took NEXT as well (the caller shifts it), 1 when not.
+cl_opt() {
+    if [[ $2 == *=* ]]; then
+        cl_nonempty "${2%%=*}" "${2#*=}"
+        printf -v "$1" '%s' "${2#*=}"
+        return 1
+    fi
+    cl_val "$2" "$4" "$3"
+    printf -v "$1" '%s' "$3"
+}
+
+# cl_unexpected ARG: refuse an argument the command does not take, an option or an operand.
+cl_unexpected() {
+    [[ $1 != -* ]] || cl_bad "unknown option $1"
+    cl_bad "unexpected argument $1"
+}
+
+# cl_only_name OPTION ARG...: the arguments of a command whose one option (besides --help) is
+# OPTION, a service name (cl_name): the name into CL_NAME, empty when OPTION is not given.
+cl_only_name() {
+    local opt=$1
+
+    shift
+    CL_NAME=
+    while (($#)); do
+        case $1 in
+        -h | --help) cl_usage ;;
+        "$opt" | "$opt"=*) cl_opt CL_NAME "$1" "${2-}" $# && shift; cl_name "$opt" "$CL_NAME" ;;
+        *) cl_unexpected "$1" ;;
+        esac
+        shift
+    done
+}
+
 # cl_name OPTION VALUE: a service name must be one path component (the mount validates the rest).
 cl_name() {
     cl_nonempty "$1" "$2"

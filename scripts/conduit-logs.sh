@@ -25,12 +25,9 @@ while (($#)); do
     case $1 in
     -h | --help) cl_usage ;;
     -f | --follow) follow=1 ;;
-    --action=*) action=${1#*=}; cl_nonempty --action "$action" ;;
-    --action) cl_val "$1" $# "${2-}"; action=$2; shift ;;
-    --since=*) since=${1#*=}; cl_nonempty --since "$since" ;;
-    --since) cl_val "$1" $# "${2-}"; since=$2; shift ;;
-    -*) cl_bad "unknown option $1" ;;
-    *) cl_bad "unexpected argument $1" ;;
+    --action | --action=*) cl_opt action "$1" "${2-}" $# && shift ;;
+    --since | --since=*) cl_opt since "$1" "${2-}" $# && shift ;;
+    *) cl_unexpected "$1" ;;
     esac
     shift
 done

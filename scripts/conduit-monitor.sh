@@ -31,14 +31,12 @@ pick() {
 while (($#)); do
     case $1 in
     -h | --help) cl_usage ;;
-    --target=*) target=${1#*=}; cl_name --target "$target" ;;
-    --target) cl_val "$1" $# "${2-}"; target=$2; shift; cl_name --target "$target" ;;
+    --target | --target=*) cl_opt target "$1" "${2-}" $# && shift; cl_name --target "$target" ;;
     --server) pick server ;;
     --gpu) pick gpu ;;
     --containers) pick containers ;;
     --json) json=1 ;;
-    -*) cl_bad "unknown option $1" ;;
-    *) cl_bad "unexpected argument $1" ;;
+    *) cl_unexpected "$1" ;;
     esac
     shift
 done

@@ -28,18 +28,14 @@ name='' upstream='' domain='' health='' mode=''
 while (($#)); do
     case $1 in
     -h | --help) cl_usage ;;
-    --name=*) name=${1#*=}; cl_name --name "$name" ;;
-    --name) cl_val "$1" $# "${2-}"; name=$2; shift; cl_name --name "$name" ;;
+    --name | --name=*) cl_opt name "$1" "${2-}" $# && shift; cl_name --name "$name" ;;
     --upstream=*) upstream=${1#*=} ;;
     --upstream) cl_val "$1" $# "${2-}"; upstream=$2; shift ;;
-    --domain=*) domain=${1#*=}; cl_nonempty --domain "$domain" ;;
-    --domain) cl_val "$1" $# "${2-}"; domain=$2; shift ;;
-    --health=*) health=${1#*=}; cl_nonempty --health "$health" ;;
-    --health) cl_val "$1" $# "${2-}"; health=$2; shift ;;
+    --domain | --domain=*) cl_opt domain "$1" "${2-}" $# && shift ;;
+    --health | --health=*) cl_opt health "$1" "${2-}" $# && shift ;;
     --mode=*) mode=${1#*=} ;;
     --mode) cl_val "$1" $# "${2-}"; mode=$2; shift ;;
-    -*) cl_bad "unknown option $1" ;;
-    *) cl_bad "unexpected argument $1" ;;
+    *) cl_unexpected "$1" ;;
     esac
     shift
 done

@@ -38,16 +38,11 @@ state='' dns=127.0.0.1:5353 https=127.0.0.1:8443
 while (($#)); do
     case $1 in
     -h | --help) cl_usage ;;
-    --state=*) state=${1#*=}; cl_nonempty --state "$state" ;;
-    --state) cl_val "$1" $# "${2-}"; state=$2; shift ;;
-    --dns-listen=*) dns=${1#*=}; cl_nonempty --dns-listen "$dns" ;;
-    --dns-listen) cl_val "$1" $# "${2-}"; dns=$2; shift ;;
-    --https-listen=*) https=${1#*=}; cl_nonempty --https-listen "$https" ;;
-    --https-listen) cl_val "$1" $# "${2-}"; https=$2; shift ;;
-    --mount=*) M=${1#*=}; cl_nonempty --mount "$M" ;;
-    --mount) cl_val "$1" $# "${2-}"; M=$2; shift ;;
-    -*) cl_bad "unknown option $1" ;;
-    *) cl_bad "unexpected argument $1" ;;
+    --state | --state=*) cl_opt state "$1" "${2-}" $# && shift ;;
+    --dns-listen | --dns-listen=*) cl_opt dns "$1" "${2-}" $# && shift ;;
+    --https-listen | --https-listen=*) cl_opt https "$1" "${2-}" $# && shift ;;
+    --mount | --mount=*) cl_opt M "$1" "${2-}" $# && shift ;;
+    *) cl_unexpected "$1" ;;
     esac
     shift
 done

@@ -33,8 +33,7 @@ while (($#)); do
     case $1 in
     -h | --help) cl_usage ;;
     --json) json=1 ;;
-    -*) cl_bad "unknown option $1" ;;
-    *) cl_bad "unexpected argument $1" ;;
+    *) cl_unexpected "$1" ;;
     esac
     shift
 done

@@ -28,12 +28,9 @@ state='' pubkey='' have_state=0
 while (($#)); do
     case $1 in
     -h | --help) cl_usage ;;
-    --state=*) state=${1#*=}; have_state=1; cl_nonempty --state "$state" ;;
-    --state) cl_val "$1" $# "${2-}"; state=$2; have_state=1; shift ;;
-    --pubkey=*) pubkey=${1#*=}; cl_nonempty --pubkey "$pubkey" ;;
-    --pubkey) cl_val "$1" $# "${2-}"; pubkey=$2; shift ;;
-    -*) cl_bad "unknown option $1" ;;
-    *) cl_bad "unexpected argument $1" ;;
+    --state | --state=*) have_state=1; cl_opt state "$1" "${2-}" $# && shift ;;
+    --pubkey | --pubkey=*) cl_opt pubkey "$1" "${2-}" $# && shift ;;
+    *) cl_unexpected "$1" ;;
     esac
     shift
 done

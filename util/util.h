@@ -51,6 +51,10 @@ int cu_mkdir(const char *path, mode_t mode);
  * -EFBIG. 0 or -errno (-ENOMEM); on failure *data is NULL. */
 int cu_read_all(const char *path, size_t max, char **data, size_t *len);
 
+/* Read from fd into buf until end of file or cap bytes, retrying on EINTR. The bytes read (at
+ * most cap; cap means there may be more), or -errno of a failed read. */
+ssize_t cu_read_fd(int fd, char *buf, size_t cap);
+
 /* Atomically replace path with len bytes of data, mode mode: a temp file in the same directory
  * (named ".<base>.tmp.<thread id>", see cu_is_temp_name), written, fsync'd, renamed over path,
  * then an fsync of the directory. 0 or -errno; on failure path is untouched and no temp file is

@@ -12,24 +12,14 @@
 #include "core/registry.h"
 #include "core/render.h"
 #include "monitor/probe.h"
+#include "tests/unit/testlib.h"
 
 
 /* A configuration with state in /var/lib/qp-conduit, suffixes internal and qp.test, gateway
  * 10.77.0.1, DNS on 127.0.0.1:5354 and HTTPS on 127.0.0.1:8443; everything else zero. */
 static inline void fz_base_cfg(struct cfs_config *cfg)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    snprintf(cfg->state_dir, sizeof(cfg->state_dir), "/var/lib/qp-conduit");
-    snprintf(cfg->suffixes[0], sizeof(cfg->suffixes[0]), "internal");
-    snprintf(cfg->suffixes[1], sizeof(cfg->suffixes[1]), "qp.test");
-    cfg->suffixes_ptr[0] = cfg->suffixes[0];
-    cfg->suffixes_ptr[1] = cfg->suffixes[1];
-    cfg->nsuffixes = 2;
-    snprintf(cfg->gateway_ip, sizeof(cfg->gateway_ip), "10.77.0.1");
-    snprintf(cfg->dns_addr, sizeof(cfg->dns_addr), "127.0.0.1");
-    cfg->dns_port = 5354;
-    snprintf(cfg->https_addr, sizeof(cfg->https_addr), "127.0.0.1");
-    cfg->https_port = 8443;
+    tl_base_cfg(cfg, "/var/lib/qp-conduit", "internal,qp.test", "10.77.0.1", 5354, "127.0.0.1");
 }
 
 

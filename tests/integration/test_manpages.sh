@@ -15,6 +15,9 @@ grep_or_bad() {
     shift
     if grep -q "$@"; then ok; else bad "$why"; fi
 }
+# words_after WORD RANGE FILE: the words that follow "WORD " on the lines of FILE in the sed
+# address range RANGE, sorted, each once.
+words_after() { sed -n "$2p" "$3" | grep -oE "$1 [a-z]+" | awk '{ print $2 }' | sort -u; }
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 PAGE=$SRC/docs/conduitfs.1
 CMDS=$SRC/docs/conduit.1
@@ -52,8 +55,7 @@ for o in "${shorts[@]}"; do
         -E -- "^\.(B|BR|BI) $o( |,|$)" "$T/conduitfs.txt"
 done
 # subcommands: "conduitfs WORD" on the usage lines
-mapfile -t subs < <(sed -n '/^usage:/,/^$/p' "$T/help" | grep -oE 'conduitfs [a-z]+' |
-    awk '{ print $2 }' | sort -u)
+mapfile -t subs < <(words_after conduitfs '/^usage:/,/^$/' "$T/help")
 for s in "${subs[@]}"; do
     grep_or_bad "conduitfs.1 has no section for 'conduitfs $s' (printed by conduitfs --help)" \
         -- "^\.SS \"conduitfs $s" "$T/conduitfs.txt"
@@ -111,8 +113,7 @@ for sh in "$SRC"/scripts/conduit-*.sh; do
             -E -- "(^|[^a-z-])$o([^a-z0-9-]|$)" "$T/section"
     done
     # words a command takes as its first argument (conduit-ca export|trust)
-    mapfile -t words < <(sed -n '1,/^$/p' "$T/usage" | grep -oE "$cmd [a-z]+" |
-        awk '{ print $2 }' | sort -u)
+    mapfile -t words < <(words_after "$cmd" '1,/^$/' "$T/usage")
     for w in "${words[@]}"; do
         check "conduit.1's section $cmd documents '$w'" grep -qx "\.B $w" "$T/section"
     done

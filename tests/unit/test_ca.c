@@ -75,22 +75,20 @@ static bool same_file(const char *path, const char *want)
 /* Certificate from a PEM file, or NULL. */
 static X509 *load_x509(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    X509 *crt = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+    BIO *b = BIO_new_file(path, "r");
+    X509 *crt = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
 
-    if (f)
-        fclose(f);
+    BIO_free(b);
     return crt;
 }
 
 /* Private key from a PEM file, or NULL. */
 static EVP_PKEY *load_pkey(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    EVP_PKEY *key = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+    BIO *b = BIO_new_file(path, "r");
+    EVP_PKEY *key = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
 
-    if (f)
-        fclose(f);
+    BIO_free(b);
     return key;
 }
 
@@ -831,16 +829,7 @@ static double now_s(void)
 /* The configuration of the service tests, for state. */
 static void unit_cfg(struct cfs_config *cfg, const char *state)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s", state);
-    snprintf(cfg->suffixes[0], sizeof(cfg->suffixes[0]), "internal");
-    cfg->suffixes_ptr[0] = cfg->suffixes[0];
-    cfg->nsuffixes = 1;
-    snprintf(cfg->gateway_ip, sizeof(cfg->gateway_ip), "127.0.0.1");
-    snprintf(cfg->dns_addr, sizeof(cfg->dns_addr), "127.0.0.1");
-    cfg->dns_port = 5353;
-    snprintf(cfg->https_addr, sizeof(cfg->https_addr), "127.0.0.1");
-    cfg->https_port = 8443;
+    tl_base_cfg(cfg, state, "internal", "127.0.0.1", 5353, "127.0.0.1");
     snprintf(cfg->hostname, sizeof(cfg->hostname), "unit");
     snprintf(cfg->key_type, sizeof(cfg->key_type), "ecdsa-p256");
     cfg->leaf_days = 30;

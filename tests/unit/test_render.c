@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,16 +45,7 @@ static int render_flat(const struct cfs_config *cfg, const struct reg_service *s
  * mix-up between them shows in the goldens. */
 static void base_cfg(struct cfs_config *cfg, const char *state)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s", state);
-    snprintf(cfg->suffixes[0], sizeof(cfg->suffixes[0]), "internal");
-    snprintf(cfg->suffixes[1], sizeof(cfg->suffixes[1]), "qp.test");
-    cfg->nsuffixes = 2;
-    snprintf(cfg->gateway_ip, sizeof(cfg->gateway_ip), "10.77.0.1");
-    snprintf(cfg->dns_addr, sizeof(cfg->dns_addr), "127.0.0.1");
-    cfg->dns_port = 5354;
-    snprintf(cfg->https_addr, sizeof(cfg->https_addr), "10.77.0.2");
-    cfg->https_port = 8443;
+    tl_base_cfg(cfg, state, "internal,qp.test", "10.77.0.1", 5354, "10.77.0.2");
     cfg->manage = false;
     snprintf(cfg->hostname, sizeof(cfg->hostname), "gw1");
 }
@@ -659,36 +651,28 @@ static void test_refusals(void)
 
     base_cfg(&cfg, GOLDEN_STATE);
 
-    fixture(s);
-    snprintf(s[5].upstream, sizeof(s[5].upstream), "nas-box.lan:5000");
-    expect_einval(&cfg, s, FIX_N, "dns mode with a host name upstream");
-    fixture(s);
-    s[FIX_CORE].upstream[0] = '\0';
-    expect_einval(&cfg, s, FIX_N, "active without upstream");
-    fixture(s);
-    snprintf(s[FIX_CORE].mode, sizeof(s[FIX_CORE].mode), "tcp");
-    expect_einval(&cfg, s, FIX_N, "unknown mode");
-    fixture(s);
-    snprintf(s[FIX_CORE].domain, sizeof(s[FIX_CORE].domain), "core.example.com");
-    expect_einval(&cfg, s, FIX_N, "domain outside the suffixes");
-    fixture(s);
-    snprintf(s[FIX_CORE].domain, sizeof(s[FIX_CORE].domain), "internal");
-    expect_einval(&cfg, s, FIX_N, "bare suffix");
-    fixture(s);
-    snprintf(s[FIX_CORE].name, sizeof(s[FIX_CORE].name), "Core");
-    expect_einval(&cfg, s, FIX_N, "upper-case name");
-    fixture(s);
-    snprintf(s[FIX_CORE].health_check, sizeof(s[FIX_CORE].health_check), "health");
-    expect_einval(&cfg, s, FIX_N, "relative health path");
-    fixture(s);
-    snprintf(s[FIX_CORE].upstream, sizeof(s[FIX_CORE].upstream), "10.0.1.10");
-    expect_einval(&cfg, s, FIX_N, "upstream without port");
-    fixture(s);
-    snprintf(s[8].name, sizeof(s[8].name), "core");
-    expect_einval(&cfg, s, FIX_N, "duplicate name");
-    fixture(s);
-    snprintf(s[8].domain, sizeof(s[8].domain), "core.internal");
-    expect_einval(&cfg, s, FIX_N, "duplicate domain");
+#define FIELD(f) offsetof(struct reg_service, f), sizeof(((struct reg_service *)0)->f)
+    static const struct {
+        size_t i, off, size;
+        const char *val, *what;
+    } bad[] = {
+        { 5, FIELD(upstream), "nas-box.lan:5000", "dns mode with a host name upstream" },
+        { FIX_CORE, FIELD(upstream), "", "active without upstream" },
+        { FIX_CORE, FIELD(mode), "tcp", "unknown mode" },
+        { FIX_CORE, FIELD(domain), "core.example.com", "domain outside the suffixes" },
+        { FIX_CORE, FIELD(domain), "internal", "bare suffix" },
+        { FIX_CORE, FIELD(name), "Core", "upper-case name" },
+        { FIX_CORE, FIELD(health_check), "health", "relative health path" },
+        { FIX_CORE, FIELD(upstream), "10.0.1.10", "upstream without port" },
+        { 8, FIELD(name), "core", "duplicate name" },
+        { 8, FIELD(domain), "core.internal", "duplicate domain" },
+    };
+#undef FIELD
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        fixture(s);
+        snprintf((char *)&s[bad[k].i] + bad[k].off, bad[k].size, "%s", bad[k].val);
+        expect_einval(&cfg, s, FIX_N, bad[k].what);
+    }
     fixture(s);
     s[FIX_CORE].status = (enum reg_status)7;
     expect_einval(&cfg, s, FIX_N, "unknown status");

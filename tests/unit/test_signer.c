@@ -384,51 +384,35 @@ static void test_policy(const char *dir, struct ca *ca, enum ca_key_type type)
     CHECK(root != NULL && ca_key != NULL);
     if (!root || !ca_key)
         goto out;
-    CHECK_INT(try_req(root, ca_key, type, &(struct req_opts){ 0 }, err, sizeof(err)), 0);
-    CHECK_INT(try_req(root, ca_key, type, &(struct req_opts){ .ca_true = true }, err,
-                      sizeof(err)), -EPERM);
+    /* One request with the faults of the initializer list: try_req's result. */
+#define TRY(...) try_req(root, ca_key, type, &(struct req_opts){ __VA_ARGS__ }, err, sizeof(err))
+    CHECK_INT(TRY(0), 0);
+    CHECK_INT(TRY(.ca_true = true), -EPERM);
     CHECKF(strstr(err, "CA:FALSE") != NULL, "%s", err);
-    CHECK_INT(try_req(root, ca_key, type, &(struct req_opts){ .wrong_issuer = true }, err,
-                      sizeof(err)), -EPERM);
+    CHECK_INT(TRY(.wrong_issuer = true), -EPERM);
     CHECKF(strstr(err, "issuer") != NULL, "%s", err);
-    CHECK_INT(try_req(root, ca_key, type, &(struct req_opts){ .no_bc = true }, err, sizeof(err)),
-              -EPERM);
-    CHECK_INT(try_req(root, ca_key, type, &(struct req_opts){ .cert_sign = true }, err,
-                      sizeof(err)), -EPERM);
-    CHECK_INT(try_req(root, ca_key, type, &(struct req_opts){ .no_san = true }, err,
-                      sizeof(err)), -EPERM);
-    CHECK_INT(try_req(root, ca_key, type, &(struct req_opts){ .ip_san = true }, err,
-                      sizeof(err)), -EPERM);
-    CHECK_INT(try_req(root, ca_key, type, &(struct req_opts){ .extra_ext = true }, err,
-                      sizeof(err)), -EPERM);
-    CHECK_INT(try_req(root, ca_key, type, &(struct req_opts){ .other_signer = true }, err,
-                      sizeof(err)), -EPERM);
-    CHECK_INT(try_req(root, ca_key, type, &(struct req_opts){ .ca_subject = true }, err,
-                      sizeof(err)), -EPERM);
-    CHECK_INT(try_req(root, ca_key, type, &(struct req_opts){ .ca_key = true }, err,
-                      sizeof(err)), -EPERM);
-    CHECK_INT(try_req(root, ca_key, type, &(struct req_opts){ .days = CA_LEAF_DAYS_MAX + 5 }, err,
-                      sizeof(err)), -EPERM);
-    CHECK_INT(try_req(root, ca_key, type, &(struct req_opts){ .back = 3 * 86400 }, err,
-                      sizeof(err)), -EPERM);
-    CHECK_INT(try_req(root, ca_key, type, &(struct req_opts){ .self_aki = true }, err,
-                      sizeof(err)), -EPERM);
+    CHECK_INT(TRY(.no_bc = true), -EPERM);
+    CHECK_INT(TRY(.cert_sign = true), -EPERM);
+    CHECK_INT(TRY(.no_san = true), -EPERM);
+    CHECK_INT(TRY(.ip_san = true), -EPERM);
+    CHECK_INT(TRY(.extra_ext = true), -EPERM);
+    CHECK_INT(TRY(.other_signer = true), -EPERM);
+    CHECK_INT(TRY(.ca_subject = true), -EPERM);
+    CHECK_INT(TRY(.ca_key = true), -EPERM);
+    CHECK_INT(TRY(.days = CA_LEAF_DAYS_MAX + 5), -EPERM);
+    CHECK_INT(TRY(.back = 3 * 86400), -EPERM);
+    CHECK_INT(TRY(.self_aki = true), -EPERM);
     CHECKF(strstr(err, "authority key identifier") != NULL, "%s", err);
-    CHECK_INT(try_req(root, ca_key, type,
-                      &(struct req_opts){ .ecdsa_key = type == CA_KEY_ED25519 }, err,
-                      sizeof(err)), type == CA_KEY_ED25519 ? -EPERM : 0);
+    CHECK_INT(TRY(.ecdsa_key = type == CA_KEY_ED25519), type == CA_KEY_ED25519 ? -EPERM : 0);
     /* A bundled leaf: up to CA_LEAF_NAMES_MAX distinct names, each a valid domain. */
-    CHECK_INT(try_req(root, ca_key, type, &(struct req_opts){ .sans = CA_LEAF_NAMES_MAX }, err,
-                      sizeof(err)), 0);
-    CHECK_INT(try_req(root, ca_key, type, &(struct req_opts){ .sans = CA_LEAF_NAMES_MAX + 1 },
-                      err, sizeof(err)), -EPERM);
+    CHECK_INT(TRY(.sans = CA_LEAF_NAMES_MAX), 0);
+    CHECK_INT(TRY(.sans = CA_LEAF_NAMES_MAX + 1), -EPERM);
     CHECKF(strstr(err, "1 to 100") != NULL, "%s", err);
-    CHECK_INT(try_req(root, ca_key, type, &(struct req_opts){ .sans = 50, .dup_san = true }, err,
-                      sizeof(err)), -EPERM);
+    CHECK_INT(TRY(.sans = 50, .dup_san = true), -EPERM);
     CHECKF(strstr(err, "twice") != NULL, "%s", err);
-    CHECK_INT(try_req(root, ca_key, type, &(struct req_opts){ .sans = 50, .bad_san = true }, err,
-                      sizeof(err)), -EPERM);
+    CHECK_INT(TRY(.sans = 50, .bad_san = true), -EPERM);
     CHECKF(strstr(err, "invalid domain") != NULL, "%s", err);
+#undef TRY
     /* Garbage, and a good request with a byte after it. */
     CHECK_INT(signer_call(SIGNER_CA_SIGN, "\x30\x03\x02\x01\x01", 5, &resp, &rlen, err,
                           sizeof(err)), -EINVAL);
@@ -445,29 +429,36 @@ out:
     EVP_PKEY_free(ca_key);
 }
 
+/* Write text into the file name below dir (its path into path), as far as it can. */
+static void put_file(char *path, size_t len, const char *dir, const char *name, const char *text)
+{
+    FILE *f;
+
+    tl_pathf(path, len, "%s/%s", dir, name);
+    f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
 /* A leaf issued through the signer: files written, chain verifies, key matches. */
 static void check_leaf(const char *dir, struct ca *ca, const char *domain)
 {
-    char serial[CA_SERIAL_HEX_MAX], err[256], path[PATH_MAX], rel[300];
-    X509 *root = root_of(ca), *crt = NULL;
-    EVP_PKEY *key = NULL;
-    FILE *f;
+    char serial[CA_SERIAL_HEX_MAX], err[256], path[PATH_MAX];
+    X509 *root = root_of(ca), *crt;
+    EVP_PKEY *key;
+    BIO *b;
 
     CHECKF(ca_issue(ca, domain, 30, serial, err, sizeof(err)) == 0, "%s", err);
-    snprintf(rel, sizeof(rel), "tls/%s/cert.pem", domain);
-    tl_pathf(path, sizeof(path), "%s/%s", dir, rel);
-    f = fopen(path, "r");
-    if (f) {
-        crt = PEM_read_X509(f, NULL, NULL, NULL);
-        fclose(f);
-    }
-    snprintf(rel, sizeof(rel), "tls/%s/key.pem", domain);
-    tl_pathf(path, sizeof(path), "%s/%s", dir, rel);
-    f = fopen(path, "r");
-    if (f) {
-        key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-        fclose(f);
-    }
+    tl_pathf(path, sizeof(path), "%s/tls/%s/cert.pem", dir, domain);
+    b = BIO_new_file(path, "r");
+    crt = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    tl_pathf(path, sizeof(path), "%s/tls/%s/key.pem", dir, domain);
+    b = BIO_new_file(path, "r");
+    key = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
     CHECK(crt && root && key);
     if (crt && root && key) {
         CHECK(X509_verify(crt, X509_get0_pubkey(root)) == 1);
@@ -619,21 +610,12 @@ static void test_refusals(void)
     struct audit_store *st = NULL;
     struct ca *ca = NULL;
     bool created = true;
-    FILE *f;
 
     tl_new_state(dir, sizeof(dir), g_root);
     tl_pathf(path, sizeof(path), "%s/%s", dir, "tls");
     mkdir(path, 0700);
-    tl_pathf(path, sizeof(path), "%s/%s", dir, "tls/ca.key");
-    f = fopen(path, "w");
-    if (f)
-        fclose(f);
-    tl_pathf(path, sizeof(path), "%s/%s", dir, "key");
-    f = fopen(path, "w");
-    if (f) {
-        fputs("0123456789abcdef0123456789abcdef", f);
-        fclose(f);
-    }
+    put_file(path, sizeof(path), dir, "tls/ca.key", "");
+    put_file(path, sizeof(path), dir, "key", "0123456789abcdef0123456789abcdef");
     chmod(path, 0644);
     CHECKF(signer_start(dir, NULL, err, sizeof(err)) == 0, "%s", err);
     CHECK_INT(signer_ca_open(dir, CA_KEY_ED25519, "h", &ca, &created, err, sizeof(err)),
@@ -656,19 +638,13 @@ static void test_restart_other_keys(void)
     size_t rlen = 0;
     struct ca *ca = NULL;
     pid_t pid;
-    FILE *f;
 
     /* The audit key replaced behind the signer's back. */
     tl_new_state(dir, sizeof(dir), g_root);
     CHECKF(signer_start(dir, NULL, err, sizeof(err)) == 0, "%s", err);
     CHECK_INT(signer_call(SIGNER_AUDIT_KEY, NULL, 0, &resp, &rlen, err, sizeof(err)), 0);
     free(resp);
-    tl_pathf(path, sizeof(path), "%s/%s", dir, "key");
-    f = fopen(path, "w");
-    if (f) {
-        fputs("another 32-byte seed, not the 1st", f);
-        fclose(f);
-    }
+    put_file(path, sizeof(path), dir, "key", "another 32-byte seed, not the 1st");
     CHECK(truncate(path, 32) == 0);
     pid = signer_pid();
     kill(pid, SIGKILL);

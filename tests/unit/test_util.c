@@ -113,6 +113,24 @@ static void test_files(void)
     free(data);
 }
 
+/* cu_read_fd: up to cap bytes from a pipe, to end of file; -EBADF for a closed descriptor. */
+static void test_read_fd(void)
+{
+    char buf[8];
+    int p[2];
+
+    CHECK_INT(pipe(p), 0);
+    CHECK_INT(write(p[1], "abcdef", 6), 6);
+    CHECK_INT(cu_read_fd(p[0], buf, 4), 4);
+    CHECK(memcmp(buf, "abcd", 4) == 0);
+    close(p[1]);
+    CHECK_INT(cu_read_fd(p[0], buf, sizeof(buf)), 2);
+    CHECK(memcmp(buf, "ef", 2) == 0);
+    CHECK_INT(cu_read_fd(p[0], buf, sizeof(buf)), 0);
+    close(p[0]);
+    CHECK_INT(cu_read_fd(p[0], buf, sizeof(buf)), -EBADF);
+}
+
 static void test_time(void)
 {
     char buf[32];
@@ -246,7 +264,7 @@ static void test_json(void)
 int main(void)
 {
     static const tl_test_fn tests[] = {
-        test_err, test_paths, test_files, test_time, test_ticker, test_json, NULL,
+        test_err, test_paths, test_files, test_read_fd, test_time, test_ticker, test_json, NULL,
     };
 
     return tl_main_in_dir(tmpdir, tests);

@@ -1,7 +1,7 @@
 /* testlib.h: a tiny assertion harness shared by the unit-test binaries, and their shared
  * fixtures: a private state directory (tl_state_dir, tl_rm_rf, tl_path, tl_pathf), numbered
  * state directories below it (tl_new_state) and, for tests that include core/registry.h first,
- * a daemon configuration over it (tl_make_cfg). */
+ * a daemon configuration over it (tl_base_cfg, tl_make_cfg). */
 #ifndef CONDUIT_TESTLIB_H
 #define CONDUIT_TESTLIB_H
 
@@ -133,10 +133,11 @@ static inline int tl_main_in_dir(char *tmpl, const tl_test_fn *tests)
 }
 
 #ifdef CONDUIT_REGISTRY_H
-/* A daemon configuration for tests over state directory dir: the suffixes (comma-separated,
- * "internal" when NULL), loopback addresses, DNS on 5353, HTTPS on 8443, ed25519 leaves valid
- * 365 days and renewed 120 days before expiry. */
-static inline void tl_make_cfg(struct cfs_config *cfg, const char *dir, const char *suffixes)
+/* A configuration over state directory dir with the suffixes (comma-separated, "internal" when
+ * NULL), the gateway address gw, DNS on 127.0.0.1:dns_port and HTTPS on https:8443; every other
+ * field zero. Shared with the fuzz targets (tests/fuzz/fuzzlib.h). */
+static inline void tl_base_cfg(struct cfs_config *cfg, const char *dir, const char *suffixes,
+                               const char *gw, unsigned dns_port, const char *https)
 {
     const char *p = suffixes ? suffixes : "internal";
 
@@ -150,11 +151,19 @@ static inline void tl_make_cfg(struct cfs_config *cfg, const char *dir, const ch
         cfg->nsuffixes++;
         p += n + (p[n] == ',');
     }
-    snprintf(cfg->gateway_ip, sizeof(cfg->gateway_ip), "127.0.0.1");
+    snprintf(cfg->gateway_ip, sizeof(cfg->gateway_ip), "%s", gw);
     snprintf(cfg->dns_addr, sizeof(cfg->dns_addr), "127.0.0.1");
-    cfg->dns_port = 5353;
-    snprintf(cfg->https_addr, sizeof(cfg->https_addr), "127.0.0.1");
+    cfg->dns_port = dns_port;
+    snprintf(cfg->https_addr, sizeof(cfg->https_addr), "%s", https);
     cfg->https_port = 8443;
+}
+
+/* A daemon configuration for tests over state directory dir: the suffixes (comma-separated,
+ * "internal" when NULL), loopback addresses, DNS on 5353, HTTPS on 8443, ed25519 leaves valid
+ * 365 days and renewed 120 days before expiry. */
+static inline void tl_make_cfg(struct cfs_config *cfg, const char *dir, const char *suffixes)
+{
+    tl_base_cfg(cfg, dir, suffixes, "127.0.0.1", 5353, "127.0.0.1");
     snprintf(cfg->key_type, sizeof(cfg->key_type), "ed25519");
     cfg->leaf_days = 365;
     cfg->renew_before_days = 120;
