@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/util.h"
+
 #define CANON_MAX_DEPTH 2048
 #define REPR_MAX_DIGITS 17
 
@@ -47,24 +49,9 @@ static void put(struct obuf *b, const char *s, size_t n)
 {
     if (b->err)
         return;
-    if (n + 1 > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 1024;
-        char *np;
-
-        while (n + 1 > cap - b->len) {
-            if (cap > SIZE_MAX / 2) {
-                b->err = -ENOMEM;
-                return;
-            }
-            cap *= 2;
-        }
-        np = realloc(b->p, cap);
-        if (!np) {
-            b->err = -ENOMEM;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
+    if (n + 1 > SIZE_MAX - b->len || cu_grow(&b->p, &b->cap, b->len + n + 1) < 0) {
+        b->err = -ENOMEM;
+        return;
     }
     memcpy(b->p + b->len, s, n);
     b->len += n;

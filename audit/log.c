@@ -53,18 +53,7 @@ static int log_dirty;           /* a failed append may have left bytes after log
 /* Write all of buf at the end of the log. 0 or -errno. */
 static int write_all(const char *buf, size_t len)
 {
-    ssize_t w;
-
-    while (len > 0) {
-        w = write(log_fd, buf, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        buf += w;
-        len -= (size_t)w;
-    }
-    return 0;
+    return cu_write_fd(log_fd, buf, len);
 }
 
 /* Append whole lines and account for them; on failure cut the log back to its last good line.
@@ -487,32 +476,16 @@ static int seal(json_t *const *entries, size_t n, const char *text, size_t len,
  * counted and summed up in one line, so a loop of bad writes grows only the audit log. */
 #define PORTABLE_LOG_BURST 10
 
-static pthread_mutex_t plog_lock = PTHREAD_MUTEX_INITIALIZER;
-static time_t plog_sec;
-static unsigned plog_logged, plog_quiet;
+static struct cu_burst plog_burst = CU_BURST_INIT(PORTABLE_LOG_BURST);
 
 __attribute__((format(printf, 2, 3)))
 static void portable_syslog(int prio, const char *fmt, ...)
 {
-    time_t now = time(NULL);
-    unsigned quiet = 0;
+    unsigned quiet;
     char text[700];
     va_list ap;
-    bool log;
+    bool log = cu_burst_take(&plog_burst, &quiet);
 
-    pthread_mutex_lock(&plog_lock);
-    if (now != plog_sec) {
-        quiet = plog_quiet;
-        plog_sec = now;
-        plog_logged = 0;
-        plog_quiet = 0;
-    }
-    log = plog_logged < PORTABLE_LOG_BURST;
-    if (log)
-        plog_logged++;
-    else
-        plog_quiet++;
-    pthread_mutex_unlock(&plog_lock);
     if (quiet)
         syslog(LOG_NOTICE, "audit: %u more entries outside the portable subset not logged here "
                "(each refused append has its audit entry)", quiet);

@@ -5,15 +5,14 @@
 #include "core/registry.h"
 
 #include <jansson.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
-#include <time.h>
 
 #include "audit/audit.h"
+#include "util/util.h"
 
 /* ---- refusals ----
  * A change the registry refuses (a bad value, a taken name or domain) says why: one syslog line
@@ -22,29 +21,13 @@
  * else is kept, so a loop of bad writes grows only the audit log. */
 #define REFUSE_LOG_BURST 10
 
-static pthread_mutex_t refuse_lock = PTHREAD_MUTEX_INITIALIZER;
-static time_t refuse_sec;
-static unsigned refuse_logged, refuse_quiet;
+static struct cu_burst refuse_burst = CU_BURST_INIT(REFUSE_LOG_BURST);
 
 static void refuse_syslog(const char *path, const char *who, const char *reason)
 {
-    time_t now = time(NULL);
-    unsigned quiet = 0;
-    bool log;
+    unsigned quiet;
+    bool log = cu_burst_take(&refuse_burst, &quiet);
 
-    pthread_mutex_lock(&refuse_lock);
-    if (now != refuse_sec) {
-        quiet = refuse_quiet;
-        refuse_sec = now;
-        refuse_logged = 0;
-        refuse_quiet = 0;
-    }
-    log = refuse_logged < REFUSE_LOG_BURST;
-    if (log)
-        refuse_logged++;
-    else
-        refuse_quiet++;
-    pthread_mutex_unlock(&refuse_lock);
     if (quiet)
         syslog(LOG_NOTICE, "registry: %u more refused changes not logged here (each has its "
                "audit entry)", quiet);

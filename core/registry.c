@@ -595,6 +595,15 @@ static struct reg_snapshot *snap_copy(size_t extra)
     return next;
 }
 
+/* -EINVAL with the validator's reason in why when bad (a validator's nonzero result), else 0. */
+static int by_validator(int bad, char *why, size_t whylen)
+{
+    if (!bad)
+        return 0;
+    snprintf(why, whylen, "%s", val_reason());
+    return -EINVAL;
+}
+
 /* Validate value for attr of record idx of next (a snapshot not yet published) and write it
  * into that record (copied first when shared). 0, -EINVAL, -EEXIST or -ENOMEM. */
 static int apply_attr(struct reg_snapshot *next, ssize_t idx, enum reg_attr attr,
@@ -622,10 +631,8 @@ static int apply_attr(struct reg_snapshot *next, ssize_t idx, enum reg_attr attr
                      REG_UPSTREAM_MAX - 1);
             return -EFBIG;
         }
-        if (val_upstreams(value, ups, &nups)) {
-            snprintf(why, whylen, "%s", val_reason());
-            return -EINVAL;
-        }
+        if ((rc = by_validator(val_upstreams(value, ups, &nups), why, whylen)) < 0)
+            return rc;
         if (strcmp(s->mode, "dns") == 0 && regrec_any_hostname(ups, nups)) {
             snprintf(why, whylen, "a dns-mode service needs an IP address, not a hostname");
             return -EINVAL;
@@ -638,10 +645,9 @@ static int apply_attr(struct reg_snapshot *next, ssize_t idx, enum reg_attr attr
         rc = set_field(s->upstream, sizeof(s->upstream), value);
         break;
     case REG_DOMAIN:
-        if (val_domain(value, g_cfg->suffixes_ptr, g_cfg->nsuffixes)) {
-            snprintf(why, whylen, "%s", val_reason());
-            return -EINVAL;
-        }
+        rc = by_validator(val_domain(value, g_cfg->suffixes_ptr, g_cfg->nsuffixes), why, whylen);
+        if (rc < 0)
+            return rc;
         other = strcmp(value, s->domain) ? regrec_domain_user(svcs, n, value, idx) : -1;
         if (other >= 0) {
             snprintf(why, whylen, "%s is the domain of service %s", value, svcs[other]->name);
@@ -650,17 +656,13 @@ static int apply_attr(struct reg_snapshot *next, ssize_t idx, enum reg_attr attr
         rc = set_field(s->domain, sizeof(s->domain), value);
         break;
     case REG_HEALTH_CHECK:
-        if (val_health_check(value)) {
-            snprintf(why, whylen, "%s", val_reason());
-            return -EINVAL;
-        }
+        if ((rc = by_validator(val_health_check(value), why, whylen)) < 0)
+            return rc;
         rc = set_field(s->health_check, sizeof(s->health_check), value);
         break;
     case REG_MODE:
-        if (val_mode(value)) {
-            snprintf(why, whylen, "%s", val_reason());
-            return -EINVAL;
-        }
+        if ((rc = by_validator(val_mode(value), why, whylen)) < 0)
+            return rc;
         if (strcmp(value, "dns") == 0 &&
             (val_upstreams(s->upstream, ups, &nups) || regrec_any_hostname(ups, nups))) {
             snprintf(why, whylen, "dns mode needs an upstream at an IP address, not a hostname");
@@ -669,17 +671,13 @@ static int apply_attr(struct reg_snapshot *next, ssize_t idx, enum reg_attr attr
         rc = set_field(s->mode, sizeof(s->mode), value);
         break;
     case REG_MONITORING:
-        if (val_monitoring(value, canon, sizeof(canon))) {
-            snprintf(why, whylen, "%s", val_reason());
-            return -EINVAL;
-        }
+        if ((rc = by_validator(val_monitoring(value, canon, sizeof(canon)), why, whylen)) < 0)
+            return rc;
         rc = set_field(s->monitoring, sizeof(s->monitoring), canon);
         break;
     case REG_LB_POLICY:
-        if (val_lb_policy(value)) {
-            snprintf(why, whylen, "%s", val_reason());
-            return -EINVAL;
-        }
+        if ((rc = by_validator(val_lb_policy(value), why, whylen)) < 0)
+            return rc;
         rc = set_field(s->lb_policy, sizeof(s->lb_policy), value);
         break;
     default:

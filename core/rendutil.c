@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/util.h"
+
 void rnd_addf(struct rnd_buf *b, const char *fmt, ...)
 {
     va_list ap;
@@ -29,16 +31,10 @@ void rnd_addf(struct rnd_buf *b, const char *fmt, ...)
             b->len += (size_t)need;
             return;
         }
-        size_t ncap = b->cap ? b->cap : 1024;
-        while (ncap - b->len <= (size_t)need)
-            ncap *= 2;
-        char *ns = realloc(b->s, ncap);
-        if (!ns) {
+        if (cu_grow(&b->s, &b->cap, b->len + (size_t)need + 1) < 0) {
             b->err = -ENOMEM;
             return;
         }
-        b->s = ns;
-        b->cap = ncap;
     }
 }
 
@@ -53,19 +49,9 @@ void rnd_cat(struct rnd_buf *b, ...)
     while (!b->err && (p = va_arg(ap, const char *)) != NULL) {
         size_t n = strlen(p);
 
-        if (b->cap - b->len <= n) {
-            size_t ncap = b->cap ? b->cap : 1024;
-            char *ns;
-
-            while (ncap - b->len <= n)
-                ncap *= 2;
-            ns = realloc(b->s, ncap);
-            if (!ns) {
-                b->err = -ENOMEM;
-                break;
-            }
-            b->s = ns;
-            b->cap = ncap;
+        if (cu_grow(&b->s, &b->cap, b->len + n + 1) < 0) {
+            b->err = -ENOMEM;
+            break;
         }
         memcpy(b->s + b->len, p, n + 1);
         b->len += n;

@@ -52,6 +52,23 @@ int cu_mkdir(const char *path, mode_t mode)
     return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
+int cu_write_fd(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
 ssize_t cu_read_fd(int fd, char *buf, size_t cap)
 {
     size_t got = 0;
@@ -152,18 +169,9 @@ int cu_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
         rc = -errno;
         goto out;
     }
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = -errno;
-            goto out;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
+    rc = cu_write_fd(fd, p, len);
+    if (rc < 0)
+        goto out;
     if (fsync(fd) < 0) {
         rc = -errno;
         goto out;

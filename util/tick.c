@@ -1,5 +1,5 @@
-/* tick.c: cu_ticker, the stoppable sleep of a periodic thread on CLOCK_MONOTONIC (util layer,
- * see util.h). */
+/* tick.c: cu_ticker, the stoppable sleep of a periodic thread on CLOCK_MONOTONIC, and cu_burst,
+ * a per-second limit for log lines (util layer, see util.h). */
 #include "util/util.h"
 
 /* Waits longer than this (about 34 years) are cut to it, so the deadline cannot overflow. */
@@ -86,4 +86,26 @@ void cu_ticker_destroy(struct cu_ticker *t)
 {
     pthread_cond_destroy(&t->cond);
     pthread_mutex_destroy(&t->lock);
+}
+
+bool cu_burst_take(struct cu_burst *b, unsigned *held_before)
+{
+    time_t now = time(NULL);
+    bool pass;
+
+    *held_before = 0;
+    pthread_mutex_lock(&b->lock);
+    if (now != b->sec) {
+        *held_before = b->held;
+        b->sec = now;
+        b->passed = 0;
+        b->held = 0;
+    }
+    pass = b->passed < b->max;
+    if (pass)
+        b->passed++;
+    else
+        b->held++;
+    pthread_mutex_unlock(&b->lock);
+    return pass;
 }

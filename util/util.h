@@ -55,6 +55,10 @@ int cu_read_all(const char *path, size_t max, char **data, size_t *len);
  * most cap; cap means there may be more), or -errno of a failed read. */
 ssize_t cu_read_fd(int fd, char *buf, size_t cap);
 
+/* Write all len bytes of buf to fd, retrying on EINTR and after short writes. 0 or -errno of a
+ * failed write (some bytes may have been written). */
+int cu_write_fd(int fd, const void *buf, size_t len);
+
 /* Atomically replace path with len bytes of data, mode mode: a temp file in the same directory
  * (named ".<base>.tmp.<thread id>", see cu_is_temp_name), written, fsync'd, renamed over path,
  * then an fsync of the directory. 0 or -errno; on failure path is untouched and no temp file is
@@ -109,8 +113,31 @@ void cu_ticker_stop(struct cu_ticker *t);
 /* Whether cu_ticker_stop was called on t (for a long pass to check between steps). */
 bool cu_ticker_stopped(struct cu_ticker *t);
 
+/* ---- a per-second burst limit (for log lines) ---- */
+
+/* At most max events a wall-clock second pass; the rest are counted. The caller owns the
+ * struct: CU_BURST_INIT(max) initialises a static one. */
+struct cu_burst {
+    pthread_mutex_t lock;
+    unsigned max;
+    time_t sec;                 /* the second counted */
+    unsigned passed, held;      /* in that second */
+};
+#define CU_BURST_INIT(max) { PTHREAD_MUTEX_INITIALIZER, (max), 0, 0, 0 }
+
+/* Count one event now: true when it may pass (one of the first max this second), false when it
+ * is held. *held_before is how many were held in the previous second counted, once, by the first
+ * event of a new second (else 0): say those in one summary line. */
+bool cu_burst_take(struct cu_burst *b, unsigned *held_before);
+
 /* Release t; no thread may be waiting on it (stop it and join the thread first). */
 void cu_ticker_destroy(struct cu_ticker *t);
+
+/* ---- growable buffers ---- */
+
+/* Make the malloc'd buffer *p (capacity *cap; NULL and 0 at first) hold at least need bytes:
+ * its capacity doubles from 1024 until it does. 0, or -ENOMEM with *p and *cap unchanged. */
+int cu_grow(char **p, size_t *cap, size_t need);
 
 /* ---- JSON output ---- */
 

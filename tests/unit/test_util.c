@@ -129,6 +129,15 @@ static void test_read_fd(void)
     CHECK_INT(cu_read_fd(p[0], buf, sizeof(buf)), 0);
     close(p[0]);
     CHECK_INT(cu_read_fd(p[0], buf, sizeof(buf)), -EBADF);
+
+    /* cu_write_fd writes it all, and reports a failed write's errno */
+    CHECK_INT(pipe(p), 0);
+    CHECK_INT(cu_write_fd(p[1], "ghijkl", 6), 0);
+    CHECK_INT(cu_read_fd(p[0], buf, 6), 6);
+    CHECK(memcmp(buf, "ghijkl", 6) == 0);
+    close(p[0]);
+    close(p[1]);
+    CHECK_INT(cu_write_fd(p[1], "x", 1), -EBADF);
 }
 
 static void test_time(void)
@@ -242,6 +251,56 @@ static void test_ticker(void)
     cu_ticker_destroy(&t);
 }
 
+/* cu_grow: capacity doubles from 1024 until it holds what is asked, and nothing changes when
+ * it already does. */
+static void test_grow(void)
+{
+    char *p = NULL, *before;
+    size_t cap = 0;
+
+    CHECK_INT(cu_grow(&p, &cap, 10), 0);
+    CHECK(p != NULL && cap == 1024);
+    before = p;
+    CHECK_INT(cu_grow(&p, &cap, 1024), 0);
+    CHECK(p == before && cap == 1024);
+    CHECK_INT(cu_grow(&p, &cap, 1025), 0);
+    CHECK_INT((int)cap, 2048);
+    CHECK_INT(cu_grow(&p, &cap, 5000), 0);
+    CHECK_INT((int)cap, 8192);
+    CHECK_INT(cu_grow(&p, &cap, SIZE_MAX), -ENOMEM);
+    CHECK_INT((int)cap, 8192);
+    free(p);
+}
+
+/* cu_burst: max events pass in a second, the rest are held and reported once, by the first
+ * event of the next second. */
+static void test_burst(void)
+{
+    struct cu_burst b = CU_BURST_INIT(3);
+    unsigned held = 99, passed = 0;
+    time_t start;
+
+    /* start at the beginning of a second, so that the loop below stays within it */
+    start = time(NULL);
+    while (time(NULL) == start)
+        usleep(1000);
+    start = time(NULL);
+    for (int i = 0; i < 5; i++) {
+        passed += cu_burst_take(&b, &held);
+        if (i > 0)
+            CHECK_INT((int)held, 0);
+    }
+    if (time(NULL) == start) {
+        CHECK_INT((int)passed, 3);
+        while (time(NULL) == start)
+            usleep(1000);
+        CHECK(cu_burst_take(&b, &held));
+        CHECK_INT((int)held, 2);
+        CHECK(cu_burst_take(&b, &held));
+        CHECK_INT((int)held, 0);
+    }
+}
+
 static void test_json(void)
 {
     json_t *o = json_pack("{s:i,s:s}", "a", 1, "b", "x");
@@ -264,7 +323,8 @@ static void test_json(void)
 int main(void)
 {
     static const tl_test_fn tests[] = {
-        test_err, test_paths, test_files, test_read_fd, test_time, test_ticker, test_json, NULL,
+        test_err, test_paths, test_files, test_read_fd, test_time, test_ticker, test_grow,
+        test_burst, test_json, NULL,
     };
 
     return tl_main_in_dir(tmpdir, tests);
