@@ -60,8 +60,15 @@ check "web is routed at www.test" grep -q 'www.test' "$STATE"/routing/*
 # a backup that lacks mode and domain is committed RST_SECONDS after its last file
 mkdir -p "$T/backup/half"
 put "$T/backup/half/upstream" "10.0.4.4:80"
+start=$(date +%s.%N)
 check "cp -r of a backup without mode and domain" cp -r "$T/backup/half" "$S/"
-sleep 3
+# the sweeper commits it once the window (whole seconds) has ended, checking every 250 ms: 2 to
+# about 3.3 s after the last file; a fixed sleep of 3 s raced it on a loaded machine
+wait_for 15 grep -qx "10.0.4.4:80" "$S/half/upstream"
+waited=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+echo "the sweeper committed half after $waited s"
+check "... not before the window ended ($waited s >= 1.9 s)" \
+    awk -v w="$waited" 'BEGIN { exit !(w >= 1.9) }'
 check_eq "... committed after the window" "$(cat "$S/half/upstream")" "10.0.4.4:80"
 check_eq "... at its default domain" "$(cat "$S/half/domain")" "half.internal"
 
