@@ -173,21 +173,28 @@ static json_t *list_new(struct jb *j, size_t *idx)
     return jstrf(j, "@cfs-list-%zu@", *idx);
 }
 
-/* Append the string v to list i. v must pass safe_value (it needs no JSON escaping); -EINVAL
- * in j->err otherwise. */
-static void list_str(struct jb *j, size_t i, const char *v)
+/* Append open, v and close to b (a list of j). v must pass safe_value (it needs no JSON
+ * escaping); -EINVAL in j->err otherwise, and the first failure of b is j's too. */
+static void put_value(struct jb *j, struct rnd_buf *b, const char *open, const char *v,
+                      const char *close)
 {
-    struct rnd_buf *b = &j->lists[i];
-
     if (j->err)
         return;
     if (!rnd_safe_value(v)) {
         j->err = -EINVAL;
         return;
     }
-    rnd_cat(b, b->len ? ",\"" : "\"", v, "\"", (const char *)NULL);
+    rnd_cat(b, open, v, close, (const char *)NULL);
     if (b->err)
         j->err = b->err;
+}
+
+/* Append the string v to list i (see put_value). */
+static void list_str(struct jb *j, size_t i, const char *v)
+{
+    struct rnd_buf *b = &j->lists[i];
+
+    put_value(j, b, b->len ? ",\"" : "\"", v, "\"");
 }
 
 /* A route matching requests for the domains of grp[0..n) (a host list: Caddy sorts one of more
@@ -223,28 +230,17 @@ static json_t *map_handler(struct jb *j, const char *const *dest, size_t ndest, 
     return h;
 }
 
-/* Append the mapping input -> outs[0..nouts) to map. Every value must pass safe_value (so it
- * needs no JSON escaping); -EINVAL in j->err otherwise. */
+/* Append the mapping input -> outs[0..nouts) to map (each value as put_value takes it). */
 static void map_entry(struct jb *j, size_t map, const char *input, const char *const *outs,
                       size_t nouts)
 {
     struct rnd_buf *b = &j->lists[map];
 
+    put_value(j, b, b->len ? ",{\"input\":\"" : "{\"input\":\"", input, "\",\"outputs\":[");
+    for (size_t i = 0; i < nouts; i++)
+        put_value(j, b, i ? ",\"" : "\"", outs[i], "\"");
     if (j->err)
         return;
-    if (!rnd_safe_value(input)) {
-        j->err = -EINVAL;
-        return;
-    }
-    rnd_cat(b, b->len ? ",{\"input\":\"" : "{\"input\":\"", input, "\",\"outputs\":[",
-           (const char *)NULL);
-    for (size_t i = 0; i < nouts; i++) {
-        if (!rnd_safe_value(outs[i])) {
-            j->err = -EINVAL;
-            return;
-        }
-        rnd_cat(b, i ? ",\"" : "\"", outs[i], "\"", (const char *)NULL);
-    }
     rnd_cat(b, "]}", (const char *)NULL);
     if (b->err)
         j->err = b->err;
