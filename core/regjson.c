@@ -199,6 +199,7 @@ int reg_parse(const char *json, size_t len, const struct cfs_config *cfg,
     json_array_foreach(arr, i, v) {
         struct reg_service *s = &svcs[i];
         char status[16], mon_raw[VAL_VALUE_MAX + 1];
+        int st;
         json_t *mon = json_object_get(v, "monitoring");
         char *mon_txt;
 
@@ -216,16 +217,12 @@ int reg_parse(const char *json, size_t len, const struct cfs_config *cfg,
                     err, errlen) ||
             get_str(v, "mode", s->mode, sizeof(s->mode), i, err, errlen))
             goto out;
-        if (strcmp(status, "active") == 0)
-            s->status = REG_ACTIVE;
-        else if (strcmp(status, "pending") == 0)
-            s->status = REG_PENDING;
-        else if (strcmp(status, "inactive") == 0)
-            s->status = REG_INACTIVE;
-        else {
+        st = reg_status_from_name(status);
+        if (st < 0) {
             snprintf(err, errlen, "service #%zu: unknown status \"%s\"", i, status);
             goto out;
         }
+        s->status = (enum reg_status)st;
         if (s->status != REG_INACTIVE && (s->status == REG_ACTIVE) != (s->upstream[0] != 0)) {
             snprintf(err, errlen, "service #%zu: status does not match its upstream", i);
             goto out;

@@ -23,13 +23,21 @@ int reg_attr_from_name(const char *name)
     return -1;
 }
 
+static const char *const status_names[] = {
+    [REG_ACTIVE] = "active", [REG_PENDING] = "pending", [REG_INACTIVE] = "inactive",
+};
+
 const char *reg_status_name(enum reg_status st)
 {
-    switch (st) {
-    case REG_ACTIVE: return "active";
-    case REG_PENDING: return "pending";
-    default: return "inactive";
-    }
+    return st == REG_ACTIVE || st == REG_PENDING ? status_names[st] : "inactive";
+}
+
+int reg_status_from_name(const char *name)
+{
+    for (int i = 0; i < (int)(sizeof(status_names) / sizeof(status_names[0])); i++)
+        if (strcmp(name, status_names[i]) == 0)
+            return i;
+    return -1;
 }
 
 const char *reg_attr_value(const struct reg_service *svc, enum reg_attr attr)

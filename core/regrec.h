@@ -51,6 +51,9 @@ int reg_attr_default(const struct cfs_config *cfg, const char *name, enum reg_at
 /* "active", "pending" or "inactive". */
 const char *reg_status_name(enum reg_status st);
 
+/* The status called name ("active", "pending", "inactive"), or -1. */
+int reg_status_from_name(const char *name);
+
 /* The index in svcs[0..n) of the active or pending record called name, or -1. */
 ssize_t regrec_find_live(const struct reg_service *const *svcs, size_t n, const char *name);
 

@@ -43,6 +43,15 @@ static bool strip_suffix(const char *name, const char *suffix, char *out, size_t
     return true;
 }
 
+/* The entries of ca/ itself. */
+static const struct {
+    const char *name;
+    enum ca_node kind;
+} top_nodes[] = {
+    { "ca.crt", CA_ROOT_PEM }, { "ca.json", CA_ROOT_JSON }, { "certs", CA_DIR_CERTS },
+    { "trust", CA_DIR_TRUST },
+};
+
 static void parse(const char *rel, struct ca_path *p)
 {
     char top[16], name[NAME_MAX + 1];
@@ -57,14 +66,9 @@ static void parse(const char *rel, struct ca_path *p)
     if (!rest)
         return;
     if (*rest == '\0') {
-        if (strcmp(top, "ca.crt") == 0)
-            p->kind = CA_ROOT_PEM;
-        else if (strcmp(top, "ca.json") == 0)
-            p->kind = CA_ROOT_JSON;
-        else if (strcmp(top, "certs") == 0)
-            p->kind = CA_DIR_CERTS;
-        else if (strcmp(top, "trust") == 0)
-            p->kind = CA_DIR_TRUST;
+        for (size_t i = 0; i < sizeof(top_nodes) / sizeof(top_nodes[0]); i++)
+            if (strcmp(top, top_nodes[i].name) == 0)
+                p->kind = top_nodes[i].kind;
         return;
     }
     rest = fs_split(rest, name, sizeof(name));
