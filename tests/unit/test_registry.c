@@ -183,6 +183,16 @@ static void test_mutations(const char *dir)
     CHECK(s && strcmp(s->upstream, "host.example:80") == 0);
     CHECK(reg_snapshot_find(snap, "web") != NULL);
     reg_snapshot_put(snap);
+    /* a change copies only the record it writes: the others stay the same records */
+    old = reg_snapshot_get();
+    CHECK_INT(reg_set("core", REG_HEALTH_CHECK, "/ready", 6, "tester"), 0);
+    snap = reg_snapshot_get();
+    CHECK(reg_snapshot_find(old, "web") == reg_snapshot_find(snap, "web"));
+    CHECK(reg_snapshot_find(old, "core") != reg_snapshot_find(snap, "core"));
+    s = reg_snapshot_find(old, "core");
+    CHECK(s && strcmp(s->health_check, "/ready") != 0);
+    reg_snapshot_put(old);
+    reg_snapshot_put(snap);
     reg_close();
     audit_close();
 }
