@@ -331,49 +331,65 @@ int audit_capsule_link(json_t *capsule, long long sequence, const char *previous
     return 0;
 }
 
-int audit_capsule_hash(const json_t *capsule, char hash[AUDIT_HASH_HEX])
+/* The hex SHA3-256 of canonical text. 0 or -EIO (OpenSSL). */
+static int hash_text(const char *canon, size_t len, char hash[AUDIT_HASH_HEX])
 {
     unsigned char md[DIGEST_LEN];
     unsigned int mdlen = 0;
+
+    if (EVP_Digest(canon, len, md, &mdlen, EVP_sha3_256(), NULL) != 1)
+        return audit_ossl_errno(-EIO);
+    if (mdlen != DIGEST_LEN)
+        return -EIO;
+    audit_hex(md, DIGEST_LEN, hash);
+    return 0;
+}
+
+int audit_capsule_hash(const json_t *capsule, char hash[AUDIT_HASH_HEX])
+{
     char *canon = NULL;
     size_t len;
     int rc;
 
     rc = audit_canon(capsule, AUDIT_CANON_CAPSULE, &canon, &len);
-    if (rc < 0)
-        goto out;
-    if (EVP_Digest(canon, len, md, &mdlen, EVP_sha3_256(), NULL) != 1) {
-        rc = audit_ossl_errno(-EIO);
-        goto out;
-    }
-    if (mdlen != DIGEST_LEN) {
-        rc = -EIO;
-        goto out;
-    }
-    audit_hex(md, DIGEST_LEN, hash);
-out:
+    if (rc == 0)
+        rc = hash_text(canon, len, hash);
     free(canon);
     return rc;
 }
 
-int audit_capsule_seal(const struct audit_key *k, const json_t *capsule, struct audit_seal *out)
+int audit_capsule_seal_canon(const struct audit_key *k, const char *canon, size_t len,
+                             struct audit_seal *out)
 {
     unsigned char sig[SIG_LEN];
     int rc;
 
     if (!k->can_sign)
         return -EINVAL;
-    rc = audit_capsule_hash(capsule, out->hash);
+    rc = hash_text(canon, len, out->hash);
     if (rc < 0)
-        goto out;
+        return rc;
     /* The signature covers the 64 ASCII hex chars of the hash, not the digest's bytes. */
     rc = audit_key_sign(k, (const unsigned char *)out->hash, AUDIT_HASH_HEX - 1, sig);
     if (rc < 0)
-        goto out;
+        return rc;
     audit_hex(sig, SIG_LEN, out->signature);
     memcpy(out->signed_by, k->id, sizeof(out->signed_by));
-    rc = audit_time_iso(NULL, out->signed_at, sizeof(out->signed_at));
-out:
+    return audit_time_iso(NULL, out->signed_at, sizeof(out->signed_at));
+}
+
+int audit_capsule_seal(const struct audit_key *k, const json_t *capsule, struct audit_seal *out)
+{
+    char *canon = NULL;
+    size_t len;
+    int rc;
+
+    if (!k->can_sign)
+        return -EINVAL;
+    rc = audit_canon(capsule, AUDIT_CANON_CAPSULE, &canon, &len);
+    if (rc == 0)
+        rc = audit_capsule_seal_canon(k, canon, len, out);
+    free(canon);
     return rc;
 }
 

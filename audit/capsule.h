@@ -110,6 +110,12 @@ int audit_capsule_hash(const json_t *capsule, char hash[AUDIT_HASH_HEX]);
  * 0, -EINVAL (verify-only key or not canonicalizable), -ENOMEM or -EIO (OpenSSL). */
 int audit_capsule_seal(const struct audit_key *k, const json_t *capsule, struct audit_seal *out);
 
+/* audit_capsule_seal for a capsule already in its canonical text (audit_canon with
+ * AUDIT_CANON_CAPSULE), so that a caller who stores that text canonicalizes once. Same errnos,
+ * less the canonicalization's. */
+int audit_capsule_seal_canon(const struct audit_key *k, const char *canon, size_t len,
+                             struct audit_seal *out);
+
 /* Check the structure of a capsule dict: all 13 keys with the right types, a known type, a UUID
  * id, sequence >= 0 with previous_hash null exactly at 0, the six sections with all their keys,
  * a timestamp with a zone, confidence a number in [0, 1]. 0, or -EBADMSG with why filled. */

@@ -9,18 +9,15 @@
 
 #include "audit/canon.h"
 
-/* Insert one sealed capsule with the insert statement. 0 or -errno. */
-static int insert_capsule(struct audit_store *st, const json_t *cap, long long seq,
-                          const char *prev, const struct audit_seal *seal)
+/* Insert one sealed capsule, given with its canonical text data, with the insert statement.
+ * 0 or -errno. */
+static int insert_capsule(struct audit_store *st, const json_t *cap, const char *data,
+                          size_t len, long long seq, const char *prev,
+                          const struct audit_seal *seal)
 {
     sqlite3_stmt *s = st->insert;
-    char *data = NULL;
-    size_t len;
     int rc;
 
-    rc = audit_canon(cap, AUDIT_CANON_CAPSULE, &data, &len);
-    if (rc < 0)
-        return rc;
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
     rc = sqlite3_bind_text(s, 1, json_string_value(json_object_get(cap, "id")), -1,
@@ -49,7 +46,6 @@ static int insert_capsule(struct audit_store *st, const json_t *cap, long long s
         if (rc == SQLITE_DONE)
             rc = SQLITE_OK;
     }
-    free(data);
     rc = audit_sq_errno(st->db, rc);
     sqlite3_reset(s);
     return rc;
@@ -79,6 +75,8 @@ static int add_capsule(struct audit_store *st, json_t *cap, long long *seq,
 {
     struct audit_seal seal;
     long long next = *seq + 1;
+    char *data = NULL;
+    size_t len;
     int rc;
 
     rc = audit_capsule_link(cap, next, next ? prev : NULL);
@@ -86,10 +84,14 @@ static int add_capsule(struct audit_store *st, json_t *cap, long long *seq,
         syslog(LOG_ERR, "audit: the chain head of %s has a malformed hash", st->path);
         rc = -EUCLEAN;
     }
+    /* One canonical text, both hashed and stored. */
     if (rc == 0)
-        rc = audit_capsule_seal(st->key, cap, &seal);
+        rc = audit_canon(cap, AUDIT_CANON_CAPSULE, &data, &len);
     if (rc == 0)
-        rc = insert_capsule(st, cap, next, next ? prev : NULL, &seal);
+        rc = audit_capsule_seal_canon(st->key, data, len, &seal);
+    if (rc == 0)
+        rc = insert_capsule(st, cap, data, len, next, next ? prev : NULL, &seal);
+    free(data);
     if (rc < 0)
         return rc;
     *seq = next;

@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,6 +388,26 @@ static int backoff_s(int failures, time_t ran)
     return 1 << (failures - 1);
 }
 
+/* Seal the supervisor's own event action with outcome, the message printed from fmt, and
+ * details d, which it takes (NULL, when json_pack failed, seals {}); the message goes to
+ * syslog as well at prio, unless prio is -1. */
+static void sup_event(const char *action, const char *outcome, int prio, json_t *d,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void sup_event(const char *action, const char *outcome, int prio, json_t *d,
+                      const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (prio >= 0)
+        syslog(prio, "supervisor: %s", msg);
+    audit_log_event(action, outcome, msg, d);
+    json_decref(d);
+}
+
 /* Child c's watchdog exited with status. Decide when to start it again and what to record:
  * the first exit of a streak gets its audit line when the child is restarted (restart_due), the
  * second exit in a row (within SUP_STABLE_S of its start) one failure line, and later exits of
@@ -414,18 +435,14 @@ static void child_exited(int c, pid_t pid, int status)
     syslog(LOG_WARNING, "supervisor: %s (pid %d) %s; restarting in %d s (exit %d in a row)",
            ch->name, (int)pid, ch->last_why, delay, ch->failures);
     if (ch->failures == 2 && !ch->announced) {
-        char msg[256];
-        json_t *d;
-
         ch->announced = true;
-        snprintf(msg, sizeof(msg), "%s %s again %ld s after its restart; retrying with a "
-                 "backoff of up to %d s (retries are logged to syslog only)", ch->name,
-                 ch->last_why, (long)ran, SUP_BACKOFF_MAX_S);
-        d = json_pack("{s:s,s:i,s:s,s:i,s:i}", "process", ch->name, "pid", (int)pid,
-                      "exit", ch->last_why, "failures", ch->failures,
-                      "max_backoff_s", SUP_BACKOFF_MAX_S);
-        audit_log_event("supervisor_restart", "failure", msg, d);
-        json_decref(d);
+        sup_event("supervisor_restart", "failure", -1,
+                  json_pack("{s:s,s:i,s:s,s:i,s:i}", "process", ch->name, "pid", (int)pid,
+                            "exit", ch->last_why, "failures", ch->failures,
+                            "max_backoff_s", SUP_BACKOFF_MAX_S),
+                  "%s %s again %ld s after its restart; retrying with a backoff of up to %d s "
+                  "(retries are logged to syslog only)", ch->name, ch->last_why, (long)ran,
+                  SUP_BACKOFF_MAX_S);
     }
 }
 
@@ -433,8 +450,6 @@ static void child_exited(int c, pid_t pid, int status)
 static void restart_due(int c, time_t now)
 {
     struct child *ch = &children[c];
-    char msg[160];
-    json_t *d;
 
     if (now < ch->restart_at)
         return;
@@ -447,11 +462,10 @@ static void restart_due(int c, time_t now)
     }
     if (ch->failures != 1)
         return;
-    snprintf(msg, sizeof(msg), "Restarted %s after it %s", ch->name, ch->last_why);
-    d = json_pack("{s:s,s:i,s:s,s:i}", "process", ch->name, "pid", (int)ch->last_pid,
-                  "exit", ch->last_why, "new_pid", ch->pid);
-    audit_log_event("supervisor_restart", "success", msg, d);
-    json_decref(d);
+    sup_event("supervisor_restart", "success", -1,
+              json_pack("{s:s,s:i,s:s,s:i}", "process", ch->name, "pid", (int)ch->last_pid,
+                        "exit", ch->last_why, "new_pid", ch->pid),
+              "Restarted %s after it %s", ch->name, ch->last_why);
 }
 
 /* Child c has run SUP_STABLE_S since its last start: end its failure streak, with a recovery
@@ -459,20 +473,14 @@ static void restart_due(int c, time_t now)
 static void check_recovered(int c, time_t now)
 {
     struct child *ch = &children[c];
-    char msg[160];
-    json_t *d;
 
     if (ch->failures == 0 || ch->pid <= 0 || now - ch->started < SUP_STABLE_S)
         return;
-    if (ch->announced) {
-        snprintf(msg, sizeof(msg), "%s is running again after %d failed starts", ch->name,
-                 ch->failures);
-        d = json_pack("{s:s,s:i,s:i}", "process", ch->name, "pid", ch->pid,
-                      "failures", ch->failures);
-        audit_log_event("supervisor_recovered", "success", msg, d);
-        json_decref(d);
-        syslog(LOG_NOTICE, "supervisor: %s", msg);
-    }
+    if (ch->announced)
+        sup_event("supervisor_recovered", "success", LOG_NOTICE,
+                  json_pack("{s:s,s:i,s:i}", "process", ch->name, "pid", ch->pid,
+                            "failures", ch->failures),
+                  "%s is running again after %d failed starts", ch->name, ch->failures);
     ch->failures = 0;
     ch->announced = false;
 }
@@ -663,8 +671,6 @@ static bool is_our_daemon(pid_t pid, int c)
  * after 3 s; wait until it is gone (at most 2 s more). Audited as supervisor_orphan. */
 static void stop_orphan(int c, pid_t pid, const char *found_by)
 {
-    char msg[200];
-    json_t *d;
     int i;
 
     kill(pid, SIGTERM);
@@ -675,13 +681,11 @@ static void stop_orphan(int c, pid_t pid, const char *found_by)
         for (i = 0; i < 40 && is_our_daemon(pid, c); i++)
             usleep(50000);
     }
-    snprintf(msg, sizeof(msg), "Stopped %s (pid %d), left running by an earlier mount of this "
-             "state directory", children[c].name, (int)pid);
-    syslog(LOG_WARNING, "supervisor: %s (found by its %s)", msg, found_by);
-    d = json_pack("{s:s,s:i,s:s,s:b}", "process", children[c].name, "pid", (int)pid,
-                  "found_by", found_by, "stopped", !is_our_daemon(pid, c));
-    audit_log_event("supervisor_orphan", "success", msg, d);
-    json_decref(d);
+    sup_event("supervisor_orphan", "success", LOG_WARNING,
+              json_pack("{s:s,s:i,s:s,s:b}", "process", children[c].name, "pid", (int)pid,
+                        "found_by", found_by, "stopped", !is_our_daemon(pid, c)),
+              "Stopped %s (pid %d), left running by an earlier mount of this state directory "
+              "(found by its %s)", children[c].name, (int)pid, found_by);
 }
 
 /* Stop the daemons an earlier mount of this state directory left behind, when its watchdogs

@@ -45,6 +45,8 @@
 # (seconds, per-second rates or KiB), add NAME to UNITS, and the row to ROW_ORDER and ROW_INFO.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/harness-lib.sh
+source scripts/harness-lib.sh
 
 T_START=$SECONDS
 BIN=${1:-build/conduitfs}
@@ -85,17 +87,7 @@ SSHD_PID_FILE=$W/sshd/sshd.pid
 MOUNTS=()       # mount points we made, and the daemon of each
 PIDS=()
 
-unmount_one() {   # MOUNTPOINT PID
-    local i
-    if mountpoint -q "$1" 2>/dev/null; then
-        for i in 1 2 3 4 5 6 7 8 9 10; do
-            fusermount3 -u "$1" 2>/dev/null && break
-            ((i < 10)) || fusermount3 -uz "$1" 2>/dev/null || true
-            sleep 0.5
-        done
-    fi
-    if [[ -n "$2" ]]; then wait "$2" 2>/dev/null || true; fi
-}
+unmount_one() { cfs_unmount_at "$1" "$2" 10; }   # MOUNTPOINT PID
 cleanup() {
     local i
     printf '\r%*s\r' 70 '' >&2
@@ -127,11 +119,7 @@ mount_cfs() {
     MOUNT_PID=$!
     MOUNTS+=("$mnt")
     PIDS+=("$MOUNT_PID")
-    for _ in $(seq 6000); do
-        mountpoint -q "$mnt" && return 0
-        kill -0 "$MOUNT_PID" 2>/dev/null || break
-        sleep 0.05
-    done
+    cfs_wait_mounted "$mnt" "$MOUNT_PID" 6000 && return 0
     cat "$W/conduitfs.log" >&2
     die "mount of $mnt failed"
 }
@@ -498,7 +486,6 @@ SSH_OK=0
 SSH_WHY=
 SSH_PORT=$(free_port)
 ME=$(id -un)
-mkdir -p "$W/sshd" && chmod 700 "$W/sshd"
 if [[ $(id -u) -ne 0 ]]; then
     SSH_WHY="not root"
 elif [[ ! -x /usr/sbin/sshd ]] || ! command -v ssh-keygen >/dev/null ||
@@ -506,26 +493,9 @@ elif [[ ! -x /usr/sbin/sshd ]] || ! command -v ssh-keygen >/dev/null ||
     SSH_WHY="no sshd, ssh or ssh-keygen (openssh-server, openssh-client)"
 else
     note "starting sshd on 127.0.0.1:$SSH_PORT"
-    ssh-keygen -q -t ed25519 -N '' -C host -f "$W/sshd/host_key"
-    ssh-keygen -q -t ed25519 -N '' -C client -f "$W/sshd/client_key"
-    cp "$W/sshd/client_key.pub" "$W/sshd/authorized_keys"
+    cfs_sshd_config "$W/sshd" "$SSH_PORT" "PATH=$FAKE:/usr/local/bin:/usr/bin:/bin HOME=$W/sshd"
     echo "[127.0.0.1]:$SSH_PORT $(cut -d' ' -f1,2 "$W/sshd/host_key.pub")" \
         > "$W/sshd/known_hosts"
-    cat > "$W/sshd/sshd_config" <<EOF
-Port $SSH_PORT
-ListenAddress 127.0.0.1
-HostKey $W/sshd/host_key
-AuthorizedKeysFile $W/sshd/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-LogLevel INFO
-PidFile $SSHD_PID_FILE
-SetEnv PATH=$FAKE:/usr/local/bin:/usr/bin:/bin HOME=$W/sshd
-EOF
-    mkdir -p /run/sshd
     if /usr/sbin/sshd -f "$W/sshd/sshd_config" -E "$W/sshd/log"; then
         for _ in $(seq 100); do
             "$PY" -c "import socket; socket.create_connection(('127.0.0.1', $SSH_PORT))" \

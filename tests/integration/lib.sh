@@ -9,6 +9,8 @@ if [[ ${CFS_NETNS:-} == own && -z "${CONDUIT_NETNS:-}" ]] && command -v unshare 
     exec unshare -n env CONDUIT_NETNS=1 bash -c 'ip link set lo up && exec bash "$0" "$@"' \
         "$0" "$@"
 fi
+# shellcheck source=../../scripts/harness-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/harness-lib.sh"
 CONDUITFS=${CONDUITFS:-${1:?usage: test.sh path/to/conduitfs}}
 CONDUITFS=$(readlink -f "$CONDUITFS")
 T=$(mktemp -d /tmp/conduit-test.XXXXXX)
@@ -62,11 +64,7 @@ cfs_mount() {
     [[ -n "${CFS_MANAGED:-}" ]] && mode=--manage
     "$CONDUITFS" -f "$mode" --state "$STATE" "$@" "$MNT" 2>>"$T/conduitfs.log" &
     CFS_PID=$!
-    for _ in $(seq 100); do
-        mountpoint -q "$MNT" && return 0
-        kill -0 "$CFS_PID" 2>/dev/null || break
-        sleep 0.05
-    done
+    cfs_wait_mounted "$MNT" "$CFS_PID" 100 && return 0
     echo "mount failed:" >&2
     cat "$T/conduitfs.log" >&2
     return 1
@@ -108,13 +106,8 @@ cfs_mount_managed() {
 }
 
 cfs_unmount() {
-    if mountpoint -q "$MNT" 2>/dev/null; then
-        fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null || true
-    fi
-    if [[ -n "$CFS_PID" ]]; then
-        wait "$CFS_PID" 2>/dev/null || true
-        CFS_PID=
-    fi
+    cfs_unmount_at "$MNT" "$CFS_PID" 1
+    CFS_PID=
 }
 
 # Write VALUE into FILE with one write(2), as `echo` does.
@@ -171,26 +164,8 @@ remove_users() { userdel "$U1" 2>/dev/null; userdel "$U2" 2>/dev/null; groupdel 
 # openssh-server: returns 1 without them. Start it with sshd_start.
 sshd_setup() {
     SSH_PORT=$(free_port)
-    mkdir -p "$T/sshd" && chmod 700 "$T/sshd"
     [[ -x /usr/sbin/sshd && $(id -u) -eq 0 ]] && command -v ssh-keygen >/dev/null || return 1
-    ssh-keygen -q -t ed25519 -N '' -C host -f "$T/sshd/host_key" &&
-        ssh-keygen -q -t ed25519 -N '' -C client -f "$T/sshd/client_key" &&
-        cp "$T/sshd/client_key.pub" "$T/sshd/authorized_keys" || return 1
-    cat > "$T/sshd/sshd_config" <<EOF
-Port $SSH_PORT
-ListenAddress 127.0.0.1
-HostKey $T/sshd/host_key
-AuthorizedKeysFile $T/sshd/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-LogLevel INFO
-PidFile $T/sshd/sshd.pid
-SetEnv $1
-EOF
-    mkdir -p /run/sshd
+    cfs_sshd_config "$T/sshd" "$SSH_PORT" "$1"
 }
 
 # sshd_start: start the sshd of sshd_setup (again) and wait until its port answers.
