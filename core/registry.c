@@ -33,6 +33,7 @@
 #include "core/regrec.h"
 #include "core/regseal.h"
 #include "core/statefile.h"
+#include "util/util.h"
 
 /* Ownership: mut_lock orders every mutation (and the pipeline's steps); snap_lock guards g_cur
  * and every snapshot's refcount. A mutator takes mut_lock, then snap_lock only to publish. */
@@ -605,27 +606,27 @@ static int by_validator(int bad, char *why, size_t whylen)
 }
 
 /* Validate value for attr of record idx of next (a snapshot not yet published) and write it
- * into that record (copied first when shared). 0, -EINVAL, -EEXIST or -ENOMEM. */
+ * into that record (copied first when shared). 0, -EINVAL, -EEXIST, -EFBIG or -ENOMEM. */
 static int apply_attr(struct reg_snapshot *next, ssize_t idx, enum reg_attr attr,
                       const char *value, char *why, size_t whylen)
 {
     const struct reg_service *const *svcs = next->svcs;
-    size_t n = next->n;
     struct reg_service *s = rec_mut(next, (size_t)idx);
     struct val_upstream ups[VAL_UPSTREAMS_MAX];
-    size_t nups = 0;
+    size_t nups = 0, size = 0;
     char canon[VAL_MONITORING_MAX];
+    const char *store = value;
+    char *field;
     ssize_t other;
     int rc = 0;
 
     if (!s)
         return -ENOMEM;
+    /* Each attribute's checks; the value (or its canonical form) is stored below. */
     switch (attr) {
     case REG_UPSTREAM:
-        if (value[0] == '\0') {
-            s->upstream[0] = '\0';
+        if (value[0] == '\0')
             break;
-        }
         if (strlen(value) >= sizeof(s->upstream)) {
             snprintf(why, whylen, "the upstream list is longer than %d bytes",
                      REG_UPSTREAM_MAX - 1);
@@ -633,59 +634,49 @@ static int apply_attr(struct reg_snapshot *next, ssize_t idx, enum reg_attr attr
         }
         if ((rc = by_validator(val_upstreams(value, ups, &nups), why, whylen)) < 0)
             return rc;
-        if (strcmp(s->mode, "dns") == 0 && regrec_any_hostname(ups, nups)) {
-            snprintf(why, whylen, "a dns-mode service needs an IP address, not a hostname");
-            return -EINVAL;
-        }
-        if (s->domain[0] == '\0') {
-            snprintf(why, whylen, "the service has no domain yet, as its default "
-                     "domain is taken: write its domain first");
-            return -EINVAL;
-        }
-        rc = set_field(s->upstream, sizeof(s->upstream), value);
+        if (strcmp(s->mode, "dns") == 0 && regrec_any_hostname(ups, nups))
+            return cu_errf(-EINVAL, why, whylen,
+                           "a dns-mode service needs an IP address, not a hostname");
+        if (s->domain[0] == '\0')
+            return cu_errf(-EINVAL, why, whylen, "the service has no domain yet, as its "
+                           "default domain is taken: write its domain first");
         break;
     case REG_DOMAIN:
         rc = by_validator(val_domain(value, g_cfg->suffixes_ptr, g_cfg->nsuffixes), why, whylen);
         if (rc < 0)
             return rc;
-        other = strcmp(value, s->domain) ? regrec_domain_user(svcs, n, value, idx) : -1;
-        if (other >= 0) {
-            snprintf(why, whylen, "%s is the domain of service %s", value, svcs[other]->name);
-            return -EEXIST;
-        }
-        rc = set_field(s->domain, sizeof(s->domain), value);
+        other = strcmp(value, s->domain) ? regrec_domain_user(svcs, next->n, value, idx) : -1;
+        if (other >= 0)
+            return cu_errf(-EEXIST, why, whylen, "%s is the domain of service %s", value,
+                           svcs[other]->name);
         break;
     case REG_HEALTH_CHECK:
-        if ((rc = by_validator(val_health_check(value), why, whylen)) < 0)
-            return rc;
-        rc = set_field(s->health_check, sizeof(s->health_check), value);
+        rc = by_validator(val_health_check(value), why, whylen);
         break;
     case REG_MODE:
         if ((rc = by_validator(val_mode(value), why, whylen)) < 0)
             return rc;
         if (strcmp(value, "dns") == 0 &&
-            (val_upstreams(s->upstream, ups, &nups) || regrec_any_hostname(ups, nups))) {
-            snprintf(why, whylen, "dns mode needs an upstream at an IP address, not a hostname");
-            return -EINVAL;
-        }
-        rc = set_field(s->mode, sizeof(s->mode), value);
+            (val_upstreams(s->upstream, ups, &nups) || regrec_any_hostname(ups, nups)))
+            return cu_errf(-EINVAL, why, whylen,
+                           "dns mode needs an upstream at an IP address, not a hostname");
         break;
     case REG_MONITORING:
-        if ((rc = by_validator(val_monitoring(value, canon, sizeof(canon)), why, whylen)) < 0)
-            return rc;
-        rc = set_field(s->monitoring, sizeof(s->monitoring), canon);
+        rc = by_validator(val_monitoring(value, canon, sizeof(canon)), why, whylen);
+        store = canon;
         break;
     case REG_LB_POLICY:
-        if ((rc = by_validator(val_lb_policy(value), why, whylen)) < 0)
-            return rc;
-        rc = set_field(s->lb_policy, sizeof(s->lb_policy), value);
+        rc = by_validator(val_lb_policy(value), why, whylen);
         break;
     default:
         return -EINVAL;
     }
     if (rc < 0)
-        snprintf(why, whylen, "the value is too long");
-    return rc;
+        return rc;
+    field = regrec_attr_field(s, attr, &size);
+    if (set_field(field, size, store) < 0)
+        return cu_errf(-EINVAL, why, whylen, "the value is too long");
+    return 0;
 }
 
 /* ---- group commit ----

@@ -40,17 +40,28 @@ int reg_status_from_name(const char *name)
     return -1;
 }
 
+/* Where each attribute's value lives in a record. */
+#define FIELD(m) { offsetof(struct reg_service, m), sizeof(((struct reg_service *)0)->m) }
+static const struct { size_t off, size; } attr_fields[REG_NATTR] = {
+    [REG_UPSTREAM] = FIELD(upstream),         [REG_DOMAIN] = FIELD(domain),
+    [REG_HEALTH_CHECK] = FIELD(health_check), [REG_MODE] = FIELD(mode),
+    [REG_MONITORING] = FIELD(monitoring),     [REG_LB_POLICY] = FIELD(lb_policy),
+};
+#undef FIELD
+
+char *regrec_attr_field(struct reg_service *svc, int attr, size_t *size)
+{
+    if (attr < 0 || attr >= REG_NATTR)
+        return NULL;
+    *size = attr_fields[attr].size;
+    return (char *)svc + attr_fields[attr].off;
+}
+
 const char *reg_attr_value(const struct reg_service *svc, enum reg_attr attr)
 {
-    switch (attr) {
-    case REG_UPSTREAM: return svc->upstream;
-    case REG_DOMAIN: return svc->domain;
-    case REG_HEALTH_CHECK: return svc->health_check;
-    case REG_MODE: return svc->mode;
-    case REG_MONITORING: return svc->monitoring;
-    case REG_LB_POLICY: return svc->lb_policy;
-    default: return "";
-    }
+    if ((int)attr < 0 || attr >= REG_NATTR)
+        return "";
+    return (const char *)svc + attr_fields[attr].off;
 }
 
 int reg_attr_default(const struct cfs_config *cfg, const char *name, enum reg_attr attr,

@@ -62,6 +62,10 @@ ssize_t regrec_find_live(const struct reg_service *const *svcs, size_t n, const 
 ssize_t regrec_domain_user(const struct reg_service *const *svcs, size_t n,
                            const char *domain, ssize_t skip);
 
+/* The field of svc that holds attribute attr (an enum reg_attr), and its size in *size; NULL
+ * when attr is none. */
+char *regrec_attr_field(struct reg_service *svc, int attr, size_t *size);
+
 /* Whether any of ups[0..n) names its host rather than an address (dns mode cannot answer
  * it). */
 bool regrec_any_hostname(const struct val_upstream *ups, size_t n);

@@ -147,18 +147,9 @@ static int apply(struct replay *r, long long seq, const char *action, const char
         const char *attr = json_string_value(json_object_get(d, "attribute"));
         const char *val = json_string_value(json_object_get(d, "new"));
         int a = attr ? reg_attr_from_name(attr) : -1;
-        char *dst = NULL;
         size_t len = 0;
+        char *dst = regrec_attr_field(s, a, &len);
 
-        switch (a) {
-        case REG_UPSTREAM: dst = s->upstream; len = sizeof(s->upstream); break;
-        case REG_DOMAIN: dst = s->domain; len = sizeof(s->domain); break;
-        case REG_HEALTH_CHECK: dst = s->health_check; len = sizeof(s->health_check); break;
-        case REG_MODE: dst = s->mode; len = sizeof(s->mode); break;
-        case REG_MONITORING: dst = s->monitoring; len = sizeof(s->monitoring); break;
-        case REG_LB_POLICY: dst = s->lb_policy; len = sizeof(s->lb_policy); break;
-        default: break;
-        }
         if (!dst || !put(dst, len, val)) {
             fail_at(r, seq, "an update of %s without a valid attribute and value", name);
             return 0;
