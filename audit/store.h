@@ -106,7 +106,7 @@ int audit_store_append(struct audit_store *st, const json_t *entry, int system_e
 /* Like audit_store_append for n >= 1 entries that take consecutive sequences in the same
  * transaction (all or none), with tag handed to the commit hook. *first_seq (may be NULL) gets
  * the first one's sequence. 0 (sealed and durable, even if the commit hook then failed: the hook
- * logs that, and audit/log.c writes the missing lines at the next commit), or -EINVAL, -EROFS,
+ * logs that, and audit/audit.c writes the missing lines at the next commit), or -EINVAL, -EROFS,
  * -ESHUTDOWN, or the database's -errno: then nothing was appended, and a retry cannot duplicate. */
 int audit_store_append_many(struct audit_store *st, const json_t *const *entries, size_t n,
                             int system_event, long long duration_ms, void *tag,

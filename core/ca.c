@@ -650,28 +650,3 @@ int ca_needs_renewal(struct ca *ca, const char *domain, int renew_before_days)
     X509_free(crt);
     return rc;
 }
-
-void ca_names_free(char **names, size_t n)
-{
-    for (size_t i = 0; names && i < n; i++)
-        free(names[i]);
-    free(names);
-}
-
-const char *ca_key_type_name(enum ca_key_type type)
-{
-    return type == CA_KEY_ECDSA_P256 ? "ecdsa-p256" : "ed25519";
-}
-
-int ca_key_type_parse(const char *s, enum ca_key_type *out)
-{
-    if (s && !strcmp(s, "ed25519")) {
-        *out = CA_KEY_ED25519;
-        return 0;
-    }
-    if (s && !strcmp(s, "ecdsa-p256")) {
-        *out = CA_KEY_ECDSA_P256;
-        return 0;
-    }
-    return -EINVAL;
-}

@@ -10,15 +10,8 @@
 
 #include <jansson.h>
 
-/* Leaf validity when ca_issue is given 0 days, and the longest accepted. */
-#define CA_LEAF_DAYS_DEFAULT 365
-#define CA_LEAF_DAYS_MAX 3650
-/* Room for a serial as lowercase hex with its NUL (serials here are 16 bytes: 32 digits). */
-#define CA_SERIAL_HEX_MAX 80
-/* The most DNS names one leaf may carry (the signing policy refuses more). */
-#define CA_LEAF_NAMES_MAX 100
-
-enum ca_key_type { CA_KEY_ED25519, CA_KEY_ECDSA_P256 };
+/* The limits, key types and name lists: ca_key_type_name, ca_key_type_parse, ca_names_free. */
+#include "core/catypes.h"
 
 /* An open CA: its key and certificate held in memory. Every function below is thread-safe. */
 struct ca;
@@ -118,9 +111,6 @@ int ca_bundle_archive(struct ca *ca, const char *path);
  * 1..CA_LEAF_NAMES_MAX valid domains) or -ENOMEM. */
 int ca_bundle_names(struct ca *ca, const char *path, char ***names, size_t *n);
 
-/* Free what ca_bundle_names returned. */
-void ca_names_free(char **names, size_t n);
-
 /* 1 when the serving leaf at path must be reissued for names[0..n): less than
  * renew_before_days left, or missing, unreadable, not issued by this CA, its SAN not exactly
  * names (in any order), or its key missing, readable by others or not matching. 0 when fine;
@@ -139,11 +129,5 @@ int ca_bundle_json(struct ca *ca, const char *path, const char *domain, json_t *
  * re-encoded from its parsed form (so never anything else from the file), as a malloc'd
  * NUL-terminated PEM string. 0, -ENOENT, -EINVAL or -ENOMEM. */
 int ca_bundle_pem(struct ca *ca, const char *path, char **pem);
-
-/* "ed25519" or "ecdsa-p256". */
-const char *ca_key_type_name(enum ca_key_type type);
-
-/* Parse a key type name as written by ca_key_type_name. 0 or -EINVAL. */
-int ca_key_type_parse(const char *s, enum ca_key_type *out);
 
 #endif

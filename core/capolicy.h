@@ -1,7 +1,7 @@
 /* capolicy.h: the signing policy of the internal CA: what a leaf may be (its names, lifetime,
  * key, usages and extensions). The signer process applies it to every request before the CA key
  * signs (ca_sign_cert); ca.c applies the same rules to what it is asked to issue. Limits are in
- * core/ca.h (CA_LEAF_NAMES_MAX, CA_LEAF_DAYS_DEFAULT, CA_LEAF_DAYS_MAX). */
+ * core/catypes.h (CA_LEAF_NAMES_MAX, CA_LEAF_DAYS_DEFAULT, CA_LEAF_DAYS_MAX). */
 #ifndef CONDUIT_CAPOLICY_H
 #define CONDUIT_CAPOLICY_H
 
@@ -10,7 +10,7 @@
 
 #include <openssl/types.h>
 
-#include "core/ca.h"
+#include "core/catypes.h"
 
 /* The supported type of key (ed25519 or ecdsa-p256) into *type. 0 or -EINVAL (NULL key or any
  * other type). */

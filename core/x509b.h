@@ -12,7 +12,7 @@
 
 #include <openssl/types.h>
 
-#include "core/ca.h"
+#include "core/catypes.h"
 
 #define X509B_DAY_SECS 86400
 #define X509B_CN_MAX 64             /* ub-common-name */

@@ -55,7 +55,7 @@ def main():
     sources = {p: strip_comments(p.read_text()) for m in MODULES for p in (root / m).glob("*.c")}
     wrappers = {"audit_log", "audit_log_event"}
     for p in (root / "audit").glob("*.c"):
-        if p.name == "log.c":
+        if p.name == "audit.c":
             wrappers.update(WRAPPER_DEF.findall(strip_comments(p.read_text())))
     for text in sources.values():
         wrappers.update(WRAPPER_DEF.findall(text))

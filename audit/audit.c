@@ -1,6 +1,6 @@
-/* log.c: the audit trail of a running daemon: every entry is sealed into the capsule chain first
- * and then appended to state/audit.log by the batch leader, in sequence order; repair and checks
- * at mount; what the audit/ tree reads.
+/* audit.c: the audit module's face (audit.h), the audit trail of a running daemon: every entry
+ * is sealed into the capsule chain first and then appended to state/audit.log by the batch
+ * leader, in sequence order; repair and checks at mount; what the audit/ tree reads.
  * It is one concern, the open trail, and long because of it: opening it (repair, adopting an
  * older log, the checkpoint), appending to it and serving audit/ (read, head, the shared verify
  * run) all work on the same private state under one lock (the store, audit.log's descriptor and
