@@ -1,5 +1,5 @@
-/* node.c: small helpers every tree uses: stat filling, path splitting, the caller's identity,
- * and the snapshot file handle. */
+/* node.c: what every tree shares: the configuration (fs_cfg), stat filling, path splitting,
+ * the caller's identity, and the snapshot file handle. */
 #include "fs/fs.h"
 
 #include <errno.h>
@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+struct cfs_config fs_cfg;
 
 void fs_stat_dir(struct stat *st)
 {

@@ -21,7 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-struct cfs_config fs_cfg;
 static time_t mount_time;
 
 static const struct fs_tree *const trees[] = {

@@ -7,9 +7,15 @@ layers.py REPO_ROOT. Prints each problem and exits 1 on any.
 - The registry is the model: core/registry.c includes none of the CA service, the gateway, the
   renderer, the prober or the commit pipeline (core/pipeline.c sits above them all).
 - Between the .c files of the tree, taking "a.c includes b.h" as an arrow a.c -> b.c (b.h's own
-  implementation file), no two files reach each other (no circle)."""
+  implementation file), no two files reach each other (no circle).
+- The same two rules for calls, read from the object files the build made (BUILD_DIR, given as
+  the second argument, or skipped with a line saying so when it has none): an arrow a.c -> b.c
+  is a name a.c's object uses and b.c's object alone defines (nm), whatever header declares it.
+  A name reached through a header of another file (ca.h declaring what catypes.c defines) is
+  seen here, and an include-only reading misses it."""
 import pathlib
 import re
+import subprocess
 import sys
 
 LAYERS = ["util", "audit", "core", "monitor", "fs"]
@@ -42,6 +48,34 @@ def main():
         own = f[:-2] + ".h"
         arrows[f] = {i[:-2] + ".c" for i in incs
                      if i.endswith(".h") and i != own and i[:-2] + ".c" in files}
+    problems += circles(arrows, "through their headers")
+    ncalls = None
+    if len(sys.argv) > 2:
+        calls = call_arrows(root, pathlib.Path(sys.argv[2]))
+        if calls is None:
+            print(f"SKIP calls: no object files of util/, audit/, core/, monitor/, fs/ under "
+                  f"{sys.argv[2]}/CMakeFiles")
+        else:
+            ncalls = sum(len(v) for v in calls.values())
+            for a in sorted(calls):
+                la = LAYERS.index(a.split("/")[0])
+                for b in sorted(calls[a]):
+                    lb = LAYERS.index(b.split("/")[0])
+                    if lb > la:
+                        problems.append(f"{a} calls {b} ({', '.join(sorted(calls[a][b])[:4])}):"
+                                        f" an arrow from {LAYERS[la]}/ up to {LAYERS[lb]}/")
+            problems += circles({a: set(v) for a, v in calls.items()}, "through calls")
+    for p in problems:
+        print("FAIL:", p)
+    n = sum(len(v) for v in arrows.values())
+    calls_text = f", {ncalls} call arrows" if ncalls is not None else ""
+    print(f"{len(files)} files, {n} arrows between .c files{calls_text}, "
+          f"{len(problems)} problems")
+    return 1 if problems else 0
+
+
+def circles(arrows, how):
+    """Each pair of files that reach each other along arrows (a dict file -> set of files)."""
     def reach(a):
         seen, todo = set(), [a]
         while todo:
@@ -51,15 +85,39 @@ def main():
                     todo.append(b)
         return seen
     reached = {a: reach(a) for a in arrows}
-    for a in sorted(arrows):
-        for b in sorted(reached[a]):
-            if a < b and a in reached[b]:
-                problems.append(f"{a} and {b} reach each other through their headers")
-    for p in problems:
-        print("FAIL:", p)
-    n = sum(len(v) for v in arrows.values())
-    print(f"{len(files)} files, {n} arrows between .c files, {len(problems)} problems")
-    return 1 if problems else 0
+    return [f"{a} and {b} reach each other {how}"
+            for a in sorted(arrows) for b in sorted(reached[a]) if a < b and a in reached.get(b, ())]
+
+
+def call_arrows(root, build):
+    """{a.c: {b.c: {names}}} from the objects of the tree's .c files under build/CMakeFiles (one
+    object per source; the libraries' and the daemon's), or None when there are none."""
+    objs = {}
+    for o in sorted(build.glob("CMakeFiles/*.dir/*/*.c.o")):
+        rel = f"{o.parent.name}/{o.name[:-2]}"
+        if rel.split("/")[0] in LAYERS and (root / rel).is_file() and rel not in objs:
+            objs[rel] = o
+    if not objs:
+        return None
+    defined, used = {}, {}
+    for rel, o in objs.items():
+        out = subprocess.run(["nm", "-g", str(o)], capture_output=True, text=True,
+                             check=True).stdout
+        used[rel] = set()
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == "U":
+                used[rel].add(parts[1])
+            elif len(parts) == 3 and parts[1] in "TDBRVWCG":
+                defined.setdefault(parts[2], set()).add(rel)
+    calls = {}
+    for a, names in used.items():
+        calls[a] = {}
+        for name in names:
+            owners = defined.get(name, set())
+            if len(owners) == 1 and a not in owners:
+                calls[a].setdefault(next(iter(owners)), set()).add(name)
+    return calls
 
 
 if __name__ == "__main__":
