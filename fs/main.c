@@ -18,6 +18,7 @@
 #include <curl/curl.h>
 
 #include "core/casvc.h"
+#include "core/catypes.h"
 #include "core/gateway.h"
 #include "core/health.h"
 #include "core/mountopts.h"
@@ -468,6 +469,7 @@ static void build_config(const struct opts *o, struct cfs_config *cfg)
 {
     char state[PATH_MAX], list[1024];
     char *save = NULL, *tok;
+    enum ca_key_type key_type;
     bool created;
     int rc;
 
@@ -524,8 +526,9 @@ static void build_config(const struct opts *o, struct cfs_config *cfg)
         die_usage("--gateway-ip: \"%s\" is not an IP address", cfg->gateway_ip);
     if (strchr(cfg->gateway_ip, ':') && !val_is_ipv6(cfg->gateway_ip))
         die_usage("--gateway-ip: \"%s\" is not an IP address", cfg->gateway_ip);
-    snprintf(cfg->key_type, sizeof(cfg->key_type), "%s", o->key_type ? o->key_type : "ecdsa-p256");
-    if (strcmp(cfg->key_type, "ed25519") && strcmp(cfg->key_type, "ecdsa-p256"))
+    snprintf(cfg->key_type, sizeof(cfg->key_type), "%s",
+             o->key_type ? o->key_type : ca_key_type_name(CA_KEY_ECDSA_P256));
+    if (ca_key_type_parse(cfg->key_type, &key_type) < 0)
         die_usage("--key-type: \"%s\" is not ed25519 or ecdsa-p256", cfg->key_type);
     cfg->leaf_days = parse_count(o->leaf_days, "--leaf-days", 365, 36500);
     cfg->renew_before_days = parse_count(o->renew_before_days, "--renew-before-days", 120, 36500);

@@ -235,6 +235,14 @@ check "mismatched key: not mounted" sh -c "! mountpoint -q '$MNT'"
 check_eq "mismatched key: files untouched" "$(tls_digest)" "$before"
 cp "$T/ca.key.good" "$STATE/tls/ca.key"
 
+# a key type the CA does not have: refused before anything starts, one line naming the two
+before=$(tls_digest)
+"$CONDUITFS" -f --no-manage --state "$STATE" --key-type rsa "$MNT" 2>"$T/out"
+check_eq "unknown key type: exit 2" "$?" "2"
+check "unknown key type: says which are" grep -q 'not ed25519 or ecdsa-p256' "$T/out"
+check "unknown key type: not mounted" sh -c "! mountpoint -q '$MNT'"
+check_eq "unknown key type: files untouched" "$(tls_digest)" "$before"
+
 # ecdsa-p256, 30-day leaves renewed 120 days ahead: every mount renews them, once
 STATE=$T/state2
 opts=(--key-type ecdsa-p256 --leaf-days 30 --renew-before-days 120)
